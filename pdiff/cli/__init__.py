@@ -1,0 +1,12 @@
+"""The `pdiff` command line: parses, delegates to library functions, prints results."""
+
+from __future__ import annotations
+
+from pdiff.cli import inspect_cmds  # noqa: F401 - registers commands
+from pdiff.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,88 @@
+"""The Typer application, its global options, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco: headless rendering
+
+import typer
+from typer.core import TyperGroup
+
+from pdiff import __version__
+from pdiff.console import err, reset_consoles, setup_logging
+from pdiff.errors import EXIT_INTERRUPTED, PdiffError
+from pdiff.workspace.root import WORKSPACE_ENV, Workspace, resolve_root
+
+
+@dataclass
+class GlobalOptions:
+    workspace: Path
+    json: bool = False
+    verbose: int = 0
+
+    def open_workspace(self) -> Workspace:
+        return Workspace.open(self.workspace)
+
+
+class PdiffGroup(TyperGroup):
+    """Turns domain errors into one red line, a hint and the exit code, for the console and CliRunner alike."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except PdiffError as exc:
+            options = ctx.obj if isinstance(ctx.obj, GlobalOptions) else None
+            if options is not None and options.verbose:
+                err.print_exception()
+            err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True, markup=True)
+            if exc.hint:
+                err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True, markup=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+app = typer.Typer(
+    cls=PdiffGroup,
+    name="pdiff",
+    help="Prompt Diffuser: generate the prompt of a frozen Prompt Decision Transformer for unseen tasks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"pdiff {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    workspace: Path | None = typer.Option(
+        None, "--workspace", "-w", envvar=WORKSPACE_ENV, help="Workspace root \\[default: ./workspace]."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print results as JSON on stdout."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More logging; tracebacks on errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Show the version."
+    ),
+) -> None:
+    reset_consoles()
+    setup_logging(verbose, quiet)
+    ctx.obj = GlobalOptions(workspace=resolve_root(workspace), json=json_output, verbose=verbose)
+
+
+def options(ctx: typer.Context) -> GlobalOptions:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, GlobalOptions)
+    return obj

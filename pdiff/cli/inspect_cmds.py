@@ -1,0 +1,305 @@
+"""Workspace commands: init, ls, show, status, verify, gc, doctor, envs, config."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from pdiff.cli.app import GlobalOptions, app, options
+from pdiff.console import err, out
+from pdiff.errors import EXIT_FAILED, UsageError
+from pdiff.workspace import inventory
+from pdiff.workspace.root import Workspace, resolve_root
+from pdiff.workspace.runs import find_run, list_runs
+
+JSON_OPTION = typer.Option(False, "--json", help="Print results as JSON on stdout.")
+
+
+def emit(opts: GlobalOptions, json_flag: bool, payload: Any, render: Callable[[], None]) -> None:
+    """JSON on stdout for scripts, or a human rendering."""
+    if opts.json or json_flag:
+        out.print_json(json.dumps(payload, default=str))
+    else:
+        render()
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    path: Path | None = typer.Argument(None, help="Where to create the workspace [default: --workspace]."),
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """Create a workspace: config.yaml with the smoke/quick/paper presets, a README, datasets/ and runs/."""
+    opts = options(ctx)
+    root = path or opts.workspace
+    workspace, created = Workspace.init(root)
+    payload = {"workspace": str(workspace.root.resolve()), "created": created}
+
+    def render() -> None:
+        what = ", ".join(created) if created else "nothing (already a workspace)"
+        out.print(f"workspace {workspace.root}: created {what}")
+        err.print(
+            f"next: pdiff -w {workspace.root} doctor   then   pdiff -w {workspace.root} collect --env metaworld-reach"
+        )
+
+    emit(opts, json_flag, payload, render)
+
+
+@app.command("ls")
+def list_cmd(
+    ctx: typer.Context,
+    stage: str | None = typer.Option(None, "--stage", help="Only runs of this stage."),
+    env: str | None = typer.Option(None, "--env", help="Only runs of this task family."),
+    datasets: bool = typer.Option(False, "--datasets", help="List datasets instead of runs."),
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """List runs (or datasets) in the workspace."""
+    opts = options(ctx)
+    workspace = opts.open_workspace()
+    if datasets:
+        rows = inventory.list_datasets(workspace, family=env)
+        emit(opts, json_flag, rows, lambda: _print_datasets(rows))
+        return
+    runs = list_runs(workspace, stage, env)
+    rows = [inventory.run_row(r) for r in runs]
+    emit(opts, json_flag, rows, lambda: _print_runs(rows))
+
+
+def _print_runs(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        out.print("no runs yet")
+        return
+    table = Table("stage", "run", "family", "status", "created", "duration")
+    for row in rows:
+        table.add_row(
+            row["stage"],
+            row["run_id"],
+            row["family"] or "",
+            row["status"],
+            row["created_at"],
+            row["duration"],
+        )
+    out.print(table)
+
+
+def _print_datasets(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        out.print("no datasets yet")
+        return
+    table = Table("dataset", "episodes", "steps", "mean return")
+    for row in rows:
+        table.add_row(row["dataset_id"], str(row["episodes"]), str(row["steps"]), row["mean_return"])
+    out.print(table)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    run: str = typer.Argument(..., help="Run id, unique prefix, or path."),
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """Show one run: status, config, inputs, outputs, summary."""
+    opts = options(ctx)
+    found = find_run(opts.open_workspace(), run)
+    manifest = {**found.manifest, "status": found.display_status()}
+    manifest.pop("_started", None)
+
+    def render() -> None:
+        out.print(f"[bold]{found.stage} {found.run_id}[/bold]  {manifest['status']}  family={found.family}")
+        out.print(
+            f"created {manifest['created_at']}  finished {manifest.get('finished_at')}  ({manifest['duration_s']} s)"
+        )
+        if manifest.get("error"):
+            out.print(f"[red]error:[/red] {manifest['error']}")
+        out.print("config:")
+        out.print_json(json.dumps(manifest["config"]))
+        for kind in ("inputs", "outputs"):
+            out.print(f"{kind}: {len(manifest[kind])}")
+            for item in manifest[kind][:20]:
+                out.print(
+                    f"  {item.get('kind')}: {item.get('ref') or item.get('path')}  {str(item.get('sha256'))[:12]}"
+                )
+        if manifest.get("summary"):
+            out.print("summary:")
+            out.print_json(json.dumps(manifest["summary"]))
+
+    emit(opts, json_flag, manifest, render)
+
+
+@app.command()
+def status(ctx: typer.Context, json_flag: bool = JSON_OPTION) -> None:
+    """Runs in progress, stale runs (killed without a word), failures, and datasets left half-written."""
+    opts = options(ctx)
+    workspace = opts.open_workspace()
+    report = inventory.workspace_status(workspace)
+
+    def render() -> None:
+        counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items()) or "no runs"
+        out.print(f"workspace {workspace.root}: {counts}")
+        for row in report["attention"]:
+            out.print(f"  {row['status']:<8} {row['stage']}/{row['run_id']}  {row['advice']}")
+        for leftover in report["leftovers"]:
+            out.print(f"  LEFTOVER {leftover}  (remove with `pdiff gc`)")
+        if not report["attention"] and not report["leftovers"]:
+            out.print("  nothing needs attention")
+
+    emit(opts, json_flag, report, render)
+
+
+@app.command()
+def verify(ctx: typer.Context, json_flag: bool = JSON_OPTION) -> None:
+    """Re-hash every dataset and every run output; exit 1 on any mismatch."""
+    opts = options(ctx)
+    workspace = opts.open_workspace()
+    report = inventory.verify_workspace(workspace)
+
+    def render() -> None:
+        out.print(f"checked {report['datasets']} datasets and {report['files']} run files")
+        for problem in report["problems"]:
+            out.print(f"[red]MISMATCH[/red] {problem}")
+        if not report["problems"]:
+            out.print("all artifacts match their recorded sha256")
+
+    emit(opts, json_flag, report, render)
+    if report["problems"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def gc(
+    ctx: typer.Context,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking (for scripts)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted."),
+) -> None:
+    """Delete FAILED, KILLED and stale runs and half-written temporary files (asks first)."""
+    opts = options(ctx)
+    workspace = opts.open_workspace()
+    targets = inventory.garbage(workspace)
+    if not targets:
+        out.print("nothing to collect")
+        return
+    for target in targets:
+        out.print(f"  {target.relative_to(workspace.root)}")
+    if dry_run:
+        out.print(f"{len(targets)} item(s) would be deleted")
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("gc needs confirmation but stdin is not a terminal", hint="pass --yes to delete")
+        if not typer.confirm(f"Delete these {len(targets)} item(s)?", default=False, err=True):
+            out.print("nothing deleted")
+            return
+    for target in targets:
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    out.print(f"deleted {len(targets)} item(s)")
+
+
+@app.command()
+def doctor(ctx: typer.Context, json_flag: bool = JSON_OPTION) -> None:
+    """Check Python, torch, MuJoCo rendering, Meta-World, disk and the workspace; say what to fix."""
+    from pdiff.doctor import run_checks
+
+    opts = options(ctx)
+    checks = run_checks(opts.workspace)
+    payload = [c.__dict__ for c in checks]
+
+    def render() -> None:
+        table = Table("check", "status", "detail", "fix")
+        colour = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for c in checks:
+            table.add_row(c.name, f"[{colour[c.status]}]{c.status}[/]", c.detail, c.fix)
+        out.print(table)
+
+    emit(opts, json_flag, payload, render)
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def envs(
+    ctx: typer.Context,
+    family: str | None = typer.Argument(None, help="Show one family's tasks and parameters."),
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """List the task families (--env values) with their tasks, splits and horizons."""
+    from pdiff.envs import family_names, get_family
+
+    opts = options(ctx)
+    if family is not None:
+        fam = get_family(family)
+        rows = [
+            {"task": t, "split": fam.split(t), "params": fam.task_params(t)} for t in range(fam.num_tasks)
+        ]
+        emit(
+            opts,
+            json_flag,
+            {**inventory.family_row(fam), "tasks": rows},
+            lambda: _print_tasks(fam.name, rows),
+        )
+        return
+    families = [inventory.family_row(get_family(name)) for name in family_names()]
+    emit(opts, json_flag, families, lambda: _print_families(families))
+
+
+def _print_families(rows: list[dict[str, Any]]) -> None:
+    table = Table("family", "simulator", "tasks", "test tasks", "horizon", "obs/act", "rtg scale", "target")
+    for r in rows:
+        table.add_row(
+            r["name"], r["simulator"], str(r["num_tasks"]), ",".join(map(str, r["test_tasks"])), str(r["horizon"]),
+            f"{r['obs_dim']}/{r['act_dim']}", f"{r['rtg_scale']:g}", f"{r['eval_target']:g}",
+        )  # fmt: skip
+    out.print(table)
+
+
+def _print_tasks(name: str, rows: list[dict[str, Any]]) -> None:
+    table = Table("task", "split", "parameters", title=name)
+    for r in rows:
+        table.add_row(str(r["task"]), r["split"], json.dumps(r["params"]))
+    out.print(table)
+
+
+config_app = typer.Typer(help="Inspect stage configurations.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    stage: str = typer.Argument(..., help="Stage name."),
+    preset: str | None = typer.Option(None, "--preset", help="Resolve this preset."),
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """Every setting of a stage: key, type, default (or the preset's value) and description."""
+    from pdiff.config import describe, flatten_dotted, resolve_config, stage_models
+    from pdiff.stages import load_stage_configs
+
+    load_stage_configs()
+    opts = options(ctx)
+    models = stage_models()
+    if stage not in models:
+        raise UsageError(
+            f"no configurable stage {stage!r}", hint=f"choose one of: {', '.join(sorted(models))}"
+        )
+    root = resolve_root(opts.workspace)
+    workspace = Workspace.open(root) if (root / "workspace.json").is_file() else None
+    resolved = resolve_config(models[stage], stage, workspace=workspace, preset=preset)
+    values = flatten_dotted(resolved.model_dump(mode="json"))
+    rows = [
+        {"key": k, "type": t, "value": values.get(k, d), "description": desc}
+        for k, t, d, desc in describe(models[stage])
+    ]
+
+    def render() -> None:
+        table = Table("key", "type", "value", "description", title=f"{stage} settings")
+        for r in rows:
+            table.add_row(r["key"], r["type"], json.dumps(r["value"]), r["description"])
+        out.print(table)
+
+    emit(opts, json_flag, rows, render)

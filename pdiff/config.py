@@ -1,0 +1,228 @@
+"""Stage configuration: one pydantic model per stage, resolved from layered sources.
+
+Precedence, lowest to highest: the model's defaults < a preset (`smoke`, `quick`, `paper`, from the
+workspace's config.yaml or the packaged template) < `--config FILE` < `--set a.b=c` < dedicated flags.
+Unknown keys and wrong types are rejected with the dotted key and the source that set it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pdiff.errors import UsageError
+from pdiff.workspace.root import Workspace, template_dir
+
+PRESETS = ("smoke", "quick", "paper")
+DEFAULT_PRESET = "quick"
+
+
+class StageConfig(BaseModel):
+    """Base of every stage config: unknown keys are errors, resolved configs are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+C = TypeVar("C", bound=StageConfig)
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise UsageError(f"{what} {path} does not exist", hint="check the path") from exc
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(
+            f"{what} {path} is not valid YAML ({exc.__class__.__name__})", hint="fix the file"
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"{what} {path} must be a mapping of stage names to settings", hint="see `pdiff init`"
+        )
+    return data
+
+
+def load_presets(workspace: Workspace | None) -> tuple[dict[str, Any], Path]:
+    """The presets block of the workspace's config.yaml, else of the packaged template."""
+    candidates = [workspace.config_file] if workspace is not None else []
+    candidates.append(template_dir() / "config.yaml")
+    for path in candidates:
+        if path.is_file():
+            presets = _read_yaml(path, "config file").get("presets", {})
+            if not isinstance(presets, dict):
+                raise UsageError(
+                    f"{path}: `presets` must be a mapping", hint="compare with the template config.yaml"
+                )
+            return presets, path
+    return {}, candidates[-1]
+
+
+def default_preset(workspace: Workspace | None) -> str:
+    path = workspace.config_file if workspace is not None else template_dir() / "config.yaml"
+    if path.is_file():
+        return str(_read_yaml(path, "config file").get("default_preset", DEFAULT_PRESET))
+    return DEFAULT_PRESET
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """`a.b=c` → ("a.b", c) with c parsed as YAML (numbers, booleans, lists)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"--set {item!r} is not KEY=VALUE", hint="write e.g. --set optim.lr=3e-4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+        with contextlib.suppress(ValueError):
+            value = float(value)
+    return key.strip(), value
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = target
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def flatten_dotted(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} → {"a.b": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten_dotted(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def resolve_config(
+    model: type[C],
+    stage: str,
+    *,
+    workspace: Workspace | None,
+    preset: str | None = None,
+    config_file: Path | None = None,
+    overrides: list[str] | None = None,
+    flags: dict[str, Any] | None = None,
+) -> C:
+    """Build the stage config from its layers and validate it, naming the layer of any bad key."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    presets, presets_path = load_presets(workspace)
+    chosen = preset or default_preset(workspace)
+    if chosen not in presets:
+        known = ", ".join(sorted(presets)) or "none"
+        raise UsageError(
+            f"unknown preset {chosen!r} (known: {known})", hint=f"presets live in {presets_path}"
+        )
+    layers.append((f"preset {chosen} ({presets_path})", (presets[chosen] or {}).get(stage, {}) or {}))
+    if config_file is not None:
+        data = _read_yaml(Path(config_file), "--config")
+        unknown_stages = sorted(set(data) - _stage_names())
+        if unknown_stages:
+            raise UsageError(
+                f"--config {config_file}: unknown section {unknown_stages[0]!r}",
+                hint=f"top-level keys are stage names: {', '.join(sorted(_stage_names()))}",
+            )
+        layers.append((f"--config {config_file}", data.get(stage, {}) or {}))
+    set_layer: dict[str, Any] = {}
+    for item in overrides or []:
+        key, value = parse_set(item)
+        _set_dotted(set_layer, key, value)
+    layers.append(("--set", set_layer))
+    flag_layer: dict[str, Any] = {}
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _set_dotted(flag_layer, key, value)
+    layers.append(("flags", flag_layer))
+
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for source, layer in layers:
+        if not isinstance(layer, dict):
+            raise UsageError(
+                f"{source}: settings for {stage} must be a mapping", hint="compare with the template"
+            )
+        merged = _merge(merged, layer)
+        origin.update({key: source for key in flatten_dotted(layer)})
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        raise _explain(exc, stage, origin) from None
+
+
+def _explain(exc: ValidationError, stage: str, origin: dict[str, str]) -> UsageError:
+    first = exc.errors()[0]
+    dotted = ".".join(str(part) for part in first["loc"])
+    source = origin.get(dotted) or next(
+        (s for k, s in origin.items() if k.startswith(dotted + ".")), "defaults"
+    )
+    if first["type"] == "extra_forbidden":
+        return UsageError(
+            f"unknown {stage} setting {dotted!r} (from {source})",
+            hint=f"see the known settings with `pdiff config show {stage}`",
+        )
+    return UsageError(
+        f"bad {stage} setting {dotted}={first.get('input')!r} (from {source}): {first['msg']}",
+        hint=f"see `pdiff config show {stage}` for the type and default",
+    )
+
+
+_STAGE_MODELS: dict[str, type[StageConfig]] = {}
+
+
+def register_stage_config(stage: str, model: type[StageConfig]) -> None:
+    _STAGE_MODELS[stage] = model
+
+
+def stage_models() -> dict[str, type[StageConfig]]:
+    return dict(_STAGE_MODELS)
+
+
+def _stage_names() -> set[str]:
+    from pdiff.workspace.root import STAGES
+
+    return set(STAGES)
+
+
+def describe(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """(dotted key, type, default, description) for every field, nested models expanded."""
+    rows: list[tuple[str, str, Any, str]] = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(describe(annotation, f"{prefix}{name}."))
+            continue
+        type_name = getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
+        rows.append(
+            (
+                f"{prefix}{name}",
+                type_name,
+                info.get_default(call_default_factory=True),
+                info.description or "",
+            )
+        )
+    return rows

@@ -1,0 +1,131 @@
+"""Where output goes: results on stdout, logs and progress on stderr.
+
+Rich progress bars on a terminal; plain periodic lines otherwise (CI logs stay readable), and every
+progress line also goes to the run's log.txt when a run is active.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+_no_color = bool(os.environ.get("NO_COLOR"))
+# Piped output is read by scripts and people alike: no 80-column truncation of ids in tables.
+out = Console(no_color=_no_color, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, no_color=_no_color)
+log = logging.getLogger("pdiff")
+
+
+def reset_consoles() -> None:
+    """Rebind the consoles to the current sys.stdout/stderr (CliRunner swaps them per invocation)."""
+    out.file = sys.stdout
+    err.file = sys.stderr
+
+
+def setup_logging(verbosity: int = 0, quiet: bool = False) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbosity > 0 else logging.INFO)
+    log.setLevel(level)
+    for handler in list(log.handlers):
+        if isinstance(handler, RichHandler | logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
+            log.removeHandler(handler)
+    handler = RichHandler(console=err, show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.propagate = False
+
+
+def attach_run_log(run_dir: Path) -> logging.Handler:
+    """Copy every log line to <run>/log.txt; the caller removes the handler when the run ends."""
+    handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    return handler
+
+
+def detach_run_log(handler: logging.Handler) -> None:
+    log.removeHandler(handler)
+    handler.close()
+
+
+class StageProgress:
+    """One progress bar for a stage: a Rich bar on a terminal, an INFO line every `every_s` otherwise."""
+
+    def __init__(self, description: str, total: int, *, completed: int = 0, every_s: float = 10.0) -> None:
+        self.description = description
+        self.total = total
+        self.completed = completed
+        self.every_s = every_s
+        self._start = time.monotonic()
+        self._start_completed = completed
+        self._last_line = 0.0
+        self._fields = ""
+        self._progress: Progress | None = None
+        self._task: int | None = None
+
+    def __enter__(self) -> StageProgress:
+        if err.is_terminal:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=err,
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(
+                self.description, total=self.total, completed=self.completed, info=""
+            )
+        return self
+
+    def update(self, advance: int = 1, **fields: float | str) -> None:
+        self.completed += advance
+        if fields:
+            self._fields = " ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()
+            )
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=self.completed, info=self._fields)
+        now = time.monotonic()
+        if now - self._last_line >= self.every_s or self.completed >= self.total:
+            self._last_line = now
+            self._plain_line()
+
+    def _plain_line(self) -> None:
+        elapsed = time.monotonic() - self._start
+        done = self.completed - self._start_completed
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.completed) / rate if rate > 0 else float("nan")
+        pct = 100.0 * self.completed / max(self.total, 1)
+        line = f"{self.description}: {self.completed}/{self.total} ({pct:.0f}%) {rate:.2f}/s eta {eta:.0f}s {self._fields}"
+        if self._progress is None:
+            log.info(line.rstrip())
+        else:  # the bar shows it; keep the log file complete
+            for handler in log.handlers:
+                if isinstance(handler, logging.FileHandler):
+                    handler.emit(log.makeRecord(log.name, logging.INFO, "", 0, line.rstrip(), None, None))
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()

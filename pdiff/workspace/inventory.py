@@ -1,0 +1,131 @@
+"""What is in a workspace: rows for `ls`, the `status` report, `verify` and `gc` candidates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import Run, RunStatus, list_runs, verify_run
+
+TMP_MARKER = ".tmp-"
+
+
+def run_row(run: Run) -> dict[str, Any]:
+    duration = run.manifest.get("duration_s") or 0.0
+    return {
+        "stage": run.stage,
+        "run_id": run.run_id,
+        "family": run.family,
+        "status": run.display_status(),
+        "created_at": run.manifest.get("created_at", ""),
+        "duration": f"{duration:.0f}s" if run.status is not RunStatus.RUNNING else "-",
+    }
+
+
+def family_row(family: Any) -> dict[str, Any]:
+    return {
+        "name": family.name,
+        "simulator": family.simulator,
+        "num_tasks": family.num_tasks,
+        "train_tasks": list(family.train_tasks),
+        "test_tasks": list(family.test_tasks),
+        "horizon": family.horizon,
+        "obs_dim": family.obs_dim,
+        "act_dim": family.act_dim,
+        "rtg_scale": family.rtg_scale,
+        "eval_target": family.eval_target,
+    }
+
+
+def dataset_dirs(workspace: Workspace) -> list[Path]:
+    """Every complete dataset directory (`.../<kind>-vV/data/metadata.json`), temp dirs excluded."""
+    root = workspace.datasets_dir
+    if not root.is_dir():
+        return []
+    return sorted(p.parent.parent for p in root.rglob("data/metadata.json") if TMP_MARKER not in str(p))
+
+
+def list_datasets(workspace: Workspace, family: str | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for directory in dataset_dirs(workspace):
+        try:
+            meta = json.loads((directory / "data" / "metadata.json").read_text())
+        except (OSError, ValueError):
+            rows.append({"dataset_id": str(directory.relative_to(workspace.datasets_dir)), "episodes": "?", "steps": "?",
+                         "mean_return": "unreadable metadata"})  # fmt: skip
+            continue
+        block = meta.get("pdiff", {})
+        if family is not None and block.get("family") != family:
+            continue
+        mean = block.get("return_mean")
+        rows.append({
+            "dataset_id": meta.get("dataset_id"),
+            "episodes": meta.get("total_episodes"),
+            "steps": meta.get("total_steps"),
+            "mean_return": f"{mean:.1f}" if isinstance(mean, int | float) else "",
+        })  # fmt: skip
+    return rows
+
+
+def leftovers(workspace: Workspace) -> list[Path]:
+    """Half-written temporary files and directories (a process died before its atomic rename)."""
+    found: list[Path] = []
+    for base in (workspace.datasets_dir, workspace.runs_dir):
+        if base.is_dir():
+            found.extend(p for p in base.rglob(f"*{TMP_MARKER}*") if TMP_MARKER in p.name)
+    # a directory inside a leftover directory is covered by its parent
+    return sorted(p for p in found if not any(q != p and q in p.parents for q in found))
+
+
+def workspace_status(workspace: Workspace) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    attention = []
+    for run in list_runs(workspace):
+        state = run.display_status()
+        counts[state] = counts.get(state, 0) + 1
+        advice = {
+            "STALE": f"killed without finishing: `pdiff {run.stage} --resume {run.run_id}` or `pdiff gc`",
+            "RUNNING": f"in progress (pid {run.manifest.get('host', {}).get('pid')})",
+            "FAILED": f"failed: {run.manifest.get('error')}",
+            "KILLED": f"interrupted: `pdiff {run.stage} --resume {run.run_id}`",
+        }.get(state)
+        if advice:
+            attention.append({**run_row(run), "advice": advice})
+    return {"counts": counts, "attention": attention, "leftovers": [str(p) for p in leftovers(workspace)]}
+
+
+def verify_workspace(workspace: Workspace) -> dict[str, Any]:
+    problems: list[str] = []
+    dirs = dataset_dirs(workspace)
+    try:
+        from pdiff.data.minari_format import verify_dataset
+    except ImportError:  # the dataset module is optional until collect exists
+        verify_dataset = None
+    if verify_dataset is not None:
+        for directory in dirs:
+            problems += [f"{directory.relative_to(workspace.root)}: {p}" for p in verify_dataset(directory)]
+    files = 0
+    for run in list_runs(workspace):
+        files += len(run.manifest.get("outputs", []))
+        problems += verify_run(run)
+    for run_dir in _unreadable_runs(workspace):
+        problems.append(f"{run_dir.relative_to(workspace.root)}/run.json is unreadable or not a run manifest")
+    return {"datasets": len(dirs), "files": files, "problems": problems}
+
+
+def _unreadable_runs(workspace: Workspace) -> list[Path]:
+    readable = {(r.stage, r.run_id) for r in list_runs(workspace)}
+    bad = []
+    if workspace.runs_dir.is_dir():
+        for manifest in workspace.runs_dir.glob("*/*/run.json"):
+            if (manifest.parent.parent.name, manifest.parent.name) not in readable:
+                bad.append(manifest.parent)
+    return bad
+
+
+def garbage(workspace: Workspace) -> list[Path]:
+    """What `pdiff gc` offers to delete: failed, killed and stale runs, and leftovers."""
+    runs = [r.dir for r in list_runs(workspace) if r.display_status() in ("FAILED", "KILLED", "STALE")]
+    return sorted(set(runs) | set(leftovers(workspace)))

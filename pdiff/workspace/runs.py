@@ -1,0 +1,387 @@
+"""Runs: one directory per stage execution, described by `run.json`, never reused.
+
+A run is RUNNING while a process holds its lock file, then FINISHED, FAILED or KILLED. A RUNNING run
+whose lock is free was killed without a chance to say so (SIGKILL, power loss): it is *stale*, later
+stages refuse it, and `--resume` continues it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from pdiff import __version__
+from pdiff.errors import ArtifactError, PdiffError, UsageError
+from pdiff.workspace.atomic import atomic_write_json, atomic_write_text, sha256_file, sha256_json
+from pdiff.workspace.root import STAGES, Workspace, utc_now
+
+RUN_SCHEMA = 1
+LOCK_NAME = ".lock"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "run"
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions that decide a result, recorded in every run."""
+    versions: dict[str, str | None] = {"python": platform.python_version(), "pdiff": __version__}
+    for name in ("torch", "numpy", "gymnasium", "mujoco", "metaworld", "h5py"):
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                from importlib.metadata import version
+
+                versions[name] = version(name)
+            except Exception:  # noqa: BLE001 - a missing optional library is recorded as None
+                versions[name] = None
+        else:
+            versions[name] = getattr(module, "__version__", None)
+    versions["mujoco_gl"] = os.environ.get("MUJOCO_GL")
+    return versions
+
+
+def git_state() -> dict[str, Any]:
+    """Commit of the pdiff source tree, when it is a git checkout (else nulls)."""
+    source = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+@dataclass
+class Run:
+    """A run directory and its manifest. Only the process holding `lock` may write to it."""
+
+    workspace: Workspace
+    stage: str
+    run_id: str
+    manifest: dict[str, Any]
+    lock: FileLock | None = field(default=None, repr=False)
+
+    @property
+    def dir(self) -> Path:
+        return self.workspace.stage_dir(self.stage) / self.run_id
+
+    @property
+    def status(self) -> RunStatus:
+        return RunStatus(self.manifest["status"])
+
+    @property
+    def family(self) -> str | None:
+        return self.manifest.get("family")
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.manifest.get("config", {})
+
+    def is_stale(self) -> bool:
+        """RUNNING on disk but nobody holds the lock: the process died without updating its status."""
+        return self.status is RunStatus.RUNNING and self.lock is None and not lock_is_held(self.dir)
+
+    def display_status(self) -> str:
+        return "STALE" if self.is_stale() else self.status.value
+
+    # -- writing (lock holders only) -------------------------------------------------------------
+    def save(self) -> None:
+        if self.lock is None:
+            raise RuntimeError(f"run {self.run_id} is not locked by this process")  # programming error
+        self.manifest["updated_at"] = utc_now()
+        atomic_write_json(self.dir / "run.json", self.manifest)
+
+    def record_input(self, kind: str, ref: str, sha256: str | None, **extra: Any) -> None:
+        entry = {"kind": kind, "ref": ref, "sha256": sha256, **extra}
+        if entry not in self.manifest["inputs"]:
+            self.manifest["inputs"].append(entry)
+        self.save()
+
+    def record_output(self, path: Path, kind: str, **extra: Any) -> None:
+        """Record a file (or every file of a directory) this run produced, with its sha256."""
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        outputs = [o for o in self.manifest["outputs"] if o["path"] not in {self._rel(f) for f in files}]
+        for file in files:
+            outputs.append({"kind": kind, "path": self._rel(file), "sha256": sha256_file(file), **extra})
+        self.manifest["outputs"] = outputs
+        self.save()
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.dir.resolve()))
+        except ValueError:
+            return str(path.resolve().relative_to(self.workspace.root.resolve()).as_posix())
+
+    def log_metrics(self, row: dict[str, Any]) -> None:
+        """Append one JSON line to metrics.jsonl (append-only; a torn last line is skipped by readers)."""
+        with open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"time": time.time(), **row}, allow_nan=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def set_status(self, status: RunStatus, *, error: str | None = None, summary: dict | None = None) -> None:
+        self.manifest["status"] = status.value
+        if summary:
+            self.manifest.setdefault("summary", {}).update(summary)
+        if error is not None:
+            self.manifest["error"] = error
+        if status is not RunStatus.RUNNING:
+            self.manifest["finished_at"] = utc_now()
+            self.manifest["duration_s"] = round(time.time() - self.manifest.get("_started", time.time()), 3)
+        self.save()
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
+def lock_is_held(run_dir: Path) -> bool:
+    probe = FileLock(str(run_dir / LOCK_NAME), timeout=0)
+    try:
+        probe.acquire()
+    except Timeout:
+        return True
+    probe.release()
+    return False
+
+
+def _acquire(run_dir: Path, run_id: str) -> FileLock:
+    lock = FileLock(str(run_dir / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise PdiffError(
+            f"run {run_id} is being written by another pdiff process",
+            hint="wait for it to finish (see `pdiff status`), or work in another run",
+        ) from exc
+    return lock
+
+
+def create_run(
+    workspace: Workspace,
+    stage: str,
+    *,
+    config: dict[str, Any],
+    argv: list[str],
+    seed: int | None,
+    family: str | None,
+    slug: str | None = None,
+) -> Run:
+    """Make a new, locked run directory `runs/<stage>/<utc>-<slug>-<cfg6>` and its RUNNING manifest."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage}")
+    config_sha = sha256_json(config)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = f"{stamp}-{_slug(slug or family or stage)}-{config_sha[:6]}"
+    stage_dir = workspace.stage_dir(stage)
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        run_id = base if attempt == 1 else f"{base}-{attempt}"
+        try:
+            (stage_dir / run_id).mkdir()  # exclusive: never reuse a directory
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - a thousand runs in one second
+        raise PdiffError(f"cannot allocate a run directory under {stage_dir}")
+    run_dir = stage_dir / run_id
+    lock = _acquire(run_dir, run_id)
+    now = utc_now()
+    manifest: dict[str, Any] = {
+        "schema": RUN_SCHEMA,
+        "run_id": run_id,
+        "stage": stage,
+        "family": family,
+        "status": RunStatus.RUNNING.value,
+        "created_at": now,
+        "updated_at": now,
+        "finished_at": None,
+        "duration_s": 0.0,
+        "_started": time.time(),
+        "argv": argv,
+        "config": config,
+        "config_sha256": config_sha,
+        "seed": seed,
+        "versions": library_versions(),
+        "git": git_state(),
+        "host": {"hostname": socket.gethostname(), "pid": os.getpid()},
+        "inputs": [],
+        "outputs": [],
+        "resumes": [],
+        "summary": {},
+        "error": None,
+    }
+    run = Run(workspace, stage, run_id, manifest, lock)
+    atomic_write_text(run_dir / "argv.txt", " ".join(argv) + "\n")
+    run.save()
+    return run
+
+
+def load_run(workspace: Workspace, stage: str, run_id: str) -> Run:
+    path = workspace.stage_dir(stage) / run_id / "run.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ArtifactError(
+            f"{path} is missing", hint="the run directory is incomplete; remove it with `pdiff gc`"
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(
+            f"{path} is corrupt ({exc.__class__.__name__})",
+            hint="the run cannot be trusted: re-run the stage, and remove this run with `pdiff gc`",
+        ) from exc
+    if not isinstance(manifest, dict) or manifest.get("schema") != RUN_SCHEMA or "status" not in manifest:
+        raise ArtifactError(
+            f"{path} is not a pdiff run manifest (schema {RUN_SCHEMA})", hint="re-run the stage"
+        )
+    return Run(workspace, stage, run_id, manifest)
+
+
+def list_runs(workspace: Workspace, stage: str | None = None, family: str | None = None) -> list[Run]:
+    """Runs sorted oldest first (run ids start with a UTC timestamp). Unreadable runs are skipped."""
+    stages = [stage] if stage else [s for s in STAGES if workspace.stage_dir(s).is_dir()]
+    runs: list[Run] = []
+    for name in stages:
+        stage_dir = workspace.stage_dir(name)
+        if not stage_dir.is_dir():
+            continue
+        for run_dir in sorted(stage_dir.iterdir()):
+            if not (run_dir / "run.json").is_file():
+                continue
+            try:
+                run = load_run(workspace, name, run_dir.name)
+            except ArtifactError:
+                continue
+            if family is None or run.family == family:
+                runs.append(run)
+    return sorted(runs, key=lambda r: (r.manifest.get("created_at", ""), r.run_id))
+
+
+def find_run(workspace: Workspace, ref: str, stage: str | None = None) -> Run:
+    """A run by id, unique id prefix, `latest` (newest FINISHED of `stage`), or path to its directory."""
+    path = Path(ref)
+    if (path / "run.json").is_file():
+        return load_run(workspace, path.resolve().parent.name, path.resolve().name)
+    if ref == "latest":
+        if stage is None:
+            raise UsageError("`latest` needs a stage", hint="name the run id instead (see `pdiff ls`)")
+        return latest_finished(workspace, stage, None)
+    matches = [r for r in list_runs(workspace, stage) if r.run_id.startswith(ref)]
+    exact = [r for r in matches if r.run_id == ref]
+    if exact:
+        return exact[0]
+    if not matches:
+        where = f"stage {stage}" if stage else "any stage"
+        raise UsageError(f"no run {ref!r} in {where} of {workspace.root}", hint="list runs with `pdiff ls`")
+    if len(matches) > 1:
+        names = ", ".join(r.run_id for r in matches[:5])
+        raise UsageError(
+            f"run prefix {ref!r} is ambiguous ({names})", hint="give more characters of the run id"
+        )
+    return matches[0]
+
+
+def latest_finished(workspace: Workspace, stage: str, family: str | None) -> Run:
+    """What a stage uses when no input is named: the newest FINISHED run of `stage` for `family`."""
+    finished = [r for r in list_runs(workspace, stage, family) if r.status is RunStatus.FINISHED]
+    if not finished:
+        for_family = f" for {family}" if family else ""
+        flag = f" --env {family}" if family else ""
+        raise ArtifactError(
+            f"no finished {stage} run{for_family} in {workspace.root}",
+            hint=f"run `pdiff {stage}{flag}` first (or name a run explicitly)",
+        )
+    return finished[-1]
+
+
+def require_finished(run: Run) -> Run:
+    """Refuse an unfinished input by name, saying how to fix it."""
+    if run.status is RunStatus.FINISHED:
+        return run
+    state = run.display_status()
+    raise ArtifactError(
+        f"{run.stage} run {run.run_id} is {state}, not FINISHED",
+        hint=f"finish it with `pdiff {run.stage} --resume {run.run_id}`, or use another run",
+    )
+
+
+def reopen_for_resume(workspace: Workspace, stage: str, ref: str) -> Run:
+    """Lock an unfinished run again so that its stage can continue it."""
+    run = find_run(workspace, ref, stage)
+    if run.status is RunStatus.FINISHED:
+        raise UsageError(
+            f"run {run.run_id} already FINISHED", hint="nothing to resume; start a new run instead"
+        )
+    run.lock = _acquire(run.dir, run.run_id)
+    run.manifest["resumes"].append({"at": utc_now(), "previous_status": run.manifest["status"]})
+    run.manifest["status"] = RunStatus.RUNNING.value
+    run.manifest["error"] = None
+    run.manifest["host"] = {"hostname": socket.gethostname(), "pid": os.getpid()}
+    run.save()
+    return run
+
+
+@contextmanager
+def running(run: Run) -> Iterator[Run]:
+    """Mark the run FINISHED on success, FAILED on error, KILLED on Ctrl-C; always release its lock."""
+    try:
+        yield run
+    except KeyboardInterrupt:
+        run.set_status(RunStatus.KILLED, error="interrupted")
+        raise
+    except PdiffError as exc:
+        run.set_status(RunStatus.FAILED, error=str(exc))
+        raise
+    except BaseException as exc:
+        run.set_status(RunStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}")
+        raise
+    else:
+        if run.status is RunStatus.RUNNING:
+            run.set_status(RunStatus.FINISHED)
+    finally:
+        run.release()
+
+
+def verify_run(run: Run) -> list[str]:
+    """Re-hash every output the manifest lists; return the mismatches."""
+    problems: list[str] = []
+    for output in run.manifest.get("outputs", []):
+        rel = Path(output["path"])
+        path = run.dir / rel if (run.dir / rel).exists() else run.workspace.root / rel
+        if not path.is_file():
+            problems.append(f"{run.stage}/{run.run_id}: {rel} is missing")
+        elif output.get("sha256") and sha256_file(path) != output["sha256"]:
+            problems.append(f"{run.stage}/{run.run_id}: {rel} does not match its recorded sha256")
+    return problems

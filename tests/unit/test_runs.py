@@ -1,0 +1,148 @@
+"""Run directories: lifecycle, locks, lookup, refusal of unfinished inputs, stale detection."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from pdiff.errors import ArtifactError, PdiffError, UsageError
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import (
+    RunStatus,
+    create_run,
+    find_run,
+    latest_finished,
+    list_runs,
+    load_run,
+    reopen_for_resume,
+    require_finished,
+    running,
+    verify_run,
+)
+
+
+@pytest.fixture
+def ws(tmp_path):
+    workspace, _ = Workspace.init(tmp_path / "w")
+    return workspace
+
+
+def _new(ws, family="cheetah-vel", stage="pretrain", cfg=None):
+    return create_run(ws, stage, config=cfg or {"x": 1}, argv=["pdiff", stage], seed=0, family=family)
+
+
+def test_lifecycle_and_manifest(ws):
+    run = _new(ws)
+    assert run.status is RunStatus.RUNNING and (run.dir / "run.json").is_file()
+    with running(run):
+        (run.dir / "out.txt").write_text("hello")
+        run.record_output(run.dir / "out.txt", "text")
+        run.log_metrics({"step": 1, "loss": 0.5})
+    manifest = json.loads((run.dir / "run.json").read_text())
+    assert manifest["status"] == "FINISHED" and manifest["finished_at"]
+    assert manifest["outputs"][0]["path"] == "out.txt" and len(manifest["outputs"][0]["sha256"]) == 64
+    for key in ("argv", "config", "config_sha256", "seed", "versions", "git", "inputs"):
+        assert key in manifest
+    assert manifest["versions"]["torch"]
+    assert verify_run(load_run(ws, "pretrain", run.run_id)) == []
+    (run.dir / "out.txt").write_text("tampered")
+    assert "does not match" in verify_run(load_run(ws, "pretrain", run.run_id))[0]
+
+
+def test_run_dirs_are_never_reused(ws):
+    first, second = _new(ws), _new(ws)
+    assert first.run_id != second.run_id
+    assert second.run_id.startswith(first.run_id[:15])  # same second, same config: suffixed, not reused
+
+
+def test_failures_and_interrupts_are_recorded(ws):
+    run = _new(ws)
+    with pytest.raises(PdiffError), running(run):
+        raise PdiffError("boom")
+    assert load_run(ws, "pretrain", run.run_id).status is RunStatus.FAILED
+    run = _new(ws)
+    with pytest.raises(KeyboardInterrupt), running(run):
+        raise KeyboardInterrupt
+    killed = load_run(ws, "pretrain", run.run_id)
+    assert killed.status is RunStatus.KILLED
+    with pytest.raises(ArtifactError, match="resume"):
+        require_finished(killed)
+
+
+def test_lock_keeps_a_second_writer_out(ws):
+    run = _new(ws)
+    with pytest.raises(PdiffError, match="another pdiff process"):
+        reopen_for_resume(ws, "pretrain", run.run_id)
+    run.release()
+
+
+def test_latest_finished_per_family(ws):
+    with pytest.raises(ArtifactError, match="no finished pretrain run for cheetah-vel"):
+        latest_finished(ws, "pretrain", "cheetah-vel")
+    for family in ("cheetah-vel", "ant-dir", "cheetah-vel"):
+        with running(_new(ws, family)):
+            pass
+    unfinished = _new(ws, "cheetah-vel")
+    latest = latest_finished(ws, "pretrain", "cheetah-vel")
+    assert latest.status is RunStatus.FINISHED and latest.run_id != unfinished.run_id
+    assert (
+        latest.run_id
+        == [r for r in list_runs(ws, "pretrain", "cheetah-vel") if r.status is RunStatus.FINISHED][-1].run_id
+    )
+    assert find_run(ws, latest.run_id).run_id == latest.run_id
+    assert find_run(ws, str(latest.dir)).run_id == latest.run_id
+    with pytest.raises(UsageError, match="ambiguous"):
+        find_run(ws, latest.run_id[:4])
+    with pytest.raises(UsageError, match="no run"):
+        find_run(ws, "2099")
+    unfinished.release()
+
+
+KILLED_CHILD = """
+import os, signal, sys
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import create_run
+ws = Workspace.open(sys.argv[1])
+run = create_run(ws, "collect", config={"k": 1}, argv=["pdiff"], seed=0, family="metaworld-reach")
+print(run.run_id, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_sigkilled_run_is_stale_refused_and_resumable(ws):
+    child = subprocess.run([sys.executable, "-c", KILLED_CHILD, str(ws.root)], capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL
+    run_id = child.stdout.strip()
+    run = load_run(ws, "collect", run_id)
+    assert run.status is RunStatus.RUNNING and run.is_stale() and run.display_status() == "STALE"
+    with pytest.raises(ArtifactError, match="STALE"):
+        require_finished(run)
+    with pytest.raises(ArtifactError):
+        latest_finished(ws, "collect", "metaworld-reach")
+    resumed = reopen_for_resume(ws, "collect", run_id)
+    assert not resumed.is_stale() and len(resumed.manifest["resumes"]) == 1
+    with running(resumed):
+        pass
+    assert latest_finished(ws, "collect", "metaworld-reach").run_id == run_id
+    assert os.path.exists(ws.root / "runs" / "collect" / run_id / "argv.txt")
+
+
+def test_corrupt_manifest_is_a_clear_error(ws):
+    run = _new(ws)
+    run.release()
+    (run.dir / "run.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="corrupt"):
+        load_run(ws, "pretrain", run.run_id)
+
+
+def test_missing_workspace_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        Workspace.open(tmp_path / "nowhere")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(UsageError, match="not a pdiff workspace"):
+        Workspace.open(tmp_path / "plain")
