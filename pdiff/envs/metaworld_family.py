@@ -1,0 +1,136 @@
+"""`metaworld-<task>` families: Meta-World 3.1.1 ML1 tasks as Prompt-DT defines them (prompt-dt.md §2.3,
+§9.3).
+
+Task i is `ML1(f"{task}-v3", seed=1).train_tasks[i]` set on a fresh env of the benchmark's train class; the
+goal is hidden from the observation (obs[-3:] == 0) and the reward is the env's own. Both train and test
+ids index `train_tasks`, as in the reference.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pdiff.envs.base import TaskFamily, TaskParams, complement
+from pdiff.envs.metaworld_goals import check_live_goal, frozen_goal
+
+if TYPE_CHECKING:
+    import gymnasium
+    import metaworld
+
+ML1_SEED = 1
+NUM_TASKS = 50
+TEST_TASKS = (11, 17, 25, 36, 41)  # Prompt-DT's ML1 pick-place split, reused for every task
+DEFAULT_HORIZON = 100  # ours (paper.md §12 #16); the env itself allows 500
+MAX_HORIZON = 500  # the env's max_path_length: a 501st step raises until reset
+RTG_SCALE = 650.0
+EVAL_TARGET = 650.0
+FAMILY_PREFIX = "metaworld-"
+
+
+def scripted_tasks() -> list[str]:
+    """ML1 task names (without "-v3") whose env has a scripted `Sawyer*V3Policy`; cheap (no benchmark)."""
+    return list(_scripted_tasks())
+
+
+@functools.cache
+def _scripted_tasks() -> tuple[str, ...]:
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+    from metaworld.policies import ENV_POLICY_MAP
+
+    return tuple(sorted(name.removesuffix("-v3") for name in ALL_V3_ENVIRONMENTS if name in ENV_POLICY_MAP))
+
+
+@functools.cache
+def ml1_benchmark(task: str) -> metaworld.ML1:
+    """The ML1 benchmark of one task, built once per process (building it takes about 1.5 s)."""
+    import metaworld
+
+    return metaworld.ML1(f"{task}-v3", seed=ML1_SEED)
+
+
+@dataclass(frozen=True)
+class MetaWorldFamily(TaskFamily):
+    """One ML1 task: 50 goals (or goal + object positions), the goal hidden from the observation."""
+
+    @property
+    def task(self) -> str:
+        """The Meta-World task name, e.g. "reach" (the env is `reach-v3`)."""
+        return self.name.removeprefix(FAMILY_PREFIX)
+
+    @property
+    def max_horizon(self) -> int:
+        return MAX_HORIZON  # the env raises on a step past its max_path_length
+
+    def goal(self, task_id: int) -> np.ndarray:
+        """The (hidden) goal position of task `task_id`, from the frozen goal file."""
+        return frozen_goal(self.task, self.check_task_id(task_id))
+
+    def task_params(self, task_id: int) -> TaskParams:
+        return {"goal": self.goal(task_id).tolist()}
+
+    def task_condition(self, task_id: int) -> np.ndarray:
+        return self.goal(task_id).astype(np.float32)
+
+    @property
+    def description(self) -> str:
+        return f"{self.simulator}: 50 goals, goal hidden in the observation, success in info"
+
+    def make_env(
+        self,
+        task_id: int,
+        *,
+        horizon: int | None = None,
+        render_mode: str | None = None,
+        terminate_when_unhealthy: bool = True,
+        camera_name: str | None = None,
+        render_size: tuple[int, int] | None = None,
+    ) -> gymnasium.Env:
+        from gymnasium.wrappers import TimeLimit
+
+        from pdiff.envs.wrappers import MetaWorldTaskEnv
+
+        task_id = self.check_task_id(task_id)
+        horizon = self.resolve_horizon(horizon, max_horizon=MAX_HORIZON)
+        raw = self.make_raw_env(
+            task_id, render_mode=render_mode, camera_name=camera_name, render_size=render_size
+        )
+        return TimeLimit(MetaWorldTaskEnv(raw, camera_name=camera_name), max_episode_steps=horizon)
+
+    def make_raw_env(
+        self,
+        task_id: int,
+        *,
+        render_mode: str | None = None,
+        camera_name: str | None = None,
+        render_size: tuple[int, int] | None = None,
+    ) -> Any:
+        """The bare Meta-World env (float64 obs, 500-step limit) with the task set and its goal checked."""
+        task_id = self.check_task_id(task_id)
+        benchmark = ml1_benchmark(self.task)
+        kwargs: dict[str, Any] = {"render_mode": render_mode, "camera_name": camera_name}
+        if render_size is not None:
+            kwargs["width"], kwargs["height"] = render_size
+        raw = benchmark.train_classes[f"{self.task}-v3"](**kwargs)
+        raw.set_task(benchmark.train_tasks[task_id])
+        raw.reset()  # the goal is placed at reset
+        check_live_goal(self.task, task_id, np.asarray(raw._target_pos))
+        return raw
+
+
+def metaworld_family(task: str) -> MetaWorldFamily:
+    return MetaWorldFamily(
+        name=f"{FAMILY_PREFIX}{task}",
+        simulator=f"Meta-World ML1 {task}-v3 (seed {ML1_SEED})",
+        num_tasks=NUM_TASKS,
+        train_tasks=complement(NUM_TASKS, TEST_TASKS),
+        test_tasks=TEST_TASKS,
+        horizon=DEFAULT_HORIZON,
+        obs_dim=39,
+        act_dim=4,
+        rtg_scale=RTG_SCALE,
+        eval_target=EVAL_TARGET,
+    )
