@@ -75,6 +75,7 @@ class StageProgress:
         self._start = time.monotonic()
         self._start_completed = completed
         self._last_line = 0.0
+        self._finished_line = False
         self._fields = ""
         self._progress: Progress | None = None
         self._task: int | None = None
@@ -106,7 +107,9 @@ class StageProgress:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, completed=self.completed, info=self._fields)
         now = time.monotonic()
-        if now - self._last_line >= self.every_s or self.completed >= self.total:
+        finished_now = self.completed >= self.total and not self._finished_line
+        if now - self._last_line >= self.every_s or finished_now:
+            self._finished_line = self._finished_line or finished_now
             self._last_line = now
             self._plain_line()
 

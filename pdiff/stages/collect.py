@@ -1,0 +1,322 @@
+"""`pdiff collect`: one immutable dataset per (family, task, kind), in Minari's HDF5 layout.
+
+Work is split by task across worker processes; each task's episodes are seeded per episode, so the
+datasets are byte-identical for a seed. A task's datasets are written as soon as its worker returns, and
+the run records each one, so `--resume` after a kill collects only what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+from pydantic import Field, field_validator
+
+from pdiff.config import StageConfig, register_stage_config
+from pdiff.console import StageProgress, log
+from pdiff.data.collectors import KINDS, PolicySpec, TaskJob, collect_task
+from pdiff.data.minari_format import (
+    Episode,
+    dataset_id,
+    next_version,
+    write_dataset,
+    write_namespace_metadata,
+)
+from pdiff.envs import get_family
+from pdiff.envs.base import TaskFamily
+from pdiff.stages.common import open_run, stage_run
+from pdiff.stages.teacher import ensure_teacher
+from pdiff.teachers.sac import SACConfig
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import Run
+
+REFERENCE_EPISODES = 3  # random/expert episodes run for the normalised-score references when not collected
+
+
+class CollectConfig(StageConfig):
+    env: str = Field("metaworld-reach", description="Task family (see `pdiff envs`).")
+    kinds: list[str] = Field(
+        list(KINDS), description="Dataset kinds to collect: expert, medium, random, prompt-expert."
+    )
+    tasks: list[int] | None = Field(
+        None, description="Task ids to collect (default: every task of the family)."
+    )
+    episodes: int = Field(20, ge=1, description="Episodes per task for the expert, medium and random kinds.")
+    prompt_episodes: int = Field(5, ge=1, description="Episodes per task for prompt-expert (prompts only).")
+    horizon: int | None = Field(None, ge=1, description="Episode length (default: the family's horizon).")
+    workers: int = Field(2, ge=1, description="Worker processes; each collects whole tasks.")
+    seed: int = Field(0, ge=0, description="Root seed; every episode's reset seed derives from it.")
+    expert_noise: float = Field(
+        0.1, ge=0, description="Gaussian action noise of expert episodes (distinct episodes)."
+    )
+    prompt_noise: float = Field(0.05, ge=0, description="Gaussian action noise of prompt-expert episodes.")
+    medium_noise: float = Field(
+        1.0,
+        ge=0,
+        description="Meta-World: action noise of the medium kind (tuned to about half the expert return).",
+    )
+    medium_fraction: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="MuJoCo: medium = the teacher snapshot nearest random + f·(expert − random).",
+    )
+    teacher: SACConfig = Field(default_factory=SACConfig, description="SAC teacher (MuJoCo families).")
+    teacher_run: str | None = Field(
+        None, description="Reuse the teacher of this finished collect run (default: the latest matching one)."
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str]) -> list[str]:
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown or not kinds:
+            raise ValueError(
+                f"unknown kind {unknown[0] if unknown else '(none)'}; choose from {', '.join(KINDS)}"
+            )
+        return list(dict.fromkeys(kinds))
+
+
+register_stage_config("collect", CollectConfig)
+
+
+def needs_teacher(family: TaskFamily) -> bool:
+    """Meta-World has scripted experts; the MuJoCo families learn a SAC teacher first."""
+    return not family.name.startswith("metaworld-")
+
+
+def plan_tasks(family: TaskFamily, config: CollectConfig) -> list[int]:
+    tasks = list(range(family.num_tasks)) if config.tasks is None else config.tasks
+    for task in tasks:
+        family.check_task_id(task)
+    return sorted(set(tasks))
+
+
+def policy_specs(
+    family: TaskFamily, config: CollectConfig, teacher: dict[str, Any] | None
+) -> dict[str, PolicySpec]:
+    """The actor behind each kind. Meta-World: the scripted expert; MuJoCo: the SAC teacher and a snapshot."""
+    weak_terminates = False  # ant-dir: weak policies fall within ~14 steps; keep their episodes whole
+    if not needs_teacher(family):
+        expert = PolicySpec("expert", "scripted", config.expert_noise)
+        return {
+            "expert": expert,
+            "prompt-expert": PolicySpec("prompt-expert", "scripted", config.prompt_noise),
+            "medium": PolicySpec("medium", "scripted", config.medium_noise),
+            "random": PolicySpec("random", "uniform"),
+        }
+    if teacher is None:
+        raise ValueError("MuJoCo families need a teacher")
+    return {
+        "expert": PolicySpec("expert", "teacher", config.expert_noise, teacher["expert_dir"]),
+        "prompt-expert": PolicySpec("prompt-expert", "teacher", config.prompt_noise, teacher["expert_dir"]),
+        "medium": PolicySpec(
+            "medium", "teacher", config.expert_noise, teacher["medium_dir"], weak_terminates
+        ),
+        "random": PolicySpec("random", "uniform", terminate_when_unhealthy=weak_terminates),
+    }
+
+
+def task_job(
+    family: TaskFamily, task: int, config: CollectConfig, specs: dict[str, PolicySpec], horizon: int
+) -> TaskJob:
+    counts = {
+        kind: (config.prompt_episodes if kind == "prompt-expert" else config.episodes)
+        for kind in config.kinds
+    }
+    for reference in ("expert", "random"):
+        counts.setdefault(reference, REFERENCE_EPISODES)
+    ordered = [(specs[kind], counts[kind]) for kind in KINDS if kind in counts]
+    return TaskJob(family.name, task, horizon, config.seed, tuple(ordered))
+
+
+def _policy_lineage(spec: PolicySpec, teacher: dict[str, Any] | None) -> dict[str, Any]:
+    lineage: dict[str, Any] = asdict(spec)
+    if spec.teacher_dir and teacher is not None:
+        from pdiff.teachers.policy import TeacherPolicy
+
+        lineage["teacher_sha256"] = TeacherPolicy.load(Path(spec.teacher_dir)).sha256
+        lineage["teacher_run"] = teacher["teacher_run"]
+    return lineage
+
+
+def write_task_datasets(
+    workspace: Workspace,
+    run: Run,
+    family: TaskFamily,
+    task: int,
+    episodes: dict[str, list[Episode]],
+    config: CollectConfig,
+    specs: dict[str, PolicySpec],
+    horizon: int,
+    teacher: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Write the requested kinds of one task (skipping those this run already wrote) and record them."""
+    ref_min = float(np.mean([e.total_return for e in episodes["random"]]))
+    ref_max = float(np.mean([e.total_return for e in episodes["expert"]]))
+    done = {(o.get("task"), o.get("dataset_kind")) for o in run.manifest["outputs"] if o["kind"] == "dataset"}
+    rows = []
+    env = family.make_env(task, horizon=horizon)
+    try:
+        obs_space, act_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    for kind in config.kinds:
+        if (task, kind) in done:
+            continue
+        eps = episodes[kind]
+        returns = np.array([e.total_return for e in eps])
+        success = [bool(e.infos["success"].any()) for e in eps if "success" in e.infos]
+        version = next_version(workspace.datasets_dir, family.name, task, kind)
+        ident = dataset_id(family.name, task, kind, version)
+        block = {
+            "family": family.name,
+            "task_id": task,
+            "task_params": family.task_params(task),
+            "split": family.split(task),
+            "kind": kind,
+            "collect_run_id": run.run_id,
+            "seed": config.seed,
+            "horizon": horizon,
+            "policy": _policy_lineage(specs[kind], teacher),
+            "return_mean": float(returns.mean()),
+            "return_std": float(returns.std()),
+            "success_rate": float(np.mean(success)) if success else None,
+            "ref_random_return": ref_min,
+            "ref_expert_return": ref_max,
+        }
+        path = write_dataset(
+            workspace.datasets_dir,
+            ident,
+            eps,
+            observation_space=_box(obs_space),
+            action_space=_box(act_space),
+            pdiff_block=block,
+            algorithm_name=f"{specs[kind].source}:{kind}",
+            description=f"{family.name} task {task} ({family.split(task)}), {kind} data collected by pdiff",
+            code_permalink=(run.manifest.get("git") or {}).get("commit"),
+            ref_min_score=ref_min,
+            ref_max_score=ref_max,
+        )
+        run.record_output(
+            path / "data" / "main_data.hdf5", "dataset", task=task, dataset_kind=kind, dataset_id=ident
+        )
+        rows.append(
+            {
+                "dataset_id": ident,
+                **{k: block[k] for k in ("kind", "return_mean", "success_rate")},
+                "task": task,
+            }
+        )
+    return rows
+
+
+def _box(space: gymnasium.Space) -> gymnasium.spaces.Box:
+    if not isinstance(space, gymnasium.spaces.Box):
+        raise TypeError(f"expected a Box space, got {space}")
+    return space
+
+
+def collect(
+    workspace: Workspace, run: Run, config: CollectConfig, teacher: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Collect every planned (task, kind) not yet written by `run`; return the summary."""
+    family = get_family(config.env)
+    horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
+    tasks = plan_tasks(family, config)
+    specs = policy_specs(family, config, teacher)
+    write_namespace_metadata(
+        workspace.datasets_dir,
+        family.name,
+        {
+            "family": family.name,
+            "simulator": family.simulator,
+            "num_tasks": family.num_tasks,
+            "train_tasks": list(family.train_tasks),
+            "test_tasks": list(family.test_tasks),
+            "task_params": {str(t): family.task_params(t) for t in range(family.num_tasks)},
+        },
+    )
+    done = {(o.get("task"), o.get("dataset_kind")) for o in run.manifest["outputs"] if o["kind"] == "dataset"}
+    pending = [t for t in tasks if any((t, k) not in done for k in config.kinds)]
+    if len(pending) < len(tasks):
+        log.info("resuming: %d of %d tasks already written", len(tasks) - len(pending), len(tasks))
+    jobs = [task_job(family, t, config, specs, horizon) for t in pending]
+    written: list[dict[str, Any]] = []
+    with StageProgress(
+        f"collect {family.name}", total=len(tasks), completed=len(tasks) - len(pending)
+    ) as bar:
+        for task, episodes in _run_jobs(jobs, config.workers):
+            written += write_task_datasets(
+                workspace, run, family, task, episodes, config, specs, horizon, teacher
+            )
+            bar.update(1, task=task)
+    return summarise(run, config)
+
+
+def _run_jobs(jobs: list[TaskJob], workers: int):  # noqa: ANN202 - a generator of (task, episodes)
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield collect_task(job)
+        return
+    # spawn: workers start clean (no inherited torch/OpenMP/EGL state); results arrive in task order
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), mp_context=context, initializer=_worker_init
+    ) as pool:
+        yield from pool.map(collect_task, jobs)
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def summarise(run: Run, config: CollectConfig) -> dict[str, Any]:
+    """Mean return and success per kind over every dataset this run wrote."""
+    per_kind: dict[str, dict[str, list[float]]] = {}
+    for output in run.manifest["outputs"]:
+        if output["kind"] != "dataset":
+            continue
+        meta_path = run.workspace.root / Path(output["path"]).parent / "metadata.json"
+        block = json.loads(meta_path.read_text())["pdiff"]
+        stats = per_kind.setdefault(block["kind"], {"return": [], "success": []})
+        stats["return"].append(block["return_mean"])
+        if block.get("success_rate") is not None:
+            stats["success"].append(block["success_rate"])
+    summary: dict[str, Any] = {"datasets": sum(1 for o in run.manifest["outputs"] if o["kind"] == "dataset")}
+    teacher = run.manifest["summary"].get("teacher")
+    if teacher:
+        for key in ("expert_eval_return", "medium_eval_return", "random_return", "updates"):
+            summary[f"teacher/{key}"] = teacher[key]
+    for kind, stats in per_kind.items():
+        summary[f"{kind}/return_mean"] = float(np.mean(stats["return"]))
+        if stats["success"]:
+            summary[f"{kind}/success_rate"] = float(np.mean(stats["success"]))
+            summary[f"{kind}/min_task_success_rate"] = float(np.min(stats["success"]))
+    return summary
+
+
+def run_collect(
+    workspace: Workspace, config: CollectConfig, *, argv: list[str], resume: str | None = None
+) -> tuple[Run, dict[str, Any]]:
+    """The whole stage: validate, open (or resume) the run, train or reuse a teacher, collect, summarise."""
+    if resume is None:
+        plan_tasks(get_family(config.env), config)  # bad family or task ids fail before a run exists
+    run, config = open_run(
+        workspace, "collect", config, argv=argv, family=config.env, seed=config.seed, resume=resume
+    )
+    family = get_family(config.env)
+    with stage_run(run):
+        teacher = ensure_teacher(workspace, run, family, config) if needs_teacher(family) else None
+        summary = collect(workspace, run, config, teacher)
+        run.manifest["summary"].update(summary)
+        run.save()
+    return run, summary

@@ -1,0 +1,61 @@
+"""What every stage does around its own work: open or resume its run, log to it, end it properly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+from pdiff.config import StageConfig
+from pdiff.console import attach_run_log, detach_run_log, log
+from pdiff.errors import ArtifactError
+from pdiff.workspace.atomic import atomic_write_text
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import Run, create_run, reopen_for_resume, running
+
+C = TypeVar("C", bound=StageConfig)
+
+
+def open_run(
+    workspace: Workspace,
+    stage: str,
+    config: C,
+    *,
+    argv: list[str],
+    family: str | None,
+    seed: int | None,
+    resume: str | None = None,
+    slug: str | None = None,
+) -> tuple[Run, C]:
+    """A new locked run, or the unfinished run `resume` locked again with its own recorded config."""
+    if resume:
+        run = reopen_for_resume(workspace, stage, resume)
+        recorded = type(config).model_validate(run.manifest["config"])
+        if recorded != config:
+            log.info("resuming %s with its recorded config (new settings are ignored)", run.run_id)
+        return run, recorded
+    dumped = config.model_dump(mode="json")
+    run = create_run(workspace, stage, config=dumped, argv=argv, seed=seed, family=family, slug=slug)
+    atomic_write_text(run.dir / "config.yaml", yaml.safe_dump({stage: dumped}, sort_keys=True))
+    return run, config
+
+
+@contextmanager
+def stage_run(run: Run) -> Iterator[Run]:
+    """Status bookkeeping (FINISHED/FAILED/KILLED) plus a log.txt copy of everything logged meanwhile."""
+    handler = attach_run_log(run.dir)
+    try:
+        with running(run):
+            yield run
+    finally:
+        detach_run_log(handler)
+
+
+def checkpoint_of(run: Run) -> Path:
+    relative = run.manifest.get("summary", {}).get("checkpoint")
+    if not relative:
+        raise ArtifactError(f"{run.stage} run {run.run_id} records no checkpoint", hint="re-run that stage")
+    return run.dir / relative
