@@ -1,0 +1,90 @@
+"""Device choice and torchrun/DDP plumbing, kept out of the training loops.
+
+Under `torchrun --nproc-per-node N`, every rank samples the same global batch (same seed) and trains on
+its own slice; losses are scaled so that DDP's gradient average equals the single-process gradient, hence
+the same result as one process up to floating-point reduction order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from pdiff.errors import UsageError
+
+
+def resolve_device(choice: str) -> torch.device:
+    """auto → cuda when available, else cpu; cuda without a GPU is a usage error."""
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            f"--device {choice} but no CUDA device is available", hint="use --device cpu or auto"
+        )
+    if choice != "cpu" and not choice.startswith("cuda"):
+        raise UsageError(f"unknown device {choice!r}", hint="use auto, cpu, cuda or cuda:N")
+    return torch.device(choice)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    def shard(self, batch_size: int) -> slice:
+        """This rank's rows of a global batch (contiguous, as even as possible)."""
+        per = -(-batch_size // self.world_size)
+        return slice(self.rank * per, min(batch_size, (self.rank + 1) * per))
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the torchrun process group when launched by torchrun; a no-op otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def broadcast(obj: Any, info: DistInfo) -> Any:
+    """Rank 0's value on every rank (e.g. the run directory it created)."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_reduce_sum(value: float, info: DistInfo) -> float:
+    if not info.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(tensor)
+    return float(tensor.item())
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def shutdown(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,236 @@
+"""`pdiff pretrain`: a Prompt-DT trained on the training tasks of a family (Prompt-DT's recipe).
+
+Each step draws `batch_per_task` K-step segments from every training task, each with a fresh tail prompt
+of its own task, and minimises the masked action MSE (AdamW, linear warm-up, gradient clipping). States
+are normalised with statistics of the training tasks only. Checkpoints keep inference files
+(model.safetensors + model_config.json) apart from resume state (train_state.pt).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from pdiff.config import StageConfig, register_stage_config
+from pdiff.console import StageProgress, log
+from pdiff.data.batches import PromptBank, Segments, SegmentSampler
+from pdiff.data.loader import FamilyData, load_family_data
+from pdiff.distributed import DistInfo, all_reduce_sum, broadcast, init_distributed, resolve_device, shutdown
+from pdiff.envs import get_family
+from pdiff.envs.base import TaskFamily
+from pdiff.errors import RunFailed
+from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig
+from pdiff.plots import plot_curves
+from pdiff.stages.common import open_run, stage_run
+from pdiff.training import CheckpointStore, seed_everything
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import Run
+
+
+class ModelSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    embed_dim: int = Field(128, ge=8, description="Token embedding width.")
+    n_layer: int = Field(3, ge=1, description="Transformer blocks.")
+    n_head: int = Field(1, ge=1, description="Attention heads.")
+    context_len: int = Field(20, ge=1, description="K: steps of the main sequence.")
+    prompt_len: int = Field(5, ge=1, description="K*: steps of the trajectory prompt.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout (residual, attention, embedding).")
+    max_ep_len: int = Field(1000, ge=1, description="Size of the timestep-embedding table.")
+
+
+class PretrainConfig(StageConfig):
+    env: str = Field("metaworld-reach", description="Task family.")
+    data_kind: str = Field("expert", description="Dataset kind the model is trained on.")
+    include_test_tasks: bool = Field(
+        False, description="Also train on the test tasks (the full-data upper bound)."
+    )
+    max_episodes_per_task: int | None = Field(
+        None, ge=1, description="Use at most this many episodes per task."
+    )
+    steps: int = Field(50_000, ge=1, description="Gradient steps (the reference: 5,000 iterations × 10).")
+    batch_per_task: int = Field(16, ge=1, description="Segments per training task per step.")
+    lr: float = Field(1e-4, gt=0, description="AdamW learning rate.")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
+    warmup_steps: int = Field(10_000, ge=0, description="Linear learning-rate warm-up steps.")
+    grad_clip: float = Field(0.25, gt=0, description="Global gradient-norm clip.")
+    model: ModelSettings = Field(default_factory=ModelSettings, description="Architecture.")
+    seed: int = Field(0, ge=0, description="Seed of initialisation, dropout and batch sampling.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice).")
+    log_every: int = Field(100, ge=1, description="Append a metrics row every this many steps.")
+    checkpoint_every: int = Field(
+        1000, ge=1, description="Write a resumable checkpoint every this many steps."
+    )
+    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept on disk.")
+
+
+register_stage_config("pretrain", PretrainConfig)
+
+
+def training_tasks(family: TaskFamily, include_test: bool) -> list[int]:
+    tasks = set(family.train_tasks) | (set(family.test_tasks) if include_test else set())
+    return sorted(tasks)
+
+
+def load_data(
+    workspace: Workspace, family: TaskFamily, config: PretrainConfig
+) -> tuple[FamilyData, FamilyData]:
+    tasks = training_tasks(family, config.include_test_tasks)
+    kwargs = {"max_episodes_per_task": config.max_episodes_per_task}
+    data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks, **kwargs)
+    prompts = load_family_data(workspace.datasets_dir, family.name, "prompt-expert", tasks)
+    return data, prompts
+
+
+def model_config_payload(
+    family: TaskFamily,
+    config: PretrainConfig,
+    arch: PromptDTConfig,
+    mean: np.ndarray,
+    std: np.ndarray,
+    data: FamilyData,
+) -> dict[str, Any]:
+    """Everything inference needs besides the weights (normalisation included: losing it is the classic bug)."""
+    return {
+        "model": "PromptDT",
+        "architecture": arch.to_dict(),
+        "family": family.name,
+        "state_mean": mean.tolist(),
+        "state_std": std.tolist(),
+        "rtg_scale": family.rtg_scale,
+        "eval_target": family.eval_target,
+        "horizon": family.horizon,
+        "train_tasks": training_tasks(family, config.include_test_tasks),
+        "data_kind": config.data_kind,
+        "datasets": list(data.dataset_ids),
+    }
+
+
+def as_prompt(segments: Segments, device: torch.device) -> Prompt:
+    t = segments.to_torch(device)
+    return Prompt(t["states"], t["actions"], t["returns_to_go"], t["timesteps"], t["mask"])
+
+
+def masked_sse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sum of squared action errors over real steps (normalised by the caller, across DDP ranks)."""
+    return (((pred - target) ** 2) * mask.unsqueeze(-1)).sum()
+
+
+def train(
+    run: Run | None, run_dir: Path, workspace: Workspace, config: PretrainConfig, info: DistInfo
+) -> dict:
+    family = get_family(config.env)
+    device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    data, prompt_data = load_data(workspace, family, config)
+    tasks = training_tasks(family, config.include_test_tasks)
+    mean, std = data.state_stats(tasks)
+    norm = {
+        "rtg_scale": family.rtg_scale,
+        "state_mean": mean,
+        "state_std": std,
+        "max_ep_len": config.model.max_ep_len,
+    }
+    sampler = SegmentSampler(data, context_len=config.model.context_len, **norm)
+    bank = PromptBank(prompt_data, prompt_len=config.model.prompt_len, **norm)
+    arch = PromptDTConfig(state_dim=family.obs_dim, act_dim=family.act_dim, **config.model.model_dump())
+
+    seed_everything(config.seed)
+    model = PromptDT(arch).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warmup = max(config.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / warmup, 1.0))
+    rng = np.random.default_rng(config.seed)
+    store = CheckpointStore(run_dir / "checkpoints", keep=config.keep_checkpoints)
+    step = store.restore(model, optimizer, scheduler, rng) if store.latest() else 0
+    if step:
+        log.info("resumed from step %d", step)
+    trained = torch.nn.parallel.DistributedDataParallel(model) if info.enabled else model
+    payload = model_config_payload(family, config, arch, mean, std, data)
+
+    with StageProgress(f"pretrain {family.name}", total=config.steps, completed=step) as bar:
+        while step < config.steps:
+            batch = sampler.sample(rng, tasks, config.batch_per_task)
+            prompt = bank.sample(rng, batch.tasks)
+            rows = np.arange(len(batch))[info.shard(len(batch))]
+            local, local_prompt = batch.take(rows).to_torch(device), as_prompt(prompt.take(rows), device)
+            count = all_reduce_sum(float(batch.mask[rows].sum()), info) * family.act_dim
+            model.train()
+            pred = trained(local["states"], local["actions"], local["returns_to_go"], local["timesteps"],
+                           local["mask"], local_prompt)  # fmt: skip
+            sse = masked_sse(pred, local["actions"], local["mask"])
+            loss = (
+                sse * info.world_size / count
+            )  # DDP averages gradients over ranks: this makes it the global mean
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
+            global_loss = all_reduce_sum(float(sse.detach()), info) / count
+            if not np.isfinite(global_loss) or not np.isfinite(grad_norm):
+                raise RunFailed(
+                    f"pretrain loss became {global_loss} at step {step + 1}; last good checkpoint: step {store.latest_step()}",
+                    hint="lower --set lr=... or check the datasets with `pdiff verify`; "
+                    f"then `pdiff pretrain --resume {run_dir.name}`",
+                )
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            if info.is_main:
+                bar.update(1, loss=global_loss)
+                if run is not None and (step % config.log_every == 0 or step == config.steps):
+                    run.log_metrics({"step": step, "phase": "train", "loss": global_loss, "lr": scheduler.get_last_lr()[0],
+                                     "grad_norm": grad_norm})  # fmt: skip
+                if step % config.checkpoint_every == 0 or step == config.steps:
+                    store.save(step, model, payload, optimizer, scheduler, rng)
+    return {
+        "steps": step,
+        "final_loss": global_loss if config.steps else None,
+        "checkpoint": store.latest_dir(),
+    }
+
+
+def run_pretrain(
+    workspace: Workspace, config: PretrainConfig, *, argv: list[str], resume: str | None = None
+) -> tuple[Run | None, dict[str, Any]]:
+    """The stage. Under torchrun, rank 0 owns the run directory and every rank trains its batch slice."""
+    info = init_distributed(resolve_device(config.device))
+    try:
+        if not info.is_main:
+            run_dir, config = broadcast(None, info)
+            return None, train(None, Path(run_dir), workspace, PretrainConfig.model_validate(config), info)
+        if resume is None:
+            family = get_family(config.env)
+            load_data(workspace, family, config)  # missing datasets fail before a run exists
+        run, config = open_run(workspace, "pretrain", config, argv=argv, family=config.env, seed=config.seed,
+                               resume=resume)  # fmt: skip
+        family = get_family(config.env)
+        broadcast((str(run.dir), config.model_dump(mode="json")), info)
+        with stage_run(run):
+            for dataset_id, sha in zip(*_dataset_inputs(workspace, family, config), strict=True):
+                run.record_input("dataset", dataset_id, sha)
+            summary = train(run, run.dir, workspace, config, info)
+            checkpoint = Path(summary.pop("checkpoint"))
+            run.record_output(checkpoint / "model.safetensors", "checkpoint")
+            run.record_output(checkpoint / "model_config.json", "model_config")
+            png = plot_curves(run.dir / "metrics.jsonl", ["loss", "lr", "grad_norm"], run.dir / "learning_curve.png",
+                              title=f"pretrain {family.name}")  # fmt: skip
+            if png is not None:
+                run.record_output(png, "plot")
+            summary["checkpoint"] = str(checkpoint.relative_to(run.dir))
+            run.manifest["summary"].update(summary)
+            run.save()
+        return run, summary
+    finally:
+        shutdown(info)
+
+
+def _dataset_inputs(
+    workspace: Workspace, family: TaskFamily, config: PretrainConfig
+) -> tuple[list[str], list[str]]:
+    data, prompts = load_data(workspace, family, config)
+    return list(data.dataset_ids + prompts.dataset_ids), list(data.content_sha256 + prompts.content_sha256)
