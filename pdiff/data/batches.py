@@ -109,12 +109,25 @@ class SegmentSampler:
             t: data.episode_lengths[e] / data.episode_lengths[e].sum() for t, e in self._episodes.items()
         }
 
-    def sample(self, rng: np.random.Generator, task_ids: Sequence[int], per_task: int) -> Segments:
-        episodes = np.concatenate(
+    def _episodes_for(self, rng: np.random.Generator, task_ids: Sequence[int], per_task: int) -> np.ndarray:
+        return np.concatenate(
             [rng.choice(self._episodes[t], size=per_task, p=self._weights[t]) for t in task_ids]
         )
+
+    def sample(self, rng: np.random.Generator, task_ids: Sequence[int], per_task: int) -> Segments:
+        """Prompt-DT's segments: any start, so segments near an episode's end are left-padded."""
+        episodes = self._episodes_for(rng, task_ids, per_task)
         starts = (rng.random(len(episodes)) * self.data.episode_lengths[episodes]).astype(np.int64)
         return gather_segments(self.data, episodes, starts, self.context_len, **self.norm)
+
+    def sample_whole(
+        self, rng: np.random.Generator, task_ids: Sequence[int], per_task: int, length: int
+    ) -> Segments:
+        """Segments of exactly `length` real steps (starts kept inside the episode), e.g. prompt-sized ones."""
+        episodes = self._episodes_for(rng, task_ids, per_task)
+        room = np.maximum(self.data.episode_lengths[episodes] - length, 0) + 1
+        starts = (rng.random(len(episodes)) * room).astype(np.int64)
+        return gather_segments(self.data, episodes, starts, length, **self.norm)
 
 
 class PromptBank:

@@ -1,0 +1,152 @@
+"""Evaluation speed, measured in one run so that machine noise cancels in the ratios.
+
+Compares environment steps per second of
+  (a) pdiff's batched rollout: all episodes of all test tasks in lockstep, one model call per step,
+      the prompt encoded once;
+  (b) the reference's loop: one episode at a time, one full forward (prompt + padded K context) per step;
+  (c) the bare simulator stepping uniform random actions (the physical limit).
+A randomly initialised reference-size Prompt-DT is used: speed does not depend on the weights.
+
+    python bench/bench_eval.py [--env metaworld-reach] [--episodes 10] [--horizon 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+import torch
+
+from pdiff.envs import get_family
+from pdiff.eval.rollout import FrozenPolicy, rollout
+from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig
+
+
+def random_prompt(family, config: PromptDTConfig, count: int) -> Prompt:
+    g = torch.Generator().manual_seed(0)
+    h = config.prompt_len
+    return Prompt(
+        torch.randn(count, h, family.obs_dim, generator=g),
+        torch.rand(count, h, family.act_dim, generator=g) * 2 - 1,
+        torch.rand(count, h, 1, generator=g),
+        torch.arange(h).repeat(count, 1),
+        torch.ones(count, h),
+    )
+
+
+def batched(family, policy, prompts, tasks, episodes, horizon) -> int:
+    seeds = [[1000 * t + e for e in range(episodes)] for t in tasks]
+    results = rollout(family, policy, prompts, tasks, seeds, horizon=horizon)
+    return sum(r.length for r in results)
+
+
+@torch.no_grad()
+def one_at_a_time(family, policy, prompts, tasks, episodes, horizon) -> int:
+    """The reference's evaluation loop: batch 1, padded K-step context, prompt recomputed every step."""
+    model, k = policy.model, policy.context_len
+    mean, std = torch.as_tensor(policy.state_mean), torch.as_tensor(policy.state_std)
+    steps = 0
+    for ti, task in enumerate(tasks):
+        prompt = Prompt(
+            *(
+                getattr(prompts, f)[ti : ti + 1]
+                for f in ("states", "actions", "returns_to_go", "timesteps", "mask")
+            )
+        )
+        env = family.make_env(task, horizon=horizon)
+        for episode in range(episodes):
+            obs, _ = env.reset(seed=1000 * task + episode)
+            states = [(torch.as_tensor(obs) - mean) / std]
+            actions, rtg, done, t = [], [policy.target_return / policy.rtg_scale], False, 0
+            while not done:
+                s = torch.stack(states[-k:])[None]
+                a = torch.stack([*actions[-(k - 1) :], torch.zeros(family.act_dim)][-len(s[0]) :])[None]
+                r = torch.tensor(rtg[-k:])[None, :, None]
+                ts = torch.arange(max(0, t + 1 - k), t + 1)[None]
+                pad = k - s.shape[1]
+                mask = torch.cat([torch.zeros(1, pad), torch.ones(1, s.shape[1])], 1)
+                s, a, r = (torch.cat([torch.zeros(1, pad, x.shape[-1]), x], 1) for x in (s, a, r))
+                ts = torch.cat([torch.zeros(1, pad, dtype=torch.long), ts], 1)
+                action = model(s.float(), a.float(), r.float(), ts, mask, prompt)[0, -1]
+                obs, reward, terminated, truncated, _ = env.step(action.numpy())
+                states.append((torch.as_tensor(obs) - mean) / std)
+                actions.append(action)
+                rtg.append(rtg[-1] - reward / policy.rtg_scale)
+                done, t, steps = terminated or truncated, t + 1, steps + 1
+        env.close()
+    return steps
+
+
+def bare(family, tasks, episodes, horizon) -> int:
+    steps = 0
+    rng = np.random.default_rng(0)
+    for task in tasks:
+        env = family.make_env(task, horizon=horizon)
+        for episode in range(episodes):
+            env.reset(seed=1000 * task + episode)
+            done = False
+            while not done:
+                _, _, terminated, truncated, _ = env.step(
+                    rng.uniform(-1, 1, family.act_dim).astype(np.float32)
+                )
+                done, steps = terminated or truncated, steps + 1
+        env.close()
+    return steps
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    steps = fn(*args)
+    return steps / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--env", default="metaworld-reach")
+    parser.add_argument(
+        "--episodes", type=int, default=10, help="episodes per test task (batched: all at once)"
+    )
+    parser.add_argument("--horizon", type=int, default=None)
+    parser.add_argument(
+        "--reference-episodes", type=int, default=1, help="episodes per task for the slow loop"
+    )
+    args = parser.parse_args()
+    family = get_family(args.env)
+    horizon = args.horizon or family.horizon
+    tasks = list(family.test_tasks)
+    torch.manual_seed(0)
+    config = PromptDTConfig(state_dim=family.obs_dim, act_dim=family.act_dim)
+    policy = FrozenPolicy(PromptDT(config).eval(), np.zeros(family.obs_dim, np.float32),
+                          np.ones(family.obs_dim, np.float32), family.rtg_scale, family.eval_target,
+                          torch.device("cpu"))  # fmt: skip
+    prompts = random_prompt(family, config, len(tasks))
+    for task in tasks:  # build (and cache) every task's simulator before timing
+        family.make_env(task, horizon=horizon).close()
+    rates = {"batched": [], "one-at-a-time": [], "bare simulator": []}
+    for _ in range(2):  # interleaved rounds
+        rates["bare simulator"].append(timed(bare, family, tasks, args.episodes, horizon))
+        rates["batched"].append(timed(batched, family, policy, prompts, tasks, args.episodes, horizon))
+        rates["one-at-a-time"].append(
+            timed(one_at_a_time, family, policy, prompts, tasks, args.reference_episodes, horizon)
+        )
+    best = {name: max(values) for name, values in rates.items()}
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(
+        f"env {family.name}, {len(tasks)} test tasks, horizon {horizon}, batched {len(tasks) * args.episodes} episodes"
+    )
+    for name, rate in best.items():
+        print(f"  {name:<15} {rate:9.0f} env steps/s")
+    print(f"ratio batched / one-at-a-time:  {best['batched'] / best['one-at-a-time']:.1f}x   (target >= 10)")
+    print(f"fraction of the bare simulator:  {best['batched'] / best['bare simulator']:.2f}   (aim >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Stage commands: parse flags into a config, delegate to pdiff.stages, print the result and what next."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from pdiff.cli.app import app, options
+from pdiff.cli.inspect_cmds import JSON_OPTION, emit
+from pdiff.config import resolve_config
+from pdiff.console import err, out
+from pdiff.errors import UsageError
+
+PRESET = typer.Option(
+    None, "--preset", help="smoke | quick | paper (default: the workspace's default_preset)."
+)
+CONFIG = typer.Option(None, "--config", help="YAML file with stage sections, e.g. `collect: {episodes: 10}`.")
+SET = typer.Option([], "--set", help="Override one setting: --set teacher.total_updates=1000 (repeatable).")
+RESUME = typer.Option(
+    None, "--resume", help="Continue this unfinished run (id or prefix) with its own config."
+)
+
+
+def parse_ids(text: str | None, flag: str = "--tasks") -> list[int] | None:
+    """'0,3,5-7' → [0, 3, 5, 6, 7]."""
+    if text is None:
+        return None
+    ids: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            if "-" in part:
+                low, high = (int(x) for x in part.split("-", 1))
+                ids.extend(range(low, high + 1))
+            else:
+                ids.append(int(part))
+    except ValueError:
+        raise UsageError(
+            f"--tasks {text!r} is not a list of task ids", hint="write e.g. --tasks 0,3,5-7"
+        ) from None
+    return ids
+
+
+def parse_names(text: str | None) -> list[str] | None:
+    return None if text is None else [p.strip() for p in text.split(",") if p.strip()]
+
+
+@app.command()
+def collect(
+    ctx: typer.Context,
+    env: str | None = typer.Option(None, "--env", help="Task family (see `pdiff envs`)."),
+    kinds: str | None = typer.Option(
+        None, "--kinds", help="Comma list of expert,medium,random,prompt-expert."
+    ),
+    episodes: int | None = typer.Option(
+        None, "--episodes", help="Episodes per task for expert/medium/random."
+    ),
+    tasks: str | None = typer.Option(None, "--tasks", help="Task ids, e.g. 0,3,5-7 (default: all)."),
+    workers: int | None = typer.Option(None, "--workers", help="Worker processes."),
+    horizon: int | None = typer.Option(None, "--horizon", help="Episode length (default: the family's)."),
+    seed: int | None = typer.Option(None, "--seed", help="Root seed."),
+    preset: str | None = PRESET,
+    config: Path | None = CONFIG,
+    overrides: list[str] = SET,
+    resume: str | None = RESUME,
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """Collect datasets for every task of a family (Minari HDF5 layout, one per task and kind)."""
+    from pdiff.stages.collect import CollectConfig, run_collect
+
+    opts = options(ctx)
+    workspace = opts.open_workspace()
+    flags = {"env": env, "kinds": parse_names(kinds), "episodes": episodes, "tasks": parse_ids(tasks),
+             "workers": workers, "horizon": horizon, "seed": seed}  # fmt: skip
+    cfg = resolve_config(CollectConfig, "collect", workspace=workspace, preset=preset, config_file=config,
+                         overrides=overrides, flags=flags)  # fmt: skip
+    run, summary = run_collect(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
+    payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
+    emit(opts, json_flag, payload, lambda: _print_summary(f"collect {cfg.env}", run.run_id, summary))
+    err.print(f"next: pdiff pretrain --env {cfg.env}")
+
+
+def _print_summary(title: str, run_id: str, summary: dict[str, Any]) -> None:
+    table = Table("metric", "value", title=f"{title}  ({run_id})")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    out.print(table)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    env: str = typer.Option("metaworld-reach", "--env", help="Task family."),
+    preset: str = typer.Option("quick", "--preset", help="smoke | quick | paper."),
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """Run the whole pipeline on one family (creating the workspace if needed); finished stages are reused."""
+    from pdiff.envs import get_family
+    from pdiff.stages.pipeline import run_pipeline
+    from pdiff.workspace.root import Workspace
+
+    opts = options(ctx)
+    get_family(env)  # an unknown family fails before anything is created
+    workspace, _ = Workspace.init(opts.workspace)
+    results = run_pipeline(workspace, env, preset, ["pdiff", *sys.argv[1:]])
+    payload = [r.__dict__ for r in results]
+
+    def render() -> None:
+        table = Table("step", "state", "run", "result", title=f"demo: {env} ({preset}) in {workspace.root}")
+        for r in results:
+            state = "not in this version yet" if r.state == "missing" else r.state
+            table.add_row(r.step, state, r.run_id or "", _headline(r.summary or {}))
+        out.print(table)
+
+    emit(opts, json_flag, payload, render)
+    missing = [r.step for r in results if r.state == "missing"]
+    if missing:
+        err.print(f"not implemented in this version yet: {', '.join(missing)} (see CHANGELOG.md)")
+    err.print(f"next: pdiff -w {workspace.root} ls   (then `pdiff show RUN` for any run)")
+
+
+def upstream_family(ctx: typer.Context, stage: str) -> str | None:
+    """The family of the newest finished run of `stage`, so that `pdiff pretrain` follows `pdiff collect`."""
+    from pdiff.workspace.runs import RunStatus, list_runs
+
+    workspace = options(ctx).open_workspace()
+    finished = [r for r in list_runs(workspace, stage) if r.status is RunStatus.FINISHED]
+    return finished[-1].family if finished else None
+
+
+@app.command()
+def pretrain(
+    ctx: typer.Context,
+    env: str | None = typer.Option(None, "--env", help="Task family (default: that of the latest collect)."),
+    steps: int | None = typer.Option(None, "--steps", help="Gradient steps."),
+    data_kind: str | None = typer.Option(
+        None, "--data-kind", help="Dataset kind to train on (default expert)."
+    ),
+    include_test_tasks: bool | None = typer.Option(
+        None,
+        "--include-test-tasks/--train-tasks-only",
+        help="Full-data upper bound: train on the test tasks too.",
+    ),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed."),
+    preset: str | None = PRESET,
+    config: Path | None = CONFIG,
+    overrides: list[str] = SET,
+    resume: str | None = RESUME,
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """Train a Prompt-DT on the training tasks of a family (works under torchrun for DDP)."""
+    from pdiff.stages.pretrain import PretrainConfig, run_pretrain
+
+    opts = options(ctx)
+    workspace = opts.open_workspace()
+    flags = {"env": env or (None if resume or config or overrides else upstream_family(ctx, "collect")),
+             "steps": steps, "data_kind": data_kind, "include_test_tasks": include_test_tasks, "device": device,
+             "seed": seed}  # fmt: skip
+    cfg = resolve_config(PretrainConfig, "pretrain", workspace=workspace, preset=preset, config_file=config,
+                         overrides=overrides, flags=flags)  # fmt: skip
+    run, summary = run_pretrain(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
+    if run is None:  # a non-zero torchrun rank: rank 0 reports
+        return
+    payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
+    emit(opts, json_flag, payload, lambda: _print_summary(f"pretrain {run.family}", run.run_id, summary))
+    err.print(f"next: pdiff eval --pretrain {run.run_id} --shots 5   (or: pdiff diffuse --env {run.family})")
+
+
+@app.command("eval")
+def eval_cmd(
+    ctx: typer.Context,
+    env: str | None = typer.Option(None, "--env", help="Task family (default: that of the latest pretrain)."),
+    pretrain_run: str | None = typer.Option(None, "--pretrain", help="Pretrain run to evaluate (prompt-dt)."),
+    tune_run: str | None = typer.Option(None, "--tune", help="Tune run whose prompts to evaluate."),
+    prompt: str | None = typer.Option(
+        None,
+        "--prompt",
+        help="auto (latest tune run, else few-shot) | fewshot (prompt-dt) | random (control).",
+    ),
+    shots: int | None = typer.Option(None, "--shots", help="Few-shot episodes per test task."),
+    data_kind: str | None = typer.Option(None, "--data-kind", help="expert | medium | random few-shot data."),
+    seeds: str | None = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2."),
+    episodes: int | None = typer.Option(None, "--episodes", help="Episodes per task per seed."),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    video: int | None = typer.Option(None, "--video", help="GIFs of the first N episodes per task."),
+    preset: str | None = PRESET,
+    config: Path | None = CONFIG,
+    overrides: list[str] = SET,
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """Roll the policy out on every test task (all episodes batched) and score it."""
+    from pdiff.stages.eval import EvalConfig, results_table_rows, run_eval
+
+    opts = options(ctx)
+    workspace = opts.open_workspace()
+    if shots is not None and shots <= 0:
+        raise UsageError(f"--shots {shots} must be at least 1", hint="use e.g. --shots 5")
+    upstream = None if pretrain_run or tune_run else upstream_family(ctx, "pretrain")
+    flags = {"env": env or upstream, "pretrain_run": pretrain_run, "tune_run": tune_run,
+             "prompt": prompt, "shots": shots, "data_kind": data_kind, "seeds": parse_ids(seeds, "--seeds"),
+             "episodes": episodes, "device": device, "video": video}  # fmt: skip
+    cfg = resolve_config(EvalConfig, "eval", workspace=workspace, preset=preset, config_file=config,
+                         overrides=overrides, flags=flags)  # fmt: skip
+    run, summary = run_eval(workspace, cfg, argv=["pdiff", *sys.argv[1:]])
+
+    def render() -> None:
+        title = f"eval {summary['method']} on {run.family} ({run.run_id})"
+        table = Table("task", "return", "normalized", "success", title=title)
+        for row in results_table_rows(summary):
+            table.add_row(*row)
+        out.print(table)
+        line = f"over {len(summary['seeds'])} seeds: return {summary['return_mean']:.1f} ± {summary['return_std']:.1f}"
+        if "normalized_mean" in summary:
+            line += f", normalized {summary['normalized_mean']:.1f} ± {summary['normalized_std']:.1f}"
+        if "success_rate_mean" in summary:
+            line += f", success {100 * summary['success_rate_mean']:.1f}% ± {100 * summary['success_rate_std']:.1f}"
+        out.print(line)
+
+    emit(opts, json_flag, {"run_id": run.run_id, **summary}, render)
+    err.print(f"next: pdiff -w {workspace.root} show {run.run_id}")
+
+
+def _headline(summary: dict[str, Any]) -> str:
+    """The one figure of a stage worth showing in the demo table."""
+    if "return_mean" in summary and "prompt" in summary:
+        text = f"return {summary['return_mean']:.1f} ± {summary['return_std']:.1f}"
+        if "success_rate_mean" in summary:
+            text += f", success {100 * summary['success_rate_mean']:.0f}% ± {100 * summary['success_rate_std']:.0f}"
+        return text
+    if "final_loss" in summary:
+        return f"final loss {summary['final_loss']:.4f} after {summary['steps']} steps"
+    if "datasets" in summary:
+        text = f"{summary['datasets']} datasets"
+        if "expert/success_rate" in summary:
+            text += f", expert success {100 * summary['expert/success_rate']:.0f}%"
+        return text
+    return ""
+
+
+@app.command()
+def diffuse(
+    ctx: typer.Context,
+    env: str | None = typer.Option(None, "--env", help="Task family (default: that of the latest pretrain)."),
+    pretrain_run: str | None = typer.Option(None, "--pretrain", help="Frozen Prompt-DT run."),
+    guidance: str | None = typer.Option(None, "--guidance", help="project | sum | none | plm-only | pcgrad."),
+    lam: float | None = typer.Option(None, "--lambda", help="λ, weight of the PLM gradient."),
+    diffusion_steps: int | None = typer.Option(
+        None, "--diffusion-steps", help="N, the reverse-chain length."
+    ),
+    steps: int | None = typer.Option(None, "--steps", help="Training steps."),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed."),
+    preset: str | None = PRESET,
+    config: Path | None = CONFIG,
+    overrides: list[str] = SET,
+    resume: str | None = RESUME,
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """Train the prompt diffusion model on the training tasks, guided by the frozen Prompt-DT."""
+    from pdiff.stages.diffuse import DiffuseConfig, run_diffuse
+
+    opts = options(ctx)
+    workspace = opts.open_workspace()
+    upstream = None if pretrain_run or resume else upstream_family(ctx, "pretrain")
+    flags = {"env": env or upstream, "pretrain_run": pretrain_run, "guidance": guidance, "lam": lam,
+             "diffusion.steps": diffusion_steps, "steps": steps, "device": device, "seed": seed}  # fmt: skip
+    cfg = resolve_config(DiffuseConfig, "diffuse", workspace=workspace, preset=preset, config_file=config,
+                         overrides=overrides, flags=flags)  # fmt: skip
+    run, summary = run_diffuse(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
+    payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
+    emit(opts, json_flag, payload, lambda: _print_summary(f"diffuse {run.family}", run.run_id, summary))
+    err.print("next: pdiff tune --shots 5")
+
+
+@app.command()
+def tune(
+    ctx: typer.Context,
+    shots: int | None = typer.Option(None, "--shots", help="Few-shot episodes per test task."),
+    method: str | None = typer.Option(None, "--method", help="prompt-diffuser (default) | prompt-dt."),
+    env: str | None = typer.Option(None, "--env", help="Task family (default: that of the latest diffuse)."),
+    data_kind: str | None = typer.Option(None, "--data-kind", help="expert | medium | random few-shot data."),
+    seed: int | None = typer.Option(None, "--seed", help="A single seed (shorthand for --seeds S)."),
+    seeds: str | None = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2."),
+    diffuse_run: str | None = typer.Option(None, "--diffuse", help="Diffusion model run (prompt-diffuser)."),
+    pretrain_run: str | None = typer.Option(None, "--pretrain", help="Prompt-DT run (prompt-dt)."),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    preset: str | None = PRESET,
+    config: Path | None = CONFIG,
+    overrides: list[str] = SET,
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """Adapt to each test task from N few-shot episodes (the Prompt-DT stays frozen)."""
+    from pdiff.stages.tune import TuneConfig, run_tune
+
+    opts = options(ctx)
+    workspace = opts.open_workspace()
+    if shots is not None and shots <= 0:
+        raise UsageError(f"--shots {shots} must be at least 1", hint="use e.g. --shots 5")
+    if seed is not None and seeds is not None:
+        raise UsageError("give --seed or --seeds, not both", hint="--seeds 0,1,2 runs several seeds")
+    upstream_stage = "pretrain" if method == "prompt-dt" else "diffuse"
+    upstream = None if diffuse_run or pretrain_run else upstream_family(ctx, upstream_stage)
+    flags = {"env": env or upstream, "shots": shots, "method": method, "data_kind": data_kind,
+             "seeds": [seed] if seed is not None else parse_ids(seeds, "--seeds"), "diffuse_run": diffuse_run,
+             "pretrain_run": pretrain_run, "device": device}  # fmt: skip
+    cfg = resolve_config(TuneConfig, "tune", workspace=workspace, preset=preset, config_file=config,
+                         overrides=overrides, flags=flags)  # fmt: skip
+    run, summary = run_tune(workspace, cfg, argv=["pdiff", *sys.argv[1:]])
+    shown = {k: v for k, v in summary.items() if k != "per_task"}
+    emit(
+        opts,
+        json_flag,
+        {"run_id": run.run_id, **summary},
+        lambda: _print_summary(f"tune {run.family}", run.run_id, shown),
+    )
+    err.print(f"next: pdiff eval --tune {run.run_id}")

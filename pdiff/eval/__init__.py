@@ -1,0 +1,1 @@
+"""Simulator rollouts of a frozen Prompt-DT: batched across episodes and tasks."""

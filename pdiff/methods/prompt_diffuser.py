@@ -1,0 +1,209 @@
+"""Prompt Diffuser (Hu et al., arXiv 2411.01168): a conditional diffusion model generates the prompt.
+
+Our reading of the method (reference/paper.md §3–§8; every open choice is a config field):
+- x0 = a 5-step segment's (state, action, reward), flattened: states in the frozen Prompt-DT's normalised
+  space (so generated states feed it directly), actions as they are in [−1, 1], rewards standardised.
+- condition y = the segment's returns-to-go / RTG scale and timesteps / horizon (10 numbers).
+- L_DM = ε-prediction MSE; L_PLM = the frozen Prompt-DT's action MSE on K-step contexts of the same task,
+  given the prompt sampled through the differentiable reverse chain; combined by gradient projection
+  g = g_DM + λ·(g_PLM − (g_PLM·û)û) (or the ablation rule chosen).
+- `diffuse` trains on the training tasks; `tune` fine-tunes a copy on each test task's few-shot episodes
+  with the same loss, then generates the task's prompt conditioned on a few-shot tail segment's (rtg, t).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pdiff.data.batches import PromptBank, Segments
+from pdiff.diffusion import VPSchedule, denoising_loss, sample
+from pdiff.methods.base import TaskContext, TaskResult
+from pdiff.methods.guidance import CombinedGradient, combine_gradients
+from pdiff.models.denoiser import Denoiser
+from pdiff.models.prompt_dt import Prompt, PromptDT
+
+
+@dataclass(frozen=True)
+class SegmentCodec:
+    """Maps prompt segments to the denoiser's x0 / condition and generated x̂0 back to a Prompt."""
+
+    state_dim: int
+    act_dim: int
+    prompt_len: int
+    reward_mean: float
+    reward_std: float
+    horizon: int
+
+    @property
+    def step_dim(self) -> int:
+        return self.state_dim + self.act_dim + 1
+
+    @property
+    def x_dim(self) -> int:
+        return self.prompt_len * self.step_dim
+
+    @property
+    def cond_dim(self) -> int:
+        return 2 * self.prompt_len
+
+    def encode(self, segments: Segments, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """x0 (B, x_dim) and condition (B, 2H) of fully real segments (states already normalised)."""
+        rewards = (segments.rewards[..., None] - self.reward_mean) / self.reward_std
+        x0 = np.concatenate([segments.states, segments.actions, rewards], axis=-1).reshape(len(segments), -1)
+        cond = np.concatenate([segments.returns_to_go[..., 0], segments.timesteps / self.horizon], axis=-1)
+        return torch.as_tensor(x0, dtype=torch.float32, device=device), torch.as_tensor(
+            cond, dtype=torch.float32, device=device
+        )
+
+    def bounds(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clip range of the final x̂0: actions in [−1, 1], states and rewards unbounded."""
+        low = torch.full((self.prompt_len, self.step_dim), -torch.inf, device=device)
+        high = torch.full((self.prompt_len, self.step_dim), torch.inf, device=device)
+        actions = slice(self.state_dim, self.state_dim + self.act_dim)
+        low[:, actions], high[:, actions] = -1.0, 1.0
+        return low.reshape(-1), high.reshape(-1)
+
+    def to_prompt(self, x0: torch.Tensor, segments: Segments) -> Prompt:
+        """Generated states and actions with the conditioning segment's own RTG and timesteps (paper.md #10)."""
+        steps = x0.reshape(len(x0), self.prompt_len, self.step_dim)
+        device = x0.device
+        return Prompt(
+            states=steps[..., : self.state_dim],
+            actions=steps[..., self.state_dim : self.state_dim + self.act_dim],
+            returns_to_go=torch.as_tensor(segments.returns_to_go, device=device),
+            timesteps=torch.as_tensor(segments.timesteps, device=device),
+            mask=torch.ones(len(x0), self.prompt_len, device=device),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class StepLosses:
+    loss_dm: float
+    loss_plm: float | None
+    gradient: CombinedGradient
+
+
+def guided_step(
+    denoiser: Denoiser,
+    schedule: VPSchedule,
+    plm: PromptDT,
+    codec: SegmentCodec,
+    prompt_segments: Segments,
+    contexts: Segments,
+    optimizer: torch.optim.Optimizer,
+    *,
+    rule: str,
+    lam: float,
+    grad_clip: float | None,
+    device: torch.device,
+) -> StepLosses:
+    """One update of the denoiser: L_DM on `prompt_segments`; L_PLM of the frozen PLM on `contexts` (row b of
+    contexts belongs to the task of prompt row b) given prompts sampled through the differentiable chain."""
+    x0, cond = codec.encode(prompt_segments, device)
+    loss_dm = denoising_loss(denoiser, schedule, x0, cond) if rule != "plm-only" else None
+    loss_plm = None
+    if rule != "none":
+        x_hat = sample(denoiser, schedule, cond, x0.shape, clip=codec.bounds(device), grad=True)
+        prompt = codec.to_prompt(x_hat, prompt_segments)
+        batch = contexts.to_torch(device)
+        pred = plm(
+            batch["states"],
+            batch["actions"],
+            batch["returns_to_go"],
+            batch["timesteps"],
+            batch["mask"],
+            prompt,
+        )
+        mask = batch["mask"].unsqueeze(-1)
+        loss_plm = (((pred - batch["actions"]) ** 2) * mask).sum() / (mask.sum() * codec.act_dim)
+    optimizer.zero_grad(set_to_none=True)
+    params = [p for p in denoiser.parameters() if p.requires_grad]
+    gradient = combine_gradients(params, loss_dm, loss_plm, rule=rule, lam=lam)
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return StepLosses(
+        float(loss_dm.detach()) if loss_dm is not None else float("nan"),
+        float(loss_plm.detach()) if loss_plm is not None else None,
+        gradient,
+    )
+
+
+def freeze(plm: PromptDT) -> PromptDT:
+    """The PLM is never trained here: eval mode (no dropout) and no gradients into its weights."""
+    plm.eval()
+    for parameter in plm.parameters():
+        parameter.requires_grad_(False)
+    return plm
+
+
+@torch.no_grad()
+def generate_prompts(
+    denoiser: Denoiser, schedule: VPSchedule, codec: SegmentCodec, conditions: Segments, device: torch.device
+) -> Segments:
+    """One generated prompt per conditioning segment, as normalised Segments (ready for the PLM)."""
+    denoiser.eval()
+    _, cond = codec.encode(conditions, device)
+    x_hat = sample(
+        denoiser, schedule, cond, (len(conditions), codec.x_dim), clip=codec.bounds(device), grad=False
+    )
+    steps = x_hat.reshape(len(conditions), codec.prompt_len, codec.step_dim).cpu().numpy()
+    rewards = steps[..., -1] * codec.reward_std + codec.reward_mean
+    return Segments(
+        states=steps[..., : codec.state_dim].astype(np.float32),
+        actions=steps[..., codec.state_dim : codec.state_dim + codec.act_dim].astype(np.float32),
+        rewards=rewards.astype(np.float32),
+        returns_to_go=conditions.returns_to_go.copy(),
+        timesteps=conditions.timesteps.copy(),
+        mask=np.ones_like(conditions.mask),
+        tasks=conditions.tasks.copy(),
+    )
+
+
+def tail_conditions(bank: PromptBank, task: int, rng: np.random.Generator) -> Segments:
+    """Algorithm 1's y: the (rtg, t) of one few-shot trajectory's tail segment (paper.md #9)."""
+    return bank.for_task(task, rng)
+
+
+def tune_task(context: TaskContext) -> TaskResult:
+    """Fine-tune a copy of the trained denoiser on the task's few-shot data, then generate its prompt."""
+    settings = context.settings
+    denoiser: Denoiser = settings["denoiser_factory"]()
+    schedule: VPSchedule = settings["schedule"]
+    codec: SegmentCodec = settings["codec"]
+    plm = freeze(context.policy.model)
+    torch.manual_seed(context.seed * 1000 + context.task)
+    metrics: dict[str, float] = {}
+    if settings["adapt"] == "finetune" and settings["steps"] > 0:
+        optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings["lr"])
+        tasks = [context.task] * settings["batch_size"]
+        for _ in range(settings["steps"]):
+            segments = context.fewshot.sample_whole(context.rng, tasks, 1, codec.prompt_len)
+            contexts = context.fewshot.sample(context.rng, tasks, 1)
+            losses = guided_step(denoiser, schedule, plm, codec, segments, contexts, optimizer, rule=settings["guidance"],
+                                 lam=settings["lam"], grad_clip=settings["grad_clip"], device=context.device)  # fmt: skip
+        metrics = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm or float("nan")}
+        save_weights(
+            denoiser, context.out_dir / f"seed-{context.seed}" / f"task-{context.task:02d}.safetensors"
+        )
+    condition = tail_conditions(context.fewshot_prompts, context.task, context.rng)
+    prompt = generate_prompts(denoiser, schedule, codec, condition, context.device)
+    trainable = sum(p.numel() for p in denoiser.parameters())
+    return TaskResult(prompt=prompt, tunable_parameters=trainable, metrics=metrics)
+
+
+def save_weights(module: torch.nn.Module, path: Path) -> None:
+    from safetensors.torch import save
+
+    from pdiff.workspace.atomic import atomic_write_bytes
+
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    atomic_write_bytes(path, save(tensors))

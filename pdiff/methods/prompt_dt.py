@@ -1,0 +1,11 @@
+"""`prompt-dt`: no tuning. The prompt is the tail of one few-shot episode of the task (Prompt-DT's protocol)."""
+
+from __future__ import annotations
+
+from pdiff.methods.base import TaskContext, TaskResult
+
+
+def tune_task(context: TaskContext) -> TaskResult:
+    return TaskResult(
+        prompt=context.fewshot_prompts.for_task(context.task, context.rng), tunable_parameters=0
+    )

@@ -1,0 +1,198 @@
+"""`pdiff diffuse`: train the prompt diffusion model on the training tasks, guided by the frozen Prompt-DT.
+
+Each step draws `batch_size` prompt-sized segments of the training tasks (one random task per row) for
+L_DM, samples prompts for their conditions through the differentiable reverse chain, and scores them by the
+frozen Prompt-DT's action MSE on K-step contexts of the same tasks (L_PLM); the two gradients are combined
+by `guidance` (default: the paper's projection). The Prompt-DT's weights are hashed before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from pdiff.config import StageConfig, register_stage_config
+from pdiff.console import StageProgress, log
+from pdiff.data.batches import SegmentSampler
+from pdiff.data.loader import FamilyData, load_family_data
+from pdiff.diffusion import VPSchedule
+from pdiff.distributed import resolve_device
+from pdiff.envs import get_family
+from pdiff.errors import RunFailed, UsageError
+from pdiff.eval.rollout import FrozenPolicy, load_policy
+from pdiff.methods.prompt_diffuser import SegmentCodec, freeze, guided_step
+from pdiff.models.denoiser import Denoiser, DenoiserConfig
+from pdiff.plots import plot_curves
+from pdiff.stages.common import checkpoint_of, open_run, stage_run
+from pdiff.training import CheckpointStore, seed_everything
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
+
+Guidance = Literal["project", "sum", "none", "plm-only", "pcgrad"]
+
+
+class DiffusionSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    steps: int = Field(
+        5, ge=1, le=100, description="N: diffusion steps (small: L_PLM back-propagates through all)."
+    )
+    beta_min: float = Field(0.1, gt=0, description="VP schedule b_min.")
+    beta_max: float = Field(10.0, gt=0, description="VP schedule b_max.")
+    hidden: int = Field(256, ge=8, description="Denoiser MLP width.")
+    layers: int = Field(3, ge=1, description="Denoiser hidden layers.")
+    time_embed: int = Field(16, ge=2, description="Sinusoidal diffusion-step embedding size.")
+
+
+class DiffuseConfig(StageConfig):
+    env: str | None = Field(None, description="Task family (default: that of the pretrain run).")
+    pretrain_run: str | None = Field(
+        None, description="Frozen Prompt-DT (default: latest finished pretrain)."
+    )
+    data_kind: str = Field("expert", description="Training-task data the prompt segments come from.")
+    guidance: Guidance = Field("project", description="project | sum | none (L_DM only) | plm-only | pcgrad.")
+    lam: float = Field(1.0, ge=0, description="λ: weight of the (projected) PLM gradient.")
+    diffusion: DiffusionSettings = Field(
+        default_factory=DiffusionSettings, description="Schedule and denoiser."
+    )
+    steps: int = Field(20_000, ge=1, description="Training steps.")
+    batch_size: int = Field(64, ge=1, description="Prompt segments (and PLM contexts) per step.")
+    lr: float = Field(3e-4, gt=0, description="Adam learning rate.")
+    grad_clip: float | None = Field(
+        1.0, gt=0, description="Clip of the combined gradient's norm (none: off)."
+    )
+    seed: int = Field(0, ge=0, description="Seed.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
+    log_every: int = Field(50, ge=1, description="Metrics row every this many steps.")
+    checkpoint_every: int = Field(1000, ge=1, description="Resumable checkpoint every this many steps.")
+    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept.")
+
+
+register_stage_config("diffuse", DiffuseConfig)
+
+
+def weights_sha256(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def build_codec(
+    policy: FrozenPolicy, family_horizon: int, data: FamilyData, state_dim: int, act_dim: int
+) -> SegmentCodec:
+    rewards = data.rewards
+    return SegmentCodec(state_dim=state_dim, act_dim=act_dim, prompt_len=policy.model.config.prompt_len,
+                        reward_mean=float(rewards.mean()), reward_std=float(rewards.std() + 1e-6),
+                        horizon=family_horizon)  # fmt: skip
+
+
+def make_sampler(data: FamilyData, policy: FrozenPolicy) -> SegmentSampler:
+    return SegmentSampler(data, context_len=policy.context_len, rtg_scale=policy.rtg_scale,
+                          state_mean=policy.state_mean, state_std=policy.state_std,
+                          max_ep_len=policy.max_ep_len)  # fmt: skip
+
+
+def denoiser_payload(
+    arch: DenoiserConfig, schedule: VPSchedule, codec: SegmentCodec, extra: dict[str, Any]
+) -> dict[str, Any]:
+    return {"model": "Denoiser", "architecture": arch.to_dict(),
+            "schedule": {"steps": schedule.steps, "beta_min": schedule.beta_min, "beta_max": schedule.beta_max},
+            "codec": codec.to_dict(), **extra}  # fmt: skip
+
+
+def train_denoiser(run: Run, workspace: Workspace, config: DiffuseConfig, source: Run) -> dict[str, Any]:
+    family = get_family(config.env or "")
+    device = resolve_device(config.device)
+    policy, plm_config = load_policy(checkpoint_of(source), device)
+    plm = freeze(policy.model)
+    before = weights_sha256(plm)
+    tasks = list(plm_config["train_tasks"])
+    data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks)
+    sampler = make_sampler(data, policy)
+    codec = build_codec(policy, family.horizon, data, family.obs_dim, family.act_dim)
+    d = config.diffusion
+    schedule = VPSchedule(steps=d.steps, beta_min=d.beta_min, beta_max=d.beta_max)
+    arch = DenoiserConfig(x_dim=codec.x_dim, cond_dim=codec.cond_dim, hidden=d.hidden, layers=d.layers,
+                          time_embed=d.time_embed)  # fmt: skip
+    seed_everything(config.seed)
+    denoiser = Denoiser(arch).to(device)
+    optimizer = torch.optim.Adam(denoiser.parameters(), lr=config.lr)
+    rng = np.random.default_rng(config.seed)
+    store = CheckpointStore(run.dir / "checkpoints", keep=config.keep_checkpoints)
+    step = store.restore(denoiser, optimizer, None, rng)
+    if step:
+        log.info("resumed from step %d", step)
+    payload = denoiser_payload(arch, schedule, codec, {"family": family.name, "pretrain_run": source.run_id,
+                                                       "guidance": config.guidance, "lam": config.lam})  # fmt: skip
+    losses = None
+    with StageProgress(
+        f"diffuse {family.name} ({config.guidance})", total=config.steps, completed=step
+    ) as bar:
+        while step < config.steps:
+            rows = rng.choice(tasks, size=config.batch_size)
+            segments = sampler.sample_whole(rng, rows, 1, codec.prompt_len)
+            contexts = sampler.sample(rng, rows, 1)
+            losses = guided_step(denoiser, schedule, plm, codec, segments, contexts, optimizer, rule=config.guidance,
+                                 lam=config.lam, grad_clip=config.grad_clip, device=device)  # fmt: skip
+            finite = [v for v in (losses.loss_dm, losses.loss_plm) if v is not None and not np.isnan(v)]
+            if not all(np.isfinite(finite)):
+                raise RunFailed(f"diffuse loss became non-finite at step {step + 1} (L_DM {losses.loss_dm}, "
+                                f"L_PLM {losses.loss_plm}); last good checkpoint: step {store.latest_step()}",
+                                hint=f"lower --set lr=..., then `pdiff diffuse --resume {run.run_id}`")  # fmt: skip
+            step += 1
+            row = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm, "cosine": losses.gradient.cosine}
+            bar.update(1, **{k: v for k, v in row.items() if v is not None and not np.isnan(v)})
+            if step % config.log_every == 0 or step == config.steps:
+                run.log_metrics({"step": step, "phase": "train", **row, "norm_dm": losses.gradient.norm_dm,
+                                 "norm_plm": losses.gradient.norm_plm})  # fmt: skip
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                store.save(step, denoiser, payload, optimizer, None, rng)
+    after = weights_sha256(plm)
+    if after != before:
+        raise RunFailed(
+            "the frozen Prompt-DT's weights changed during diffusion training", hint="report this bug"
+        )
+    return {"steps": step, "final_loss_dm": losses.loss_dm if losses else None,
+            "final_loss_plm": losses.loss_plm if losses else None, "plm_sha256": before,
+            "checkpoint": str(Path(store.latest_dir()).relative_to(run.dir))}  # fmt: skip
+
+
+def resolve_pretrain(workspace: Workspace, config: DiffuseConfig) -> Run:
+    if config.pretrain_run:
+        return require_finished(find_run(workspace, config.pretrain_run, "pretrain"))
+    if config.env is None:
+        raise UsageError(
+            "no Prompt-DT to guide the diffusion model", hint="pass --env FAMILY or --pretrain RUN"
+        )
+    return require_finished(latest_finished(workspace, "pretrain", get_family(config.env).name))
+
+
+def run_diffuse(
+    workspace: Workspace, config: DiffuseConfig, *, argv: list[str], resume: str | None = None
+) -> tuple[Run, dict[str, Any]]:
+    if resume is None:
+        source = resolve_pretrain(workspace, config)
+        config = config.model_copy(update={"env": source.family, "pretrain_run": source.run_id})
+    run, config = open_run(
+        workspace, "diffuse", config, argv=argv, family=config.env, seed=config.seed, resume=resume
+    )
+    source = resolve_pretrain(workspace, config)
+    with stage_run(run):
+        run.record_input("pretrain", source.run_id, None)
+        summary = train_denoiser(run, workspace, config, source)
+        checkpoint = run.dir / summary["checkpoint"]
+        run.record_output(checkpoint / "model.safetensors", "checkpoint")
+        run.record_output(checkpoint / "model_config.json", "model_config")
+        png = plot_curves(run.dir / "metrics.jsonl", ["loss_dm", "loss_plm", "cosine"], run.dir / "learning_curve.png",
+                          title=f"diffuse {config.env} ({config.guidance})")  # fmt: skip
+        if png is not None:
+            run.record_output(png, "plot")
+        run.manifest["summary"].update(summary)
+        run.save()
+    return run, summary

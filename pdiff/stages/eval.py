@@ -1,0 +1,271 @@
+"""`pdiff eval`: roll a frozen Prompt-DT out on every test task of its family.
+
+Without a tuning run this is the `prompt-dt` baseline: each test task's prompt is the tail of one of its N
+few-shot episodes (`--shots`, `--data-kind`), drawn per seed. `--prompt random` replaces the prompt with
+noise: the control that shows the prompt carries the task. Scores: raw return, normalised score
+100·(R − R_random)/(R_expert − R_random) with the references stored in the datasets, success rate on
+Meta-World; each averaged over the test tasks per seed, then mean ± std over seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from pdiff.config import StageConfig, register_stage_config
+from pdiff.console import StageProgress
+from pdiff.data.batches import PromptBank, Segments, concat_segments
+from pdiff.data.minari_format import dataset_dir, dataset_id, latest_version, read_metadata
+from pdiff.data.prompts_file import read_prompts
+from pdiff.distributed import resolve_device
+from pdiff.envs import get_family
+from pdiff.envs.base import TaskFamily
+from pdiff.errors import UsageError
+from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, load_policy, rollout
+from pdiff.methods.base import load_fewshot
+from pdiff.models.prompt_dt import Prompt
+from pdiff.stages.common import checkpoint_of, open_run, stage_run
+from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import Run, RunStatus, find_run, latest_finished, list_runs, require_finished
+
+
+class EvalConfig(StageConfig):
+    env: str | None = Field(None, description="Task family (default: that of the evaluated run).")
+    pretrain_run: str | None = Field(
+        None, description="Pretrain run to evaluate (default: the latest finished)."
+    )
+    tune_run: str | None = Field(None, description="Tune run whose prompts to evaluate.")
+    prompt: Literal["auto", "fewshot", "random"] = Field(
+        "auto",
+        description="auto: the latest tune run's prompts if one exists, else few-shot; fewshot: the prompt-dt "
+        "baseline; random: noise (control).",
+    )
+    shots: int = Field(5, ge=1, description="Few-shot episodes per test task the prompt is cut from.")
+    data_kind: str = Field("expert", description="Quality of the few-shot data: expert | medium | random.")
+    seeds: list[int] = Field([0, 1, 2], min_length=1, description="Seeds (prompt choice and episode resets).")
+    episodes: int = Field(10, ge=1, description="Episodes per test task per seed.")
+    tasks: list[int] | None = Field(None, description="Tasks to evaluate (default: the family's test tasks).")
+    horizon: int | None = Field(None, ge=1, description="Episode length (default: the family's).")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
+    video: int = Field(0, ge=0, description="Record GIFs of the first N episodes of each task (first seed).")
+
+
+register_stage_config("eval", EvalConfig)
+
+
+def reference_returns(
+    workspace: Workspace, family: TaskFamily, task: int
+) -> tuple[float | None, float | None]:
+    """Random and expert returns stored with the task's expert dataset (None when not collected)."""
+    version = latest_version(workspace.datasets_dir, family.name, task, "expert")
+    if version is None:
+        return None, None
+    block = read_metadata(
+        dataset_dir(workspace.datasets_dir, dataset_id(family.name, task, "expert", version))
+    )["pdiff"]
+    return block.get("ref_random_return"), block.get("ref_expert_return")
+
+
+def episode_seed(seed: int, task: int, episode: int) -> int:
+    return int(np.random.SeedSequence([seed, task, episode, 7]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def fewshot_prompts(
+    workspace: Workspace, family: TaskFamily, tasks: list[int], config: EvalConfig, policy: FrozenPolicy
+) -> PromptBank:
+    data = load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots)
+    return PromptBank(data, prompt_len=policy.model.config.prompt_len, rtg_scale=policy.rtg_scale,
+                      state_mean=policy.state_mean, state_std=policy.state_std,
+                      max_ep_len=policy.max_ep_len)  # fmt: skip
+
+
+def random_prompts(
+    policy: FrozenPolicy, family: TaskFamily, count: int, rng: np.random.Generator
+) -> Segments:
+    """Noise in place of a prompt: states N(0, 1) in normalised space, actions and returns uniform."""
+    length = policy.model.config.prompt_len
+    return Segments(
+        states=rng.normal(size=(count, length, family.obs_dim)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(count, length, family.act_dim)).astype(np.float32),
+        rewards=np.zeros((count, length), np.float32),
+        returns_to_go=rng.uniform(0, 1, size=(count, length, 1)).astype(np.float32),
+        timesteps=np.tile(np.arange(length), (count, 1)).astype(np.int64),
+        mask=np.ones((count, length), np.float32),
+        tasks=np.full(count, -1, np.int64),
+    )
+
+
+def to_prompt(segments: Segments) -> Prompt:
+    t = segments.to_torch()
+    return Prompt(t["states"], t["actions"], t["returns_to_go"], t["timesteps"], t["mask"])
+
+
+def evaluate(
+    workspace: Workspace, run: Run, config: EvalConfig, source: Run, tuned: Run | None
+) -> dict[str, Any]:
+    family = get_family(config.env or source.family or "")
+    device = resolve_device(config.device)
+    policy, model_config = load_policy(checkpoint_of(source), device)
+    if model_config["family"] != family.name:
+        raise UsageError(f"checkpoint of {source.run_id} is for {model_config['family']}, not {family.name}",
+                         hint=f"evaluate it with --env {model_config['family']}")  # fmt: skip
+    tasks = config.tasks or list(family.test_tasks)
+    horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
+    bank = fewshot_prompts(workspace, family, tasks, config, policy) if config.prompt == "fewshot" else None
+    generated = read_prompts(tuned.dir / "prompts.h5")[0] if tuned is not None else None
+    episodes: list[EpisodeResult] = []
+    seed_of: list[int] = []
+    total = len(config.seeds) * len(tasks) * config.episodes * horizon
+    with StageProgress(f"eval {family.name}", total=total) as bar:
+        for s, seed in enumerate(config.seeds):
+            rng = np.random.default_rng([seed, 11])
+            if generated is not None:
+                prompts = concat_segments([generated[(seed, t)] for t in tasks])
+            elif bank is not None:
+                prompts = concat_segments([bank.for_task(t, rng) for t in tasks])
+            else:
+                prompts = random_prompts(policy, family, len(tasks), rng)
+            seeds = [[episode_seed(seed, t, e) for e in range(config.episodes)] for t in tasks]
+            results = rollout(family, policy, to_prompt(prompts), tasks, seeds, horizon=horizon,
+                              render_episodes=config.video if s == 0 else 0, on_step=bar.update)  # fmt: skip
+            episodes += results
+            seed_of += [seed] * len(results)
+    references = {t: reference_returns(workspace, family, t) for t in tasks}
+    write_outputs(run, family, config, tasks, episodes, seed_of, references)
+    return summarise(config, tasks, episodes, seed_of, references)
+
+
+def normalised(value: float, reference: tuple[float | None, float | None]) -> float | None:
+    low, high = reference
+    if low is None or high is None or high == low:
+        return None
+    return 100.0 * (value - low) / (high - low)
+
+
+def summarise(config: EvalConfig, tasks: list[int], episodes: list[EpisodeResult], seed_of: list[int],
+              references: dict[int, tuple[float | None, float | None]]) -> dict[str, Any]:  # fmt: skip
+    per_seed: dict[str, list[float]] = {"return": [], "normalized": [], "success_rate": []}
+    per_task: dict[int, dict[str, Any]] = {}
+    for seed in config.seeds:
+        task_returns, task_norm, task_success = [], [], []
+        for task in tasks:
+            eps = [e for e, s in zip(episodes, seed_of, strict=True) if s == seed and e.task == task]
+            mean_return = float(np.mean([e.episode_return for e in eps]))
+            task_returns.append(mean_return)
+            task_norm.append(normalised(mean_return, references[task]))
+            if eps[0].success is not None:
+                task_success.append(float(np.mean([bool(e.success) for e in eps])))
+        per_seed["return"].append(float(np.mean(task_returns)))
+        if all(v is not None for v in task_norm):
+            per_seed["normalized"].append(float(np.mean(task_norm)))
+        if task_success:
+            per_seed["success_rate"].append(float(np.mean(task_success)))
+    for task in tasks:
+        eps = [e for e in episodes if e.task == task]
+        mean_return = float(np.mean([e.episode_return for e in eps]))
+        per_task[task] = {"return_mean": mean_return, "return_std": float(np.std([e.episode_return for e in eps])),
+                          "normalized": normalised(mean_return, references[task]), "n_episodes": len(eps),
+                          "ref_random_return": references[task][0], "ref_expert_return": references[task][1]}  # fmt: skip
+        if eps[0].success is not None:
+            per_task[task]["success_rate"] = float(np.mean([bool(e.success) for e in eps]))
+    summary: dict[str, Any] = {"scores": "raw returns; normalized = 100·(R − R_random)/(R_expert − R_random)"}
+    for key, values in per_seed.items():
+        if values:
+            summary[f"{key}_mean"] = float(np.mean(values))
+            summary[f"{key}_std"] = float(np.std(values))
+            summary[f"{key}_per_seed"] = values
+    summary["per_task"] = {str(t): v for t, v in per_task.items()}
+    summary.update({"prompt": config.prompt, "shots": config.shots, "data_kind": config.data_kind,
+                    "seeds": config.seeds, "episodes_per_task": config.episodes, "tasks": tasks})  # fmt: skip
+    return summary
+
+
+def write_outputs(run: Run, family: TaskFamily, config: EvalConfig, tasks: list[int], episodes: list[EpisodeResult],
+                  seed_of: list[int], references: dict) -> None:  # fmt: skip
+    out = run.dir / "eval"
+    out.mkdir(exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["seed", "task", "episode", "reset_seed", "return", "length", "success"])
+    for e, seed in zip(episodes, seed_of, strict=True):
+        writer.writerow([seed, e.task, e.episode, e.seed, f"{e.episode_return:.6f}", e.length,
+                         "" if e.success is None else int(e.success)])  # fmt: skip
+    atomic_write_text(out / "episodes.csv", buffer.getvalue())
+    run.record_output(out / "episodes.csv", "eval_episodes")
+    if config.video:
+        import imageio.v2 as imageio
+
+        for e in episodes:
+            if e.frames:
+                gif = io.BytesIO()
+                imageio.mimsave(gif, e.frames[::2], format="GIF", duration=50, loop=0)
+                path = out / "videos" / f"task-{e.task:02d}-episode-{e.episode}.gif"
+                atomic_write_bytes(path, gif.getvalue())
+                run.record_output(path, "video")
+
+
+def resolve_sources(workspace: Workspace, config: EvalConfig) -> tuple[Run, Run | None]:
+    """(pretrain run, tune run or None): explicit runs first, else the latest finished for the family."""
+    if config.tune_run:
+        tuned = require_finished(find_run(workspace, config.tune_run, "tune"))
+        return require_finished(find_run(workspace, tuned.config["pretrain_run"], "pretrain")), tuned
+    if config.pretrain_run:
+        return require_finished(find_run(workspace, config.pretrain_run, "pretrain")), None
+    if config.env is None:
+        raise UsageError("no run to evaluate", hint="pass --env FAMILY, --pretrain RUN or --tune RUN")
+    family = get_family(config.env).name
+    if config.prompt == "auto":
+        tuned_runs = [r for r in list_runs(workspace, "tune", family) if r.status is RunStatus.FINISHED]
+        if tuned_runs:
+            tuned = tuned_runs[-1]
+            return require_finished(find_run(workspace, tuned.config["pretrain_run"], "pretrain")), tuned
+    return require_finished(latest_finished(workspace, "pretrain", family)), None
+
+
+def method_name(config: EvalConfig, tuned: Run | None) -> str:
+    if tuned is not None:
+        return str(tuned.config["method"])
+    return "random-prompt" if config.prompt == "random" else "prompt-dt"
+
+
+def run_eval(workspace: Workspace, config: EvalConfig, *, argv: list[str]) -> tuple[Run, dict[str, Any]]:
+    source, tuned = resolve_sources(workspace, config)
+    family = get_family(config.env or source.family or "")
+    update: dict[str, Any] = {"env": family.name, "pretrain_run": source.run_id}
+    if tuned is not None:
+        update.update(tune_run=tuned.run_id, prompt="auto", seeds=tuned.config["seeds"],
+                      shots=tuned.config["shots"], data_kind=tuned.config["data_kind"])  # fmt: skip
+    elif config.prompt == "auto":
+        update["prompt"] = "fewshot"
+    config = config.model_copy(update=update)
+    method = method_name(config, tuned)
+    run, config = open_run(workspace, "eval", config, argv=argv, family=family.name, seed=config.seeds[0],
+                           slug=f"{family.name}-{method}")  # fmt: skip
+    with stage_run(run):
+        run.record_input("pretrain", source.run_id, None)
+        if tuned is not None:
+            run.record_input("tune", tuned.run_id, None)
+        summary = evaluate(workspace, run, config, source, tuned)
+        summary["method"] = method
+        atomic_write_json(run.dir / "eval" / "results.json", {"family": family.name, "pretrain_run": source.run_id,
+                                                              "tune_run": tuned.run_id if tuned else None,
+                                                              **summary})  # fmt: skip
+        run.record_output(run.dir / "eval" / "results.json", "eval_results")
+        run.manifest["summary"].update({k: v for k, v in summary.items() if k != "per_task"})
+        run.save()
+    return run, summary
+
+
+def results_table_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for task, row in summary["per_task"].items():
+        norm = row.get("normalized")
+        success = row.get("success_rate")
+        rows.append((task, f"{row['return_mean']:.1f} ± {row['return_std']:.1f}",
+                     "" if norm is None else f"{norm:.1f}", "" if success is None else f"{100 * success:.0f}%"))  # fmt: skip
+    return rows
