@@ -152,9 +152,11 @@ def test_demo_runs_the_implemented_pipeline_and_names_the_rest(reach_ws):
     assert result.exit_code == 0, result.output
     steps = {row["step"]: row for row in json.loads(result.stdout)}
     assert steps["collect"]["state"] == "reused"  # the fixture's finished collect run
-    assert steps["pretrain"]["state"] == "ran" and steps["eval prompt-dt (few-shot prompt)"]["state"] == "ran"
-    assert steps["eval random prompt (control)"]["summary"]["prompt"] == "random"
-    assert steps["diffuse"]["state"] == "missing" and "not implemented in this version yet" in result.stderr
+    for name in ("pretrain", "eval prompt-dt (few-shot prompt)", "diffuse", "tune prompt-diffuser"):
+        assert steps[name]["state"] == "ran", name
+    assert steps["eval random prompt (control)"]["summary"]["method"] == "random-prompt"
+    assert steps["eval prompt-diffuser"]["summary"]["method"] == "prompt-diffuser"
+    assert steps["report"]["state"] == "missing" and "not implemented in this version yet" in result.stderr
     again = json.loads(
         runner.invoke(app, ["-w", str(reach_ws.root), "--json", "demo", "--preset", "smoke"]).stdout
     )
