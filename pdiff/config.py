@@ -49,18 +49,30 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
 
 
 def load_presets(workspace: Workspace | None) -> tuple[dict[str, Any], Path]:
-    """The presets block of the workspace's config.yaml, else of the packaged template."""
-    candidates = [workspace.config_file] if workspace is not None else []
-    candidates.append(template_dir() / "config.yaml")
-    for path in candidates:
-        if path.is_file():
-            presets = _read_yaml(path, "config file").get("presets", {})
-            if not isinstance(presets, dict):
-                raise UsageError(
-                    f"{path}: `presets` must be a mapping", hint="compare with the template config.yaml"
-                )
-            return presets, path
-    return {}, candidates[-1]
+    """The presets of the workspace's config.yaml, over those of the packaged template.
+
+    A stage section the workspace file lacks (say, a stage added by a newer pdiff than the one that ran
+    `pdiff init`) comes from the template, so older workspaces keep working with sensible presets.
+    """
+    template_path = template_dir() / "config.yaml"
+    presets = _presets_in(template_path) if template_path.is_file() else {}
+    source = template_path
+    if workspace is not None and workspace.config_file.is_file():
+        source = workspace.config_file
+        for name, stages in _presets_in(source).items():
+            merged = dict(presets.get(name) or {})
+            merged.update(stages or {})
+            presets[name] = merged
+    return presets, source
+
+
+def _presets_in(path: Path) -> dict[str, Any]:
+    presets = _read_yaml(path, "config file").get("presets", {}) or {}
+    if not isinstance(presets, dict) or not all(isinstance(v, dict | None) for v in presets.values()):
+        raise UsageError(
+            f"{path}: `presets` must map preset names to stage sections", hint="compare with `pdiff init`"
+        )
+    return presets
 
 
 def default_preset(workspace: Workspace | None) -> str:

@@ -27,7 +27,7 @@ from rich.progress import (
 _no_color = bool(os.environ.get("NO_COLOR"))
 # Piped output is read by scripts and people alike: no 80-column truncation of ids in tables.
 out = Console(no_color=_no_color, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, no_color=_no_color)
+err = Console(stderr=True, no_color=_no_color, width=None if sys.stderr.isatty() else 160)
 log = logging.getLogger("pdiff")
 
 

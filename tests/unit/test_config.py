@@ -94,3 +94,15 @@ def test_set_values_are_parsed_as_yaml():
     assert parse_set("flag=true") == ("flag", True)
     assert parse_set("tasks=[1, 2]") == ("tasks", [1, 2])
     assert parse_set("name=reach") == ("name", "reach")
+
+
+def test_stage_sections_missing_from_an_older_workspace_come_from_the_template(tmp_path):
+    workspace, _ = Workspace.init(tmp_path / "old")
+    workspace.config_file.write_text(yaml.safe_dump({"presets": {"smoke": {"collect": {"episodes": 7}}}}))
+    from pdiff.stages.collect import CollectConfig
+    from pdiff.stages.diffuse import DiffuseConfig
+
+    assert resolve_config(CollectConfig, "collect", workspace=workspace, preset="smoke").episodes == 7
+    assert (
+        resolve_config(DiffuseConfig, "diffuse", workspace=workspace, preset="smoke").steps == 10
+    )  # template
