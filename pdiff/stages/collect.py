@@ -57,9 +57,10 @@ class CollectConfig(StageConfig):
     )
     prompt_noise: float = Field(0.05, ge=0, description="Gaussian action noise of prompt-expert episodes.")
     medium_noise: float = Field(
-        1.0,
+        3.0,
         ge=0,
-        description="Meta-World: action noise of the medium kind (tuned to about half the expert return).",
+        description="Meta-World: Gaussian action noise of the medium kind; 3.0 gives about 55% of the expert "
+        "return on reach (expert ≈ 842, random ≈ 145 at horizon 100).",
     )
     medium_fraction: float = Field(
         0.5,
