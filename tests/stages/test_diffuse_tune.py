@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import h5py
 import pytest
+from run_killer import kill_after_checkpoint
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -18,7 +14,7 @@ from pdiff.cli import app
 from pdiff.config import resolve_config
 from pdiff.stages.diffuse import DiffuseConfig, run_diffuse, weights_sha256
 from pdiff.stages.pretrain import PretrainConfig, run_pretrain
-from pdiff.workspace.runs import RunStatus, list_runs, load_run
+from pdiff.workspace.runs import RunStatus, load_run
 
 pytestmark = pytest.mark.metaworld
 runner = CliRunner()
@@ -102,22 +98,8 @@ def test_tune_rejects_bad_shots(pretrained):
 def test_diffuse_resume_after_sigkill_matches_an_uninterrupted_run(pretrained):
     ws, _ = pretrained
     straight, _ = _diffuse(ws, steps=40)
-    env = {**os.environ, "PDIFF_WORKSPACE": str(ws.root)}
-    argv = [sys.executable, "-m", "pdiff", "diffuse", "--env", FAMILY, "--preset", "smoke", "--steps", "40"]
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    killed, deadline = None, time.time() + 120
-    while time.time() < deadline and killed is None:
-        for run in list_runs(ws, "diffuse"):
-            pointer = run.dir / "checkpoints" / "latest.json"
-            if (
-                run.run_id != straight.run_id
-                and pointer.is_file()
-                and json.loads(pointer.read_text())["step"] >= 10
-            ):
-                killed = run
-        time.sleep(0.02)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    args = ["--env", FAMILY, "--preset", "smoke", "--steps", "40"]
+    killed = kill_after_checkpoint(ws, "diffuse", args, step=10, ignore={straight.run_id})
     assert killed is not None and load_run(ws, "diffuse", killed.run_id).is_stale()
     result = runner.invoke(app, ["-w", str(ws.root), "diffuse", "--resume", killed.run_id])
     assert result.exit_code == 0, result.output

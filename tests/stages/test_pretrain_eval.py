@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from run_killer import kill_after_checkpoint
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -58,24 +57,8 @@ def test_pretrain_writes_checkpoints_metrics_and_a_curve(reach_ws):
 
 def test_resume_after_sigkill_matches_an_uninterrupted_run(reach_ws):
     straight, _ = _pretrain(reach_ws, steps=40)
-    env = {**os.environ, "PDIFF_WORKSPACE": str(reach_ws.root)}
-    argv = [sys.executable, "-m", "pdiff", "pretrain", "--env", FAMILY, "--preset", "smoke", "--steps", "40",
-            "--set", "checkpoint_every=5"]  # fmt: skip
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    killed_run = None
-    while time.time() < deadline and killed_run is None:
-        for run in list_runs(reach_ws, "pretrain"):
-            pointer = run.dir / "checkpoints" / "latest.json"
-            if (
-                run.run_id != straight.run_id
-                and pointer.is_file()
-                and json.loads(pointer.read_text())["step"] >= 15
-            ):
-                killed_run = run
-        time.sleep(0.05)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    args = ["--env", FAMILY, "--preset", "smoke", "--steps", "40", "--set", "checkpoint_every=5"]
+    killed_run = kill_after_checkpoint(reach_ws, "pretrain", args, step=15, ignore={straight.run_id})
     assert killed_run is not None, "the child never reached step 15"
     stale = load_run(reach_ws, "pretrain", killed_run.run_id)
     assert stale.is_stale()
