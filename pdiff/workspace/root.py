@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import os
 import shutil
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from pdiff import __version__
@@ -29,9 +29,12 @@ def resolve_root(flag_value: str | os.PathLike[str] | None) -> Path:
 def template_dir() -> Path:
     """The packaged `workspace_template/` (a wheel maps it into the package; a source checkout has it on top)."""
     try:
-        return Path(str(resources.files("pdiff.workspace_template")))
+        spec = importlib.util.find_spec("pdiff.workspace_template")
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[2] / "workspace_template"
+        spec = None
+    if spec is not None and spec.submodule_search_locations:  # a namespace package: no __init__.py to copy
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parents[2] / "workspace_template"
 
 
 def utc_now() -> str:
