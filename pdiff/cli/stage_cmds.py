@@ -23,6 +23,10 @@ SET = typer.Option([], "--set", help="Override one setting: --set teacher.total_
 RESUME = typer.Option(
     None, "--resume", help="Continue this unfinished run (id or prefix) with its own config."
 )
+DEVICE = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N.")
+SHOTS = typer.Option(None, "--shots", help="Few-shot episodes per test task.")
+DATA_KIND = typer.Option(None, "--data-kind", help="expert | medium | random few-shot data.")
+SEEDS = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2.")
 
 
 def parse_ids(text: str | None, flag: str = "--tasks") -> list[int] | None:
@@ -144,7 +148,7 @@ def pretrain(
         "--include-test-tasks/--train-tasks-only",
         help="Full-data upper bound: train on the test tasks too.",
     ),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    device: str | None = DEVICE,
     seed: int | None = typer.Option(None, "--seed", help="Seed."),
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
@@ -181,11 +185,11 @@ def eval_cmd(
         "--prompt",
         help="auto (latest tune run, else few-shot) | fewshot (prompt-dt) | random (control).",
     ),
-    shots: int | None = typer.Option(None, "--shots", help="Few-shot episodes per test task."),
-    data_kind: str | None = typer.Option(None, "--data-kind", help="expert | medium | random few-shot data."),
-    seeds: str | None = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2."),
+    shots: int | None = SHOTS,
+    data_kind: str | None = DATA_KIND,
+    seeds: str | None = SEEDS,
     episodes: int | None = typer.Option(None, "--episodes", help="Episodes per task per seed."),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    device: str | None = DEVICE,
     video: int | None = typer.Option(None, "--video", help="GIFs of the first N episodes per task."),
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
@@ -252,7 +256,7 @@ def diffuse(
         None, "--diffusion-steps", help="N, the reverse-chain length."
     ),
     steps: int | None = typer.Option(None, "--steps", help="Training steps."),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    device: str | None = DEVICE,
     seed: int | None = typer.Option(None, "--seed", help="Seed."),
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
@@ -279,15 +283,15 @@ def diffuse(
 @app.command()
 def tune(
     ctx: typer.Context,
-    shots: int | None = typer.Option(None, "--shots", help="Few-shot episodes per test task."),
+    shots: int | None = SHOTS,
     method: str | None = typer.Option(None, "--method", help="prompt-diffuser (default) | prompt-dt."),
     env: str | None = typer.Option(None, "--env", help="Task family (default: that of the latest diffuse)."),
-    data_kind: str | None = typer.Option(None, "--data-kind", help="expert | medium | random few-shot data."),
+    data_kind: str | None = DATA_KIND,
     seed: int | None = typer.Option(None, "--seed", help="A single seed (shorthand for --seeds S)."),
-    seeds: str | None = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2."),
+    seeds: str | None = SEEDS,
     diffuse_run: str | None = typer.Option(None, "--diffuse", help="Diffusion model run (prompt-diffuser)."),
     pretrain_run: str | None = typer.Option(None, "--pretrain", help="Prompt-DT run (prompt-dt)."),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    device: str | None = DEVICE,
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
     overrides: list[str] = SET,
