@@ -7,7 +7,6 @@ the run records each one, so `--resume` after a kill collects only what is missi
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -147,6 +146,11 @@ def _policy_lineage(spec: PolicySpec, teacher: dict[str, Any] | None) -> dict[st
     return lineage
 
 
+def written_pairs(run: Run) -> set[tuple[int, str]]:
+    """(task, kind) of every dataset this run has already written (skipped on --resume)."""
+    return {(o["task"], o["dataset_kind"]) for o in run.manifest["outputs"] if o["kind"] == "dataset"}
+
+
 def write_task_datasets(
     workspace: Workspace,
     run: Run,
@@ -154,28 +158,28 @@ def write_task_datasets(
     task: int,
     episodes: dict[str, list[Episode]],
     config: CollectConfig,
-    specs: dict[str, PolicySpec],
+    *,
+    spaces: tuple[gymnasium.spaces.Box, gymnasium.spaces.Box],
+    lineage: dict[str, dict[str, Any]],
     horizon: int,
-    teacher: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
+) -> None:
     """Write the requested kinds of one task (skipping those this run already wrote) and record them."""
     ref_min = float(np.mean([e.total_return for e in episodes["random"]]))
     ref_max = float(np.mean([e.total_return for e in episodes["expert"]]))
-    done = {(o.get("task"), o.get("dataset_kind")) for o in run.manifest["outputs"] if o["kind"] == "dataset"}
-    rows = []
-    env = family.make_env(task, horizon=horizon)
-    try:
-        obs_space, act_space = env.observation_space, env.action_space
-    finally:
-        env.close()
+    done = written_pairs(run)
     for kind in config.kinds:
         if (task, kind) in done:
             continue
         eps = episodes[kind]
         returns = np.array([e.total_return for e in eps])
         success = [bool(e.infos["success"].any()) for e in eps if "success" in e.infos]
-        version = next_version(workspace.datasets_dir, family.name, task, kind)
-        ident = dataset_id(family.name, task, kind, version)
+        stats = {
+            "return_mean": float(returns.mean()),
+            "success_rate": float(np.mean(success)) if success else None,
+        }
+        ident = dataset_id(
+            family.name, task, kind, next_version(workspace.datasets_dir, family.name, task, kind)
+        )
         block = {
             "family": family.name,
             "task_id": task,
@@ -185,10 +189,9 @@ def write_task_datasets(
             "collect_run_id": run.run_id,
             "seed": config.seed,
             "horizon": horizon,
-            "policy": _policy_lineage(specs[kind], teacher),
-            "return_mean": float(returns.mean()),
+            "policy": lineage[kind],
+            **stats,
             "return_std": float(returns.std()),
-            "success_rate": float(np.mean(success)) if success else None,
             "ref_random_return": ref_min,
             "ref_expert_return": ref_max,
         }
@@ -196,32 +199,36 @@ def write_task_datasets(
             workspace.datasets_dir,
             ident,
             eps,
-            observation_space=_box(obs_space),
-            action_space=_box(act_space),
+            observation_space=spaces[0],
+            action_space=spaces[1],
             pdiff_block=block,
-            algorithm_name=f"{specs[kind].source}:{kind}",
+            algorithm_name=f"{lineage[kind]['source']}:{kind}",
             description=f"{family.name} task {task} ({family.split(task)}), {kind} data collected by pdiff",
             code_permalink=(run.manifest.get("git") or {}).get("commit"),
             ref_min_score=ref_min,
             ref_max_score=ref_max,
         )
         run.record_output(
-            path / "data" / "main_data.hdf5", "dataset", task=task, dataset_kind=kind, dataset_id=ident
+            path / "data" / "main_data.hdf5",
+            "dataset",
+            task=task,
+            dataset_kind=kind,
+            dataset_id=ident,
+            **stats,
         )
-        rows.append(
-            {
-                "dataset_id": ident,
-                **{k: block[k] for k in ("kind", "return_mean", "success_rate")},
-                "task": task,
-            }
-        )
-    return rows
 
 
-def _box(space: gymnasium.Space) -> gymnasium.spaces.Box:
-    if not isinstance(space, gymnasium.spaces.Box):
-        raise TypeError(f"expected a Box space, got {space}")
-    return space
+def _spaces(family: TaskFamily, task: int, horizon: int) -> tuple[gymnasium.spaces.Box, gymnasium.spaces.Box]:
+    """Observation and action spaces (the same for every task of a family), read once per collect."""
+    env = family.make_env(task, horizon=horizon)
+    try:
+        spaces = (env.observation_space, env.action_space)
+    finally:
+        env.close()
+    for space in spaces:
+        if not isinstance(space, gymnasium.spaces.Box):
+            raise TypeError(f"expected a Box space, got {space}")
+    return spaces  # type: ignore[return-value]
 
 
 def collect(
@@ -244,21 +251,23 @@ def collect(
             "task_params": {str(t): family.task_params(t) for t in range(family.num_tasks)},
         },
     )
-    done = {(o.get("task"), o.get("dataset_kind")) for o in run.manifest["outputs"] if o["kind"] == "dataset"}
+    done = written_pairs(run)
     pending = [t for t in tasks if any((t, k) not in done for k in config.kinds)]
     if len(pending) < len(tasks):
         log.info("resuming: %d of %d tasks already written", len(tasks) - len(pending), len(tasks))
     jobs = [task_job(family, t, config, specs, horizon) for t in pending]
-    written: list[dict[str, Any]] = []
+    writing = {
+        "spaces": _spaces(family, tasks[0], horizon),
+        "lineage": {kind: _policy_lineage(specs[kind], teacher) for kind in config.kinds},
+        "horizon": horizon,
+    }
     with StageProgress(
         f"collect {family.name}", total=len(tasks), completed=len(tasks) - len(pending)
     ) as bar:
         for task, episodes in _run_jobs(jobs, config.workers):
-            written += write_task_datasets(
-                workspace, run, family, task, episodes, config, specs, horizon, teacher
-            )
+            write_task_datasets(workspace, run, family, task, episodes, config, **writing)
             bar.update(1, task=task)
-    return summarise(run, config)
+    return summarise(run)
 
 
 def _run_jobs(jobs: list[TaskJob], workers: int):  # noqa: ANN202 - a generator of (task, episodes)
@@ -280,28 +289,21 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def summarise(run: Run, config: CollectConfig) -> dict[str, Any]:
-    """Mean return and success per kind over every dataset this run wrote."""
-    per_kind: dict[str, dict[str, list[float]]] = {}
-    for output in run.manifest["outputs"]:
-        if output["kind"] != "dataset":
-            continue
-        meta_path = run.workspace.root / Path(output["path"]).parent / "metadata.json"
-        block = json.loads(meta_path.read_text())["pdiff"]
-        stats = per_kind.setdefault(block["kind"], {"return": [], "success": []})
-        stats["return"].append(block["return_mean"])
-        if block.get("success_rate") is not None:
-            stats["success"].append(block["success_rate"])
-    summary: dict[str, Any] = {"datasets": sum(1 for o in run.manifest["outputs"] if o["kind"] == "dataset")}
+def summarise(run: Run) -> dict[str, Any]:
+    """Mean return and success per kind over every dataset this run wrote (as recorded in run.json)."""
+    datasets = [o for o in run.manifest["outputs"] if o["kind"] == "dataset"]
+    summary: dict[str, Any] = {"datasets": len(datasets)}
     teacher = run.manifest["summary"].get("teacher")
     if teacher:
         for key in ("expert_eval_return", "medium_eval_return", "random_return", "updates"):
             summary[f"teacher/{key}"] = teacher[key]
-    for kind, stats in per_kind.items():
-        summary[f"{kind}/return_mean"] = float(np.mean(stats["return"]))
-        if stats["success"]:
-            summary[f"{kind}/success_rate"] = float(np.mean(stats["success"]))
-            summary[f"{kind}/min_task_success_rate"] = float(np.min(stats["success"]))
+    for kind in dict.fromkeys(o["dataset_kind"] for o in datasets):
+        of_kind = [o for o in datasets if o["dataset_kind"] == kind]
+        summary[f"{kind}/return_mean"] = float(np.mean([o["return_mean"] for o in of_kind]))
+        success = [o["success_rate"] for o in of_kind if o["success_rate"] is not None]
+        if success:
+            summary[f"{kind}/success_rate"] = float(np.mean(success))
+            summary[f"{kind}/min_task_success_rate"] = float(np.min(success))
     return summary
 
 
