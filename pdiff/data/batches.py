@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from pdiff.data.loader import FamilyData
+from pdiff.models.prompt_dt import Prompt
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class Segments:
             "timesteps": torch.from_numpy(self.timesteps).to(device),
             "mask": torch.from_numpy(self.mask).to(device),
         }
+
+    def to_prompt(self, device: torch.device | str = "cpu") -> Prompt:
+        """These segments as a Prompt-DT prompt (states normalised, returns-to-go scaled already)."""
+        t = self.to_torch(device)
+        return Prompt(t["states"], t["actions"], t["returns_to_go"], t["timesteps"], t["mask"])
 
     def take(self, rows: np.ndarray) -> Segments:
         return Segments(*(getattr(self, f)[rows] for f in Segments.__dataclass_fields__))

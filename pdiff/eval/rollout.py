@@ -8,16 +8,18 @@ early steps need no padding: a window shorter than K is exactly what masked padd
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from pdiff.data.batches import PromptBank, SegmentSampler
+from pdiff.data.loader import FamilyData
 from pdiff.envs.base import TaskFamily
 from pdiff.models.checkpoint import load_inference
-from pdiff.models.prompt_dt import Prompt, PromptCache, PromptDT, PromptDTConfig
+from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,18 @@ class FrozenPolicy:
     @property
     def max_ep_len(self) -> int:
         return self.model.config.max_ep_len
+
+    def _normalisation(self) -> dict[str, Any]:
+        return {"rtg_scale": self.rtg_scale, "state_mean": self.state_mean, "state_std": self.state_std,
+                "max_ep_len": self.max_ep_len}  # fmt: skip
+
+    def segment_sampler(self, data: FamilyData) -> SegmentSampler:
+        """K-step segments of `data`, normalised as this policy reads them."""
+        return SegmentSampler(data, context_len=self.context_len, **self._normalisation())
+
+    def prompt_bank(self, data: FamilyData) -> PromptBank:
+        """Tail prompts of `data`'s episodes, normalised as this policy reads them."""
+        return PromptBank(data, prompt_len=self.model.config.prompt_len, **self._normalisation())
 
 
 def load_policy(checkpoint: Path, device: torch.device) -> tuple[FrozenPolicy, dict[str, Any]]:
@@ -66,10 +80,6 @@ class EpisodeResult:
     length: int
     success: bool | None
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
-
-
-def select_rows(cache: PromptCache, rows: torch.Tensor) -> PromptCache:
-    return PromptCache([k[rows] for k in cache.keys], [v[rows] for v in cache.values], cache.token_mask[rows])
 
 
 def rollout(
@@ -131,7 +141,7 @@ def _run(family, policy, prompts, envs, rows, results, horizon, on_step) -> list
             rtg[index, window].to(device),
             timesteps[index, window].to(device),
             None,
-            select_rows(cache, task_row[index.to(device)]),
+            replace(cache, rows=task_row[index.to(device)]),  # each episode reads its task's cached prompt
         )
         predicted = predicted.clamp(-1.0, 1.0).cpu()
         for j, i in enumerate(live):

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress, log
-from pdiff.data.batches import SegmentSampler
 from pdiff.data.loader import FamilyData, load_family_data
 from pdiff.diffusion import VPSchedule
 from pdiff.distributed import resolve_device
@@ -92,12 +91,6 @@ def build_codec(
                         horizon=family_horizon)  # fmt: skip
 
 
-def make_sampler(data: FamilyData, policy: FrozenPolicy) -> SegmentSampler:
-    return SegmentSampler(data, context_len=policy.context_len, rtg_scale=policy.rtg_scale,
-                          state_mean=policy.state_mean, state_std=policy.state_std,
-                          max_ep_len=policy.max_ep_len)  # fmt: skip
-
-
 def denoiser_payload(
     arch: DenoiserConfig, schedule: VPSchedule, codec: SegmentCodec, extra: dict[str, Any]
 ) -> dict[str, Any]:
@@ -114,7 +107,7 @@ def train_denoiser(run: Run, workspace: Workspace, config: DiffuseConfig, source
     before = weights_sha256(plm)
     tasks = list(plm_config["train_tasks"])
     data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks)
-    sampler = make_sampler(data, policy)
+    sampler = policy.segment_sampler(data)
     codec = build_codec(policy, family.horizon, data, family.obs_dim, family.act_dim)
     d = config.diffusion
     schedule = VPSchedule(steps=d.steps, beta_min=d.beta_min, beta_max=d.beta_max)

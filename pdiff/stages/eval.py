@@ -27,7 +27,6 @@ from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
 from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, load_policy, rollout
 from pdiff.methods.base import load_fewshot
-from pdiff.models.prompt_dt import Prompt
 from pdiff.stages.common import checkpoint_of, open_run, stage_run
 from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from pdiff.workspace.root import Workspace
@@ -79,9 +78,7 @@ def fewshot_prompts(
     workspace: Workspace, family: TaskFamily, tasks: list[int], config: EvalConfig, policy: FrozenPolicy
 ) -> PromptBank:
     data = load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots)
-    return PromptBank(data, prompt_len=policy.model.config.prompt_len, rtg_scale=policy.rtg_scale,
-                      state_mean=policy.state_mean, state_std=policy.state_std,
-                      max_ep_len=policy.max_ep_len)  # fmt: skip
+    return policy.prompt_bank(data)
 
 
 def random_prompts(
@@ -98,11 +95,6 @@ def random_prompts(
         mask=np.ones((count, length), np.float32),
         tasks=np.full(count, -1, np.int64),
     )
-
-
-def to_prompt(segments: Segments) -> Prompt:
-    t = segments.to_torch()
-    return Prompt(t["states"], t["actions"], t["returns_to_go"], t["timesteps"], t["mask"])
 
 
 def evaluate(
@@ -131,7 +123,7 @@ def evaluate(
             else:
                 prompts = random_prompts(policy, family, len(tasks), rng)
             seeds = [[episode_seed(seed, t, e) for e in range(config.episodes)] for t in tasks]
-            results = rollout(family, policy, to_prompt(prompts), tasks, seeds, horizon=horizon,
+            results = rollout(family, policy, prompts.to_prompt(), tasks, seeds, horizon=horizon,
                               render_episodes=config.video if s == 0 else 0, on_step=bar.update)  # fmt: skip
             episodes += results
             seed_of += [seed] * len(results)

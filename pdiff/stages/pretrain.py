@@ -17,13 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress, log
-from pdiff.data.batches import PromptBank, Segments, SegmentSampler
+from pdiff.data.batches import PromptBank, SegmentSampler
 from pdiff.data.loader import FamilyData, load_family_data
 from pdiff.distributed import DistInfo, all_reduce_sum, broadcast, init_distributed, resolve_device, shutdown
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import RunFailed
-from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig
+from pdiff.models.prompt_dt import PromptDT, PromptDTConfig
 from pdiff.plots import plot_curves
 from pdiff.stages.common import open_run, stage_run
 from pdiff.training import CheckpointStore, seed_everything
@@ -110,11 +110,6 @@ def model_config_payload(
     }
 
 
-def as_prompt(segments: Segments, device: torch.device) -> Prompt:
-    t = segments.to_torch(device)
-    return Prompt(t["states"], t["actions"], t["returns_to_go"], t["timesteps"], t["mask"])
-
-
 def masked_sse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Sum of squared action errors over real steps (normalised by the caller, across DDP ranks)."""
     return (((pred - target) ** 2) * mask.unsqueeze(-1)).sum()
@@ -158,7 +153,7 @@ def train(
             batch = sampler.sample(rng, tasks, config.batch_per_task)
             prompt = bank.sample(rng, batch.tasks)
             rows = np.arange(len(batch))[info.shard(len(batch))]
-            local, local_prompt = batch.take(rows).to_torch(device), as_prompt(prompt.take(rows), device)
+            local, local_prompt = batch.take(rows).to_torch(device), prompt.take(rows).to_prompt(device)
             count = all_reduce_sum(float(batch.mask[rows].sum()), info) * family.act_dim
             model.train()
             pred = trained(local["states"], local["actions"], local["returns_to_go"], local["timesteps"],

@@ -15,13 +15,13 @@ from pydantic import Field
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress
-from pdiff.data.batches import PromptBank, Segments, SegmentSampler
+from pdiff.data.batches import Segments
 from pdiff.data.prompts_file import write_prompts
 from pdiff.diffusion import VPSchedule
 from pdiff.distributed import resolve_device
 from pdiff.envs import get_family
 from pdiff.errors import UsageError
-from pdiff.eval.rollout import FrozenPolicy, load_policy
+from pdiff.eval.rollout import load_policy
 from pdiff.methods import prompt_diffuser, prompt_dt
 from pdiff.methods.base import TaskContext, load_fewshot
 from pdiff.methods.prompt_diffuser import SegmentCodec
@@ -110,7 +110,7 @@ def tune(
     policy, _ = load_policy(checkpoint_of(pretrain), device)
     tasks = list(family.test_tasks)
     fewshot = load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots)
-    sampler, bank = few_shot_views(fewshot, policy)
+    sampler, bank = policy.segment_sampler(fewshot), policy.prompt_bank(fewshot)
     settings = diffuser_settings(config, diffuse, device) if diffuse is not None else {}
     method = METHODS[config.method]
     prompts: dict[tuple[int, int], Segments] = {}
@@ -136,14 +136,6 @@ def tune(
     return {"method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
             "tunable_share_percent": 100.0 * tunable / plm_parameters, "shots": config.shots,
             "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task}  # fmt: skip
-
-
-def few_shot_views(fewshot: Any, policy: FrozenPolicy) -> tuple[SegmentSampler, PromptBank]:
-    norm = {"rtg_scale": policy.rtg_scale, "state_mean": policy.state_mean, "state_std": policy.state_std,
-            "max_ep_len": policy.max_ep_len}  # fmt: skip
-    sampler = SegmentSampler(fewshot, context_len=policy.context_len, **norm)
-    bank = PromptBank(fewshot, prompt_len=policy.model.config.prompt_len, **norm)
-    return sampler, bank
 
 
 def run_tune(workspace: Workspace, config: TuneConfig, *, argv: list[str]) -> tuple[Run, dict[str, Any]]:
