@@ -109,7 +109,6 @@ def show(
     opts = options(ctx)
     found = find_run(opts.open_workspace(), run)
     manifest = {**found.manifest, "status": found.display_status()}
-    manifest.pop("_started", None)
 
     def render() -> None:
         out.print(f"[bold]{found.stage} {found.run_id}[/bold]  {manifest['status']}  family={found.family}")

@@ -37,8 +37,16 @@ def template_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "workspace_template"
 
 
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def utc_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime(UTC_FORMAT)
+
+
+def parse_utc(stamp: str) -> float:
+    """Seconds since the epoch of a `utc_now()` stamp."""
+    return dt.datetime.strptime(stamp, UTC_FORMAT).replace(tzinfo=dt.UTC).timestamp()
 
 
 @dataclass(frozen=True)

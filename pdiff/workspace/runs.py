@@ -27,7 +27,7 @@ from filelock import FileLock, Timeout
 from pdiff import __version__
 from pdiff.errors import ArtifactError, PdiffError, UsageError
 from pdiff.workspace.atomic import atomic_write_json, atomic_write_text, sha256_file, sha256_json
-from pdiff.workspace.root import STAGES, Workspace, utc_now
+from pdiff.workspace.root import STAGES, Workspace, parse_utc, utc_now
 
 RUN_SCHEMA = 1
 LOCK_NAME = ".lock"
@@ -158,7 +158,7 @@ class Run:
             self.manifest["error"] = error
         if status is not RunStatus.RUNNING:
             self.manifest["finished_at"] = utc_now()
-            self.manifest["duration_s"] = round(time.time() - self.manifest.get("_started", time.time()), 3)
+            self.manifest["duration_s"] = round(time.time() - parse_utc(self.manifest["created_at"]), 3)
         self.save()
 
     def release(self) -> None:
@@ -229,7 +229,6 @@ def create_run(
         "updated_at": now,
         "finished_at": None,
         "duration_s": 0.0,
-        "_started": time.time(),
         "argv": argv,
         "config": config,
         "config_sha256": config_sha,
