@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pdiff.errors import UsageError
-from pdiff.workspace.root import Workspace, template_dir
+from pdiff.workspace.root import STAGES, Workspace, template_dir
 
 PRESETS = ("smoke", "quick", "paper")
 DEFAULT_PRESET = "quick"
@@ -153,11 +153,11 @@ def resolve_config(
     layers.append((f"preset {chosen} ({presets_path})", (presets[chosen] or {}).get(stage, {}) or {}))
     if config_file is not None:
         data = _read_yaml(Path(config_file), "--config")
-        unknown_stages = sorted(set(data) - _stage_names())
+        unknown_stages = sorted(set(data) - set(STAGES))
         if unknown_stages:
             raise UsageError(
                 f"--config {config_file}: unknown section {unknown_stages[0]!r}",
-                hint=f"top-level keys are stage names: {', '.join(sorted(_stage_names()))}",
+                hint=f"top-level keys are stage names: {', '.join(sorted(STAGES))}",
             )
         layers.append((f"--config {config_file}", data.get(stage, {}) or {}))
     set_layer: dict[str, Any] = {}
@@ -212,12 +212,6 @@ def register_stage_config(stage: str, model: type[StageConfig]) -> None:
 
 def stage_models() -> dict[str, type[StageConfig]]:
     return dict(_STAGE_MODELS)
-
-
-def _stage_names() -> set[str]:
-    from pdiff.workspace.root import STAGES
-
-    return set(STAGES)
 
 
 def describe(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, Any, str]]:
