@@ -123,6 +123,9 @@ def train(
     if config.threads:
         torch.set_num_threads(config.threads)
     data, prompt_data = load_data(workspace, family, config)
+    if run is not None:
+        run.record_inputs("dataset", zip(data.dataset_ids + prompt_data.dataset_ids,
+                                         data.content_sha256 + prompt_data.content_sha256, strict=True))  # fmt: skip
     tasks = training_tasks(family, config.include_test_tasks)
     mean, std = data.state_stats(tasks)
     norm = {
@@ -206,8 +209,6 @@ def run_pretrain(
         family = get_family(config.env)
         broadcast((str(run.dir), config.model_dump(mode="json")), info)
         with stage_run(run):
-            for dataset_id, sha in zip(*_dataset_inputs(workspace, family, config), strict=True):
-                run.record_input("dataset", dataset_id, sha)
             summary = train(run, run.dir, workspace, config, info)
             checkpoint = Path(summary.pop("checkpoint"))
             run.record_output(checkpoint / "model.safetensors", "checkpoint")
@@ -222,10 +223,3 @@ def run_pretrain(
         return run, summary
     finally:
         shutdown(info)
-
-
-def _dataset_inputs(
-    workspace: Workspace, family: TaskFamily, config: PretrainConfig
-) -> tuple[list[str], list[str]]:
-    data, prompts = load_data(workspace, family, config)
-    return list(data.dataset_ids + prompts.dataset_ids), list(data.content_sha256 + prompts.content_sha256)

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -123,9 +123,14 @@ class Run:
         atomic_write_json(self.dir / "run.json", self.manifest)
 
     def record_input(self, kind: str, ref: str, sha256: str | None, **extra: Any) -> None:
-        entry = {"kind": kind, "ref": ref, "sha256": sha256, **extra}
-        if entry not in self.manifest["inputs"]:
-            self.manifest["inputs"].append(entry)
+        self.record_inputs(kind, [(ref, sha256)], **extra)
+
+    def record_inputs(self, kind: str, refs: Iterable[tuple[str, str | None]], **extra: Any) -> None:
+        """Record several inputs of one kind with a single manifest write."""
+        for ref, sha256 in refs:
+            entry = {"kind": kind, "ref": ref, "sha256": sha256, **extra}
+            if entry not in self.manifest["inputs"]:
+                self.manifest["inputs"].append(entry)
         self.save()
 
     def record_output(self, path: Path, kind: str, **extra: Any) -> None:
