@@ -136,9 +136,10 @@ class Run:
     def record_output(self, path: Path, kind: str, **extra: Any) -> None:
         """Record a file (or every file of a directory) this run produced, with its sha256."""
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        outputs = [o for o in self.manifest["outputs"] if o["path"] not in {self._rel(f) for f in files}]
-        for file in files:
-            outputs.append({"kind": kind, "path": self._rel(file), "sha256": sha256_file(file), **extra})
+        paths = {self._rel(f): f for f in files}
+        outputs = [o for o in self.manifest["outputs"] if o["path"] not in paths]
+        for rel, file in paths.items():
+            outputs.append({"kind": kind, "path": rel, "sha256": sha256_file(file), **extra})
         self.manifest["outputs"] = outputs
         self.save()
 
