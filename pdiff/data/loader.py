@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pdiff.data import minari_format
+from pdiff.data import minari_format, minari_read
 from pdiff.data.minari_format import MAIN_FILE, METADATA_FILE, Episode
 from pdiff.errors import ArtifactError, UsageError
 
@@ -213,7 +213,7 @@ def load_family_data(
 
     per_task, hashes = [], []
     for task, dataset, directory in zip(tasks, ids, dirs, strict=True):
-        episodes, metadata = minari_format.read_dataset(directory)
+        episodes, metadata = minari_read.read_dataset(directory)
         if metadata["dataset_id"] != dataset:
             found = metadata["dataset_id"]
             raise ArtifactError(

@@ -19,7 +19,8 @@ from pydantic import Field
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress
 from pdiff.data.batches import PromptBank, Segments, concat_segments
-from pdiff.data.minari_format import dataset_dir, dataset_id, latest_version, read_metadata
+from pdiff.data.minari_format import dataset_dir, dataset_id, latest_version
+from pdiff.data.minari_read import read_metadata
 from pdiff.data.prompts_file import read_prompts
 from pdiff.distributed import resolve_device
 from pdiff.envs import get_family

@@ -100,7 +100,7 @@ def verify_workspace(workspace: Workspace) -> dict[str, Any]:
     problems: list[str] = []
     dirs = dataset_dirs(workspace)
     try:
-        from pdiff.data.minari_format import verify_dataset
+        from pdiff.data.minari_read import verify_dataset
     except ImportError:  # the dataset module is optional until collect exists
         verify_dataset = None
     if verify_dataset is not None:

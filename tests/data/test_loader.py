@@ -8,6 +8,7 @@ from dataset_factory import random_episodes
 
 from pdiff.data import loader
 from pdiff.data import minari_format as mf
+from pdiff.data import minari_read as mr
 from pdiff.errors import ArtifactError, UsageError
 
 FAMILY = "metaworld-reach"
@@ -89,13 +90,13 @@ def test_state_stats_use_only_the_given_tasks(family_root):
 
 def test_cached_data_is_returned_without_rereading_until_a_dataset_changes(family_root, writer, monkeypatch):
     reads = []
-    real_read = mf.read_dataset
+    real_read = mr.read_dataset
 
     def counting_read(directory, **kwargs):
         reads.append(directory.name)
         return real_read(directory, **kwargs)
 
-    monkeypatch.setattr(mf, "read_dataset", counting_read)
+    monkeypatch.setattr(mr, "read_dataset", counting_read)
     first = loader.load_family_data(family_root, FAMILY, "expert", [0, 1])
     assert len(reads) == 2
     assert loader.load_family_data(family_root, FAMILY, "expert", [1, 0]) is first

@@ -13,6 +13,7 @@ import pytest
 from dataset_factory import ACT_DIM, OBS_DIM, random_episodes, write
 
 from pdiff.data import minari_format as mf
+from pdiff.data import minari_read as mr
 from pdiff.errors import ArtifactError, UsageError
 from pdiff.workspace.atomic import sha256_file
 
@@ -71,7 +72,7 @@ def test_round_trip_keeps_every_array_dtype_info_seed_and_metadata(datasets_root
     )
     assert directory == datasets_root / "pdiff/cheetah-vel/task-07/expert-v0"
 
-    got, metadata = mf.read_dataset(directory)
+    got, metadata = mr.read_dataset(directory)
     assert_same_episodes(got, episodes)
     first = got[0]
     assert first.observations.dtype == np.float32 and first.observations.shape == (first.length + 1, OBS_DIM)
@@ -102,8 +103,8 @@ def test_round_trip_keeps_every_array_dtype_info_seed_and_metadata(datasets_root
     )
     assert block["content_sha256"] == mf.content_sha256(episodes)
     assert block["file_sha256"] == sha256_file(directory / "data" / mf.MAIN_FILE)
-    assert mf.read_metadata(directory) == metadata
-    assert mf.verify_dataset(directory) == []
+    assert mr.read_metadata(directory) == metadata
+    assert mr.verify_dataset(directory) == []
 
 
 def test_episode_groups_carry_minaris_attributes(datasets_root):
@@ -128,7 +129,7 @@ def test_same_episodes_give_byte_identical_files_even_seconds_apart(tmp_path):
     time.sleep(1.1)  # any timestamp stored in the file would now differ
     second = write(tmp_path / "b", FAMILY, 1, "expert", episodes)
     assert sha256_file(first / "data" / mf.MAIN_FILE) == sha256_file(second / "data" / mf.MAIN_FILE)
-    assert mf.read_metadata(first)["pdiff"] == mf.read_metadata(second)["pdiff"]
+    assert mr.read_metadata(first)["pdiff"] == mr.read_metadata(second)["pdiff"]
 
     changed = random_episodes(2, 4)
     changed[3].rewards[-1] += 1e-9
@@ -274,21 +275,21 @@ def test_damaged_datasets_fail_with_the_file_named(datasets_root, damage, expect
     directory = write(datasets_root, FAMILY, 5, "expert", random_episodes(8, 4, min_len=50, max_len=60))
     path = damage(directory)
     with pytest.raises(ArtifactError, match=expected) as caught:
-        mf.read_dataset(directory)
+        mr.read_dataset(directory)
     error = caught.value
     assert str(path) in error.message and "\n" not in error.message
     if damage is not _future_schema:
         assert "damaged" in error.hint and f"pdiff collect --env {FAMILY}" in error.hint
-    problems = mf.verify_dataset(directory)
+    problems = mr.verify_dataset(directory)
     assert problems and all(str(path) in p for p in problems)
 
 
 def test_a_flipped_array_byte_shows_in_both_hashes_and_reads_without_verify(datasets_root):
     directory = write(datasets_root, FAMILY, 6, "expert", random_episodes(9, 3, min_len=40, max_len=50))
     _flip_array_byte(directory)
-    problems = mf.verify_dataset(directory)
+    problems = mr.verify_dataset(directory)
     assert len(problems) == 2 and "content sha256" in problems[0] and "file sha256" in problems[1]
-    episodes, _ = mf.read_dataset(directory, verify=False)  # readable, just not what was written
+    episodes, _ = mr.read_dataset(directory, verify=False)  # readable, just not what was written
     assert not np.array_equal(
         episodes[1].observations, random_episodes(9, 3, min_len=40, max_len=50)[1].observations
     )
