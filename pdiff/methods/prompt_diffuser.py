@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pdiff.data.batches import PromptBank, Segments
+from pdiff.data.batches import Segments
 from pdiff.diffusion import VPSchedule, denoising_loss, sample
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.guidance import CombinedGradient, combine_gradients
@@ -168,11 +168,6 @@ def generate_prompts(
     )
 
 
-def tail_conditions(bank: PromptBank, task: int, rng: np.random.Generator) -> Segments:
-    """Algorithm 1's y: the (rtg, t) of one few-shot trajectory's tail segment (paper.md #9)."""
-    return bank.for_task(task, rng)
-
-
 def tune_task(context: TaskContext) -> TaskResult:
     """Fine-tune a copy of the trained denoiser on the task's few-shot data, then generate its prompt."""
     settings = context.settings
@@ -194,7 +189,8 @@ def tune_task(context: TaskContext) -> TaskResult:
         save_weights(
             denoiser, context.out_dir / f"seed-{context.seed}" / f"task-{context.task:02d}.safetensors"
         )
-    condition = tail_conditions(context.fewshot_prompts, context.task, context.rng)
+    # Algorithm 1's y: the (rtg, t) of a random few-shot trajectory's tail segment (paper.md #9)
+    condition = context.fewshot_prompts.for_task(context.task, context.rng)
     prompt = generate_prompts(denoiser, schedule, codec, condition, context.device)
     trainable = sum(p.numel() for p in denoiser.parameters())
     return TaskResult(prompt=prompt, tunable_parameters=trainable, metrics=metrics)

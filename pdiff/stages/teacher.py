@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pdiff.console import StageProgress, log
-from pdiff.data.collectors import PolicySpec, run_episode
+from pdiff.data.collectors import PolicySpec, build_policy, run_episode
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError
 from pdiff.teachers.policy import TeacherPolicy
@@ -49,13 +49,13 @@ def _reusable(workspace: Workspace, family: TaskFamily, config: CollectConfig, c
 def random_return(family: TaskFamily, horizon: int, seed: int) -> float:
     """Mean return of uniform actions, one episode per task (the low end of the medium target)."""
     returns = []
-    policy = PolicySpec("random", "uniform", terminate_when_unhealthy=False)
+    spec = PolicySpec("random", "uniform", terminate_when_unhealthy=False)
     rng = np.random.default_rng(seed)
     for task in range(family.num_tasks):
-        env = family.make_env(task, horizon=horizon, terminate_when_unhealthy=policy.terminate_when_unhealthy)
+        env = family.make_env(task, horizon=horizon, terminate_when_unhealthy=spec.terminate_when_unhealthy)
         try:
-            act = lambda obs, r: r.uniform(-1, 1, size=family.act_dim).astype(np.float32)  # noqa: E731
-            returns.append(run_episode(env, act, int(rng.integers(2**31))).total_return)
+            policy = build_policy(spec, family, task)
+            returns.append(run_episode(env, policy, int(rng.integers(2**31))).total_return)
         finally:
             env.close()
     return float(np.mean(returns))
