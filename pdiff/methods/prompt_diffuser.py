@@ -25,7 +25,7 @@ from pdiff.diffusion import VPSchedule, denoising_loss, sample
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.guidance import CombinedGradient, combine_gradients
 from pdiff.models.denoiser import Denoiser
-from pdiff.models.prompt_dt import Prompt, PromptDT
+from pdiff.models.prompt_dt import Prompt, PromptDT, action_loss
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,7 @@ def guided_step(
             batch["mask"],
             prompt,
         )
-        mask = batch["mask"].unsqueeze(-1)
-        loss_plm = (((pred - batch["actions"]) ** 2) * mask).sum() / (mask.sum() * codec.act_dim)
+        loss_plm = action_loss(pred, batch["actions"], batch["mask"])
     optimizer.zero_grad(set_to_none=True)
     params = [p for p in denoiser.parameters() if p.requires_grad]
     gradient = combine_gradients(params, loss_dm, loss_plm, rule=rule, lam=lam)
