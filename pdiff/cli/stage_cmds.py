@@ -284,13 +284,19 @@ def diffuse(
 def tune(
     ctx: typer.Context,
     shots: int | None = SHOTS,
-    method: str | None = typer.Option(None, "--method", help="prompt-diffuser (default) | prompt-dt."),
+    method: str | None = typer.Option(
+        None,
+        "--method",
+        help="prompt-diffuser (default) | prompt-dt | soft-prompt | adaptor | lora | ptdt | full-ft.",
+    ),
     env: str | None = typer.Option(None, "--env", help="Task family (default: that of the latest diffuse)."),
     data_kind: str | None = DATA_KIND,
     seed: int | None = typer.Option(None, "--seed", help="A single seed (shorthand for --seeds S)."),
     seeds: str | None = SEEDS,
     diffuse_run: str | None = typer.Option(None, "--diffuse", help="Diffusion model run (prompt-diffuser)."),
-    pretrain_run: str | None = typer.Option(None, "--pretrain", help="Prompt-DT run (prompt-dt)."),
+    pretrain_run: str | None = typer.Option(
+        None, "--pretrain", help="Prompt-DT run (all but prompt-diffuser)."
+    ),
     device: str | None = DEVICE,
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
@@ -306,7 +312,7 @@ def tune(
         raise UsageError(f"--shots {shots} must be at least 1", hint="use e.g. --shots 5")
     if seed is not None and seeds is not None:
         raise UsageError("give --seed or --seeds, not both", hint="--seeds 0,1,2 runs several seeds")
-    upstream_stage = "pretrain" if method == "prompt-dt" else "diffuse"
+    upstream_stage = "diffuse" if method in (None, "prompt-diffuser") else "pretrain"
     upstream = None if diffuse_run or pretrain_run else upstream_family(ctx, upstream_stage)
     flags = {"env": env or upstream, "shots": shots, "method": method, "data_kind": data_kind,
              "seeds": [seed] if seed is not None else parse_ids(seeds, "--seeds"), "diffuse_run": diffuse_run,

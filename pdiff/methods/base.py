@@ -30,9 +30,13 @@ class TaskContext:
 
 @dataclass
 class TaskResult:
-    prompt: Segments  # one row: the prompt the frozen model is evaluated with
+    prompt: Segments  # one row: the prompt the (frozen or tuned) model is evaluated with
     tunable_parameters: int
     metrics: dict[str, float] = field(default_factory=dict)
+    # Weight-changing methods: the tuned Prompt-DT (its trainable parameters are what tune saves) and the
+    # options its method's `attach` needs to rebuild it (see pdiff.methods.finetuning).
+    model: torch.nn.Module | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def load_fewshot(datasets_root: Path, family: str, tasks: list[int], kind: str, shots: int):  # noqa: ANN201

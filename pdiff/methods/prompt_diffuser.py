@@ -27,6 +27,8 @@ from pdiff.methods.guidance import CombinedGradient, combine_gradients
 from pdiff.models.denoiser import Denoiser
 from pdiff.models.prompt_dt import Prompt, PromptDT, action_loss
 
+DEFAULT_LR = 1e-4  # [ours] the denoiser's fine-tuning step (a third of its 3e-4 training rate)
+
 
 @dataclass(frozen=True)
 class SegmentCodec:

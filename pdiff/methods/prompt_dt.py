@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pdiff.methods.base import TaskContext, TaskResult
 
+DEFAULT_LR = None  # nothing is trained
+
 
 def tune_task(context: TaskContext) -> TaskResult:
     return TaskResult(

@@ -2,7 +2,9 @@
 
 Without a tuning run this is the `prompt-dt` baseline: each test task's prompt is the tail of one of its N
 few-shot episodes (`--shots`, `--data-kind`), drawn per seed. `--prompt random` replaces the prompt with
-noise: the control that shows the prompt carries the task. Scores: raw return, normalised score
+noise: the control that shows the prompt carries the task. A tune run is evaluated with its prompts; when its
+method changed weights, each (seed, task) is rolled out with its own model rebuilt from the frozen Prompt-DT
+plus the run's tuned tensors (prompt-only methods keep one batched model call per step for all tasks). Scores: raw return, normalised score
 100·(R − R_random)/(R_expert − R_random) with the references stored in the datasets, success rate on
 Meta-World; each averaged over the test tasks per seed, then mean ± std over seeds.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -28,6 +31,8 @@ from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
 from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, load_policy, rollout
 from pdiff.methods.base import load_fewshot
+from pdiff.methods.finetuning import load_tuned, tuned_path
+from pdiff.methods.registry import METHODS, changes_weights
 from pdiff.stages.common import checkpoint_of, open_run, stage_run
 from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from pdiff.workspace.root import Workspace
@@ -124,8 +129,18 @@ def evaluate(
             else:
                 prompts = random_prompts(policy, family, len(tasks), rng)
             seeds = [[episode_seed(seed, t, e) for e in range(config.episodes)] for t in tasks]
-            results = rollout(family, policy, prompts.to_prompt(), tasks, seeds, horizon=horizon,
-                              render_episodes=config.video if s == 0 else 0, on_step=bar.update)  # fmt: skip
+            render = config.video if s == 0 else 0
+            if tuned is not None and changes_weights(tuned.config["method"]):
+                results = []
+                for i, task in enumerate(tasks):  # one model per task: one rollout per task
+                    model = load_tuned(policy.model, tuned_path(tuned.dir, seed, task), tuned.config["method"],
+                                       METHODS[tuned.config["method"]].attach)  # fmt: skip
+                    results += rollout(family, replace(policy, model=model), prompts.take(np.array([i])).to_prompt(),
+                                       [task], [seeds[i]], horizon=horizon, render_episodes=render,
+                                       on_step=bar.update)  # fmt: skip
+            else:
+                results = rollout(family, policy, prompts.to_prompt(), tasks, seeds, horizon=horizon,
+                                  render_episodes=render, on_step=bar.update)  # fmt: skip
             episodes += results
             seed_of += [seed] * len(results)
     references = {t: reference_returns(workspace, family, t) for t in tasks}

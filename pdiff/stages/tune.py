@@ -1,13 +1,14 @@
-"""`pdiff tune`: adapt to each test task from N few-shot episodes, for every seed; the PLM stays frozen.
+"""`pdiff tune`: adapt to each test task from N few-shot episodes, for every seed.
 
-Prompt-based methods store one prompt per (seed, test task) in `prompts.h5` (states normalised as the
-frozen Prompt-DT reads them); `pdiff eval` then evaluates the run with those prompts.
+Every method stores one prompt per (seed, test task) in `prompts.h5` (states normalised as the frozen
+Prompt-DT reads them). Weight-changing methods (soft-prompt, adaptor, lora, full-ft) also store their tuned
+tensors per (seed, task) in `tuned/seed-S/task-NN.safetensors`; `pdiff eval` rebuilds each task's model from
+the frozen Prompt-DT plus that file (pdiff.methods.finetuning). The frozen Prompt-DT itself never changes.
 """
 
 from __future__ import annotations
 
 import copy
-from types import ModuleType
 from typing import Any, Literal
 
 import numpy as np
@@ -22,22 +23,23 @@ from pdiff.distributed import resolve_device
 from pdiff.envs import get_family
 from pdiff.errors import UsageError
 from pdiff.eval.rollout import load_policy
-from pdiff.methods import prompt_diffuser, prompt_dt
 from pdiff.methods.base import TaskContext, load_fewshot
+from pdiff.methods.finetuning import save_tuned, tuned_path
 from pdiff.methods.prompt_diffuser import SegmentCodec
+from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
 from pdiff.models.checkpoint import load_inference
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.stages.common import checkpoint_of, open_run, stage_run
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
-METHODS: dict[str, ModuleType] = {"prompt-dt": prompt_dt, "prompt-diffuser": prompt_diffuser}
-NEEDS_DIFFUSE = {"prompt-diffuser"}
+MethodName = Literal["prompt-diffuser", "prompt-dt", "soft-prompt", "adaptor", "lora", "ptdt", "full-ft"]
+LoraTarget = Literal["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"]
 
 
 class TuneConfig(StageConfig):
     env: str | None = Field(None, description="Task family (default: that of the input run).")
-    method: Literal["prompt-diffuser", "prompt-dt"] = Field("prompt-diffuser", description="Tuning method.")
+    method: MethodName = Field("prompt-diffuser", description="Tuning method (README: Tuning methods).")
     shots: int = Field(5, ge=1, description="Few-shot episodes per test task.")
     data_kind: str = Field("expert", description="Quality of the few-shot data: expert | medium | random.")
     seeds: list[int] = Field([0, 1, 2], min_length=1, description="Seeds (one adaptation per seed and task).")
@@ -52,11 +54,36 @@ class TuneConfig(StageConfig):
     )
     steps: int = Field(200, ge=0, description="Fine-tuning steps per (seed, task).")
     batch_size: int = Field(32, ge=1, description="Segments per fine-tuning step.")
-    lr: float = Field(1e-4, gt=0, description="Fine-tuning learning rate.")
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description="Learning rate (ptdt: η). Default per method: prompt-diffuser 1e-4, soft-prompt 1e-3, "
+        "adaptor 1e-3, lora 1e-3, ptdt 1e-4, full-ft 1e-4.",
+    )
     guidance: str | None = Field(None, description="Guidance rule while tuning (default: the diffuse run's).")
     lam: float | None = Field(None, ge=0, description="λ while tuning (default: the diffuse run's).")
     grad_clip: float | None = Field(1.0, gt=0, description="Gradient-norm clip while tuning.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
+    adapter_width: int = Field(16, ge=1, description="adaptor: bottleneck width of each adapter.")
+    lora_rank: int = Field(4, ge=1, description="lora: rank r of each update.")
+    lora_alpha: float = Field(4.0, gt=0, description="lora: the update is scaled by alpha / rank.")
+    lora_targets: list[LoraTarget] = Field(
+        ["attn.qkv", "attn.proj"],
+        min_length=1,
+        description="lora: linears of every block that get an update.",
+    )
+    ptdt_population: int = Field(15, ge=2, description="ptdt: perturbed prompts scored per round (m).")
+    ptdt_sigma: float = Field(1.0, gt=0, description="ptdt: perturbation scale (μ).")
+    ptdt_lr_decay: float = Field(0.95, gt=0, le=1, description="ptdt: η is multiplied by this every round.")
+    ptdt_perturb: Literal["all", "states-actions-rtg"] = Field(
+        "all", description="ptdt: prompt tensors perturbed (all = states, actions, RTG and timesteps)."
+    )
+    ptdt_online: bool = Field(False, description="ptdt: rank by simulator return instead of action MSE.")
+    ptdt_batches: int = Field(2, ge=1, description="ptdt offline: few-shot batches per score.")
+    ptdt_rollouts: int = Field(2, ge=1, description="ptdt online: episodes per candidate per score.")
+    ptdt_horizon: int | None = Field(
+        None, ge=1, description="ptdt online: episode length (default: the family's)."
+    )
 
 
 register_stage_config("tune", TuneConfig)
@@ -111,7 +138,10 @@ def tune(
     tasks = list(family.test_tasks)
     fewshot = load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots)
     sampler, bank = policy.segment_sampler(fewshot), policy.prompt_bank(fewshot)
-    settings = diffuser_settings(config, diffuse, device) if diffuse is not None else {}
+    if diffuse is not None:
+        settings = diffuser_settings(config, diffuse, device)
+    else:
+        settings = {**config.model_dump(), "family": family}
     method = METHODS[config.method]
     prompts: dict[tuple[int, int], Segments] = {}
     per_task: dict[str, Any] = {}
@@ -123,6 +153,8 @@ def tune(
                                       rng=np.random.default_rng([seed, task, 3]), device=device,
                                       out_dir=run.dir / "tuned", settings=settings)  # fmt: skip
                 result = method.tune_task(context)
+                if result.model is not None:
+                    save_tuned(tuned_path(run.dir, seed, task), result.model, config.method, result.options)
                 prompts[(seed, task)] = result.prompt
                 tunable = result.tunable_parameters
                 per_task[f"seed-{seed}/task-{task:02d}"] = result.metrics
@@ -149,6 +181,7 @@ def run_tune(workspace: Workspace, config: TuneConfig, *, argv: list[str]) -> tu
         "env": family.name,
         "pretrain_run": pretrain.run_id,
         "diffuse_run": diffuse.run_id if diffuse else None,
+        "lr": config.lr if config.lr is not None else METHODS[config.method].DEFAULT_LR,
     }
     config = config.model_copy(update=update)
     run, config = open_run(workspace, "tune", config, argv=argv, family=family.name, seed=config.seeds[0],

@@ -1,0 +1,119 @@
+"""`ptdt`: Prompt-Tuning DT (Hu, Shen, Zhang, Tao 2023, arXiv 2305.09648): black-box tuning of the prompt.
+
+The Prompt-DT stays frozen and only the values of the task's K*-step prompt change (reference/prompt-dt.md §8).
+Each round (one tune "step"):
+  1. draw m Gaussian perturbations x_j = x + μ·ξ_j of the flattened prompt x;
+  2. score them, all on the same data (common random numbers):
+     offline (default): the frozen model's masked action MSE on `ptdt_batches` batches of the task's
+     few-shot segments, lower is better; online (`ptdt_online`): the mean return of `ptdt_rollouts` simulator
+     episodes per candidate (pdiff.eval.rollout), higher is better;
+  3. rank them (rank 0 = best) and estimate an ascent direction with ZO-RankSGD's all-pairs estimator
+     d = Σ_j (m − 1 − 2·rank_j)·(x_j − x) / (m(m−1)/2) — every pair (better, worse) contributes
+     (x_better − x_worse); prompt-dt.md writes the weight as m − 2·rank, which only adds a zero-mean term;
+  4. momentum step v ← 0.5·v + d, x ← x + η·v, then η ← decay·η.
+What is perturbed: every prompt tensor the model reads, i.e. states (normalised), actions, returns-to-go
+(scaled) and timesteps (rounded and clipped to the embedding table when fed to the model): 5 × (39 + 4 + 1 +
+1) = 225 values on Meta-World reach. The reference also perturbs rewards, dones and the mask, which our
+Prompt-DT does not read (prompt-dt.md counts 240 with them). `ptdt_perturb: states-actions-rtg` leaves the
+timesteps alone (paper.md §12 #19).
+Defaults from the surviving driver (prompt-dt.md §8): m = 15, μ = 1.0, η = 1e-4, decay 0.95 per round,
+2 batches (or rollouts) per score; no line search. Batch size and the number of rounds are the tune
+stage's `batch_size` and `steps`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pdiff.data.batches import Segments
+from pdiff.eval.rollout import rollout
+from pdiff.methods.base import TaskContext, TaskResult
+from pdiff.models.prompt_dt import action_loss
+
+DEFAULT_LR = 1e-4
+FIELDS = {"all": ("states", "actions", "returns_to_go", "timesteps"),
+          "states-actions-rtg": ("states", "actions", "returns_to_go")}  # fmt: skip
+
+
+def flatten(prompt: Segments, fields: tuple[str, ...]) -> np.ndarray:
+    """The perturbed values of a one-row prompt as one float64 vector."""
+    return np.concatenate([getattr(prompt, f)[0].astype(np.float64).ravel() for f in fields])
+
+
+def candidates_from(x: np.ndarray, base: Segments, fields: tuple[str, ...], max_ep_len: int) -> Segments:
+    """Rows of flattened prompts `x` (m, n) back into prompts, the other tensors taken from `base`."""
+    arrays = {f: np.repeat(getattr(base, f), len(x), axis=0) for f in Segments.__dataclass_fields__}
+    offset = 0
+    for name in fields:
+        shape = getattr(base, name).shape[1:]
+        size = int(np.prod(shape))
+        values = x[:, offset : offset + size].reshape(len(x), *shape)
+        if name == "timesteps":
+            values = np.clip(np.rint(values), 0, max_ep_len - 1)
+        arrays[name] = values.astype(getattr(base, name).dtype)
+        offset += size
+    return Segments(**arrays)
+
+
+@torch.no_grad()
+def offline_scores(context: TaskContext, candidates: Segments, batches: int) -> np.ndarray:
+    """Minus the frozen model's action MSE of each candidate prompt, on the same few-shot batches."""
+    model, device, m = context.policy.model, context.device, len(candidates)
+    model.eval()
+    prompt = candidates.to_prompt(device)
+    batch_size = context.settings["batch_size"]
+    mse = np.zeros(m)
+    for _ in range(batches):
+        batch = context.fewshot.sample(context.rng, [context.task] * batch_size, 1).to_torch(device)
+        rows = {k: v.repeat(m, *([1] * (v.dim() - 1))) for k, v in batch.items()}  # candidate-major copies
+        prompt.rows = torch.arange(m, device=device).repeat_interleave(batch_size)
+        pred = model(
+            rows["states"], rows["actions"], rows["returns_to_go"], rows["timesteps"], rows["mask"], prompt
+        )
+        for j in range(m):
+            part = slice(j * batch_size, (j + 1) * batch_size)
+            mse[j] += float(action_loss(pred[part], rows["actions"][part], rows["mask"][part])) / batches
+    return -mse
+
+
+def online_scores(context: TaskContext, candidates: Segments, episodes: int) -> np.ndarray:
+    """Mean return of each candidate prompt over the same `episodes` simulator resets."""
+    settings, m = context.settings, len(candidates)
+    family = settings["family"]
+    horizon = family.resolve_horizon(settings["ptdt_horizon"])
+    resets = [int(s) for s in context.rng.integers(0, 2**31 - 1, size=episodes)]
+    results = rollout(family, context.policy, candidates.to_prompt(), [context.task] * m, [resets] * m,
+                      horizon=horizon)  # fmt: skip
+    returns = np.zeros(m)
+    for index, result in enumerate(results):
+        returns[index // episodes] += result.episode_return / episodes
+    return returns
+
+
+def tune_task(context: TaskContext) -> TaskResult:
+    settings = context.settings
+    fields = FIELDS[settings["ptdt_perturb"]]
+    m, mu, lr = settings["ptdt_population"], settings["ptdt_sigma"], settings["lr"]
+    max_ep_len = context.policy.max_ep_len
+    prompt = context.fewshot_prompts.for_task(context.task, context.rng)
+
+    def score(x: np.ndarray) -> np.ndarray:  # higher is better
+        candidates = candidates_from(x, prompt, fields, max_ep_len)
+        if settings["ptdt_online"]:
+            return online_scores(context, candidates, settings["ptdt_rollouts"])
+        return offline_scores(context, candidates, settings["ptdt_batches"])
+
+    start = x = flatten(prompt, fields)
+    velocity = np.zeros_like(x)
+    for _ in range(settings["steps"]):
+        trials = x + mu * context.rng.standard_normal((m, len(x)))
+        rank = np.argsort(np.argsort(-score(trials), kind="stable"), kind="stable")  # 0 = best
+        direction = ((m - 1 - 2 * rank)[:, None] * (trials - x)).sum(0) / (m * (m - 1) / 2)
+        velocity = 0.5 * velocity + direction
+        x = x + lr * velocity
+        lr *= settings["ptdt_lr_decay"]
+    first, last = score(np.stack([start, x]))  # on the same data, so the two are comparable
+    name = "return" if settings["ptdt_online"] else "neg_action_mse"
+    return TaskResult(prompt=candidates_from(x[None], prompt, fields, max_ep_len), tunable_parameters=len(x),
+                      metrics={f"{name}_first": float(first), f"{name}_last": float(last)})  # fmt: skip
