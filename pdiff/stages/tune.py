@@ -21,6 +21,7 @@ from pdiff.data.prompts_file import write_prompts
 from pdiff.diffusion import VPSchedule
 from pdiff.distributed import resolve_device
 from pdiff.envs import get_family
+from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
 from pdiff.eval.rollout import load_policy
 from pdiff.methods.base import TaskContext, load_fewshot
@@ -129,6 +130,19 @@ def diffuser_settings(config: TuneConfig, diffuse: Run, device: Any) -> dict[str
     }
 
 
+def method_lr(config: TuneConfig) -> float | None:
+    return config.lr if config.lr is not None else METHODS[config.method].DEFAULT_LR
+
+
+def method_settings(
+    config: TuneConfig, family: TaskFamily, diffuse: Run | None, device: Any
+) -> dict[str, Any]:
+    """TaskContext.settings: the diffusion model's for prompt-diffuser, else the config (lr resolved) + family."""
+    if diffuse is not None:
+        return diffuser_settings(config.model_copy(update={"lr": method_lr(config)}), diffuse, device)
+    return {**config.model_dump(), "lr": method_lr(config), "family": family}
+
+
 def tune(
     run: Run, workspace: Workspace, config: TuneConfig, pretrain: Run, diffuse: Run | None
 ) -> dict[str, Any]:
@@ -138,10 +152,7 @@ def tune(
     tasks = list(family.test_tasks)
     fewshot = load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots)
     sampler, bank = policy.segment_sampler(fewshot), policy.prompt_bank(fewshot)
-    if diffuse is not None:
-        settings = diffuser_settings(config, diffuse, device)
-    else:
-        settings = {**config.model_dump(), "family": family}
+    settings = method_settings(config, family, diffuse, device)
     method = METHODS[config.method]
     prompts: dict[tuple[int, int], Segments] = {}
     per_task: dict[str, Any] = {}
@@ -181,7 +192,7 @@ def run_tune(workspace: Workspace, config: TuneConfig, *, argv: list[str]) -> tu
         "env": family.name,
         "pretrain_run": pretrain.run_id,
         "diffuse_run": diffuse.run_id if diffuse else None,
-        "lr": config.lr if config.lr is not None else METHODS[config.method].DEFAULT_LR,
+        "lr": method_lr(config),
     }
     config = config.model_copy(update=update)
     run, config = open_run(workspace, "tune", config, argv=argv, family=family.name, seed=config.seeds[0],

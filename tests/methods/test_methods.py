@@ -1,0 +1,123 @@
+"""Every method of `pdiff tune --method` on the smoke reach workspace: tune → save → load as eval does →
+identical actions; the frozen Prompt-DT never changes; the reported tunable count matches the definition."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from method_suite import (
+    actions_of,
+    assert_frozen_parts_equal,
+    assert_prompt_equal,
+    assert_result_shape,
+    expected_tunable_parameters,
+)
+from typer.testing import CliRunner
+
+from pdiff.cli import app
+from pdiff.config import resolve_config
+from pdiff.data.prompts_file import read_prompts, write_prompts
+from pdiff.envs import get_family
+from pdiff.eval.rollout import load_policy
+from pdiff.methods.base import TaskContext, load_fewshot
+from pdiff.methods.finetuning import load_tuned, save_tuned, trainable, tuned_path
+from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE, changes_weights
+from pdiff.stages.common import checkpoint_of
+from pdiff.stages.diffuse import DiffuseConfig, run_diffuse, weights_sha256
+from pdiff.stages.pretrain import PretrainConfig, run_pretrain
+from pdiff.stages.tune import TuneConfig, method_settings
+from pdiff.workspace.root import Workspace
+
+pytestmark = pytest.mark.metaworld
+REACH = "metaworld-reach"
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def trained(collected_template, tmp_path_factory):
+    """The reach workspace with a smoke Prompt-DT and a smoke diffusion model (built once for this module)."""
+    root = tmp_path_factory.mktemp("methods") / "ws"
+    shutil.copytree(collected_template, root)
+    ws = Workspace.open(root)
+    config = resolve_config(PretrainConfig, "pretrain", workspace=ws, preset="smoke", flags={"env": REACH})
+    pretrain, _ = run_pretrain(ws, config, argv=["pdiff", "pretrain"])
+    config = resolve_config(DiffuseConfig, "diffuse", workspace=ws, preset="smoke", flags={"env": REACH})
+    diffuse, _ = run_diffuse(ws, config, argv=["pdiff", "diffuse"])
+    return ws, pretrain, diffuse
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_method_tunes_saves_and_loads_as_eval_does(trained, method, tmp_path):
+    ws, pretrain, diffuse = trained
+    family = get_family(REACH)
+    task = family.test_tasks[0]
+    config = resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
+                            flags={"env": REACH, "method": method, "steps": 2})  # fmt: skip
+    policy, _ = load_policy(checkpoint_of(pretrain), CPU)
+    frozen_sha = weights_sha256(policy.model)
+    fewshot = load_fewshot(ws.datasets_dir, family.name, [task], config.data_kind, config.shots)
+    sampler, bank = policy.segment_sampler(fewshot), policy.prompt_bank(fewshot)
+    settings = method_settings(config, family, diffuse if method in NEEDS_DIFFUSE else None, CPU)
+    context = TaskContext(seed=0, task=task, policy=policy, fewshot=sampler, fewshot_prompts=bank,
+                          rng=np.random.default_rng(0), device=CPU, out_dir=tmp_path / "out", settings=settings)  # fmt: skip
+
+    result = METHODS[method].tune_task(context)
+
+    # The frozen Prompt-DT is bit-identical, in memory and on disk.
+    assert weights_sha256(policy.model) == frozen_sha
+    assert weights_sha256(load_policy(checkpoint_of(pretrain), CPU)[0].model) == frozen_sha
+    arch = policy.model.config
+    assert_result_shape(result, arch)
+    plm_parameters = sum(p.numel() for p in policy.model.parameters())
+    denoiser = str(checkpoint_of(diffuse) / "model.safetensors")
+    assert result.tunable_parameters == expected_tunable_parameters(
+        method, config, arch, plm_parameters, denoiser
+    )
+
+    # The prompt goes through prompts.h5 unchanged (how eval reads every tune run's prompts).
+    write_prompts(tmp_path / "prompts.h5", {(0, task): result.prompt}, {"method": method})
+    prompt = read_prompts(tmp_path / "prompts.h5")[0][(0, task)]
+    assert_prompt_equal(prompt, result.prompt)
+    inputs = sampler.sample(np.random.default_rng(1), [task] * 3, 1)
+    if not changes_weights(method):
+        assert result.model is None
+        return
+    tuned_names = set(trainable(result.model))
+    assert sum(p.numel() for p in trainable(result.model).values()) == result.tunable_parameters
+    assert_frozen_parts_equal(result.model, policy.model, tuned_names)
+    path = tuned_path(tmp_path, 0, task)
+    save_tuned(path, result.model, method, result.options)
+    loaded = load_tuned(policy.model, path, method, METHODS[method].attach)
+    assert_frozen_parts_equal(loaded, policy.model, tuned_names)
+    tuned_actions = actions_of(result.model, inputs, prompt)
+    assert torch.equal(actions_of(loaded, inputs, prompt), tuned_actions)
+    assert not torch.equal(actions_of(policy.model, inputs, prompt), tuned_actions), "tuning changed nothing"
+    assert weights_sha256(policy.model) == frozen_sha
+
+
+def test_lora_tune_then_eval_through_the_cli(trained):
+    ws, pretrain, _ = trained
+    base = ["-w", str(ws.root), "--json"]
+    tuned = CliRunner().invoke(app, [*base, "tune", "--method", "lora", "--pretrain", pretrain.run_id,
+                                     "--preset", "smoke", "--set", "steps=2", "--set", "lora_rank=2"])  # fmt: skip
+    assert tuned.exit_code == 0, tuned.output
+    payload = json.loads(tuned.stdout)
+    assert payload["method"] == "lora" and payload["tunable_parameters"] == 1 * (2 * 32 * 4 + 2 * 32 * 2)
+    run_dir = ws.root / "runs" / "tune" / payload["run_id"]
+    manifest = json.loads((run_dir / "run.json").read_text())
+    recorded = {o["path"] for o in manifest["outputs"] if o["kind"] == "tuned_weights"}
+    assert recorded == {f"tuned/seed-0/task-{t:02d}.safetensors" for t in get_family(REACH).test_tasks}
+    evaluated = CliRunner().invoke(app, [*base, "eval", "--tune", payload["run_id"], "--preset", "smoke"])
+    assert evaluated.exit_code == 0, evaluated.output
+    result = json.loads(evaluated.stdout)
+    assert result["method"] == "lora" and set(result["per_task"]) == {"11", "17", "25", "36", "41"}
+
+    (run_dir / "tuned" / "seed-0" / "task-11.safetensors").write_bytes(b"not safetensors")
+    corrupt = CliRunner().invoke(app, [*base, "verify"])
+    assert corrupt.exit_code != 0 and "task-11.safetensors" in corrupt.output
+    failed = CliRunner().invoke(app, [*base, "eval", "--tune", payload["run_id"], "--preset", "smoke"])
+    assert failed.exit_code == 2 and "task-11.safetensors is corrupt" in failed.output
