@@ -4,7 +4,6 @@ identical actions; the frozen Prompt-DT never changes; the reported tunable coun
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -27,27 +26,12 @@ from pdiff.methods.base import TaskContext, load_fewshot
 from pdiff.methods.finetuning import load_tuned, save_tuned, trainable, tuned_path
 from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE, changes_weights
 from pdiff.stages.common import checkpoint_of
-from pdiff.stages.diffuse import DiffuseConfig, run_diffuse, weights_sha256
-from pdiff.stages.pretrain import PretrainConfig, run_pretrain
+from pdiff.stages.diffuse import weights_sha256
 from pdiff.stages.tune import TuneConfig, method_settings
-from pdiff.workspace.root import Workspace
 
 pytestmark = pytest.mark.metaworld
 REACH = "metaworld-reach"
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def trained(collected_template, tmp_path_factory):
-    """The reach workspace with a smoke Prompt-DT and a smoke diffusion model (built once for this module)."""
-    root = tmp_path_factory.mktemp("methods") / "ws"
-    shutil.copytree(collected_template, root)
-    ws = Workspace.open(root)
-    config = resolve_config(PretrainConfig, "pretrain", workspace=ws, preset="smoke", flags={"env": REACH})
-    pretrain, _ = run_pretrain(ws, config, argv=["pdiff", "pretrain"])
-    config = resolve_config(DiffuseConfig, "diffuse", workspace=ws, preset="smoke", flags={"env": REACH})
-    diffuse, _ = run_diffuse(ws, config, argv=["pdiff", "diffuse"])
-    return ws, pretrain, diffuse
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
