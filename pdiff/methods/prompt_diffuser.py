@@ -27,7 +27,7 @@ from pdiff.methods.guidance import CombinedGradient, combine_gradients
 from pdiff.models.denoiser import Denoiser
 from pdiff.models.prompt_dt import Prompt, PromptDT, action_loss
 
-DEFAULT_LR = 1e-4  # [ours] the denoiser's fine-tuning step (a third of its 3e-4 training rate)
+DEFAULT_LR = 1e-4  # [ours]: the paper gives no fine-tuning rate
 
 
 @dataclass(frozen=True)

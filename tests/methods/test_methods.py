@@ -105,3 +105,15 @@ def test_lora_tune_then_eval_through_the_cli(trained):
     assert corrupt.exit_code != 0 and "task-11.safetensors" in corrupt.output
     failed = CliRunner().invoke(app, [*base, "eval", "--tune", payload["run_id"], "--preset", "smoke"])
     assert failed.exit_code == 2 and "task-11.safetensors is corrupt" in failed.output
+
+
+def test_every_registered_method_is_a_config_choice_and_in_the_cli_help():
+    import inspect
+    from typing import get_args
+
+    from pdiff.cli.stage_cmds import tune
+
+    assert set(get_args(TuneConfig.model_fields["method"].annotation)) == set(METHODS)
+    help_text = inspect.signature(tune).parameters["method"].default.help
+    assert set(help_text.replace("(default)", "").rstrip(".").replace(" ", "").split("|")) == set(METHODS)
+    assert all(hasattr(module, "DEFAULT_LR") and hasattr(module, "tune_task") for module in METHODS.values())
