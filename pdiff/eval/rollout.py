@@ -92,21 +92,28 @@ def rollout(
     horizon: int,
     render_episodes: int = 0,
     on_step: Callable[[int], None] | None = None,
+    envs: Sequence[Any] | None = None,
 ) -> list[EpisodeResult]:
     """Roll out `len(episode_seeds[i])` episodes of task `tasks[i]` with prompt row i, all together.
 
-    `render_episodes` > 0 records RGB frames of the first episodes of each task (for GIFs).
+    `render_episodes` > 0 records RGB frames of the first episodes of each task (for GIFs). `envs`, one per
+    episode in that order and made for at least `horizon` steps, are reset and reused (and left open)
+    instead of made: a caller that rolls out many times saves the simulators' construction.
     """
     rows = [(ti, task, e, seed) for ti, task in enumerate(tasks) for e, seed in enumerate(episode_seeds[ti])]
-    envs = [
-        family.make_env(task, horizon=horizon, render_mode="rgb_array" if e < render_episodes else None)
-        for _, task, e, _ in rows
-    ]
+    owned = envs is None
+    if envs is None:
+        envs = [
+            family.make_env(task, horizon=horizon, render_mode="rgb_array" if e < render_episodes else None)
+            for _, task, e, _ in rows
+        ]
+    elif len(envs) != len(rows):
+        raise ValueError(f"{len(envs)} envs for {len(rows)} episodes")
     results = [EpisodeResult(task, e, seed, 0.0, 0, None) for _, task, e, seed in rows]
     try:
         return _run(family, policy, prompts, envs, rows, results, horizon, on_step)
     finally:
-        for env in envs:
+        for env in envs if owned else ():
             env.close()
 
 

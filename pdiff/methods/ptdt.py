@@ -77,14 +77,14 @@ def offline_scores(context: TaskContext, candidates: Segments, batches: int) -> 
     return -mse
 
 
-def online_scores(context: TaskContext, candidates: Segments, episodes: int) -> np.ndarray:
-    """Mean return of each candidate prompt over the same `episodes` simulator resets."""
+def online_scores(context: TaskContext, candidates: Segments, episodes: int, envs: list) -> np.ndarray:
+    """Mean return of each candidate prompt over the same `episodes` simulator resets (reusing `envs`)."""
     settings, m = context.settings, len(candidates)
     family = settings["family"]
     horizon = family.resolve_horizon(settings["ptdt_horizon"])
     resets = [int(s) for s in context.rng.integers(0, 2**31 - 1, size=episodes)]
     results = rollout(family, context.policy, candidates.to_prompt(), [context.task] * m, [resets] * m,
-                      horizon=horizon)  # fmt: skip
+                      horizon=horizon, envs=envs[: m * episodes])  # fmt: skip
     returns = np.zeros(m)
     for index, result in enumerate(results):
         returns[index // episodes] += result.episode_return / episodes
@@ -98,22 +98,34 @@ def tune_task(context: TaskContext) -> TaskResult:
     max_ep_len = context.policy.max_ep_len
     prompt = context.fewshot_prompts.for_task(context.task, context.rng)
 
+    envs: list = []  # online: one simulator per (candidate, episode), made once for all rounds
+    if settings["ptdt_online"]:
+        horizon = settings["family"].resolve_horizon(settings["ptdt_horizon"])
+        envs = [
+            settings["family"].make_env(context.task, horizon=horizon)
+            for _ in range(m * settings["ptdt_rollouts"])
+        ]
+
     def score(x: np.ndarray) -> np.ndarray:  # higher is better
         candidates = candidates_from(x, prompt, fields, max_ep_len)
         if settings["ptdt_online"]:
-            return online_scores(context, candidates, settings["ptdt_rollouts"])
+            return online_scores(context, candidates, settings["ptdt_rollouts"], envs)
         return offline_scores(context, candidates, settings["ptdt_batches"])
 
     start = x = flatten(prompt, fields)
     velocity = np.zeros_like(x)
-    for _ in range(settings["steps"]):
-        trials = x + mu * context.rng.standard_normal((m, len(x)))
-        rank = np.argsort(np.argsort(-score(trials), kind="stable"), kind="stable")  # 0 = best
-        direction = ((m - 1 - 2 * rank)[:, None] * (trials - x)).sum(0) / (m * (m - 1) / 2)
-        velocity = 0.5 * velocity + direction
-        x = x + lr * velocity
-        lr *= settings["ptdt_lr_decay"]
-    first, last = score(np.stack([start, x]))  # on the same data, so the two are comparable
+    try:
+        for _ in range(settings["steps"]):
+            trials = x + mu * context.rng.standard_normal((m, len(x)))
+            rank = np.argsort(np.argsort(-score(trials), kind="stable"), kind="stable")  # 0 = best
+            direction = ((m - 1 - 2 * rank)[:, None] * (trials - x)).sum(0) / (m * (m - 1) / 2)
+            velocity = 0.5 * velocity + direction
+            x = x + lr * velocity
+            lr *= settings["ptdt_lr_decay"]
+        first, last = score(np.stack([start, x]))  # on the same data, so the two are comparable
+    finally:
+        for env in envs:
+            env.close()
     name = "return" if settings["ptdt_online"] else "neg_action_mse"
     return TaskResult(prompt=candidates_from(x[None], prompt, fields, max_ep_len), tunable_parameters=len(x),
                       metrics={f"{name}_first": float(first), f"{name}_last": float(last)})  # fmt: skip
