@@ -230,6 +230,8 @@ def eval_cmd(
 
 def _headline(summary: dict[str, Any]) -> str:
     """The one figure of a stage worth showing in the demo table."""
+    if "report" in summary:
+        return str(summary["report"])
     if "return_mean" in summary and "prompt" in summary:
         text = f"return {summary['return_mean']:.1f} ± {summary['return_std']:.1f}"
         if "success_rate_mean" in summary:

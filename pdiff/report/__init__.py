@@ -55,7 +55,9 @@ def report_payload(data: ReportData) -> dict[str, Any]:
     }
 
 
-def write_report(workspace: Workspace, data: ReportData, out_dir: Path, *, commit: str | None) -> tuple[Path, list[Path]]:
+def write_report(
+    workspace: Workspace, data: ReportData, out_dir: Path, *, commit: str | None
+) -> tuple[Path, list[Path]]:
     """report.md, report.json and figures/*.png under `out_dir`; returns (report.md, PNGs)."""
     from pdiff.workspace.atomic import atomic_write_json, atomic_write_text
 

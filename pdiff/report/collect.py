@@ -84,7 +84,9 @@ def result_of(workspace: Workspace, run: Run) -> Result:
     """Read an eval run's summary and walk its inputs for method, guidance and budgets."""
     summary, config = run.manifest.get("summary", {}), run.config
     if "return_mean" not in summary or "method" not in summary:
-        raise ArtifactError(f"eval run {run.run_id} has no scores in its run.json", hint="re-run `pdiff eval`")
+        raise ArtifactError(
+            f"eval run {run.run_id} has no scores in its run.json", hint="re-run `pdiff eval`"
+        )
     tune = _optional_run(workspace, config.get("tune_run"), "tune")
     diffuse = _optional_run(workspace, tune.config.get("diffuse_run") if tune else None, "diffuse")
     pretrain = _optional_run(workspace, config.get("pretrain_run"), "pretrain")
@@ -127,10 +129,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
 
 def eval_runs(workspace: Workspace, refs: list[str] | None, envs: list[str] | None) -> list[Run]:
     """The eval runs named (any status: unfinished ones are reported as ignored), else every one."""
-    if refs:
-        runs = [find_run(workspace, ref, "eval") for ref in refs]
-    else:
-        runs = list_runs(workspace, "eval")
+    runs = [find_run(workspace, ref, "eval") for ref in refs] if refs else list_runs(workspace, "eval")
     if envs:
         runs = [r for r in runs if r.family in envs]
     return runs

@@ -46,7 +46,9 @@ def grouped_bars(
         marks = (paper_marks or {}).get(family, {})
         if marks:
             idx = [i for i, n in enumerate(names) if n in marks]
-            ax.scatter(idx, [marks[names[i]] for i in idx], marker="D", color="black", zorder=3, label="paper")
+            ax.scatter(
+                idx, [marks[names[i]] for i in idx], marker="D", color="black", zorder=3, label="paper"
+            )
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
         ax.set_title(family, fontsize=10)
         ax.set_ylabel("return")
@@ -64,13 +66,17 @@ def table1_bars(data: ReportData, shots: int, out: Path) -> Path | None:
         methods = ordered({m for m, f in cells if f == family}, METHOD_ORDER)
         panels[family] = {m: {"ours": cells[(m, family)]} for m in methods}
     marks = {f: {m: v[f].mean for m, v in paper.TABLE1.items() if f in v} for f in panels}
-    return grouped_bars(panels, out, f"Table 1: expert few-shot data, {shots} shots (± std over seeds)", marks)
+    return grouped_bars(
+        panels, out, f"Table 1: expert few-shot data, {shots} shots (± std over seeds)", marks
+    )
 
 
 def table2_bars(data: ReportData, shots: int, out: Path) -> Path | None:
     panels: dict[str, dict[str, dict[str, Result]]] = {}
     for family in ordered(set(data.families()), FAMILY_ORDER):
-        kinds = ordered({r.data_kind for r in data.results if r.family == family and r.shots == shots}, KIND_ORDER)
+        kinds = ordered(
+            {r.data_kind for r in data.results if r.family == family and r.shots == shots}, KIND_ORDER
+        )
         if len(kinds) < 2:
             continue
         per_kind = {kind: main_results(data, kind, shots) for kind in kinds}
@@ -96,7 +102,9 @@ def learning_curves(workspace: Workspace, data: ReportData, out_dir: Path) -> li
     for stage, keys in CURVE_KEYS.items():
         for run_id in data.lineage.get(stage, []):
             metrics = workspace.stage_dir(stage) / run_id / "metrics.jsonl"
-            png = plot_curves(metrics, keys, out_dir / f"curve-{stage}-{run_id}.png", title=f"{stage} {run_id}")
+            png = plot_curves(
+                metrics, keys, out_dir / f"curve-{stage}-{run_id}.png", title=f"{stage} {run_id}"
+            )
             if png is not None:
                 written.append(png)
     return written

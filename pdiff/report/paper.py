@@ -68,8 +68,8 @@ ABLATION_NOTE = (
     "guidance helps most on Meta-World reach and Ant-dir."
 )
 # The paper's names of the ablation variants, by our --guidance rule.
-ABLATION_NAMES = {"none": "ab:dm (L_DM only)", "plm-only": "ab:dt (L_PLM only)", "sum": "ab:all (plain sum)",
-                  "project": "ours (projection)"}  # fmt: skip
+ABLATION_NAMES = {"none": "paper's ab:dm, L_DM only", "plm-only": "paper's ab:dt, L_PLM only",
+                  "sum": "paper's ab:all, plain sum", "project": "the paper's method, projection"}  # fmt: skip
 
 # The paper's setting, to be stated beside ours.
 PAPER_SETTING = {

@@ -118,7 +118,9 @@ def table1(data: ReportData, shots: int) -> Table:
 
 
 def table2(data: ReportData, family: str, shots: int) -> Table | None:
-    kinds = ordered({r.data_kind for r in data.results if r.family == family and r.shots == shots}, KIND_ORDER)
+    kinds = ordered(
+        {r.data_kind for r in data.results if r.family == family and r.shots == shots}, KIND_ORDER
+    )
     if len(kinds) < 2:
         return None
     cells = {kind: main_results(data, kind, shots) for kind in kinds}
@@ -146,12 +148,14 @@ def ablation(data: ReportData, shots: int) -> Table | None:
     rules = ordered({rule for rules in by_family.values() for rule in rules}, RULE_ORDER)
     rows = []
     for rule in rules:
-        row = [f"`{rule}`" + (f" ({paper.ABLATION_NAMES[rule]})" if rule in paper.ABLATION_NAMES else "")]
+        row = [f"`{rule}`" + (f" — {paper.ABLATION_NAMES[rule]}" if rule in paper.ABLATION_NAMES else "")]
         for family in families:
             result, base = by_family[family].get(rule), by_family[family].get("none")
             text = score_text(result, detail=True)
             if result is not None and base is not None and base.score.mean != 0:
-                text += f" ({100 * (result.score.mean - base.score.mean) / abs(base.score.mean):+.1f}% vs `none`)"
+                text += (
+                    f" ({100 * (result.score.mean - base.score.mean) / abs(base.score.mean):+.1f}% vs `none`)"
+                )
             row.append(text)
         rows.append(row)
     notes = [f"prompt-diffuser, expert few-shot data, {shots} shots; `--guidance` of the diffuse run.",
@@ -172,7 +176,10 @@ def table3(data: ReportData) -> Table | None:
     rows = []
     for method in ordered({r.method for r in results}, METHOD_ORDER):
         for family in sorted({r.family for r in results}):
-            cells = [[r for r in results if (r.method, r.family, r.data_kind) == (method, family, k)] for k in kinds]
+            cells = [
+                [r for r in results if (r.method, r.family, r.data_kind) == (method, family, k)]
+                for k in kinds
+            ]
             rows.append([method, family] + [score_text(main_variant(c)) if c else "–" for c in cells])
     notes = ["Paper: " + "; ".join(f"{setting}: " + ", ".join(f"{m} {v.text()}" for m, v in values.items())
                                    for setting, values in paper.TABLE3.items())]  # fmt: skip
@@ -202,7 +209,7 @@ def losses(data: ReportData) -> list[str]:
             label = {UPPER_BOUND: "the full-data upper bound"}.get(method, f"the {method} control"
                                                                    if method in CONTROLS else method)  # fmt: skip
             lines.append(f"- {where}: **prompt-diffuser loses to {label}**: {ours.score.text()} vs "
-                         f"{other.score.text()} ({gap:+.1f}{', within one std' if -gap <= spread else ''}).")  # fmt: skip
+                         f"{other.score.text()} ({gap:+.3g}{', within one std' if -gap <= spread else ''}).")  # fmt: skip
         if beaten:
             lines.append(f"- {where}: prompt-diffuser ({ours.score.text()}) is ahead of {', '.join(beaten)}.")
     return lines
@@ -235,7 +242,16 @@ def settings(data: ReportData) -> Table:
     notes = ["Paper's setting: " + "; ".join(f"{k}: {v}" for k, v in paper.PAPER_SETTING.items()) + ".",
              "Budgets (steps, episodes) are those recorded in the runs behind the numbers; small budgets "
              "(smoke/quick presets) give numbers that are not comparable with the paper's."]  # fmt: skip
-    header = ["family", "simulator", "difference from the paper", "horizon", "seeds", "shots", "budgets", "versions"]
+    header = [
+        "family",
+        "simulator",
+        "difference from the paper",
+        "horizon",
+        "seeds",
+        "shots",
+        "budgets",
+        "versions",
+    ]
     return Table("Setting: ours vs the paper's", header, rows, notes)
 
 

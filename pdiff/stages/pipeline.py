@@ -55,10 +55,14 @@ def same_config(
 ) -> Callable[[Run], bool]:
     """A matcher of runs whose recorded config equals `config` (keys in `ignore` aside)."""
     wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in ignore}
-    return lambda run: run.stage == stage and {k: v for k, v in run.config.items() if k not in ignore} == wanted
+    return lambda run: (
+        run.stage == stage and {k: v for k, v in run.config.items() if k not in ignore} == wanted
+    )
 
 
-def finished_match(workspace: Workspace, stage: str, family: str | None, matches: Callable[[Run], bool]) -> Run | None:
+def finished_match(
+    workspace: Workspace, stage: str, family: str | None, matches: Callable[[Run], bool]
+) -> Run | None:
     """The newest FINISHED run of `stage` that `matches`, or None."""
     done = [r for r in list_runs(workspace, stage, family) if r.status is RunStatus.FINISHED and matches(r)]
     return done[-1] if done else None
@@ -92,8 +96,18 @@ class Step:
 STEPS = (
     Step("collect", "collect", {}),
     Step("pretrain", "pretrain", {}),
-    Step("eval prompt-dt (few-shot prompt)", "eval", {"prompt": "fewshot"}, lambda r: r.config.get("prompt") == "fewshot"),  # fmt: skip
-    Step("eval random prompt (control)", "eval", {"prompt": "random"}, lambda r: r.config.get("prompt") == "random"),  # fmt: skip
+    Step(
+        "eval prompt-dt (few-shot prompt)",
+        "eval",
+        {"prompt": "fewshot"},
+        lambda r: r.config.get("prompt") == "fewshot",
+    ),  # fmt: skip
+    Step(
+        "eval random prompt (control)",
+        "eval",
+        {"prompt": "random"},
+        lambda r: r.config.get("prompt") == "random",
+    ),  # fmt: skip
     Step("diffuse", "diffuse", {}),
     Step("tune prompt-diffuser", "tune", {}, lambda r: r.config.get("method") == "prompt-diffuser"),
     Step("eval prompt-diffuser", "eval", {"prompt": "auto"}, lambda r: r.config.get("tune_run") is not None),

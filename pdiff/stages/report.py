@@ -18,7 +18,9 @@ from pdiff.workspace.runs import Run
 
 
 class ReportConfig(StageConfig):
-    runs: list[str] | None = Field(None, description="Eval runs to report (default: every finished eval run).")
+    runs: list[str] | None = Field(
+        None, description="Eval runs to report (default: every finished eval run)."
+    )
     envs: list[str] | None = Field(None, description="Only these task families.")
     out: str | None = Field(None, description="Also copy report.md and its figures into this directory.")
 
@@ -35,7 +37,11 @@ def run_report(workspace: Workspace, config: ReportConfig, *, argv: list[str]) -
     with stage_run(run):
         run.record_inputs("eval", [(r.run_id, None) for r in data.results])
         report, figures = write_report(workspace, data, run.dir, commit=run.manifest["git"].get("commit"))
-        for path, kind in [(report, "report"), (run.dir / "report.json", "report_data"), *((p, "plot") for p in figures)]:
+        for path, kind in [
+            (report, "report"),
+            (run.dir / "report.json", "report_data"),
+            *((p, "plot") for p in figures),
+        ]:
             run.record_output(path, kind)
         copied = None
         if config.out:
