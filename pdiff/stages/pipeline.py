@@ -21,7 +21,7 @@ RESUMABLE = {"collect", "pretrain", "diffuse"}  # stages whose run_<stage> takes
 @dataclass(frozen=True)
 class StepResult:
     step: str
-    state: str  # "ran" | "reused" | "resumed" | "missing" | "planned" (dry run)
+    state: str  # "ran" | "reused" | "resumed" | "planned" (dry run)
     run_id: str | None = None
     summary: dict[str, Any] | None = None
 
