@@ -72,12 +72,14 @@ def reproduce(
 ) -> None:
     """The whole matrix: collect → pretrain → diffuse → tune × methods × data kinds → eval → report.
 
-    Finished steps with the same settings are skipped, interrupted ones resumed: run it again after a kill."""
+    Creates the workspace if needed. Finished steps with the same settings are skipped, interrupted ones
+    resumed: run it again after a kill."""
     from pdiff.stages.pipeline import stage_config
     from pdiff.stages.reproduce import run_matrix
+    from pdiff.workspace.root import Workspace
 
     opts = options(ctx)
-    workspace = opts.open_workspace()
+    workspace, _ = Workspace.init(opts.workspace)  # like `pdiff demo`: one command from nothing
     flags = {"envs": env or None, "methods": parse_names(methods), "seeds": seeds,
              "data_kinds": parse_names(data_kinds), "guidance_ablation": ablation}  # fmt: skip
     matrix = stage_config(workspace, "reproduce", preset, flags, [o.removeprefix("reproduce.") for o in overrides
