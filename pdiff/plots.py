@@ -26,8 +26,6 @@ def plot_curves(
     metrics: Path, keys: Sequence[str], out: Path, *, x: str = "step", title: str = ""
 ) -> Path | None:
     """One panel per key that appears in the metrics; returns the PNG path, or None with nothing to plot."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,6 +44,15 @@ def plot_curves(
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
+    return save_png(fig, out)
+
+
+def save_png(fig, out: Path) -> Path:  # noqa: ANN001 - a matplotlib Figure (imported lazily)
+    """Write a figure atomically as PNG and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)

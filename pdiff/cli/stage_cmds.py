@@ -115,14 +115,13 @@ def demo(
     def render() -> None:
         table = Table("step", "state", "run", "result", title=f"demo: {env} ({preset}) in {workspace.root}")
         for r in results:
-            state = "not in this version yet" if r.state == "missing" else r.state
-            table.add_row(r.step, state, r.run_id or "", _headline(r.summary or {}))
+            table.add_row(r.step, r.state, r.run_id or "", _headline(r.summary or {}))
         out.print(table)
 
     emit(opts, json_flag, payload, render)
-    missing = [r.step for r in results if r.state == "missing"]
-    if missing:
-        err.print(f"not implemented in this version yet: {', '.join(missing)} (see CHANGELOG.md)")
+    for r in results:
+        if r.step == "report" and r.summary:
+            err.print(f"report: {workspace.root / r.summary['report']}")
     err.print(f"next: pdiff -w {workspace.root} ls   (then `pdiff show RUN` for any run)")
 
 
@@ -230,6 +229,8 @@ def eval_cmd(
 
 def _headline(summary: dict[str, Any]) -> str:
     """The one figure of a stage worth showing in the demo table."""
+    if "report" in summary:
+        return str(summary["report"])
     if "return_mean" in summary and "prompt" in summary:
         text = f"return {summary['return_mean']:.1f} ± {summary['return_std']:.1f}"
         if "success_rate_mean" in summary:

@@ -235,10 +235,13 @@ def resolve_sources(workspace: Workspace, config: EvalConfig) -> tuple[Run, Run 
     return require_finished(latest_finished(workspace, "pretrain", family)), None
 
 
-def method_name(config: EvalConfig, tuned: Run | None) -> str:
+def method_name(config: EvalConfig, tuned: Run | None, source: Run | None = None) -> str:
     if tuned is not None:
         return str(tuned.config["method"])
-    return "random-prompt" if config.prompt == "random" else "prompt-dt"
+    if config.prompt == "random":
+        return "random-prompt"
+    full_data = source is not None and source.config.get("include_test_tasks")
+    return "full-data" if full_data else "prompt-dt"
 
 
 def run_eval(workspace: Workspace, config: EvalConfig, *, argv: list[str]) -> tuple[Run, dict[str, Any]]:
@@ -251,7 +254,7 @@ def run_eval(workspace: Workspace, config: EvalConfig, *, argv: list[str]) -> tu
     elif config.prompt == "auto":
         update["prompt"] = "fewshot"
     config = config.model_copy(update=update)
-    method = method_name(config, tuned)
+    method = method_name(config, tuned, source)
     run, config = open_run(workspace, "eval", config, argv=argv, family=family.name, seed=config.seeds[0],
                            slug=f"{family.name}-{method}")  # fmt: skip
     with stage_run(run):

@@ -2,7 +2,8 @@
 
 Each step draws `batch_per_task` K-step segments from every training task, each with a fresh tail prompt
 of its own task, and minimises the masked action MSE (AdamW, linear warm-up, gradient clipping). States
-are normalised with statistics of the training tasks only. Checkpoints keep inference files
+are normalised with statistics of the training tasks only; `include_test_tasks` (the full-data upper bound)
+trains on, and takes the statistics of, the test tasks as well. Checkpoints keep inference files
 (model.safetensors + model_config.json) apart from resume state (train_state.pt).
 """
 
@@ -22,7 +23,7 @@ from pdiff.data.loader import FamilyData, load_family_data
 from pdiff.distributed import DistInfo, all_reduce_sum, broadcast, init_distributed, resolve_device, shutdown
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
-from pdiff.errors import RunFailed
+from pdiff.errors import ArtifactError, RunFailed
 from pdiff.models.prompt_dt import PromptDT, PromptDTConfig
 from pdiff.plots import plot_curves
 from pdiff.stages.common import open_run, stage_run
@@ -81,8 +82,16 @@ def load_data(
 ) -> tuple[FamilyData, FamilyData]:
     tasks = training_tasks(family, config.include_test_tasks)
     kwargs = {"max_episodes_per_task": config.max_episodes_per_task}
-    data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks, **kwargs)
-    prompts = load_family_data(workspace.datasets_dir, family.name, "prompt-expert", tasks)
+    try:
+        data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks, **kwargs)
+        prompts = load_family_data(workspace.datasets_dir, family.name, "prompt-expert", tasks)
+    except ArtifactError as exc:
+        if not config.include_test_tasks:
+            raise
+        test = ",".join(map(str, family.test_tasks))
+        raise ArtifactError(f"{exc.message} (--include-test-tasks trains on the test tasks {test} too)",
+                            hint=f"pdiff collect --env {family.name} --tasks {test} "
+                            f"--kinds {config.data_kind},prompt-expert") from exc  # fmt: skip
     return data, prompts
 
 

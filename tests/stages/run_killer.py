@@ -14,16 +14,18 @@ from pdiff.workspace.runs import Run, list_runs
 
 
 def kill_after_checkpoint(
-    ws: Workspace, stage: str, args: list[str], *, step: int, ignore: set[str]
+    ws: Workspace, stage: str, args: list[str], *, step: int, ignore: set[str], watch: str | None = None
 ) -> Run | None:
-    """Run `pdiff <stage> <args>`; return the run killed after its checkpoint `step` (None if never reached)."""
+    """Run `pdiff <stage> <args>`; return the run killed after its checkpoint `step` (None if never reached).
+
+    `watch` names the stage whose runs to watch when it is not `stage` (e.g. pretrain inside reproduce)."""
     env = {**os.environ, "PDIFF_WORKSPACE": str(ws.root)}
     command = [sys.executable, "-m", "pdiff", stage, *args]
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed, deadline = None, time.time() + 180
     try:
         while killed is None and time.time() < deadline and child.poll() is None:
-            for run in list_runs(ws, stage):
+            for run in list_runs(ws, watch or stage):
                 pointer = run.dir / "checkpoints" / "latest.json"
                 if (
                     run.run_id not in ignore

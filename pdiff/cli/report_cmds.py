@@ -1,0 +1,105 @@
+"""`pdiff report` and `pdiff reproduce`: parse flags, delegate to pdiff.stages.report / .reproduce, print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pdiff.cli.app import app, options
+from pdiff.cli.inspect_cmds import JSON_OPTION, emit
+from pdiff.cli.stage_cmds import PRESET, _headline, parse_names
+from pdiff.console import err, out
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    runs: list[str] = typer.Option(
+        [], "--runs", help="Eval run to include (repeatable; default: every finished one)."
+    ),
+    env: list[str] = typer.Option([], "--env", help="Only this task family (repeatable)."),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Also copy report.md and figures/ into this directory."
+    ),
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """Tables like the paper's (its numbers beside ours), where Prompt Diffuser loses, PNG plots: report.md."""
+    from pdiff.stages.pipeline import stage_config
+    from pdiff.stages.report import run_report
+
+    opts = options(ctx)
+    workspace = opts.open_workspace()
+    flags = {"runs": runs or None, "envs": env or None, "out": str(out_dir) if out_dir else None}
+    run, summary = run_report(
+        workspace, stage_config(workspace, "report", None, flags), argv=["pdiff", *sys.argv[1:]]
+    )
+    path = run.dir / "report.md"
+
+    def render() -> None:
+        out.print(path.read_text(), markup=False, highlight=False)
+
+    emit(opts, json_flag, {"run_id": run.run_id, "report": str(path), **summary}, render)
+    err.print(f"report: {path}")
+
+
+@app.command()
+def reproduce(
+    ctx: typer.Context,
+    preset: str | None = PRESET,
+    env: list[str] = typer.Option([], "--env", help="Task family (repeatable; default: the paper's four)."),
+    methods: str | None = typer.Option(
+        None, "--methods", help="Comma list (default: every tune method + full-data)."
+    ),
+    seeds: int | None = typer.Option(
+        None, "--seeds", help="Number of seeds, 0..n-1 (default: the preset's)."
+    ),
+    data_kinds: str | None = typer.Option(
+        None, "--data-kinds", help="Few-shot data kinds, e.g. expert,medium."
+    ),
+    ablation: bool | None = typer.Option(
+        None,
+        "--guidance-ablation/--no-guidance-ablation",
+        help="Also run every guidance rule (project, sum, none, plm-only).",
+    ),  # fmt: skip
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a stage setting: --set pretrain.steps=300."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (skip / resume / run) and stop."),
+    json_flag: bool = JSON_OPTION,
+) -> None:
+    """The whole matrix: collect → pretrain → diffuse → tune × methods × data kinds → eval → report.
+
+    Creates the workspace if needed. Finished steps with the same settings are skipped, interrupted ones
+    resumed: run it again after a kill."""
+    from pdiff.stages.pipeline import stage_config
+    from pdiff.stages.reproduce import run_matrix
+    from pdiff.workspace.root import Workspace
+
+    opts = options(ctx)
+    workspace, _ = Workspace.init(opts.workspace)  # like `pdiff demo`: one command from nothing
+    flags = {"envs": env or None, "methods": parse_names(methods), "seeds": seeds,
+             "data_kinds": parse_names(data_kinds), "guidance_ablation": ablation}  # fmt: skip
+    matrix = stage_config(workspace, "reproduce", preset, flags, [o.removeprefix("reproduce.") for o in overrides
+                                                                  if o.startswith("reproduce.")])  # fmt: skip
+    stage_overrides = [o for o in overrides if not o.startswith("reproduce.")]
+    results, report_run = run_matrix(workspace, matrix, preset=preset, argv=["pdiff", *sys.argv[1:]],
+                                     overrides=stage_overrides, dry_run=dry_run)  # fmt: skip
+    path = report_run.dir / "report.md" if report_run is not None else None
+
+    def render() -> None:
+        table = Table("step", "state", "run", "result", title=f"reproduce in {workspace.root}")
+        for r in results:
+            table.add_row(r.step, r.state, r.run_id or "", _headline(r.summary or {}))
+        out.print(table)
+
+    payload = {"steps": [r.__dict__ for r in results], "report": str(path) if path else None}
+    emit(opts, json_flag, payload, render)
+    counts = {
+        state: sum(r.state == state for r in results) for state in ("ran", "resumed", "reused", "planned")
+    }
+    err.print(", ".join(f"{n} {state}" for state, n in counts.items() if n))
+    if path is not None:
+        err.print(f"report: {path}")

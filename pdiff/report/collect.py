@@ -1,0 +1,164 @@
+"""Gather finished eval runs and their lineage (tune → diffuse → pretrain) into report rows.
+
+A cell of a table is (family, method, variant, data kind, shots); when several eval runs cover one cell, the
+newest finished one is used and the others are listed as superseded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pdiff.errors import ArtifactError, UsageError
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
+
+
+@dataclass(frozen=True)
+class Score:
+    mean: float
+    std: float
+
+    def text(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+        return f"{scale * self.mean:.{digits}f}{unit} ± {scale * self.std:.{digits}f}{unit}"
+
+
+@dataclass
+class Result:
+    """One eval run with what it evaluated."""
+
+    run_id: str
+    created_at: str
+    family: str
+    method: str
+    variant: str | None  # the guidance rule (and adaptation) of a diffusion-based method
+    data_kind: str
+    shots: int
+    seeds: list[int]
+    episodes: int
+    horizon: int | None
+    score: Score  # raw return over seeds
+    normalized: Score | None
+    success: Score | None
+    pretrain_run: str
+    tune_run: str | None
+    diffuse_run: str | None
+    settings: dict[str, Any] = field(default_factory=dict)  # the training budgets behind the number
+    versions: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cell(self) -> tuple[str, str, str | None, str, int]:
+        return (self.family, self.method, self.variant, self.data_kind, self.shots)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ReportData:
+    results: list[Result]  # one per cell: the newest finished eval run
+    superseded: list[tuple[str, str]]  # (older eval run, the run used instead)
+    ignored: list[tuple[str, str]]  # (run, why it is not in the report)
+    lineage: dict[str, list[str]]  # stage → run ids of pretrain / diffuse / tune runs behind the results
+
+    def families(self) -> list[str]:
+        return sorted({r.family for r in self.results})
+
+
+def _score(summary: dict[str, Any], key: str) -> Score | None:
+    if f"{key}_mean" not in summary:
+        return None
+    return Score(float(summary[f"{key}_mean"]), float(summary[f"{key}_std"]))
+
+
+def _optional_run(workspace: Workspace, ref: str | None, stage: str) -> Run | None:
+    if not ref:
+        return None
+    try:
+        return find_run(workspace, ref, stage)
+    except (UsageError, ArtifactError):
+        return None
+
+
+def result_of(workspace: Workspace, run: Run) -> Result:
+    """Read an eval run's summary and walk its inputs for method, guidance and budgets."""
+    summary, config = run.manifest.get("summary", {}), run.config
+    if "return_mean" not in summary or "method" not in summary:
+        raise ArtifactError(
+            f"eval run {run.run_id} has no scores in its run.json", hint="re-run `pdiff eval`"
+        )
+    tune = _optional_run(workspace, config.get("tune_run"), "tune")
+    diffuse = _optional_run(workspace, tune.config.get("diffuse_run") if tune else None, "diffuse")
+    pretrain = _optional_run(workspace, config.get("pretrain_run"), "pretrain")
+    settings: dict[str, Any] = {"eval episodes": config.get("episodes")}
+    variant = None
+    if pretrain is not None:
+        settings["pretrain steps"] = pretrain.config.get("steps")
+        settings["pretrain data"] = pretrain.config.get("data_kind")
+        if pretrain.config.get("include_test_tasks"):
+            settings["pretrain tasks"] = "train + test"
+    if diffuse is not None:
+        guidance = (tune.config.get("guidance") if tune else None) or diffuse.config.get("guidance")
+        adapt = tune.config.get("adapt", "finetune") if tune else "finetune"
+        variant = guidance if adapt == "finetune" else f"{guidance}, {adapt}"
+        settings["diffuse steps"] = diffuse.config.get("steps")
+        settings["diffusion N"] = diffuse.config.get("diffusion", {}).get("steps")
+    if tune is not None:
+        settings["tune steps"] = tune.config.get("steps")
+    return Result(
+        run_id=run.run_id,
+        created_at=run.manifest.get("created_at", ""),
+        family=run.family or str(config.get("env")),
+        method=str(summary["method"]),
+        variant=variant,
+        data_kind=str(summary.get("data_kind", config.get("data_kind"))),
+        shots=int(summary.get("shots", config.get("shots", 0))),
+        seeds=list(summary.get("seeds", config.get("seeds", []))),
+        episodes=int(summary.get("episodes_per_task", config.get("episodes", 0))),
+        horizon=config.get("horizon"),
+        score=Score(float(summary["return_mean"]), float(summary["return_std"])),
+        normalized=_score(summary, "normalized"),
+        success=_score(summary, "success_rate"),
+        pretrain_run=str(config.get("pretrain_run")),
+        tune_run=tune.run_id if tune else None,
+        diffuse_run=diffuse.run_id if diffuse else None,
+        settings={k: v for k, v in settings.items() if v is not None},
+        versions={k: run.manifest.get("versions", {}).get(k) for k in ("mujoco", "metaworld", "gymnasium", "torch")},
+    )  # fmt: skip
+
+
+def eval_runs(workspace: Workspace, refs: list[str] | None, envs: list[str] | None) -> list[Run]:
+    """The eval runs named (any status: unfinished ones are reported as ignored), else every one."""
+    runs = [find_run(workspace, ref, "eval") for ref in refs] if refs else list_runs(workspace, "eval")
+    if envs:
+        runs = [r for r in runs if r.family in envs]
+    return runs
+
+
+def gather(workspace: Workspace, refs: list[str] | None = None, envs: list[str] | None = None) -> ReportData:
+    ignored: list[tuple[str, str]] = []
+    results: list[Result] = []
+    for run in eval_runs(workspace, refs, envs):
+        if run.status is not RunStatus.FINISHED:
+            ignored.append((run.run_id, f"status {run.display_status()}"))
+            continue
+        try:
+            results.append(result_of(workspace, run))
+        except ArtifactError as exc:
+            ignored.append((run.run_id, exc.message))
+    if not results:
+        where = f" for {', '.join(envs)}" if envs else ""
+        raise ArtifactError(f"no finished eval runs{where} in {workspace.root}",
+                            hint="run `pdiff eval` (or `pdiff reproduce`) first")  # fmt: skip
+    newest: dict[tuple, Result] = {}
+    for result in sorted(results, key=lambda r: (r.created_at, r.run_id)):
+        newest[result.cell] = result
+    chosen = list(newest.values())
+    used = {r.run_id for r in chosen}
+    superseded = [(r.run_id, newest[r.cell].run_id) for r in results if r.run_id not in used]
+    lineage: dict[str, list[str]] = {"pretrain": [], "diffuse": [], "tune": []}
+    for r in chosen:
+        for stage, ref in (("pretrain", r.pretrain_run), ("diffuse", r.diffuse_run), ("tune", r.tune_run)):
+            if ref and ref not in lineage[stage]:
+                lineage[stage].append(ref)
+    return ReportData(chosen, superseded, ignored, lineage)

@@ -1,0 +1,283 @@
+"""Markdown tables laid out like the paper's: Table 1 (methods × families), Table 2 (few-shot data quality),
+the guidance ablation, Table 3 (Ant-dir OOD), with the paper's figures beside ours, plus the plain
+statement of where Prompt Diffuser loses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pdiff.envs import get_family
+from pdiff.errors import PdiffError
+from pdiff.report import paper
+from pdiff.report.collect import ReportData, Result
+
+METHOD_ORDER = ("prompt-diffuser", "ptdt", "full-ft", "soft-prompt", "adaptor", "lora", "prompt-dt",
+                "random-prompt", "full-data")  # fmt: skip
+FAMILY_ORDER = ("cheetah-dir", "cheetah-vel", "ant-dir", "metaworld-reach")
+KIND_ORDER = ("expert", "medium", "random")
+RULE_ORDER = ("project", "sum", "none", "plm-only", "pcgrad")
+OURS = "prompt-diffuser"
+UPPER_BOUND = "full-data"
+CONTROLS = {"random-prompt"}
+
+
+def ordered(values: set[str] | list[str], order: tuple[str, ...]) -> list[str]:
+    """Known names in the paper's order first, then any others alphabetically (new methods are rows too)."""
+    unique = set(values)
+    return [v for v in order if v in unique] + sorted(unique - set(order))
+
+
+def is_ood(family: str) -> bool:
+    return "ood" in family
+
+
+def is_metaworld(family: str) -> bool:
+    return family.startswith("metaworld-")
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    figure: str | None = None  # the PNG (under figures/) drawn from this table
+
+    def markdown(self) -> str:
+        lines = [f"### {self.title}", "", "| " + " | ".join(self.header) + " |",
+                 "|" + "|".join("---" for _ in self.header) + "|"]  # fmt: skip
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        lines += [""] + [f"{note}" for note in self.notes if note]
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def score_text(result: Result | None, *, detail: bool = False) -> str:
+    """Raw return mean ± std over seeds; Meta-World adds normalised score and success rate."""
+    if result is None:
+        return "–"
+    text = result.score.text()
+    if detail and is_metaworld(result.family):
+        if result.normalized is not None:
+            text += f" · norm {result.normalized.text()}"
+        if result.success is not None:
+            text += f" · success {result.success.text(100, 0, '%')}"
+    return text
+
+
+def main_variant(results: list[Result]) -> Result:
+    """Of one method's variants in a cell group, the paper's setting (projection) if run, else the newest."""
+    by_rule = {r.variant: r for r in sorted(results, key=lambda r: r.created_at)}
+    return by_rule.get("project") or max(results, key=lambda r: r.created_at)
+
+
+def main_results(data: ReportData, data_kind: str, shots: int) -> dict[tuple[str, str], Result]:
+    """(method, family) → the result shown in Table 1-style cells for this data kind and shot count."""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in data.results:
+        if r.data_kind == data_kind and r.shots == shots:
+            groups.setdefault((r.method, r.family), []).append(r)
+    return {key: main_variant(results) for key, results in groups.items()}
+
+
+def shot_counts(data: ReportData, data_kind: str) -> list[int]:
+    return sorted({r.shots for r in data.results if r.data_kind == data_kind})
+
+
+def table1(data: ReportData, shots: int) -> Table:
+    cells = main_results(data, "expert", shots)
+    families = ordered({f for _, f in cells if not is_ood(f)}, FAMILY_ORDER)
+    methods = ordered({m for m, f in cells if f in families}, METHOD_ORDER)
+    in_paper = [f for f in families if f in paper.PAPER_FAMILIES]
+    header = ["method"]
+    for family in families:
+        header.append(f"{family} (ours)")
+        if family in paper.PAPER_FAMILIES:
+            header.append(f"{paper.PAPER_FAMILIES[family]} (paper)")
+    header += ["average (ours)", "average (paper)", "tunable (paper)"]
+    rows = []
+    for method in methods:
+        row = [method + (" (upper bound)" if method == UPPER_BOUND else "")]
+        reported = paper.TABLE1.get(method, {})
+        for family in families:
+            row.append(score_text(cells.get((method, family)), detail=True))
+            if family in paper.PAPER_FAMILIES:
+                row.append(reported[family].text() if family in reported else "n/r")
+        ours = [cells[(method, f)].score.mean for f in paper.PAPER_FAMILIES if (method, f) in cells]
+        full = len(ours) == len(paper.PAPER_FAMILIES)
+        row.append(f"{sum(ours) / len(ours):.1f}" if full else "–")
+        row.append(reported["average"].text() if "average" in reported else "n/r")
+        row.append(paper.TABLE1_TUNABLE.get(method, "n/r"))
+        rows.append(row)
+    notes = [
+        f"Raw return, mean ± std over seeds of the mean over the test tasks; expert few-shot data, {shots} shots. "
+        "Meta-World cells add the normalised score 100·(R − R_random)/(R_expert − R_random) and the success rate.",
+        "Our average is shown only where a method has all four paper families"
+        + ("" if len(in_paper) == len(paper.PAPER_FAMILIES) else " (not the case here)") + ".",
+    ]  # fmt: skip
+    return Table(f"Table 1: few-shot policy generalisation ({shots} expert shots)", header, rows, notes)
+
+
+def table2(data: ReportData, family: str, shots: int) -> Table | None:
+    kinds = ordered(
+        {r.data_kind for r in data.results if r.family == family and r.shots == shots}, KIND_ORDER
+    )
+    if len(kinds) < 2:
+        return None
+    cells = {kind: main_results(data, kind, shots) for kind in kinds}
+    methods = ordered({m for kind in kinds for m, f in cells[kind] if f == family}, METHOD_ORDER)
+    rows = []
+    for method in methods:
+        rows.append([method] + [score_text(cells[kind].get((method, family)), detail=True) for kind in kinds])
+        reported = paper.TABLE2.get(method, {}).get(family)
+        if reported is not None:
+            rows.append([f"{method} (paper)"] + [reported.text() for _ in kinds])
+    notes = [f"{family}, {shots} shots; columns: the quality of the few-shot data the prompt or tuning uses.",
+             paper.TABLE2_NOTE]  # fmt: skip
+    return Table(f"Table 2: few-shot data quality on {family}", ["method", *kinds], rows, notes)
+
+
+def ablation(data: ReportData, shots: int) -> Table | None:
+    by_family: dict[str, dict[str, Result]] = {}
+    for r in data.results:
+        if r.method == OURS and r.data_kind == "expert" and r.shots == shots and r.variant:
+            by_family.setdefault(r.family, {})[r.variant] = r
+    by_family = {f: rules for f, rules in by_family.items() if len(rules) > 1}
+    if not by_family:
+        return None
+    families = ordered(set(by_family), FAMILY_ORDER)
+    rules = ordered({rule for rules in by_family.values() for rule in rules}, RULE_ORDER)
+    rows = []
+    for rule in rules:
+        row = [f"`{rule}`" + (f" — {paper.ABLATION_NAMES[rule]}" if rule in paper.ABLATION_NAMES else "")]
+        for family in families:
+            result, base = by_family[family].get(rule), by_family[family].get("none")
+            text = score_text(result, detail=True)
+            if result is not None and base is not None and base.score.mean != 0:
+                text += (
+                    f" ({100 * (result.score.mean - base.score.mean) / abs(base.score.mean):+.1f}% vs `none`)"
+                )
+            row.append(text)
+        rows.append(row)
+    notes = [f"prompt-diffuser, expert few-shot data, {shots} shots; `--guidance` of the diffuse run.",
+             paper.ABLATION_NOTE]  # fmt: skip
+    for family in families:
+        best = max(by_family[family].values(), key=lambda r: r.score.mean)
+        if best.variant != "project" and "project" in by_family[family]:
+            notes.append(f"On {family} the paper's projection is **not** the best rule here: `{best.variant}` "
+                         f"scores {best.score.text()} against {by_family[family]['project'].score.text()}.")  # fmt: skip
+    return Table("Guidance ablation", ["guidance", *families], rows, notes)
+
+
+def table3(data: ReportData) -> Table | None:
+    results = [r for r in data.results if is_ood(r.family)]
+    if not results:
+        return None
+    kinds = ordered({r.data_kind for r in results}, KIND_ORDER)
+    rows = []
+    for method in ordered({r.method for r in results}, METHOD_ORDER):
+        for family in sorted({r.family for r in results}):
+            cells = [
+                [r for r in results if (r.method, r.family, r.data_kind) == (method, family, k)]
+                for k in kinds
+            ]
+            rows.append([method, family] + [score_text(main_variant(c)) if c else "–" for c in cells])
+    notes = ["Paper: " + "; ".join(f"{setting}: " + ", ".join(f"{m} {v.text()}" for m, v in values.items())
+                                   for setting, values in paper.TABLE3.items())]  # fmt: skip
+    return Table("Table 3: Ant-dir out of distribution", ["method", "family", *kinds], rows, notes)
+
+
+def losses(data: ReportData) -> list[str]:
+    """Every comparison Prompt Diffuser loses, stated plainly; then those it wins."""
+    lines: list[str] = []
+    groups = sorted({(r.family, r.data_kind, r.shots) for r in data.results})
+    for family, kind, shots in groups:
+        cells = main_results(data, kind, shots)
+        ours = cells.get((OURS, family))
+        others = [(m, r) for (m, f), r in cells.items() if f == family and m != OURS]
+        where = f"{family} ({kind} few-shot data, {shots} shots)"
+        if ours is None:
+            if others:
+                lines.append(f"- {where}: no prompt-diffuser run to compare.")
+            continue
+        beaten = []
+        for method, other in sorted(others, key=lambda mr: -mr[1].score.mean):
+            gap = ours.score.mean - other.score.mean
+            if gap >= 0:
+                beaten.append(method)
+                continue
+            spread = max(ours.score.std, other.score.std)
+            label = {UPPER_BOUND: "the full-data upper bound"}.get(method, f"the {method} control"
+                                                                   if method in CONTROLS else method)  # fmt: skip
+            lines.append(f"- {where}: **prompt-diffuser loses to {label}**: {ours.score.text()} vs "
+                         f"{other.score.text()} ({gap:+.3g}{', within one std' if -gap <= spread else ''}).")  # fmt: skip
+        if beaten:
+            lines.append(f"- {where}: prompt-diffuser ({ours.score.text()}) is ahead of {', '.join(beaten)}.")
+    return lines
+
+
+def family_facts(family: str) -> tuple[str, int | None]:
+    try:
+        spec = get_family(family)
+    except PdiffError:
+        return "unknown family", None
+    return spec.simulator, spec.horizon
+
+
+def settings(data: ReportData) -> Table:
+    rows = []
+    for family in ordered(set(data.families()), FAMILY_ORDER):
+        results = [r for r in data.results if r.family == family]
+        simulator, horizon = family_facts(family)
+        horizons = sorted({r.horizon or horizon or 0 for r in results})
+        budgets: dict[str, set] = {}
+        for r in results:
+            for key, value in r.settings.items():
+                budgets.setdefault(key, set()).add(str(value))
+        versions = {f"{k} {v}" for r in results for k, v in r.versions.items() if v}
+        rows.append([
+            family, simulator, paper.simulator_difference(family), ", ".join(map(str, horizons)),
+            ", ".join(sorted({str(len(r.seeds)) for r in results})), ", ".join(sorted({str(r.shots) for r in results})),
+            "; ".join(f"{k}: {'/'.join(sorted(v))}" for k, v in sorted(budgets.items())), ", ".join(sorted(versions)),
+        ])  # fmt: skip
+    notes = ["Paper's setting: " + "; ".join(f"{k}: {v}" for k, v in paper.PAPER_SETTING.items()) + ".",
+             "Budgets (steps, episodes) are those recorded in the runs behind the numbers; small budgets "
+             "(smoke/quick presets) give numbers that are not comparable with the paper's."]  # fmt: skip
+    header = [
+        "family",
+        "simulator",
+        "difference from the paper",
+        "horizon",
+        "seeds",
+        "shots",
+        "budgets",
+        "versions",
+    ]
+    return Table("Setting: ours vs the paper's", header, rows, notes)
+
+
+def runs_used(data: ReportData) -> Table:
+    rows = [[r.family, r.method, r.variant or "", r.data_kind, str(r.shots), f"`{r.run_id}`"]
+            for r in sorted(data.results, key=lambda r: r.cell)]  # fmt: skip
+    notes = [f"`{old}` is superseded by the newer `{new}` (same cell)." for old, new in data.superseded]
+    notes += [f"`{run}` is not included: {why}." for run, why in data.ignored]
+    header = ["family", "method", "variant", "data", "shots", "eval run"]
+    return Table("Runs used (the newest finished eval run per cell)", header, rows, notes)
+
+
+def all_tables(data: ReportData) -> list[Table]:
+    """Every table that has data, each naming the figure drawn from it (one figure per shot count)."""
+    tables = []
+    for shots in shot_counts(data, "expert"):
+        tables.append(table1(data, shots))
+        tables[-1].figure = f"table1-{shots}shots.png"
+    for shots in sorted({r.shots for r in data.results}):
+        quality = [t for f in ordered(set(data.families()), FAMILY_ORDER) if (t := table2(data, f, shots))]
+        if quality:
+            quality[-1].figure = f"table2-{shots}shots.png"
+        tables += quality
+        guidance = ablation(data, shots)
+        if guidance is not None:
+            guidance.figure = f"ablation-{shots}shots.png"
+            tables.append(guidance)
+    tables += [t for t in [table3(data)] if t]
+    return tables

@@ -1,0 +1,271 @@
+"""`pdiff reproduce`: the paper's whole matrix as one command, composed of the stage library calls.
+
+Per family: collect → pretrain (and a `--include-test-tasks` pretrain for the full-data bound) → diffuse
+(one per guidance rule when the ablation is on) → tune × methods × few-shot data kinds → eval; then one
+report over every evaluation. A step whose run already FINISHED with the same resolved config (input run
+ids included, and for pretrain the same datasets) is skipped; one interrupted with that config (stale
+RUNNING or KILLED) is resumed; anything else runs. `dry_run` prints the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import Field
+
+from pdiff.config import StageConfig, register_stage_config
+from pdiff.console import err
+from pdiff.data.minari_format import dataset_id, latest_version
+from pdiff.envs import get_family
+from pdiff.errors import UsageError
+from pdiff.stages.pipeline import (
+    StepResult,
+    finished_match,
+    interrupted_match,
+    run_stage,
+    same_config,
+    stage_config,
+)
+from pdiff.workspace.root import STAGES, Workspace
+from pdiff.workspace.runs import Run, RunStatus, list_runs
+
+PAPER_FAMILIES = ["cheetah-dir", "cheetah-vel", "ant-dir", "metaworld-reach"]
+ABLATION_RULES = ["project", "sum", "none", "plm-only"]
+EVAL_ONLY_METHODS = ("full-data", "random-prompt")  # rows made by eval alone, no tune method
+
+
+class ReproduceConfig(StageConfig):
+    envs: list[str] = Field(PAPER_FAMILIES, min_length=1, description="Task families.")
+    methods: list[str] | None = Field(
+        None, description="Methods (default: every tune method and full-data; random-prompt on request)."
+    )
+    seeds: int | None = Field(
+        None, ge=1, description="Seeds 0..n-1 for tune and eval (default: the preset's)."
+    )
+    data_kinds: list[str] = Field(["expert"], min_length=1, description="Few-shot data kinds (Table 2).")
+    guidance_ablation: bool = Field(
+        False, description="Also diffuse, tune and eval with every ablation rule."
+    )
+    ablation_rules: list[str] = Field(ABLATION_RULES, description="Guidance rules of the ablation.")
+
+
+register_stage_config("reproduce", ReproduceConfig)
+
+
+@dataclass
+class Step:
+    """One stage call of the matrix. `flags` may name upstream steps' runs as `@key` (resolved when run)."""
+
+    key: str
+    stage: str
+    family: str | None
+    flags: dict[str, Any]
+    ignore: frozenset[str] = frozenset()  # config keys a finished run may differ in (no effect on results)
+    extra_match: Callable[[Workspace, StageConfig, Run], bool] | None = None
+    config: StageConfig | None = field(default=None, repr=False)
+
+
+def tune_methods() -> tuple[dict[str, Any], set[str]]:
+    """The tune registry, read at call time (methods are added on other branches)."""
+    from pdiff.stages.tune import METHODS, NEEDS_DIFFUSE
+
+    return METHODS, set(NEEDS_DIFFUSE)
+
+
+def check_methods(methods: list[str] | None) -> list[str]:
+    registry, _ = tune_methods()
+    if methods is None:
+        return [*registry, "full-data"]
+    known = [*registry, *EVAL_ONLY_METHODS]
+    unknown = [m for m in methods if m not in known]
+    if unknown or not methods:
+        raise UsageError(f"unknown method {unknown[0] if unknown else '(none)'!r} for --methods",
+                         hint=f"choose from {', '.join(known)}")  # fmt: skip
+    return list(dict.fromkeys(methods))
+
+
+def pretrain_datasets_match(workspace: Workspace, config: StageConfig, run: Run) -> bool:
+    """A finished pretrain counts only if it read the datasets that are the latest now."""
+    from pdiff.stages.pretrain import training_tasks
+
+    family = get_family(config.env)  # type: ignore[attr-defined]
+    wanted = set()
+    for kind in (config.data_kind, "prompt-expert"):  # type: ignore[attr-defined]
+        for task in training_tasks(family, config.include_test_tasks):  # type: ignore[attr-defined]
+            version = latest_version(workspace.datasets_dir, family.name, task, kind)
+            if version is None:
+                return False
+            wanted.add(dataset_id(family.name, task, kind, version))
+    return {i["ref"] for i in run.manifest.get("inputs", []) if i["kind"] == "dataset"} == wanted
+
+
+def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace) -> list[Step]:
+    """Every step of the matrix, in an order where each step's inputs come before it."""
+    from pdiff.data.collectors import KINDS
+
+    methods = check_methods(config.methods)
+    registry, needs_diffuse = tune_methods()
+    seeds = list(range(config.seeds)) if config.seeds else None
+    tuned = [m for m in methods if m in registry]
+    default_rule = stage_config(workspace, "diffuse", preset, {}).guidance  # type: ignore[attr-defined]
+    rules = [default_rule]
+    if config.guidance_ablation:
+        rules += [r for r in config.ablation_rules if r != default_rule]
+    ablation_kind = "expert" if "expert" in config.data_kinds else config.data_kinds[0]
+    steps: list[Step] = []
+    for env in config.envs:
+        family = get_family(env).name
+        needed = [k for k in KINDS if k in {"expert", "prompt-expert", *config.data_kinds}]
+        steps.append(Step(f"collect:{family}", "collect", family, {"env": family, "kinds": needed},
+                          ignore=frozenset({"kinds", "workers"})))  # fmt: skip
+        pretrain = f"pretrain:{family}"
+        steps.append(Step(pretrain, "pretrain", family, {"env": family}, extra_match=pretrain_datasets_match))
+        if "full-data" in methods:
+            steps.append(Step(f"pretrain-full:{family}", "pretrain", family, {"env": family, "include_test_tasks": True},
+                              extra_match=pretrain_datasets_match))  # fmt: skip
+        if any(m in needs_diffuse for m in tuned):
+            for rule in rules:
+                steps.append(Step(f"diffuse:{family}:{rule}", "diffuse", family,
+                                  {"env": family, "pretrain_run": f"@{pretrain}", "guidance": rule}))  # fmt: skip
+        for kind in config.data_kinds:
+            for method in tuned:
+                for rule in rules if method in needs_diffuse else [None]:
+                    if rule not in (None, default_rule) and kind != ablation_kind:
+                        continue
+                    tune = f"tune:{family}:{method}:{kind}" + (f":{rule}" if rule else "")
+                    flags = {"env": family, "method": method, "data_kind": kind, "seeds": seeds,
+                             "pretrain_run": f"@{pretrain}",
+                             "diffuse_run": f"@diffuse:{family}:{rule}" if rule else None}  # fmt: skip
+                    steps.append(Step(tune, "tune", family, flags))
+                    steps.append(
+                        Step(f"eval:{tune}", "eval", family, {"env": family, "tune_run": f"@{tune}"})
+                    )
+            if "full-data" in methods:
+                flags = {"env": family, "pretrain_run": f"@pretrain-full:{family}", "prompt": "fewshot",
+                         "data_kind": kind, "seeds": seeds}  # fmt: skip
+                steps.append(Step(f"eval:full-data:{family}:{kind}", "eval", family, flags))
+        if "random-prompt" in methods:
+            flags = {"env": family, "pretrain_run": f"@{pretrain}", "prompt": "random", "seeds": seeds}
+            steps.append(Step(f"eval:random-prompt:{family}", "eval", family, flags))
+    evals = [s.key for s in steps if s.stage == "eval"]
+    steps.append(Step("report", "report", None, {"runs": [f"@{k}" for k in evals]}))
+    return steps
+
+
+def resolve(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, str) and value.startswith("@"):
+        return ids.get(value[1:], f"<{value[1:]}>")  # a placeholder until the upstream step has run
+    if isinstance(value, list):
+        return [resolve(v, ids) for v in value]
+    return value
+
+
+def step_config(workspace: Workspace, step: Step, preset: str | None, overrides: dict[str, list[str]],
+                ids: dict[str, str], configs: dict[str, StageConfig]) -> StageConfig:  # fmt: skip
+    """The config the stage will record: explicit inputs, and for eval the tune run's seeds/shots/data."""
+    flags = {k: resolve(v, ids) for k, v in step.flags.items()}
+    if step.stage == "report":
+        flags["runs"] = sorted(flags["runs"])
+    upstream = configs.get(step.flags.get("tune_run", "")[1:]) if step.stage == "eval" else None
+    if upstream is not None:  # eval of a tune run takes these from the tune run (pdiff.stages.eval.run_eval)
+        flags.update(prompt="auto", pretrain_run=upstream.pretrain_run, seeds=upstream.seeds,  # type: ignore[attr-defined]
+                     shots=upstream.shots, data_kind=upstream.data_kind)  # type: ignore[attr-defined]  # fmt: skip
+    return stage_config(workspace, step.stage, preset, flags, overrides.get(step.stage))
+
+
+def command_line(step: Step, config: StageConfig, preset: str | None, overrides: list[str]) -> str:
+    """The CLI command equivalent to one step (shown in the progress and the plan)."""
+    names = {"pretrain_run": "--pretrain", "diffuse_run": "--diffuse", "tune_run": "--tune"}
+    words = ["pdiff", step.stage]
+    for key, value in step.flags.items():
+        value = getattr(config, key, value)
+        if value is None or value is False:
+            continue
+        flag = names.get(key, "--" + key.replace("_", "-"))
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list) and step.stage == "report":
+            words += [w for v in value for w in (flag, str(v))]
+        else:
+            words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    words += (["--preset", preset] if preset and step.stage != "report" else []) + [
+        f"--set {o}" for o in overrides
+    ]
+    return " ".join(words)
+
+
+def split_overrides(overrides: list[str]) -> dict[str, list[str]]:
+    """`--set pretrain.steps=300` → {"pretrain": ["steps=300"]}: reproduce passes each to its stage."""
+    grouped: dict[str, list[str]] = {}
+    for item in overrides:
+        stage, _, rest = item.partition(".")
+        if stage not in STAGES or not rest:
+            raise UsageError(f"--set {item!r} does not start with a stage name",
+                             hint="write e.g. --set pretrain.steps=300 (stages: " + ", ".join(STAGES) + ")")  # fmt: skip
+        grouped.setdefault(stage, []).append(rest)
+    return grouped
+
+
+def find_done(workspace: Workspace, step: Step, config: StageConfig) -> Run | None:
+    matches = same_config(step.stage, config, step.ignore)
+    if step.stage == "collect":  # several finished collects of this config may together hold every kind
+        runs = [
+            r
+            for r in list_runs(workspace, "collect", step.family)
+            if r.status is RunStatus.FINISHED and matches(r)
+        ]
+        held = {k for r in runs for k in r.config.get("kinds", [])}
+        return runs[-1] if runs and set(config.kinds) <= held else None  # type: ignore[attr-defined]
+    extra = step.extra_match
+    return finished_match(workspace, step.stage, step.family,
+                          lambda r: matches(r) and (extra is None or extra(workspace, config, r)))  # fmt: skip
+
+
+def collect_config(workspace: Workspace, step: Step, config: StageConfig) -> StageConfig:
+    """Collect only the kinds no finished collect of the same settings holds (datasets are never rewritten)."""
+    matches = same_config("collect", config, step.ignore)
+    held = {k for r in list_runs(workspace, "collect", step.family)
+            if r.status is RunStatus.FINISHED and matches(r) for k in r.config.get("kinds", [])}  # fmt: skip
+    missing = [k for k in config.kinds if k not in held]  # type: ignore[attr-defined]
+    return config.model_copy(update={"kinds": missing}) if missing else config
+
+
+def run_matrix(workspace: Workspace, config: ReproduceConfig, *, preset: str | None, argv: list[str],
+               overrides: list[str] | None = None, dry_run: bool = False) -> tuple[list[StepResult], Run | None]:  # fmt: skip
+    """Run (or with `dry_run`, only print) every step; returns the step results and the report run."""
+    grouped = split_overrides(overrides or [])
+    steps = plan(config, preset, workspace)
+    ids: dict[str, str] = {}
+    configs: dict[str, StageConfig] = {}
+    results: list[StepResult] = []
+    report: Run | None = None
+    for number, step in enumerate(steps, 1):
+        stage_cfg = step_config(workspace, step, preset, grouped, ids, configs)
+        configs[step.key] = stage_cfg
+        command = command_line(step, stage_cfg, preset, grouped.get(step.stage, []))
+        prefix = f"[{number}/{len(steps)}]"
+        done = find_done(workspace, step, stage_cfg)
+        if done is not None:
+            err.print(f"{prefix} skip (finished {done.run_id}): {command}", highlight=False, soft_wrap=True)
+            ids[step.key], run = done.run_id, done
+            results.append(StepResult(step.key, "reused", done.run_id, done.manifest.get("summary")))
+        else:
+            if step.stage == "collect":
+                stage_cfg = collect_config(workspace, step, stage_cfg)
+                command = command_line(step, stage_cfg, preset, grouped.get(step.stage, []))
+            stale = interrupted_match(workspace, step.stage, step.family, same_config(step.stage, stage_cfg, step.ignore - {"kinds"}))  # fmt: skip
+            action = f"resume {stale.run_id}" if stale else "run"
+            err.print(f"{prefix} {action}: {command}" + (f" --resume {stale.run_id}" if stale else ""),
+                      highlight=False, soft_wrap=True)  # fmt: skip
+            if dry_run:
+                ids[step.key] = f"<{step.key}>"
+                results.append(StepResult(step.key, "planned"))
+                continue
+            run = run_stage(workspace, step.stage, stage_cfg, argv, resume=stale.run_id if stale else None)
+            ids[step.key] = run.run_id
+            results.append(StepResult(step.key, "resumed" if stale else "ran", run.run_id, run.manifest.get("summary")))  # fmt: skip
+        if step.stage == "report":
+            report = run
+    return results, report

@@ -1,0 +1,65 @@
+"""The report's tables from report rows: layout, the paper's numbers, plain losses, optional tables.
+
+The rows are built by hand here (what `pdiff.report.collect` reads from eval runs, which
+tests/stages/test_reproduce.py covers with real runs)."""
+
+from __future__ import annotations
+
+from pdiff.report import render_markdown
+from pdiff.report.collect import ReportData, Result, Score
+from pdiff.report.tables import ablation, all_tables, losses, table1, table2, table3
+
+
+def result(method: str, mean: float, *, family: str = "cheetah-vel", kind: str = "expert", variant: str | None = None,
+           std: float = 1.0, created: str = "2026-01-01T00:00:00Z") -> Result:  # fmt: skip
+    return Result(run_id=f"{family}-{method}-{kind}-{variant}", created_at=created, family=family, method=method,
+                  variant=variant, data_kind=kind, shots=5, seeds=[0, 1, 2], episodes=3, horizon=None,
+                  score=Score(mean, std), normalized=None, success=None, pretrain_run="p", tune_run=None,
+                  diffuse_run=None)  # fmt: skip
+
+
+def data(*results: Result) -> ReportData:
+    return ReportData(list(results), [], [], {})
+
+
+def test_table1_has_every_method_as_a_row_and_the_paper_beside_ours():
+    rows = data(result("prompt-diffuser", -40.0, variant="project"), result("ptdt", -38.0),
+                result("my-new-method", -50.0), result("full-data", -30.0))  # fmt: skip
+    table = table1(rows, 5)
+    assert table.header[:3] == ["method", "cheetah-vel (ours)", "Cheetah-vel (paper)"]
+    by_method = {row[0]: row for row in table.rows}
+    assert list(by_method) == ["prompt-diffuser", "ptdt", "full-data (upper bound)", "my-new-method"]
+    assert by_method["prompt-diffuser"][1:3] == ["-40.0 ± 1.0", "-35.3 ± 2.4"]
+    assert by_method["my-new-method"][2] == "n/r"
+
+
+def test_losses_are_stated_plainly():
+    lines = losses(data(result("prompt-diffuser", -40.0, variant="project"), result("ptdt", -39.5),
+                        result("prompt-dt", -45.0), result("full-data", -30.0)))  # fmt: skip
+    text = "\n".join(lines)
+    assert "**prompt-diffuser loses to ptdt**" in text and "(-0.5, within one std)" in text
+    assert "**prompt-diffuser loses to the full-data upper bound**" in text
+    assert "is ahead of prompt-dt" in text
+
+
+def test_ablation_and_table2_only_with_several_rules_or_kinds():
+    single = data(result("prompt-diffuser", -40.0, variant="project"))
+    assert ablation(single, 5) is None and table2(single, "cheetah-vel", 5) is None and table3(single) is None
+    rules = data(result("prompt-diffuser", -40.0, variant="project"), result("prompt-diffuser", -36.0, variant="sum"),
+                 result("prompt-diffuser", -50.0, variant="none"))  # fmt: skip
+    table = ablation(rules, 5)
+    assert [row[0].split()[0] for row in table.rows] == ["`project`", "`sum`", "`none`"]
+    assert "(+20.0% vs `none`)" in table.rows[0][1]
+    assert any("projection is **not** the best rule" in note for note in table.notes)
+    kinds = data(result("ptdt", -40.0), result("ptdt", -90.0, kind="random"))
+    assert table2(kinds, "cheetah-vel", 5).header == ["method", "expert", "random"]
+
+
+def test_the_newest_variant_when_the_projection_was_not_run_and_ood_gets_table3():
+    rows = data(result("prompt-diffuser", -40.0, variant="sum", created="2026-01-02T00:00:00Z"),
+                result("prompt-diffuser", -60.0, variant="none"), result("ptdt", 500.0, family="ant-dir-ood"))  # fmt: skip
+    assert table1(rows, 5).rows[0][1] == "-40.0 ± 1.0"
+    assert table3(rows).rows == [["ptdt", "ant-dir-ood", "500.0 ± 1.0"]]
+    markdown = render_markdown(rows, [], __import__("pathlib").Path("figures"), commit=None)
+    assert [t.title.split(":")[0] for t in all_tables(rows)] == ["Table 1", "Guidance ablation", "Table 3"]
+    assert "## Where Prompt Diffuser stands" in markdown and "### Runs used" in markdown

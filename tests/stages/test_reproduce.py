@@ -1,0 +1,135 @@
+"""`pdiff reproduce` and `pdiff report` at the smoke preset on Meta-World reach: the matrix runs end to end,
+a second invocation starts nothing, a killed step is resumed, the full-data pretrain sees every task."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from run_killer import kill_after_checkpoint
+from typer.testing import CliRunner
+
+from pdiff.cli import app
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import RunStatus, find_run, list_runs
+
+pytestmark = pytest.mark.metaworld
+runner = CliRunner()
+FAMILY = "metaworld-reach"
+MATRIX = ["reproduce", "--preset", "smoke", "--env", FAMILY, "--methods", "prompt-dt,prompt-diffuser,full-data"]  # fmt: skip
+
+
+def invoke(ws: Workspace, *args: str):
+    result = runner.invoke(app, ["-w", str(ws.root), *args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def reproduced(collected_template, tmp_path_factory):
+    """One reproduce run shared by this module's tests: (workspace, its JSON output, its stderr)."""
+    root = tmp_path_factory.mktemp("reproduce") / "ws"
+    shutil.copytree(collected_template, root)
+    ws = Workspace.open(root)
+    result = invoke(ws, "--json", *MATRIX)
+    return ws, json.loads(result.stdout), result.stderr
+
+
+def all_run_ids(ws: Workspace) -> set[str]:
+    return {r.run_id for r in list_runs(ws)}
+
+
+def test_reproduce_runs_the_matrix_and_reports_it(reproduced):
+    ws, payload, stderr = reproduced
+    states = {s["step"]: s["state"] for s in payload["steps"]}
+    assert states[f"collect:{FAMILY}"] == "reused"  # the fixture's collect holds expert and prompt-expert
+    ran = {k for k, v in states.items() if v == "ran"}
+    assert {f"pretrain:{FAMILY}", f"pretrain-full:{FAMILY}", f"diffuse:{FAMILY}:project", "report"} <= ran
+    evals = [s for s in payload["steps"] if s["step"].startswith("eval:")]
+    assert sorted(s["summary"]["method"] for s in evals) == ["full-data", "prompt-diffuser", "prompt-dt"]
+    assert f"[1/{len(states)}]" in stderr
+    assert "pdiff pretrain --env metaworld-reach --include-test-tasks" in stderr
+    report = Path(payload["report"])
+    text = report.read_text()
+    table1 = text.split("### Table 1")[1].split("###")[0]
+    assert "| method | metaworld-reach (ours) | MW reach-v2 (paper) |" in table1
+    for row in ("| prompt-diffuser |", "| prompt-dt |", "| full-data (upper bound) |"):
+        assert row in table1
+    assert "555.7 ± 6.8" in table1 and "success" in table1  # the paper's reach figure; Meta-World detail
+    assert "## Where Prompt Diffuser stands" in text and "### Setting: ours vs the paper's" in text
+    figures = sorted(p.name for p in (report.parent / "figures").iterdir())
+    assert "table1-2shots.png" in figures and any(n.startswith("curve-pretrain-") for n in figures)
+    assert all((report.parent / "figures" / n).read_bytes()[:4] == b"\x89PNG" for n in figures)
+
+
+def test_a_second_reproduce_starts_nothing(reproduced):
+    ws, first, _ = reproduced
+    before = all_run_ids(ws)
+    again = json.loads(invoke(ws, "--json", *MATRIX).stdout)
+    assert {s["state"] for s in again["steps"]} == {"reused"}
+    assert all_run_ids(ws) == before and again["report"] == first["report"]
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing(reproduced):
+    ws, _, _ = reproduced
+    before = all_run_ids(ws)
+    result = invoke(ws, "--json", *MATRIX[:-1], "prompt-dt,random-prompt", "--dry-run")
+    states = {s["step"]: s["state"] for s in json.loads(result.stdout)["steps"]}
+    assert states[f"eval:random-prompt:{FAMILY}"] == "planned" and states[f"pretrain:{FAMILY}"] == "reused"
+    assert "run: pdiff eval --env metaworld-reach --pretrain" in result.stderr
+    assert all_run_ids(ws) == before
+
+
+def test_full_data_pretrain_trains_on_every_task(reproduced):
+    ws, payload, _ = reproduced
+    ids = {s["step"]: s["run_id"] for s in payload["steps"]}
+    full, plain = (find_run(ws, ids[f"{k}:{FAMILY}"], "pretrain") for k in ("pretrain-full", "pretrain"))
+    configs = [json.loads((r.dir / r.manifest["summary"]["checkpoint"] / "model_config.json").read_text())
+               for r in (full, plain)]  # fmt: skip
+    assert configs[0]["train_tasks"] == list(range(50)) and 11 not in configs[1]["train_tasks"]
+    assert configs[0]["state_mean"] != configs[1]["state_mean"]  # statistics of all the tasks used
+    assert any("task-11/expert" in i["ref"] for i in full.manifest["inputs"])
+
+
+def test_report_picks_the_newest_run_of_a_cell_and_copies_out(reproduced, tmp_path):
+    ws, payload, _ = reproduced
+    ids = {s["step"]: s["run_id"] for s in payload["steps"]}
+    tune = ids[f"tune:{FAMILY}:prompt-dt:expert"]
+    newer = json.loads(invoke(ws, "--json", "eval", "--tune", tune).stdout)["run_id"]
+    older = ids[f"eval:tune:{FAMILY}:prompt-dt:expert"]
+    result = invoke(ws, "--json", "report", "--runs", older, "--runs", newer, "--out", str(tmp_path / "out"))
+    data = json.loads(result.stdout)["data"]
+    assert [r["run_id"] for r in data["results"]] == [newer]
+    assert data["superseded"] == [{"run": older, "used": newer}]
+    copied = (tmp_path / "out" / "report.md").read_text()
+    assert f"`{older}` is superseded by the newer `{newer}`" in copied
+    assert (tmp_path / "out" / "figures" / "table1-2shots.png").is_file()
+
+
+def test_missing_test_task_data_for_full_data_is_a_clear_error(collected_template, tmp_path):
+    root = tmp_path / "ws"
+    shutil.copytree(collected_template, root)
+    shutil.rmtree(root / "datasets" / "pdiff" / FAMILY / "task-11")
+    result = runner.invoke(app, ["-w", str(root), "pretrain", "--env", FAMILY, "--preset", "smoke",
+                                 "--include-test-tasks"])  # fmt: skip
+    assert result.exit_code == 2 and "--include-test-tasks" in result.stderr
+    assert "pdiff collect --env metaworld-reach --tasks 11,17,25,36,41" in result.stderr
+
+
+def test_an_interrupted_reproduce_resumes_the_killed_step(reproduced):
+    ws, _, _ = reproduced
+    args = [*MATRIX[:-1], "prompt-dt", "--set", "pretrain.steps=150", "--set", "pretrain.checkpoint_every=10"]
+    existing = {r.run_id for r in list_runs(ws, "pretrain")}
+    killed = kill_after_checkpoint(ws, "reproduce", args[1:], step=10, ignore=existing, watch="pretrain")
+    assert killed is not None and find_run(ws, killed.run_id, "pretrain").is_stale()
+    result = invoke(ws, "--json", *args)
+    steps = {s["step"]: s for s in json.loads(result.stdout)["steps"]}
+    assert steps[f"pretrain:{FAMILY}"]["state"] == "resumed"
+    assert steps[f"pretrain:{FAMILY}"]["run_id"] == killed.run_id
+    assert f"--resume {killed.run_id}" in result.stderr
+    resumed = find_run(ws, killed.run_id, "pretrain")
+    assert resumed.status is RunStatus.FINISHED and resumed.manifest["resumes"]
+    assert resumed.manifest["summary"]["steps"] == 150
+    assert {s["state"] for s in steps.values()} <= {"reused", "ran", "resumed"}
