@@ -26,7 +26,7 @@ from pdiff.distributed import resolve_device
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
-from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, load_policy, rollout
+from pdiff.eval.rollout import EnvPool, EpisodeResult, FrozenPolicy, load_policy, rollout
 from pdiff.methods.base import load_fewshot
 from pdiff.stages.common import checkpoint_of, open_run, stage_run
 from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -114,7 +114,7 @@ def evaluate(
     episodes: list[EpisodeResult] = []
     seed_of: list[int] = []
     total = len(config.seeds) * len(tasks) * config.episodes * horizon
-    with StageProgress(f"eval {family.name}", total=total) as bar:
+    with StageProgress(f"eval {family.name}", total=total) as bar, EnvPool() as pool:
         for s, seed in enumerate(config.seeds):
             rng = np.random.default_rng([seed, 11])
             if generated is not None:
@@ -125,7 +125,8 @@ def evaluate(
                 prompts = random_prompts(policy, family, len(tasks), rng)
             seeds = [[episode_seed(seed, t, e) for e in range(config.episodes)] for t in tasks]
             results = rollout(family, policy, prompts.to_prompt(), tasks, seeds, horizon=horizon,
-                              render_episodes=config.video if s == 0 else 0, on_step=bar.update)  # fmt: skip
+                              render_episodes=config.video if s == 0 else 0, on_step=bar.update,
+                              pool=pool)  # fmt: skip
             episodes += results
             seed_of += [seed] * len(results)
     references = {t: reference_returns(workspace, family, t) for t in tasks}
