@@ -7,7 +7,12 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+from pdiff.workspace.root import Workspace  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -16,3 +21,28 @@ def isolated_workspace(tmp_path, monkeypatch):
     monkeypatch.setenv("PDIFF_WORKSPACE", str(root))
     monkeypatch.setenv("MUJOCO_GL", "egl")
     return root
+
+
+# A smoke-sized Meta-World reach workspace shared by the stage and scale tests (collected once per session).
+SMOKE_FAMILY = "metaworld-reach"
+
+
+@pytest.fixture(scope="session")
+def collected_template(tmp_path_factory) -> Path:
+    from pdiff.config import resolve_config
+    from pdiff.stages.collect import CollectConfig, run_collect
+
+    root = tmp_path_factory.mktemp("template") / "ws"
+    workspace, _ = Workspace.init(root)
+    config = resolve_config(CollectConfig, "collect", workspace=workspace, preset="smoke",
+                            flags={"env": SMOKE_FAMILY, "kinds": ["expert", "random", "prompt-expert"], "workers": 2})  # fmt: skip
+    run_collect(workspace, config, argv=["pdiff", "collect"])
+    return root
+
+
+@pytest.fixture
+def reach_ws(collected_template, tmp_path) -> Workspace:
+    """A private copy of the collected workspace (tests write runs into it)."""
+    root = tmp_path / "reach-ws"
+    shutil.copytree(collected_template, root)
+    return Workspace.open(root)
