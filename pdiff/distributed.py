@@ -76,7 +76,9 @@ def broadcast(obj: Any, info: DistInfo) -> Any:
 def all_reduce_sum(value: float, info: DistInfo) -> float:
     if not info.enabled:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    # nccl reduces only CUDA tensors
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return float(tensor.item())
 

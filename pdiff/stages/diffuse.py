@@ -28,7 +28,7 @@ from pdiff.data.loader import FamilyData, load_family_data
 from pdiff.diffusion import VPSchedule
 from pdiff.distributed import (
     DistInfo,
-    all_reduce_mean_,
+    all_reduce_sum,
     average_gradients,
     broadcast,
     init_distributed,
@@ -175,8 +175,7 @@ def train_denoiser(
             losses = guided_step(denoiser, schedule, scorer, codec, segments, contexts, optimizer, rule=config.guidance,
                                  lam=config.lam, grad_clip=config.grad_clip, device=device)  # fmt: skip
             if info.enabled and losses.loss_plm is not None:  # each rank holds its scaled share
-                plm_mean = all_reduce_mean_(torch.tensor([losses.loss_plm], dtype=torch.float64), info)
-                losses = replace(losses, loss_plm=float(plm_mean))
+                losses = replace(losses, loss_plm=all_reduce_sum(losses.loss_plm, info) / info.world_size)
             finite = [v for v in (losses.loss_dm, losses.loss_plm) if v is not None and not np.isnan(v)]
             if not all(np.isfinite(finite)):
                 raise RunFailed(f"diffuse loss became non-finite at step {step + 1} (L_DM {losses.loss_dm}, "
