@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from common import Figure, machine_line, table, write_json
 from torch import Tensor, nn
 
 from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig, action_loss
@@ -283,6 +282,8 @@ def timed_step(
 
 
 def main() -> None:
+    from common import Figure, machine_line, table, write_json  # bench/ is on the path when run as a script
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--batch-per-task", type=int, default=16)
