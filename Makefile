@@ -39,7 +39,7 @@ format: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m pip install --quiet -e ".[dev,bench]"
-	OMP_NUM_THREADS=2 $(PY) bench/bench_train_step.py
+	MUJOCO_GL=egl OMP_NUM_THREADS=1 $(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -11,12 +11,11 @@ Synthetic data; only shapes matter. Usage: python bench/bench_diffusion.py [--th
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from collections.abc import Callable
 
 import torch
+from common import Figure, machine_line, table, write_json
 from torch import Tensor
 
 from pdiff.diffusion import VPSchedule, denoising_loss, sample
@@ -52,6 +51,7 @@ def main() -> None:
     )
     parser.add_argument("--iterations", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--json", help="also write the figures to this file (for bench/run_all.py)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -103,25 +103,23 @@ def main() -> None:
     def generate() -> Tensor:
         return sample(denoiser, schedule, cond, (args.batch, PROMPT_STEPS * step_dim), clip=clip)
 
-    print(
-        f"machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads"
-    )
+    print(machine_line())
     print(
         f"denoiser: x_dim {PROMPT_STEPS * step_dim}, cond_dim {COND_DIM}, hidden {args.hidden}, "
         f"{count_parameters(denoiser):,} parameters; N = {schedule.steps}; "
         f"PLM {ds}/{da}, {count_parameters(plm):,} parameters (frozen)"
     )
-    train = rate(train_step, args.iterations, args.warmup)
-    print(f"train    (L_DM, batch {args.batch}):            {train:8.1f} steps/s  ({1e3 / train:6.2f} ms)")
+    figures = [Figure(f"denoiser train step (L_DM, batch {args.batch})",
+                      rate(train_step, args.iterations, args.warmup), "it/s")]  # fmt: skip
     for prompts in args.prompts:
         guided = rate(lambda p=prompts: guided_step(p), args.iterations, args.warmup)
-        print(
-            f"guided   (L_DM + L_PLM, {rows}x K={context}, {prompts:2d} prompts): "
-            f"{guided:8.1f} steps/s  ({1e3 / guided:6.2f} ms)"
-        )
+        figures.append(Figure(f"guided train step ({rows}x K={context}, {prompts} prompts)", guided, "it/s"))
     generated = rate(generate, args.iterations, args.warmup) * args.batch
-    print(f"generate (batch {args.batch}, no grad):          {generated:8.0f} prompts/s")
+    figures.append(
+        Figure(f"prompt sampling (N={schedule.steps}, batch {args.batch})", generated, "prompts/s")
+    )
+    print(table(figures))
+    write_json(args.json, figures)
 
 
 if __name__ == "__main__":

@@ -2,28 +2,30 @@
 
 Compares environment steps per second of
   (a) pdiff's batched rollout: all episodes of all test tasks in lockstep, one model call per step,
-      the prompt encoded once;
+      the prompt encoded once, simulators lent by an EnvPool (built before timing, as after the first
+      seed of `pdiff eval`);
   (b) the reference's loop: one episode at a time, one full forward (prompt + padded K context) per step;
   (c) the bare simulator stepping uniform random actions (the physical limit).
 A randomly initialised reference-size Prompt-DT is used: speed does not depend on the weights.
 
-    python bench/bench_eval.py [--env metaworld-reach] [--episodes 10] [--horizon 100]
+    python bench/bench_eval.py [--env metaworld-reach] [--episodes 10] [--horizon 100] [--rounds 2]
+    python bench/bench_eval.py --profile   # torch.profiler table of the batched loop's model calls
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import torch
+from common import Figure, machine_line, table, write_json
 
 from pdiff.envs import get_family
-from pdiff.eval.rollout import FrozenPolicy, rollout
+from pdiff.eval.rollout import EnvPool, FrozenPolicy, rollout
 from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig
 
 
@@ -39,9 +41,9 @@ def random_prompt(family, config: PromptDTConfig, count: int) -> Prompt:
     )
 
 
-def batched(family, policy, prompts, tasks, episodes, horizon) -> int:
+def batched(family, policy, prompts, tasks, episodes, horizon, pool) -> int:
     seeds = [[1000 * t + e for e in range(episodes)] for t in tasks]
-    results = rollout(family, policy, prompts, tasks, seeds, horizon=horizon)
+    results = rollout(family, policy, prompts, tasks, seeds, horizon=horizon, pool=pool)
     return sum(r.length for r in results)
 
 
@@ -117,6 +119,9 @@ def main() -> None:
     parser.add_argument(
         "--reference-episodes", type=int, default=1, help="episodes per task for the slow loop"
     )
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of each is kept")
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table and exit")
+    parser.add_argument("--json", help="also write the figures to this file (for bench/run_all.py)")
     args = parser.parse_args()
     family = get_family(args.env)
     horizon = args.horizon or family.horizon
@@ -127,25 +132,49 @@ def main() -> None:
                           np.ones(family.obs_dim, np.float32), family.rtg_scale, family.eval_target,
                           torch.device("cpu"))  # fmt: skip
     prompts = random_prompt(family, config, len(tasks))
-    for task in tasks:  # build (and cache) every task's simulator before timing
-        family.make_env(task, horizon=horizon).close()
+    pool = EnvPool()
+    batched(family, policy, prompts, tasks, args.episodes, 1, pool)  # build every simulator before timing
+    if args.profile:
+        profile(family, policy, prompts, tasks, args.episodes, horizon, pool)
+        return
     rates = {"batched": [], "one-at-a-time": [], "bare simulator": []}
-    for _ in range(2):  # interleaved rounds
+    for _ in range(args.rounds):  # interleaved rounds
         rates["bare simulator"].append(timed(bare, family, tasks, args.episodes, horizon))
-        rates["batched"].append(timed(batched, family, policy, prompts, tasks, args.episodes, horizon))
+        rates["batched"].append(timed(batched, family, policy, prompts, tasks, args.episodes, horizon, pool))
         rates["one-at-a-time"].append(
             timed(one_at_a_time, family, policy, prompts, tasks, args.reference_episodes, horizon)
         )
+    pool.close()
     best = {name: max(values) for name, values in rates.items()}
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(machine_line())
     print(
         f"env {family.name}, {len(tasks)} test tasks, horizon {horizon}, batched {len(tasks) * args.episodes} episodes"
     )
     for name, rate in best.items():
         print(f"  {name:<15} {rate:9.0f} env steps/s")
-    print(f"ratio batched / one-at-a-time:  {best['batched'] / best['one-at-a-time']:.1f}x   (target >= 10)")
-    print(f"fraction of the bare simulator:  {best['batched'] / best['bare simulator']:.2f}   (aim >= 0.5)")
+    label = f"eval {family.name}, {len(tasks) * args.episodes} episodes"
+    figures = [
+        Figure(f"{label} vs one at a time", best["batched"], "steps/s", best["one-at-a-time"],
+               "one episode at a time", 10.0),
+        Figure(f"{label} vs bare simulator", best["batched"], "steps/s", best["bare simulator"],
+               "bare simulator", 0.5),
+    ]  # fmt: skip
+    print(table(figures))
+    write_json(args.json, figures)
+
+
+def profile(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
+    """Where the batched loop's time goes: the model's operators, and the loop as a whole."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    start = time.perf_counter()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        steps = batched(family, policy, prompts, tasks, episodes, horizon, pool)
+    wall = time.perf_counter() - start
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    model = sum(e.cpu_time_total for e in prof.key_averages() if e.key == "aten::linear") / 1e6
+    print(f"{steps} env steps in {wall:.1f} s (profiled); linear layers {model:.1f} s")
 
 
 if __name__ == "__main__":

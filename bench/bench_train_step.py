@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from dataclasses import dataclass
 
@@ -283,6 +282,8 @@ def timed_step(
 
 
 def main() -> None:
+    from common import Figure, machine_line, table, write_json  # bench/ is on the path when run as a script
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=4)
     parser.add_argument("--batch-per-task", type=int, default=16)
@@ -297,6 +298,7 @@ def main() -> None:
     parser.add_argument(
         "--adamw", default="fused", choices=["fused", "default"], help="AdamW kernel (both models)"
     )
+    parser.add_argument("--json", help="also write the figure to this file (for bench/run_all.py)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -325,10 +327,7 @@ def main() -> None:
             seconds[name] += took[name]
         pair_ratios.append(took[names[1]] / took[names[0]])
     batch = args.tasks * args.batch_per_task
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
-    )
+    print(machine_line())
     print(
         f"config: state {args.state_dim} / act {args.act_dim}, batch {batch} ({args.tasks} tasks x "
         f"{args.batch_per_task}), K {args.context} + prompt 5, {args.steps} steps each, "
@@ -337,12 +336,12 @@ def main() -> None:
     for name in names:
         params = sum(p.numel() for p in trainers[name].params)
         print(f"{name:>20}: {args.steps / seconds[name]:7.2f} it/s  ({params:,} trained params)")
-    ratio = seconds[names[1]] / seconds[names[0]]
     quartiles = np.percentile(pair_ratios, [25, 50, 75])
-    print(
-        f"ratio pdiff / {names[1]}: {ratio:.2f}x (per-step pairs: median {quartiles[1]:.2f}, "
-        f"quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}; target >= 1.5)"
-    )
+    print(f"per-step pair ratios: median {quartiles[1]:.2f}, quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}")
+    figure = Figure(f"Prompt-DT train step, batch {batch}", args.steps / seconds[names[0]], "it/s",
+                    args.steps / seconds[names[1]], f"GPT2Model {args.hf_attn}", 1.5)  # fmt: skip
+    print(table([figure]))
+    write_json(args.json, [figure])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Device choice and torchrun/DDP plumbing, kept out of the training loops.
 
 Under `torchrun --nproc-per-node N`, every rank samples the same global batch (same seed) and trains on
-its own slice; losses are scaled so that DDP's gradient average equals the single-process gradient, hence
-the same result as one process up to floating-point reduction order.
+its own slice; losses are scaled so that the gradient average over ranks equals the single-process gradient,
+hence the same result as one process up to floating-point reduction order. Stages made of independent jobs
+(tune's seed x task adaptations) shard the jobs over ranks instead and gather the results on rank 0.
 """
 
 from __future__ import annotations
@@ -75,9 +76,47 @@ def broadcast(obj: Any, info: DistInfo) -> Any:
 def all_reduce_sum(value: float, info: DistInfo) -> float:
     if not info.enabled:
         return value
-    tensor = torch.tensor([value], dtype=torch.float64)
+    # nccl reduces only CUDA tensors
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return float(tensor.item())
+
+
+def all_reduce_mean_(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Average `tensor` over ranks, in place (sum, then divide: exact for identical values)."""
+    if info.enabled:
+        dist.all_reduce(tensor)
+        tensor.div_(info.world_size)
+    return tensor
+
+
+def average_gradients(module: torch.nn.Module, info: DistInfo) -> None:
+    """Average every gradient of `module`'s parameters over ranks as it is computed.
+
+    DistributedDataParallel's reducer only sees `loss.backward()`; these tensor hooks also fire inside
+    `torch.autograd.grad` (which the guidance rules use: one gradient per loss), so each loss's gradient is
+    averaged before the rule combines them. Parameters must receive gradients in the same order on every rank.
+    """
+    if not info.enabled:
+        return
+    for parameter in module.parameters():
+        if parameter.requires_grad:
+            parameter.register_hook(lambda grad: all_reduce_mean_(grad.clone(), info))
+
+
+def shard_jobs(jobs: list[Any], info: DistInfo) -> list[Any]:
+    """This rank's share of independent jobs (round robin, so ranks get equal counts ±1)."""
+    return jobs[info.rank :: info.world_size]
+
+
+def gather_to_main(obj: Any, info: DistInfo) -> list[Any] | None:
+    """Every rank's `obj` on rank 0 (in rank order); None on the other ranks."""
+    if not info.enabled:
+        return [obj]
+    box: list[Any] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(obj, box, dst=0)
+    return box
 
 
 def barrier(info: DistInfo) -> None:

@@ -276,6 +276,8 @@ def diffuse(
     cfg = resolve_config(DiffuseConfig, "diffuse", workspace=workspace, preset=preset, config_file=config,
                          overrides=overrides, flags=flags)  # fmt: skip
     run, summary = run_diffuse(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
+    if run is None:  # a non-zero torchrun rank: rank 0 reports
+        return
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
     emit(opts, json_flag, payload, lambda: _print_summary(f"diffuse {run.family}", run.run_id, summary))
     err.print("next: pdiff tune --shots 5")
@@ -321,6 +323,8 @@ def tune(
     cfg = resolve_config(TuneConfig, "tune", workspace=workspace, preset=preset, config_file=config,
                          overrides=overrides, flags=flags)  # fmt: skip
     run, summary = run_tune(workspace, cfg, argv=["pdiff", *sys.argv[1:]])
+    if run is None:  # a non-zero torchrun rank: rank 0 reports
+        return
     shown = {k: v for k, v in summary.items() if k != "per_task"}
     emit(
         opts,

@@ -7,6 +7,7 @@ early steps need no padding: a window shorter than K is exactly what masked padd
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -82,6 +83,41 @@ class EpisodeResult:
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
+class EnvPool:
+    """Simulators kept between rollouts: building a Meta-World env costs about 0.2 s (as much as 200 steps).
+
+    `reset(seed=...)` restores a used simulator exactly, so a reused env gives the same episode as a new one.
+    Rendering envs are never pooled.
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int, int], list[Any]] = defaultdict(list)
+
+    def take(self, family: TaskFamily, task: int, horizon: int, render: bool = False) -> Any:
+        if render:
+            return family.make_env(task, horizon=horizon, render_mode="rgb_array")
+        idle = self._idle[(family.name, task, horizon)]
+        return idle.pop() if idle else family.make_env(task, horizon=horizon)
+
+    def give_back(self, family: TaskFamily, task: int, horizon: int, env: Any) -> None:
+        if env.render_mode is None:
+            self._idle[(family.name, task, horizon)].append(env)
+        else:
+            env.close()
+
+    def close(self) -> None:
+        for envs in self._idle.values():
+            for env in envs:
+                env.close()
+        self._idle.clear()
+
+    def __enter__(self) -> EnvPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def rollout(
     family: TaskFamily,
     policy: FrozenPolicy,
@@ -92,43 +128,39 @@ def rollout(
     horizon: int,
     render_episodes: int = 0,
     on_step: Callable[[int], None] | None = None,
-    envs: Sequence[Any] | None = None,
+    pool: EnvPool | None = None,
 ) -> list[EpisodeResult]:
     """Roll out `len(episode_seeds[i])` episodes of task `tasks[i]` with prompt row i, all together.
 
-    `render_episodes` > 0 records RGB frames of the first episodes of each task (for GIFs). `envs`, one per
-    episode in that order and made for at least `horizon` steps, are reset and reused (and left open)
-    instead of made: a caller that rolls out many times saves the simulators' construction.
+    `render_episodes` > 0 records RGB frames of the first episodes of each task (for GIFs). `pool` lends
+    simulators across calls (e.g. one per evaluation seed); without it they are built and closed here.
     """
     rows = [(ti, task, e, seed) for ti, task in enumerate(tasks) for e, seed in enumerate(episode_seeds[ti])]
-    owned = envs is None
-    if envs is None:
-        envs = [
-            family.make_env(task, horizon=horizon, render_mode="rgb_array" if e < render_episodes else None)
-            for _, task, e, _ in rows
-        ]
-    elif len(envs) != len(rows):
-        raise ValueError(f"{len(envs)} envs for {len(rows)} episodes")
+    lender = pool if pool is not None else EnvPool()
+    envs = [lender.take(family, task, horizon, render=e < render_episodes) for _, task, e, _ in rows]
     results = [EpisodeResult(task, e, seed, 0.0, 0, None) for _, task, e, seed in rows]
     try:
         return _run(family, policy, prompts, envs, rows, results, horizon, on_step)
     finally:
-        for env in envs if owned else ():
-            env.close()
+        for env, (_, task, _, _) in zip(envs, rows, strict=True):
+            lender.give_back(family, task, horizon, env)
+        if pool is None:
+            lender.close()
 
 
 def _run(family, policy, prompts, envs, rows, results, horizon, on_step) -> list[EpisodeResult]:  # noqa: ANN001
+    # Histories live in numpy (cheap per-row writes); each step copies only the live rows' K-step window
+    # into one tensor per input. The arithmetic is float32 throughout, as the model reads it.
     n, device = len(envs), policy.device
-    mean = torch.as_tensor(policy.state_mean, dtype=torch.float32)
-    std = torch.as_tensor(policy.state_std, dtype=torch.float32)
-    states = torch.zeros(n, horizon + 1, family.obs_dim)
-    actions = torch.zeros(n, horizon + 1, family.act_dim)
-    rtg = torch.zeros(n, horizon + 1, 1)
-    timesteps = torch.zeros(n, horizon + 1, dtype=torch.long)
-    rtg[:, 0] = policy.target_return / policy.rtg_scale
+    mean, std = policy.state_mean, policy.state_std
+    states = np.zeros((n, horizon + 1, family.obs_dim), np.float32)
+    actions = np.zeros((n, horizon + 1, family.act_dim), np.float32)
+    rtg = np.zeros((n, horizon + 1, 1), np.float32)
+    timesteps = np.zeros((n, horizon + 1), np.int64)
+    rtg[:, 0] = np.float32(policy.target_return / policy.rtg_scale)
     for i, env in enumerate(envs):
         obs, _ = env.reset(seed=rows[i][3])
-        states[i, 0] = (torch.as_tensor(obs, dtype=torch.float32) - mean) / std
+        states[i, 0] = (np.asarray(obs, np.float32) - mean) / std
         if env.render_mode == "rgb_array":
             results[i].frames.append(_frame(family, env))
     policy.model.eval()
@@ -139,25 +171,20 @@ def _run(family, policy, prompts, envs, rows, results, horizon, on_step) -> list
         live = np.flatnonzero(active)
         if len(live) == 0:
             break
-        lo = max(0, t + 1 - policy.context_len)
-        window = slice(lo, t + 1)
-        index = torch.as_tensor(live)
+        window = slice(max(0, t + 1 - policy.context_len), t + 1)
+        inputs = (states[live, window], actions[live, window], rtg[live, window], timesteps[live, window])
         predicted = policy.model.act(
-            states[index, window].to(device),
-            actions[index, window].to(device),
-            rtg[index, window].to(device),
-            timesteps[index, window].to(device),
+            *(torch.from_numpy(x).to(device) for x in inputs),
             None,
-            replace(cache, rows=task_row[index.to(device)]),  # each episode reads its task's cached prompt
+            replace(cache, rows=task_row[torch.from_numpy(live).to(device)]),  # each episode's task prompt
         )
-        predicted = predicted.clamp(-1.0, 1.0).cpu()
+        predicted = predicted.clamp(-1.0, 1.0).cpu().numpy()
+        actions[live, t] = predicted
+        timesteps[live, t + 1] = min(t + 1, policy.max_ep_len - 1)
         for j, i in enumerate(live):
-            action = predicted[j].numpy()
-            obs, reward, terminated, truncated, info = envs[i].step(action)
-            actions[i, t] = predicted[j]
-            states[i, t + 1] = (torch.as_tensor(obs, dtype=torch.float32) - mean) / std
-            rtg[i, t + 1] = rtg[i, t] - float(reward) / policy.rtg_scale
-            timesteps[i, t + 1] = min(t + 1, policy.max_ep_len - 1)
+            obs, reward, terminated, truncated, info = envs[i].step(predicted[j])
+            states[i, t + 1] = (np.asarray(obs, np.float32) - mean) / std
+            rtg[i, t + 1] = rtg[i, t] - np.float32(float(reward) / policy.rtg_scale)
             result = results[i]
             result.episode_return += float(reward)
             result.length += 1

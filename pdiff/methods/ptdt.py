@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from pdiff.data.batches import Segments
-from pdiff.eval.rollout import rollout
+from pdiff.eval.rollout import EnvPool, rollout
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.models.prompt_dt import action_loss
 
@@ -77,14 +77,14 @@ def offline_scores(context: TaskContext, candidates: Segments, batches: int) -> 
     return -mse
 
 
-def online_scores(context: TaskContext, candidates: Segments, episodes: int, envs: list) -> np.ndarray:
-    """Mean return of each candidate prompt over the same `episodes` simulator resets (reusing `envs`)."""
+def online_scores(context: TaskContext, candidates: Segments, episodes: int, pool: EnvPool) -> np.ndarray:
+    """Mean return of each candidate prompt over the same `episodes` simulator resets (simulators from `pool`)."""
     settings, m = context.settings, len(candidates)
     family = settings["family"]
     horizon = family.resolve_horizon(settings["ptdt_horizon"])
     resets = [int(s) for s in context.rng.integers(0, 2**31 - 1, size=episodes)]
     results = rollout(family, context.policy, candidates.to_prompt(), [context.task] * m, [resets] * m,
-                      horizon=horizon, envs=envs[: m * episodes])  # fmt: skip
+                      horizon=horizon, pool=pool)  # fmt: skip
     returns = np.zeros(m)
     for index, result in enumerate(results):
         returns[index // episodes] += result.episode_return / episodes
@@ -98,18 +98,12 @@ def tune_task(context: TaskContext) -> TaskResult:
     max_ep_len = context.policy.max_ep_len
     prompt = context.fewshot_prompts.for_task(context.task, context.rng)
 
-    envs: list = []  # online: one simulator per (candidate, episode), made once for all rounds
-    if settings["ptdt_online"]:
-        horizon = settings["family"].resolve_horizon(settings["ptdt_horizon"])
-        envs = [
-            settings["family"].make_env(context.task, horizon=horizon)
-            for _ in range(m * settings["ptdt_rollouts"])
-        ]
+    pool = EnvPool()  # online: simulators made once and reused every round
 
     def score(x: np.ndarray) -> np.ndarray:  # higher is better
         candidates = candidates_from(x, prompt, fields, max_ep_len)
         if settings["ptdt_online"]:
-            return online_scores(context, candidates, settings["ptdt_rollouts"], envs)
+            return online_scores(context, candidates, settings["ptdt_rollouts"], pool)
         return offline_scores(context, candidates, settings["ptdt_batches"])
 
     start = x = flatten(prompt, fields)
@@ -124,8 +118,7 @@ def tune_task(context: TaskContext) -> TaskResult:
             lr *= settings["ptdt_lr_decay"]
         first, last = score(np.stack([start, x]))  # on the same data, so the two are comparable
     finally:
-        for env in envs:
-            env.close()
+        pool.close()
     name = "return" if settings["ptdt_online"] else "neg_action_mse"
     return TaskResult(prompt=candidates_from(x[None], prompt, fields, max_ep_len), tunable_parameters=len(x),
                       metrics={f"{name}_first": float(first), f"{name}_last": float(last)})  # fmt: skip

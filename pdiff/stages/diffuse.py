@@ -4,11 +4,17 @@ Each step draws `batch_size` prompt-sized segments of the training tasks (one ra
 L_DM, samples prompts for their conditions through the differentiable reverse chain, and scores them by the
 frozen Prompt-DT's action MSE on K-step contexts of the same tasks (L_PLM); the two gradients are combined
 by `guidance` (default: the paper's projection). The Prompt-DT's weights are hashed before and after.
+
+Under torchrun every rank draws the same batch and noise (same seed) and runs the cheap parts (L_DM, the
+reverse chain) whole, while the frozen Prompt-DT, the expensive part, scores only the rank's share of the
+contexts (`ShardedPLM`); gradients are averaged over ranks per loss before the guidance rule combines them.
+The result is that of one process up to floating-point reduction order.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,12 +26,21 @@ from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress, log
 from pdiff.data.loader import FamilyData, load_family_data
 from pdiff.diffusion import VPSchedule
-from pdiff.distributed import resolve_device
+from pdiff.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    average_gradients,
+    broadcast,
+    init_distributed,
+    resolve_device,
+    shutdown,
+)
 from pdiff.envs import get_family
 from pdiff.errors import RunFailed, UsageError
 from pdiff.eval.rollout import FrozenPolicy, load_policy
 from pdiff.methods.prompt_diffuser import SegmentCodec, freeze, guided_step
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
+from pdiff.models.prompt_dt import Prompt, PromptDT
 from pdiff.plots import plot_curves
 from pdiff.stages.common import checkpoint_of, open_run, stage_run
 from pdiff.training import CheckpointStore, seed_everything
@@ -99,11 +114,36 @@ def denoiser_payload(
             "codec": codec.to_dict(), **extra}  # fmt: skip
 
 
-def train_denoiser(run: Run, workspace: Workspace, config: DiffuseConfig, source: Run) -> dict[str, Any]:
+class ShardedPLM(torch.nn.Module):
+    """The frozen Prompt-DT computed on this rank's rows only, scaled so that the ranks' mean loss is the loss.
+
+    Other rows return their target actions (zero error, no gradient); own rows return
+    target + sqrt(W) * (prediction - target), so the masked MSE over all rows (whose count is global) is W
+    times this rank's share, and the mean over W ranks is the single-process L_PLM.
+    """
+
+    def __init__(self, plm: PromptDT, info: DistInfo) -> None:
+        super().__init__()
+        self.plm, self.info = plm, info
+
+    def forward(self, states, actions, returns_to_go, timesteps, mask, prompt: Prompt):  # noqa: ANN001, ANN201
+        rows = torch.arange(states.shape[0], device=states.device)[self.info.shard(states.shape[0])]
+        prompt_rows = rows if prompt.rows is None else prompt.rows[rows]
+        local = self.plm(states[rows], actions[rows], returns_to_go[rows], timesteps[rows], mask[rows],
+                         replace(prompt, rows=prompt_rows))  # fmt: skip
+        out = actions.detach().clone()
+        out[rows] = actions[rows] + self.info.world_size**0.5 * (local - actions[rows])
+        return out
+
+
+def train_denoiser(
+    run: Run | None, run_dir: Path, workspace: Workspace, config: DiffuseConfig, source: Run, info: DistInfo
+) -> dict[str, Any]:
     family = get_family(config.env or "")
     device = resolve_device(config.device)
     policy, plm_config = load_policy(checkpoint_of(source), device)
     plm = freeze(policy.model)
+    scorer = ShardedPLM(plm, info) if info.enabled else plm
     before = weights_sha256(plm)
     tasks = list(plm_config["train_tasks"])
     data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks)
@@ -115,9 +155,10 @@ def train_denoiser(run: Run, workspace: Workspace, config: DiffuseConfig, source
                           time_embed=d.time_embed)  # fmt: skip
     seed_everything(config.seed)
     denoiser = Denoiser(arch).to(device)
+    average_gradients(denoiser, info)
     optimizer = torch.optim.Adam(denoiser.parameters(), lr=config.lr)
     rng = np.random.default_rng(config.seed)
-    store = CheckpointStore(run.dir / "checkpoints", keep=config.keep_checkpoints)
+    store = CheckpointStore(run_dir / "checkpoints", keep=config.keep_checkpoints)
     step = store.restore(denoiser, optimizer, None, rng)
     if step:
         log.info("resumed from step %d", step)
@@ -131,17 +172,21 @@ def train_denoiser(run: Run, workspace: Workspace, config: DiffuseConfig, source
             rows = rng.choice(tasks, size=config.batch_size)
             segments = sampler.sample_whole(rng, rows, 1, codec.prompt_len)
             contexts = sampler.sample(rng, rows, 1)
-            losses = guided_step(denoiser, schedule, plm, codec, segments, contexts, optimizer, rule=config.guidance,
+            losses = guided_step(denoiser, schedule, scorer, codec, segments, contexts, optimizer, rule=config.guidance,
                                  lam=config.lam, grad_clip=config.grad_clip, device=device)  # fmt: skip
+            if info.enabled and losses.loss_plm is not None:  # each rank holds its scaled share
+                losses = replace(losses, loss_plm=all_reduce_sum(losses.loss_plm, info) / info.world_size)
             finite = [v for v in (losses.loss_dm, losses.loss_plm) if v is not None and not np.isnan(v)]
             if not all(np.isfinite(finite)):
                 raise RunFailed(f"diffuse loss became non-finite at step {step + 1} (L_DM {losses.loss_dm}, "
                                 f"L_PLM {losses.loss_plm}); last good checkpoint: step {store.latest_step()}",
                                 hint=f"lower --set lr=..., then `pdiff diffuse --resume {run.run_id}`")  # fmt: skip
             step += 1
+            if not info.is_main:
+                continue
             row = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm, "cosine": losses.gradient.cosine}
             bar.update(1, **{k: v for k, v in row.items() if v is not None and not np.isnan(v)})
-            if step % config.log_every == 0 or step == config.steps:
+            if run is not None and (step % config.log_every == 0 or step == config.steps):
                 run.log_metrics({"step": step, "phase": "train", **row, "norm_dm": losses.gradient.norm_dm,
                                  "norm_plm": losses.gradient.norm_plm})  # fmt: skip
             if step % config.checkpoint_every == 0 or step == config.steps:
@@ -153,7 +198,7 @@ def train_denoiser(run: Run, workspace: Workspace, config: DiffuseConfig, source
         )
     return {"steps": step, "final_loss_dm": losses.loss_dm if losses else None,
             "final_loss_plm": losses.loss_plm if losses else None, "plm_sha256": before,
-            "checkpoint": str(Path(store.latest_dir()).relative_to(run.dir))}  # fmt: skip
+            "checkpoint": str(Path(store.latest_dir()).relative_to(run_dir)) if info.is_main else None}  # fmt: skip
 
 
 def resolve_pretrain(workspace: Workspace, config: DiffuseConfig) -> Run:
@@ -168,24 +213,35 @@ def resolve_pretrain(workspace: Workspace, config: DiffuseConfig) -> Run:
 
 def run_diffuse(
     workspace: Workspace, config: DiffuseConfig, *, argv: list[str], resume: str | None = None
-) -> tuple[Run, dict[str, Any]]:
-    if resume is None:
+) -> tuple[Run | None, dict[str, Any]]:
+    """The stage. Under torchrun, rank 0 owns the run directory and every rank scores its share of contexts."""
+    info = init_distributed(resolve_device(config.device))
+    try:
+        if not info.is_main:
+            run_dir, payload = broadcast(None, info)
+            config = DiffuseConfig.model_validate(payload)
+            source = resolve_pretrain(workspace, config)
+            return None, train_denoiser(None, Path(run_dir), workspace, config, source, info)
+        if resume is None:
+            source = resolve_pretrain(workspace, config)
+            config = config.model_copy(update={"env": source.family, "pretrain_run": source.run_id})
+        run, config = open_run(
+            workspace, "diffuse", config, argv=argv, family=config.env, seed=config.seed, resume=resume
+        )
         source = resolve_pretrain(workspace, config)
-        config = config.model_copy(update={"env": source.family, "pretrain_run": source.run_id})
-    run, config = open_run(
-        workspace, "diffuse", config, argv=argv, family=config.env, seed=config.seed, resume=resume
-    )
-    source = resolve_pretrain(workspace, config)
-    with stage_run(run):
-        run.record_input("pretrain", source.run_id, None)
-        summary = train_denoiser(run, workspace, config, source)
-        checkpoint = run.dir / summary["checkpoint"]
-        run.record_output(checkpoint / "model.safetensors", "checkpoint")
-        run.record_output(checkpoint / "model_config.json", "model_config")
-        png = plot_curves(run.dir / "metrics.jsonl", ["loss_dm", "loss_plm", "cosine"], run.dir / "learning_curve.png",
-                          title=f"diffuse {config.env} ({config.guidance})")  # fmt: skip
-        if png is not None:
-            run.record_output(png, "plot")
-        run.manifest["summary"].update(summary)
-        run.save()
-    return run, summary
+        broadcast((str(run.dir), config.model_dump(mode="json")), info)
+        with stage_run(run):
+            run.record_input("pretrain", source.run_id, None)
+            summary = train_denoiser(run, run.dir, workspace, config, source, info)
+            checkpoint = run.dir / summary["checkpoint"]
+            run.record_output(checkpoint / "model.safetensors", "checkpoint")
+            run.record_output(checkpoint / "model_config.json", "model_config")
+            png = plot_curves(run.dir / "metrics.jsonl", ["loss_dm", "loss_plm", "cosine"], run.dir / "learning_curve.png",
+                              title=f"diffuse {config.env} ({config.guidance})")  # fmt: skip
+            if png is not None:
+                run.record_output(png, "plot")
+            run.manifest["summary"].update(summary)
+            run.save()
+        return run, summary
+    finally:
+        shutdown(info)

@@ -29,7 +29,7 @@ from pdiff.distributed import resolve_device
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
-from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, load_policy, rollout
+from pdiff.eval.rollout import EnvPool, EpisodeResult, FrozenPolicy, load_policy, rollout
 from pdiff.methods.base import load_fewshot
 from pdiff.methods.finetuning import load_tuned, tuned_path
 from pdiff.methods.registry import METHODS, changes_weights
@@ -119,7 +119,7 @@ def evaluate(
     episodes: list[EpisodeResult] = []
     seed_of: list[int] = []
     total = len(config.seeds) * len(tasks) * config.episodes * horizon
-    with StageProgress(f"eval {family.name}", total=total) as bar:
+    with StageProgress(f"eval {family.name}", total=total) as bar, EnvPool() as pool:
         for s, seed in enumerate(config.seeds):
             rng = np.random.default_rng([seed, 11])
             if generated is not None:
@@ -137,10 +137,10 @@ def evaluate(
                                        METHODS[tuned.config["method"]].attach)  # fmt: skip
                     results += rollout(family, replace(policy, model=model), prompts.take(np.array([i])).to_prompt(),
                                        [task], [seeds[i]], horizon=horizon, render_episodes=render,
-                                       on_step=bar.update)  # fmt: skip
+                                       on_step=bar.update, pool=pool)  # fmt: skip
             else:
                 results = rollout(family, policy, prompts.to_prompt(), tasks, seeds, horizon=horizon,
-                                  render_episodes=render, on_step=bar.update)  # fmt: skip
+                                  render_episodes=render, on_step=bar.update, pool=pool)  # fmt: skip
             episodes += results
             seed_of += [seed] * len(results)
     references = {t: reference_returns(workspace, family, t) for t in tasks}

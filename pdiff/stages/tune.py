@@ -9,17 +9,26 @@ the frozen Prompt-DT plus that file (pdiff.methods.finetuning). The frozen Promp
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress
 from pdiff.data.batches import Segments
 from pdiff.data.prompts_file import write_prompts
 from pdiff.diffusion import VPSchedule
-from pdiff.distributed import resolve_device
+from pdiff.distributed import (
+    DistInfo,
+    broadcast,
+    gather_to_main,
+    init_distributed,
+    resolve_device,
+    shard_jobs,
+    shutdown,
+)
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
@@ -86,6 +95,13 @@ class TuneConfig(StageConfig):
         None, ge=1, description="ptdt online: episode length (default: the family's)."
     )
 
+    @model_validator(mode="after")
+    def _method_lr(self) -> TuneConfig:
+        # Resolved here so a recorded config and a re-requested one compare equal (reproduce's skip test).
+        if self.lr is None and self.method in METHODS:
+            object.__setattr__(self, "lr", METHODS[self.method].DEFAULT_LR)
+        return self
+
 
 register_stage_config("tune", TuneConfig)
 
@@ -130,22 +146,26 @@ def diffuser_settings(config: TuneConfig, diffuse: Run, device: Any) -> dict[str
     }
 
 
-def method_lr(config: TuneConfig) -> float | None:
-    return config.lr if config.lr is not None else METHODS[config.method].DEFAULT_LR
-
-
 def method_settings(
     config: TuneConfig, family: TaskFamily, diffuse: Run | None, device: Any
 ) -> dict[str, Any]:
-    """TaskContext.settings: the diffusion model's for prompt-diffuser, else the config (lr resolved) + family."""
+    """TaskContext.settings: the diffusion model's for prompt-diffuser, else the config + family."""
     if diffuse is not None:
-        return diffuser_settings(config.model_copy(update={"lr": method_lr(config)}), diffuse, device)
-    return {**config.model_dump(), "lr": method_lr(config), "family": family}
+        return diffuser_settings(config, diffuse, device)
+    return {**config.model_dump(), "family": family}
 
 
 def tune(
-    run: Run, workspace: Workspace, config: TuneConfig, pretrain: Run, diffuse: Run | None
+    run: Run | None,
+    workspace: Workspace,
+    config: TuneConfig,
+    pretrain: Run,
+    diffuse: Run | None,
+    info: DistInfo = DistInfo(),
+    run_dir: Path | None = None,
 ) -> dict[str, Any]:
+    """Every (seed, task) adaptation; under torchrun each rank takes a share of them and rank 0 writes all."""
+    run_dir = run.dir if run is not None else run_dir
     family = get_family(config.env or "")
     device = resolve_device(config.device)
     policy, _ = load_policy(checkpoint_of(pretrain), device)
@@ -157,19 +177,28 @@ def tune(
     prompts: dict[tuple[int, int], Segments] = {}
     per_task: dict[str, Any] = {}
     tunable = 0
-    with StageProgress(f"tune {config.method} {family.name}", total=len(config.seeds) * len(tasks)) as bar:
-        for seed in config.seeds:
-            for task in tasks:
-                context = TaskContext(seed=seed, task=task, policy=policy, fewshot=sampler, fewshot_prompts=bank,
-                                      rng=np.random.default_rng([seed, task, 3]), device=device,
-                                      out_dir=run.dir / "tuned", settings=settings)  # fmt: skip
-                result = method.tune_task(context)
-                if result.model is not None:
-                    save_tuned(tuned_path(run.dir, seed, task), result.model, config.method, result.options)
-                prompts[(seed, task)] = result.prompt
-                tunable = result.tunable_parameters
-                per_task[f"seed-{seed}/task-{task:02d}"] = result.metrics
-                bar.update(1, task=task)
+    jobs = [(seed, task) for seed in config.seeds for task in tasks]
+    with StageProgress(f"tune {config.method} {family.name}", total=len(jobs)) as bar:
+        for seed, task in shard_jobs(jobs, info):  # jobs are independent: each seeds its own generators
+            context = TaskContext(seed=seed, task=task, policy=policy, fewshot=sampler, fewshot_prompts=bank,
+                                  rng=np.random.default_rng([seed, task, 3]), device=device,
+                                  out_dir=run_dir / "tuned", settings=settings)  # fmt: skip
+            result = method.tune_task(context)
+            if result.model is not None:
+                save_tuned(tuned_path(run_dir, seed, task), result.model, config.method, result.options)
+            prompts[(seed, task)] = result.prompt
+            tunable = result.tunable_parameters
+            per_task[f"seed-{seed}/task-{task:02d}"] = result.metrics
+            bar.update(1, task=task)
+    shares = gather_to_main((prompts, per_task, tunable), info)
+    if run is None or shares is None:  # a non-zero rank: rank 0 writes every rank's prompts
+        return {}
+    for share_prompts, share_metrics, share_tunable in shares:  # back in job order
+        prompts.update(share_prompts)
+        per_task.update(share_metrics)
+        tunable = max(tunable, share_tunable)
+    prompts = {job: prompts[job] for job in jobs}
+    per_task = {key: per_task[key] for key in (f"seed-{s}/task-{t:02d}" for s, t in jobs)}
     write_prompts(run.dir / "prompts.h5", prompts, {"method": config.method, "states": "normalised",
                                                     "returns_to_go": "divided by rtg_scale"})  # fmt: skip
     run.record_output(run.dir / "prompts.h5", "prompts")
@@ -181,27 +210,39 @@ def tune(
             "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task}  # fmt: skip
 
 
-def run_tune(workspace: Workspace, config: TuneConfig, *, argv: list[str]) -> tuple[Run, dict[str, Any]]:
-    pretrain, diffuse = resolve_inputs(workspace, config)
-    family = get_family(config.env or pretrain.family or "")
-    tasks = list(family.test_tasks)
-    load_fewshot(
-        workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots
-    )  # fail before a run
-    update = {
-        "env": family.name,
-        "pretrain_run": pretrain.run_id,
-        "diffuse_run": diffuse.run_id if diffuse else None,
-        "lr": method_lr(config),
-    }
-    config = config.model_copy(update=update)
-    run, config = open_run(workspace, "tune", config, argv=argv, family=family.name, seed=config.seeds[0],
-                           slug=f"{family.name}-{config.method}")  # fmt: skip
-    with stage_run(run):
-        run.record_input("pretrain", pretrain.run_id, None)
-        if diffuse is not None:
-            run.record_input("diffuse", diffuse.run_id, None)
-        summary = tune(run, workspace, config, pretrain, diffuse)
-        run.manifest["summary"].update({k: v for k, v in summary.items() if k != "per_task"})
-        run.save()
-    return run, summary
+def run_tune(
+    workspace: Workspace, config: TuneConfig, *, argv: list[str]
+) -> tuple[Run | None, dict[str, Any]]:
+    """The stage. Under torchrun, rank 0 owns the run and every rank adapts its share of (seed, task) jobs."""
+    info = init_distributed(resolve_device(config.device))
+    try:
+        if not info.is_main:
+            run_dir, payload = broadcast(None, info)
+            config = TuneConfig.model_validate(payload)
+            pretrain, diffuse = resolve_inputs(workspace, config)
+            return None, tune(None, workspace, config, pretrain, diffuse, info, Path(run_dir))
+        pretrain, diffuse = resolve_inputs(workspace, config)
+        family = get_family(config.env or pretrain.family or "")
+        tasks = list(family.test_tasks)
+        load_fewshot(
+            workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots
+        )  # fail before a run
+        update = {
+            "env": family.name,
+            "pretrain_run": pretrain.run_id,
+            "diffuse_run": diffuse.run_id if diffuse else None,
+        }
+        config = config.model_copy(update=update)
+        run, config = open_run(workspace, "tune", config, argv=argv, family=family.name, seed=config.seeds[0],
+                               slug=f"{family.name}-{config.method}")  # fmt: skip
+        broadcast((str(run.dir), config.model_dump(mode="json")), info)
+        with stage_run(run):
+            run.record_input("pretrain", pretrain.run_id, None)
+            if diffuse is not None:
+                run.record_input("diffuse", diffuse.run_id, None)
+            summary = tune(run, workspace, config, pretrain, diffuse, info)
+            run.manifest["summary"].update({k: v for k, v in summary.items() if k != "per_task"})
+            run.save()
+        return run, summary
+    finally:
+        shutdown(info)
