@@ -43,7 +43,7 @@ def parse_ids(text: str | None, flag: str = "--tasks") -> list[int] | None:
                 ids.append(int(part))
     except ValueError:
         raise UsageError(
-            f"--tasks {text!r} is not a list of task ids", hint="write e.g. --tasks 0,3,5-7"
+            f"{flag} {text!r} is not a list of integer ids", hint=f"write e.g. {flag} 0,3,5-7"
         ) from None
     return ids
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +31,7 @@ from pdiff.workspace.root import STAGES, Workspace, parse_utc, utc_now
 
 RUN_SCHEMA = 1
 LOCK_NAME = ".lock"
+SELF_HASH = "manifest_sha256"  # run.json's hash of its own content: a flipped byte cannot pass as data
 
 
 class RunStatus(StrEnum):
@@ -98,7 +99,7 @@ class Run:
 
     @property
     def status(self) -> RunStatus:
-        return RunStatus(self.manifest["status"])
+        return RunStatus(self.manifest["status"])  # load_run has checked it is one
 
     @property
     def family(self) -> str | None:
@@ -120,6 +121,7 @@ class Run:
         if self.lock is None:
             raise RuntimeError(f"run {self.run_id} is not locked by this process")  # programming error
         self.manifest["updated_at"] = utc_now()
+        self.manifest[SELF_HASH] = manifest_hash(self.manifest)
         atomic_write_json(self.dir / "run.json", self.manifest)
 
     def record_input(self, kind: str, ref: str, sha256: str | None, **extra: Any) -> None:
@@ -167,10 +169,19 @@ class Run:
             self.manifest["duration_s"] = round(time.time() - parse_utc(self.manifest["created_at"]), 3)
         self.save()
 
+    def end_badly(self, status: RunStatus, error: str) -> None:
+        """Record FAILED/KILLED if the disk allows; if not (full, read-only) the run stays stale, resumable."""
+        with suppress(OSError):
+            self.set_status(status, error=error)
+
     def release(self) -> None:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    return sha256_json({k: v for k, v in manifest.items() if k != SELF_HASH})
 
 
 def lock_is_held(run_dir: Path) -> bool:
@@ -267,10 +278,18 @@ def load_run(workspace: Workspace, stage: str, run_id: str) -> Run:
             f"{path} is corrupt ({exc.__class__.__name__})",
             hint="the run cannot be trusted: re-run the stage, and remove this run with `pdiff gc`",
         ) from exc
-    if not isinstance(manifest, dict) or manifest.get("schema") != RUN_SCHEMA or "status" not in manifest:
+    if not isinstance(manifest, dict) or manifest.get("schema") != RUN_SCHEMA:
         raise ArtifactError(
-            f"{path} is not a pdiff run manifest (schema {RUN_SCHEMA})", hint="re-run the stage"
+            f"{path} is not a pdiff run manifest (schema {RUN_SCHEMA})", hint=f"re-run `pdiff {stage}`"
         )
+    recorded = manifest.get(SELF_HASH)
+    if recorded is not None and recorded != manifest_hash(manifest):
+        raise ArtifactError(
+            f"{path} does not match its own checksum (corrupt or edited by hand)",
+            hint=f"the run cannot be trusted: re-run `pdiff {stage}` and remove this run with `pdiff gc`",
+        )
+    if manifest.get("status") not in set(RunStatus):
+        raise ArtifactError(f"{path} has no valid status", hint=f"re-run `pdiff {stage}`")
     return Run(workspace, stage, run_id, manifest)
 
 
@@ -364,19 +383,31 @@ def running(run: Run) -> Iterator[Run]:
     try:
         yield run
     except KeyboardInterrupt:
-        run.set_status(RunStatus.KILLED, error="interrupted")
+        run.end_badly(RunStatus.KILLED, "interrupted")
         raise
     except PdiffError as exc:
-        run.set_status(RunStatus.FAILED, error=str(exc))
+        run.end_badly(RunStatus.FAILED, str(exc))
         raise
     except BaseException as exc:
-        run.set_status(RunStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}")
+        run.end_badly(RunStatus.FAILED, f"{exc.__class__.__name__}: {exc}")
         raise
     else:
         if run.status is RunStatus.RUNNING:
             run.set_status(RunStatus.FINISHED)
     finally:
         run.release()
+
+
+def verified_output(run: Run, path: Path) -> Path:
+    """`path`, an output of `run`, after checking it against the sha256 run.json recorded for it."""
+    rel = run._rel(path)
+    recorded = next((o.get("sha256") for o in run.manifest.get("outputs", []) if o["path"] == rel), None)
+    fix = f"re-run `pdiff {run.stage}` (the run {run.run_id} cannot be trusted), see `pdiff verify`"
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing", hint=fix)
+    if recorded is not None and sha256_file(path) != recorded:
+        raise ArtifactError(f"{path} does not match the sha256 recorded in run.json (corrupt)", hint=fix)
+    return path
 
 
 def verify_run(run: Run) -> list[str]:
