@@ -38,20 +38,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def check_finite(stage: str, step: int, losses: dict[str, float | None], store: CheckpointStore) -> None:
+def check_finite(
+    stage: str,
+    step: int,
+    losses: dict[str, float | None],
+    store: CheckpointStore | None = None,
+    *,
+    where: str = "",
+) -> None:
     """Stop a run whose loss became NaN or inf, naming the step and the checkpoint that is still good.
 
-    Call it before the optimiser step and before any checkpoint of `step`: the newest checkpoint on disk
-    then predates the bad step. None (a loss this configuration does not compute) is skipped.
+    Call it before any checkpoint of `step` is written: the newest checkpoint on disk then predates the
+    bad step. None (a loss this configuration does not compute) is skipped; `where` adds context such as
+    "seed 0, task 11".
     """
     bad = {name: value for name, value in losses.items() if value is not None and not math.isfinite(value)}
     if not bad:
         return
     values = ", ".join(f"{name} {value}" for name, value in bad.items())
-    last = store.latest()
-    kept = f"last good checkpoint: {last}" if last is not None else "no checkpoint was written yet"
+    last = store.latest() if store is not None else None
+    kept = f"last good checkpoint: {last}" if last is not None else "no checkpoint of it was written"
+    at = f"step {step}" + (f" ({where})" if where else "")
     raise RunFailed(
-        f"{stage} loss became non-finite at step {step} ({values}); {kept}",
+        f"{stage} loss became non-finite at {at}: {values}; {kept}",
         hint=f"start a new `pdiff {stage}` with a lower learning rate (--set lr=...), "
         "or check the data with `pdiff verify`",
     )
@@ -161,7 +170,7 @@ class CheckpointStore:
         manifest = directory / CHECKSUMS
         if not manifest.is_file():
             return
-        hint = f"delete {directory}, then resume again (it continues from the checkpoint before)"
+        hint = f"delete {directory}; `--resume` then continues from the checkpoint before it"
         try:
             checksums = json.loads(manifest.read_text())
             assert isinstance(checksums, dict)

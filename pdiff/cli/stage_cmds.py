@@ -194,6 +194,7 @@ def eval_cmd(
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
     overrides: list[str] = SET,
+    resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Roll the policy out on every test task (all episodes batched) and score it."""
@@ -209,7 +210,7 @@ def eval_cmd(
              "episodes": episodes, "device": device, "video": video}  # fmt: skip
     cfg = resolve_config(EvalConfig, "eval", workspace=workspace, preset=preset, config_file=config,
                          overrides=overrides, flags=flags)  # fmt: skip
-    run, summary = run_eval(workspace, cfg, argv=["pdiff", *sys.argv[1:]])
+    run, summary = run_eval(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
 
     def render() -> None:
         title = f"eval {summary['method']} on {run.family} ({run.run_id})"
@@ -295,6 +296,7 @@ def tune(
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
     overrides: list[str] = SET,
+    resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Adapt to each test task from N few-shot episodes (the Prompt-DT stays frozen)."""
@@ -313,7 +315,7 @@ def tune(
              "pretrain_run": pretrain_run, "device": device}  # fmt: skip
     cfg = resolve_config(TuneConfig, "tune", workspace=workspace, preset=preset, config_file=config,
                          overrides=overrides, flags=flags)  # fmt: skip
-    run, summary = run_tune(workspace, cfg, argv=["pdiff", *sys.argv[1:]])
+    run, summary = run_tune(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     shown = {k: v for k, v in summary.items() if k != "per_task"}
     emit(
         opts,

@@ -22,6 +22,7 @@ from pdiff.data.minari_format import (
     SUPPORTED_SCHEMA_VERSIONS,
     Episode,
     content_sha256,
+    metadata_sha256,
 )
 from pdiff.errors import ArtifactError
 from pdiff.workspace.atomic import sha256_file
@@ -50,6 +51,10 @@ def read_metadata(dataset_dir: Path) -> dict:
         raise _damaged(path, f"not valid JSON ({exc})") from None
     if not isinstance(metadata, dict):
         raise _damaged(path, "not a JSON object")
+    block = metadata.get("pdiff")
+    recorded = block.get("metadata_sha256") if isinstance(block, dict) else None
+    if recorded is not None and recorded != metadata_sha256(metadata):
+        raise _damaged(path, "does not match its own metadata_sha256 (corrupt or edited)")
     missing = [k for k in REQUIRED_METADATA_KEYS if k not in metadata]
     missing += [f"pdiff.{k}" for k in REQUIRED_PDIFF_KEYS if k not in (metadata.get("pdiff") or {})]
     if missing:
@@ -139,6 +144,6 @@ def verify_dataset(dataset_dir: Path) -> list[str]:
     try:
         episodes, metadata = _read_unchecked(Path(dataset_dir))
     except ArtifactError as exc:
-        return [exc.message]
+        return [str(exc)]  # the message and, in brackets, the command that recreates the dataset
     path = Path(dataset_dir) / "data" / MAIN_FILE
-    return [f"{path}: {problem}" for problem in _hash_problems(Path(dataset_dir), episodes, metadata)]
+    return [str(_damaged(path, problem)) for problem in _hash_problems(Path(dataset_dir), episodes, metadata)]

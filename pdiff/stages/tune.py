@@ -138,7 +138,11 @@ def tune(
             "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task}  # fmt: skip
 
 
-def run_tune(workspace: Workspace, config: TuneConfig, *, argv: list[str]) -> tuple[Run, dict[str, Any]]:
+def run_tune(
+    workspace: Workspace, config: TuneConfig, *, argv: list[str], resume: str | None = None
+) -> tuple[Run, dict[str, Any]]:
+    if resume is not None:  # tuning is redone from the start, with the run's recorded config and inputs
+        config = TuneConfig.model_validate(find_run(workspace, resume, "tune").config)
     pretrain, diffuse = resolve_inputs(workspace, config)
     family = get_family(config.env or pretrain.family or "")
     tasks = list(family.test_tasks)
@@ -152,7 +156,7 @@ def run_tune(workspace: Workspace, config: TuneConfig, *, argv: list[str]) -> tu
     }
     config = config.model_copy(update=update)
     run, config = open_run(workspace, "tune", config, argv=argv, family=family.name, seed=config.seeds[0],
-                           slug=f"{family.name}-{config.method}")  # fmt: skip
+                           slug=f"{family.name}-{config.method}", resume=resume)  # fmt: skip
     with stage_run(run):
         run.record_input("pretrain", pretrain.run_id, None)
         if diffuse is not None:

@@ -128,7 +128,19 @@ class Run:
         self.record_inputs(kind, [(ref, sha256)], **extra)
 
     def record_inputs(self, kind: str, refs: Iterable[tuple[str, str | None]], **extra: Any) -> None:
-        """Record several inputs of one kind with a single manifest write."""
+        """Record several inputs of one kind with a single manifest write.
+
+        A resumed run must continue on the inputs it started with: other ones (a dataset re-collected
+        into a new version, a file changed) are refused rather than silently mixed in.
+        """
+        refs = list(refs)
+        before = {(e["ref"], e["sha256"]) for e in self.manifest["inputs"] if e["kind"] == kind}
+        if self.manifest["resumes"] and before and set(refs) != before:
+            changed = sorted({r for r, _ in set(refs) ^ before})
+            raise ArtifactError(
+                f"run {self.run_id} started on other {kind} inputs than it would resume on ({', '.join(changed[:3])})",
+                hint=f"start a new `pdiff {self.stage}` run instead of resuming this one",
+            )
         for ref, sha256 in refs:
             entry = {"kind": kind, "ref": ref, "sha256": sha256, **extra}
             if entry not in self.manifest["inputs"]:
@@ -318,6 +330,9 @@ def find_run(workspace: Workspace, ref: str, stage: str | None = None) -> Run:
     path = Path(ref)
     if (path / "run.json").is_file():
         return load_run(workspace, path.resolve().parent.name, path.resolve().name)
+    for name in [stage] if stage else STAGES:  # an exact id is loaded as is: a corrupt run.json is an error
+        if name in STAGES and (workspace.stage_dir(name) / ref / "run.json").is_file():
+            return load_run(workspace, name, ref)
     if ref == "latest":
         if stage is None:
             raise UsageError("`latest` needs a stage", hint="name the run id instead (see `pdiff ls`)")
@@ -416,8 +431,9 @@ def verify_run(run: Run) -> list[str]:
     for output in run.manifest.get("outputs", []):
         rel = Path(output["path"])
         path = run.dir / rel if (run.dir / rel).exists() else run.workspace.root / rel
+        redo = f"recreate: pdiff {run.stage} (a new run), then `pdiff gc` this one"
         if not path.is_file():
-            problems.append(f"{run.stage}/{run.run_id}: {rel} is missing")
+            problems.append(f"{run.stage}/{run.run_id}: {rel} is missing ({redo})")
         elif output.get("sha256") and sha256_file(path) != output["sha256"]:
-            problems.append(f"{run.stage}/{run.run_id}: {rel} does not match its recorded sha256")
+            problems.append(f"{run.stage}/{run.run_id}: {rel} does not match its recorded sha256 ({redo})")
     return problems
