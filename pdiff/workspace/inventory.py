@@ -147,7 +147,9 @@ def _checkpoint_problems(run: Run) -> list[str]:
         try:
             CheckpointStore(manifest.parent.parent).verify(manifest.parent)
         except ArtifactError as exc:
-            problems.append(f"{run.stage}/{run.run_id}: {exc}")
+            problems.append(
+                f"{run.stage}/{run.run_id}: {exc.message} ({exc.hint}; recreate: pdiff {run.stage})"
+            )
     return problems
 
 

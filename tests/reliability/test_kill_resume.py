@@ -1,7 +1,7 @@
 """SIGKILL every stage at several points: the run is stale, refused downstream by name, nothing complete is
 damaged, and `--resume` finishes it to the same result as the uninterrupted run.
 
-The default run kills each stage once; `pytest -m slow` (or `make test-reliability`) runs the whole matrix.
+The default run kills each stage once; `pytest -m full_matrix` (or `make test-reliability`) runs the whole matrix.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ KILL_POINTS = [
     ("eval", "after-1s", started, 1.0, False),
 ]
 MATRIX = [
-    pytest.param(stage, predicate, delay, id=f"{stage}-{point}", marks=() if default else pytest.mark.slow)
+    pytest.param(stage, predicate, delay, id=f"{stage}-{point}", marks=() if default else pytest.mark.full_matrix)
     for stage, point, predicate, delay, default in KILL_POINTS
 ]
 DOWNSTREAM = {  # how a later stage names a run of this stage
