@@ -73,7 +73,9 @@ KILL_POINTS = [
     ("eval", "after-1s", started, 1.0, False),
 ]
 MATRIX = [
-    pytest.param(stage, predicate, delay, id=f"{stage}-{point}", marks=() if default else pytest.mark.full_matrix)
+    pytest.param(
+        stage, predicate, delay, id=f"{stage}-{point}", marks=() if default else pytest.mark.full_matrix
+    )
     for stage, point, predicate, delay, default in KILL_POINTS
 ]
 DOWNSTREAM = {  # how a later stage names a run of this stage
