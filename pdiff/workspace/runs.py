@@ -31,6 +31,7 @@ from pdiff.workspace.root import STAGES, Workspace, parse_utc, utc_now
 
 RUN_SCHEMA = 1
 LOCK_NAME = ".lock"
+LOCK_WAIT_S = 2.0
 SELF_HASH = "manifest_sha256"  # run.json's hash of its own content: a flipped byte cannot pass as data
 
 
@@ -207,7 +208,9 @@ def lock_is_held(run_dir: Path) -> bool:
 
 
 def _acquire(run_dir: Path, run_id: str) -> FileLock:
-    lock = FileLock(str(run_dir / LOCK_NAME), timeout=0)
+    # Wait a little: `pdiff status` probes locks by taking them for an instant, which must not make a
+    # starting resume fail. A run in progress holds its lock for much longer, so its rival still fails.
+    lock = FileLock(str(run_dir / LOCK_NAME), timeout=LOCK_WAIT_S)
     try:
         lock.acquire()
     except Timeout as exc:
