@@ -51,10 +51,6 @@ def read_metadata(dataset_dir: Path) -> dict:
         raise _damaged(path, f"not valid JSON ({exc})") from None
     if not isinstance(metadata, dict):
         raise _damaged(path, "not a JSON object")
-    block = metadata.get("pdiff")
-    recorded = block.get("metadata_sha256") if isinstance(block, dict) else None
-    if recorded is not None and recorded != metadata_sha256(metadata):
-        raise _damaged(path, "does not match its own metadata_sha256 (corrupt or edited)")
     missing = [k for k in REQUIRED_METADATA_KEYS if k not in metadata]
     missing += [f"pdiff.{k}" for k in REQUIRED_PDIFF_KEYS if k not in (metadata.get("pdiff") or {})]
     if missing:
@@ -67,6 +63,9 @@ def read_metadata(dataset_dir: Path) -> dict:
         )
     if metadata["data_format"] != "hdf5":
         raise _damaged(path, f"data_format is {metadata['data_format']!r}, expected 'hdf5'")
+    recorded = metadata["pdiff"].get("metadata_sha256")  # after the schema check: its format may change
+    if recorded is not None and recorded != metadata_sha256(metadata):
+        raise _damaged(path, "does not match its own metadata_sha256 (corrupt or edited)")
     return metadata
 
 

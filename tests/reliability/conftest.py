@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from reliability_tools import FAMILY, cli
+from reliability_tools import FAMILY, Pipeline, cli
 
 from pdiff.workspace.root import Workspace
-
-
-@dataclass
-class Pipeline:
-    ws: Workspace
-    pretrain: str
-    diffuse: str
-    tune: str
-    eval: str
 
 
 def _run(ws: Workspace, *args: str) -> str:

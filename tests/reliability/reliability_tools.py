@@ -66,6 +66,17 @@ def recorded_outputs(count: int) -> KillPoint:
 
 
 @dataclass
+class Pipeline:
+    """A workspace with one finished smoke run of each training stage (see conftest.py)."""
+
+    ws: Workspace
+    pretrain: str
+    diffuse: str
+    tune: str
+    eval: str
+
+
+@dataclass
 class Kill:
     run_id: str | None  # the run the process had opened
     killed: bool  # False: the process ended before the kill point

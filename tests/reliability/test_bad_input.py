@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_tools import FAMILY, cli, one_line_error
+from reliability_tools import FAMILY, Pipeline, cli, one_line_error
 
 from pdiff.envs import get_family
 from pdiff.training import CheckpointStore
@@ -110,8 +110,6 @@ def bad_arguments(draw, p) -> tuple[list[str], str]:  # noqa: ANN001
 @pytest.fixture(scope="module")
 def shared_pipeline(pipeline_template, tmp_path_factory):
     import shutil
-
-    from conftest import Pipeline
 
     from pdiff.workspace.root import Workspace
 
