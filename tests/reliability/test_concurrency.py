@@ -35,6 +35,7 @@ def test_two_collects_of_one_family_take_separate_versions(tmp_path):
     assert verify_workspace(ws)["problems"] == [] and leftovers(ws) == []
 
 
+@pytest.mark.full_matrix  # four processes at once: 30 s on 2 cores
 def test_two_tunes_and_a_collect_beside_a_pretrain(pipeline):
     ws = pipeline.ws
     children = [_start(ws, "tune", "--diffuse", pipeline.diffuse, "--preset", "smoke") for _ in range(2)]
