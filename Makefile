@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 PDIFF   = $(VENV)/bin/pdiff
 WORKSPACE ?= workspace
 
-.PHONY: demo test lint format bench install clean
+.PHONY: demo test test-reliability lint format bench install clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check pdiff tests bench
 	$(VENV)/bin/ruff format --check pdiff tests bench
 	MUJOCO_GL=egl $(PY) -m pytest -q
+
+# The whole kill/corruption matrices (about 10 minutes on 2 cores); `make test` runs a subset of them.
+test-reliability: $(VENV)/.installed-dev
+	MUJOCO_GL=egl $(PY) -m pytest -q tests/reliability -m "full_matrix or not full_matrix"
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check pdiff tests bench

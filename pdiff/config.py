@@ -35,7 +35,7 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError as exc:
         raise UsageError(f"{what} {path} does not exist", hint="check the path") from exc
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UsageError(
             f"{what} {path} is not valid YAML ({exc.__class__.__name__})", hint="fix the file"
         ) from exc

@@ -2,12 +2,14 @@
 
 `checkpoints/<step:07d>/` holds what inference needs (model.safetensors, model_config.json) and, apart,
 what resuming needs (train_state.pt: step, optimiser, scheduler, RNG states); `latest.json` points at the
-newest complete one. A checkpoint directory is written under a temporary name and renamed into place.
+newest complete one. A checkpoint directory is written under a temporary name and renamed into place, with
+`sha256.json` (the hash of every file in it) checked before a resume uses it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pdiff.errors import ArtifactError
+from pdiff.errors import ArtifactError, RunFailed
 from pdiff.models.checkpoint import (
     capture_rng,
     load_train_state,
@@ -25,9 +27,10 @@ from pdiff.models.checkpoint import (
     save_inference,
     save_train_state,
 )
-from pdiff.workspace.atomic import atomic_replace_dir, atomic_write_json
+from pdiff.workspace.atomic import atomic_replace_dir, atomic_write_json, sha256_file
 
 LATEST = "latest.json"
+CHECKSUMS = "sha256.json"
 
 
 def seed_everything(seed: int) -> None:
@@ -35,27 +38,58 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def check_finite(
+    stage: str,
+    step: int,
+    losses: dict[str, float | None],
+    store: CheckpointStore | None = None,
+    *,
+    where: str = "",
+) -> None:
+    """Stop a run whose loss became NaN or inf, naming the step and the checkpoint that is still good.
+
+    Call it before any checkpoint of `step` is written: the newest checkpoint on disk then predates the
+    bad step. None (a loss this configuration does not compute) is skipped; `where` adds context such as
+    "seed 0, task 11".
+    """
+    bad = {name: value for name, value in losses.items() if value is not None and not math.isfinite(value)}
+    if not bad:
+        return
+    values = ", ".join(f"{name} {value}" for name, value in bad.items())
+    last = store.latest() if store is not None else None
+    kept = f"last good checkpoint: {last}" if last is not None else "no checkpoint of it was written"
+    at = f"step {step}" + (f" ({where})" if where else "")
+    raise RunFailed(
+        f"{stage} loss became non-finite at {at}: {values}; {kept}",
+        hint=f"start a new `pdiff {stage}` with a lower learning rate (--set lr=...), "
+        "or check the data with `pdiff verify`",
+    )
+
+
 class CheckpointStore:
     def __init__(self, root: Path, *, keep: int = 2) -> None:
         self.root = root
         self.keep = keep
+        self.restored_extra: dict[str, Any] = {}  # the `extra` of the checkpoint `restore` loaded
 
     def latest(self) -> Path | None:
+        """The newest complete checkpoint: the one latest.json names, else the newest step directory.
+
+        Step directories only appear by an atomic rename, so each is complete; latest.json may lag one
+        behind (a kill between the rename and its update) or name a directory the user deleted.
+        """
         pointer = self.root / LATEST
-        if not pointer.is_file():
-            return None
-        try:
-            name = json.loads(pointer.read_text())["dir"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise ArtifactError(
-                f"{pointer} is corrupt", hint="delete it to fall back to an older checkpoint"
-            ) from exc
-        path = self.root / name
-        if not path.is_dir():
-            raise ArtifactError(
-                f"{pointer} points at missing {path}", hint="delete latest.json and resume again"
-            )
-        return path
+        if pointer.is_file():
+            try:
+                name = json.loads(pointer.read_text())["dir"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ArtifactError(
+                    f"{pointer} is corrupt", hint="delete it: the newest checkpoint directory is used instead"
+                ) from exc
+            if (self.root / str(name)).is_dir():
+                return self.root / str(name)
+        steps = self._step_dirs()
+        return steps[-1] if steps else None
 
     def latest_step(self) -> int:
         latest = self.latest()
@@ -93,6 +127,8 @@ class CheckpointStore:
             "extra": extra or {},
         }
         save_train_state(tmp / "train_state.pt", state)
+        checksums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        atomic_write_json(tmp / CHECKSUMS, checksums)
         atomic_replace_dir(tmp, final)
         atomic_write_json(self.root / LATEST, {"step": step, "dir": name})
         self._prune()
@@ -111,6 +147,7 @@ class CheckpointStore:
         latest = self.latest()
         if latest is None:
             return 0
+        self.verify(latest)
         try:
             weights = load_file(str(latest / "model.safetensors"))
         except Exception as exc:  # noqa: BLE001 - any safetensors failure means a damaged file
@@ -125,9 +162,32 @@ class CheckpointStore:
             scheduler.load_state_dict(state["scheduler"])
         rng.bit_generator.state = state["numpy_rng"]
         restore_rng(state["rng"])
+        self.restored_extra = dict(state.get("extra") or {})
         return int(state["step"])
 
+    def verify(self, directory: Path) -> None:
+        """Check every file of a checkpoint against its sha256.json (older checkpoints have none)."""
+        manifest = directory / CHECKSUMS
+        if not manifest.is_file():
+            return
+        hint = f"delete {directory}; `--resume` then continues from the checkpoint before it"
+        try:
+            checksums = json.loads(manifest.read_text())
+            assert isinstance(checksums, dict)
+        except (OSError, ValueError, AssertionError):
+            raise ArtifactError(f"{manifest} is corrupt", hint=hint) from None
+        for name, recorded in checksums.items():
+            path = directory / name
+            if not path.is_file():
+                raise ArtifactError(f"{path} is missing", hint=hint)
+            if sha256_file(path) != recorded:
+                raise ArtifactError(f"{path} does not match its sha256 (corrupt or truncated)", hint=hint)
+
+    def _step_dirs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and p.name.isdigit())
+
     def _prune(self) -> None:
-        steps = sorted(p for p in self.root.iterdir() if p.is_dir() and p.name.isdigit())
-        for old in steps[: -self.keep]:
+        for old in self._step_dirs()[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+
 import pytest  # noqa: E402
 
 REACH = "metaworld-reach"

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco: headless rendering
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from pdiff import __version__
 from pdiff.console import err, reset_consoles, setup_logging
-from pdiff.errors import EXIT_INTERRUPTED, PdiffError
+from pdiff.errors import EXIT_INTERRUPTED, PdiffError, RunFailed, from_os_error
 from pdiff.workspace.root import WORKSPACE_ENV, Workspace, resolve_root
 
 
@@ -34,17 +36,31 @@ class PdiffGroup(TyperGroup):
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # Click's own usage errors and exits keep their codes and messages
         except PdiffError as exc:
-            options = ctx.obj if isinstance(ctx.obj, GlobalOptions) else None
-            if options is not None and options.verbose:
-                err.print_exception()
-            err.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True, markup=True)
-            if exc.hint:
-                err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True, markup=False)
-            raise typer.Exit(exc.exit_code) from None
+            _fail(ctx, exc)
+        except OSError as exc:  # disk full, read-only workspace, permission denied
+            _fail(ctx, from_os_error(exc))
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/yellow]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:  # noqa: BLE001 - a bug: still one line, the traceback behind -v
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            _fail(ctx, RunFailed(f"internal error: {exc.__class__.__name__}: {first}",
+                                 hint="re-run with -v for the traceback and report it"))  # fmt: skip
+
+
+def _fail(ctx: typer.Context, exc: PdiffError) -> NoReturn:
+    """One red line naming what is wrong, one `hint:` line saying what to do, and the exit code."""
+    options = ctx.obj if isinstance(ctx.obj, GlobalOptions) else None
+    if options is not None and options.verbose and sys.exc_info()[0] is not None:
+        err.print_exception()
+    # escape: a message quotes user input and paths, which may contain [brackets] Rich reads as markup
+    err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True, markup=True)
+    if exc.hint:
+        err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True, markup=False)
+    raise typer.Exit(exc.exit_code) from None
 
 
 app = typer.Typer(

@@ -43,7 +43,7 @@ def parse_ids(text: str | None, flag: str = "--tasks") -> list[int] | None:
                 ids.append(int(part))
     except ValueError:
         raise UsageError(
-            f"--tasks {text!r} is not a list of task ids", hint="write e.g. --tasks 0,3,5-7"
+            f"{flag} {text!r} is not a list of integer ids", hint=f"write e.g. {flag} 0,3,5-7"
         ) from None
     return ids
 
@@ -193,6 +193,7 @@ def eval_cmd(
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
     overrides: list[str] = SET,
+    resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Roll the policy out on every test task (all episodes batched) and score it."""
@@ -208,7 +209,7 @@ def eval_cmd(
              "episodes": episodes, "device": device, "video": video}  # fmt: skip
     cfg = resolve_config(EvalConfig, "eval", workspace=workspace, preset=preset, config_file=config,
                          overrides=overrides, flags=flags)  # fmt: skip
-    run, summary = run_eval(workspace, cfg, argv=["pdiff", *sys.argv[1:]])
+    run, summary = run_eval(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
 
     def render() -> None:
         title = f"eval {summary['method']} on {run.family} ({run.run_id})"
@@ -304,6 +305,7 @@ def tune(
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
     overrides: list[str] = SET,
+    resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Adapt to each test task from N few-shot episodes (the Prompt-DT stays frozen)."""
@@ -322,7 +324,7 @@ def tune(
              "pretrain_run": pretrain_run, "device": device}  # fmt: skip
     cfg = resolve_config(TuneConfig, "tune", workspace=workspace, preset=preset, config_file=config,
                          overrides=overrides, flags=flags)  # fmt: skip
-    run, summary = run_tune(workspace, cfg, argv=["pdiff", *sys.argv[1:]])
+    run, summary = run_tune(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return
     shown = {k: v for k, v in summary.items() if k != "per_task"}

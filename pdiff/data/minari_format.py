@@ -22,7 +22,13 @@ import h5py
 import numpy as np
 
 from pdiff.errors import ArtifactError, UsageError
-from pdiff.workspace.atomic import atomic_replace_dir, atomic_write_json, remove_tree, sha256_file
+from pdiff.workspace.atomic import (
+    atomic_replace_dir,
+    atomic_write_json,
+    remove_tree,
+    sha256_file,
+    sha256_json,
+)
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
@@ -126,6 +132,12 @@ def box_to_json(space: gymnasium.spaces.Box) -> str:
 
 def _little_endian(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+
+
+def metadata_sha256(metadata: dict) -> str:
+    """Hash of metadata.json's content without its own `pdiff.metadata_sha256` (a flipped byte shows)."""
+    block = {k: v for k, v in (metadata.get("pdiff") or {}).items() if k != "metadata_sha256"}
+    return sha256_json({**metadata, "pdiff": block})
 
 
 def content_sha256(episodes: Sequence[Episode]) -> str:
@@ -306,6 +318,7 @@ def write_dataset(
             metadata["author"] = [author]
         if requirements is not None:
             metadata["requirements"] = list(requirements)
+        metadata["pdiff"]["metadata_sha256"] = metadata_sha256(metadata)
         atomic_write_json(data_dir / METADATA_FILE, metadata)
         _ensure_namespaces(datasets_root, dataset_id)
         try:

@@ -22,6 +22,7 @@ from pdiff.data.minari_format import (
     SUPPORTED_SCHEMA_VERSIONS,
     Episode,
     content_sha256,
+    metadata_sha256,
 )
 from pdiff.errors import ArtifactError
 from pdiff.workspace.atomic import sha256_file
@@ -62,6 +63,9 @@ def read_metadata(dataset_dir: Path) -> dict:
         )
     if metadata["data_format"] != "hdf5":
         raise _damaged(path, f"data_format is {metadata['data_format']!r}, expected 'hdf5'")
+    recorded = metadata["pdiff"].get("metadata_sha256")  # after the schema check: its format may change
+    if recorded is not None and recorded != metadata_sha256(metadata):
+        raise _damaged(path, "does not match its own metadata_sha256 (corrupt or edited)")
     return metadata
 
 
@@ -139,6 +143,6 @@ def verify_dataset(dataset_dir: Path) -> list[str]:
     try:
         episodes, metadata = _read_unchecked(Path(dataset_dir))
     except ArtifactError as exc:
-        return [exc.message]
+        return [str(exc)]  # the message and, in brackets, the command that recreates the dataset
     path = Path(dataset_dir) / "data" / MAIN_FILE
-    return [f"{path}: {problem}" for problem in _hash_problems(Path(dataset_dir), episodes, metadata)]
+    return [str(_damaged(path, problem)) for problem in _hash_problems(Path(dataset_dir), episodes, metadata)]

@@ -26,6 +26,7 @@ from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.guidance import CombinedGradient, combine_gradients
 from pdiff.models.denoiser import Denoiser
 from pdiff.models.prompt_dt import Prompt, PromptDT, action_loss
+from pdiff.training import check_finite
 
 DEFAULT_LR = 1e-4  # [ours]: the paper gives no fine-tuning rate
 
@@ -181,11 +182,14 @@ def tune_task(context: TaskContext) -> TaskResult:
     if settings["adapt"] == "finetune" and settings["steps"] > 0:
         optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings["lr"])
         tasks = [context.task] * settings["batch_size"]
-        for _ in range(settings["steps"]):
+        for step in range(1, settings["steps"] + 1):
             segments = context.fewshot.sample_whole(context.rng, tasks, 1, codec.prompt_len)
             contexts = context.fewshot.sample(context.rng, tasks, 1)
             losses = guided_step(denoiser, schedule, plm, codec, segments, contexts, optimizer, rule=settings["guidance"],
                                  lam=settings["lam"], grad_clip=settings["grad_clip"], device=context.device)  # fmt: skip
+            loss_dm = None if settings["guidance"] == "plm-only" else losses.loss_dm  # NaN: not computed
+            check_finite("tune", step, {"loss_dm": loss_dm, "loss_plm": losses.loss_plm},
+                         where=f"seed {context.seed}, task {context.task}")  # fmt: skip
         metrics = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm or float("nan")}
         save_weights(
             denoiser, context.out_dir / f"seed-{context.seed}" / f"task-{context.task:02d}.safetensors"

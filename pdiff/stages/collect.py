@@ -8,8 +8,10 @@ the run records each one, so `--resume` after a kill collects only what is missi
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +24,17 @@ from pdiff.console import StageProgress, log
 from pdiff.data.collectors import KINDS, PolicySpec, TaskJob, collect_task
 from pdiff.data.minari_format import (
     Episode,
+    dataset_dir,
     dataset_id,
+    latest_version,
     next_version,
     write_dataset,
     write_namespace_metadata,
 )
+from pdiff.data.minari_read import read_metadata, verify_dataset
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
+from pdiff.errors import ArtifactError
 from pdiff.stages.common import open_run, stage_run
 from pdiff.stages.teacher import ensure_teacher
 from pdiff.teachers.sac import SACConfig
@@ -177,9 +183,6 @@ def write_task_datasets(
             "return_mean": float(returns.mean()),
             "success_rate": float(np.mean(success)) if success else None,
         }
-        ident = dataset_id(
-            family.name, task, kind, next_version(workspace.datasets_dir, family.name, task, kind)
-        )
         block = {
             "family": family.name,
             "task_id": task,
@@ -195,10 +198,10 @@ def write_task_datasets(
             "ref_random_return": ref_min,
             "ref_expert_return": ref_max,
         }
-        path = write_dataset(
+        write = partial(
+            write_dataset,
             workspace.datasets_dir,
-            ident,
-            eps,
+            episodes=eps,
             observation_space=spaces[0],
             action_space=spaces[1],
             pdiff_block=block,
@@ -208,6 +211,7 @@ def write_task_datasets(
             ref_min_score=ref_min,
             ref_max_score=ref_max,
         )
+        ident, path = store_dataset(workspace, run, family, task, kind, write)
         run.record_output(
             path / "data" / "main_data.hdf5",
             "dataset",
@@ -216,6 +220,43 @@ def write_task_datasets(
             dataset_id=ident,
             **stats,
         )
+
+
+def store_dataset(
+    workspace: Workspace, run: Run, family: TaskFamily, task: int, kind: str, write: Callable[[str], Path]
+) -> tuple[str, Path]:
+    """`write(dataset_id)` under the next free version, unless this run wrote it before being killed.
+
+    A kill between a dataset's rename into place and its record in run.json leaves a complete dataset of
+    this run; --resume keeps it (after verifying it) instead of writing a duplicate next version. Two
+    collects of one family can race for a version: the loser takes the next one.
+    """
+    root = workspace.datasets_dir
+    latest = latest_version(root, family.name, task, kind)
+    if latest is not None:
+        ident = dataset_id(family.name, task, kind, latest)
+        if _written_by(dataset_dir(root, ident), run.run_id):
+            log.info("keeping %s, written by this run before it was interrupted", ident)
+            return ident, dataset_dir(root, ident)
+    for _attempt in range(5):
+        ident = dataset_id(family.name, task, kind, next_version(root, family.name, task, kind))
+        try:
+            return ident, write(ident)
+        except ArtifactError:
+            if not dataset_dir(root, ident).exists():
+                raise  # not a lost race: a real failure
+    raise ArtifactError(
+        f"could not find a free version for {ident}: other processes keep taking them",
+        hint="run one `pdiff collect` per family at a time",
+    )
+
+
+def _written_by(directory: Path, run_id: str) -> bool:
+    try:
+        block = read_metadata(directory)["pdiff"]
+    except ArtifactError:
+        return False
+    return block.get("collect_run_id") == run_id and not verify_dataset(directory)
 
 
 def _spaces(family: TaskFamily, task: int, horizon: int) -> tuple[gymnasium.spaces.Box, gymnasium.spaces.Box]:

@@ -14,7 +14,7 @@ from pdiff.console import attach_run_log, detach_run_log, log
 from pdiff.errors import ArtifactError
 from pdiff.workspace.atomic import atomic_write_text
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import Run, create_run, reopen_for_resume, running
+from pdiff.workspace.runs import Run, create_run, reopen_for_resume, running, verified_output
 
 C = TypeVar("C", bound=StageConfig)
 
@@ -55,7 +55,12 @@ def stage_run(run: Run) -> Iterator[Run]:
 
 
 def checkpoint_of(run: Run) -> Path:
+    """The final checkpoint of a finished run, its files checked against the hashes run.json recorded."""
     relative = run.manifest.get("summary", {}).get("checkpoint")
     if not relative:
         raise ArtifactError(f"{run.stage} run {run.run_id} records no checkpoint", hint="re-run that stage")
-    return run.dir / relative
+    directory = run.dir / relative
+    for output in run.manifest.get("outputs", []):
+        if (run.dir / output["path"]).parent == directory:
+            verified_output(run, run.dir / output["path"])
+    return directory

@@ -43,7 +43,7 @@ from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.models.prompt_dt import Prompt, PromptDT
 from pdiff.plots import plot_curves
 from pdiff.stages.common import checkpoint_of, open_run, stage_run
-from pdiff.training import CheckpointStore, seed_everything
+from pdiff.training import CheckpointStore, check_finite, seed_everything
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
@@ -164,7 +164,7 @@ def train_denoiser(
         log.info("resumed from step %d", step)
     payload = denoiser_payload(arch, schedule, codec, {"family": family.name, "pretrain_run": source.run_id,
                                                        "guidance": config.guidance, "lam": config.lam})  # fmt: skip
-    losses = None
+    final = store.restored_extra  # the losses of the step checkpointed last, for a resume past the end
     with StageProgress(
         f"diffuse {family.name} ({config.guidance})", total=config.steps, completed=step
     ) as bar:
@@ -176,11 +176,10 @@ def train_denoiser(
                                  lam=config.lam, grad_clip=config.grad_clip, device=device)  # fmt: skip
             if info.enabled and losses.loss_plm is not None:  # each rank holds its scaled share
                 losses = replace(losses, loss_plm=all_reduce_sum(losses.loss_plm, info) / info.world_size)
-            finite = [v for v in (losses.loss_dm, losses.loss_plm) if v is not None and not np.isnan(v)]
-            if not all(np.isfinite(finite)):
-                raise RunFailed(f"diffuse loss became non-finite at step {step + 1} (L_DM {losses.loss_dm}, "
-                                f"L_PLM {losses.loss_plm}); last good checkpoint: step {store.latest_step()}",
-                                hint=f"lower --set lr=..., then `pdiff diffuse --resume {run.run_id}`")  # fmt: skip
+            loss_dm = (
+                None if config.guidance == "plm-only" else losses.loss_dm
+            )  # NaN stands for "not computed"
+            check_finite("diffuse", step + 1, {"loss_dm": loss_dm, "loss_plm": losses.loss_plm}, store)
             step += 1
             if not info.is_main:
                 continue
@@ -190,14 +189,15 @@ def train_denoiser(
                 run.log_metrics({"step": step, "phase": "train", **row, "norm_dm": losses.gradient.norm_dm,
                                  "norm_plm": losses.gradient.norm_plm})  # fmt: skip
             if step % config.checkpoint_every == 0 or step == config.steps:
-                store.save(step, denoiser, payload, optimizer, None, rng)
+                final = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm}
+                store.save(step, denoiser, payload, optimizer, None, rng, extra=final)
     after = weights_sha256(plm)
     if after != before:
         raise RunFailed(
             "the frozen Prompt-DT's weights changed during diffusion training", hint="report this bug"
         )
-    return {"steps": step, "final_loss_dm": losses.loss_dm if losses else None,
-            "final_loss_plm": losses.loss_plm if losses else None, "plm_sha256": before,
+    return {"steps": step, "final_loss_dm": final.get("loss_dm"), "final_loss_plm": final.get("loss_plm"),
+            "plm_sha256": before,
             "checkpoint": str(Path(store.latest_dir()).relative_to(run_dir)) if info.is_main else None}  # fmt: skip
 
 

@@ -36,7 +36,15 @@ from pdiff.methods.registry import METHODS, changes_weights
 from pdiff.stages.common import checkpoint_of, open_run, stage_run
 from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import Run, RunStatus, find_run, latest_finished, list_runs, require_finished
+from pdiff.workspace.runs import (
+    Run,
+    RunStatus,
+    find_run,
+    latest_finished,
+    list_runs,
+    require_finished,
+    verified_output,
+)
 
 
 class EvalConfig(StageConfig):
@@ -115,7 +123,9 @@ def evaluate(
     tasks = config.tasks or list(family.test_tasks)
     horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
     bank = fewshot_prompts(workspace, family, tasks, config, policy) if config.prompt == "fewshot" else None
-    generated = read_prompts(tuned.dir / "prompts.h5")[0] if tuned is not None else None
+    generated = (
+        read_prompts(verified_output(tuned, tuned.dir / "prompts.h5"))[0] if tuned is not None else None
+    )
     episodes: list[EpisodeResult] = []
     seed_of: list[int] = []
     total = len(config.seeds) * len(tasks) * config.episodes * horizon
@@ -244,7 +254,11 @@ def method_name(config: EvalConfig, tuned: Run | None, source: Run | None = None
     return "full-data" if full_data else "prompt-dt"
 
 
-def run_eval(workspace: Workspace, config: EvalConfig, *, argv: list[str]) -> tuple[Run, dict[str, Any]]:
+def run_eval(
+    workspace: Workspace, config: EvalConfig, *, argv: list[str], resume: str | None = None
+) -> tuple[Run, dict[str, Any]]:
+    if resume is not None:  # evaluation is redone from the start, with the run's recorded config and inputs
+        config = EvalConfig.model_validate(find_run(workspace, resume, "eval").config)
     source, tuned = resolve_sources(workspace, config)
     family = get_family(config.env or source.family or "")
     update: dict[str, Any] = {"env": family.name, "pretrain_run": source.run_id}
@@ -256,7 +270,7 @@ def run_eval(workspace: Workspace, config: EvalConfig, *, argv: list[str]) -> tu
     config = config.model_copy(update=update)
     method = method_name(config, tuned, source)
     run, config = open_run(workspace, "eval", config, argv=argv, family=family.name, seed=config.seeds[0],
-                           slug=f"{family.name}-{method}")  # fmt: skip
+                           slug=f"{family.name}-{method}", resume=resume)  # fmt: skip
     with stage_run(run):
         run.record_input("pretrain", source.run_id, None)
         if tuned is not None:

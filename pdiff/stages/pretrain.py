@@ -23,11 +23,11 @@ from pdiff.data.loader import FamilyData, load_family_data
 from pdiff.distributed import DistInfo, all_reduce_sum, broadcast, init_distributed, resolve_device, shutdown
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
-from pdiff.errors import ArtifactError, RunFailed
+from pdiff.errors import ArtifactError
 from pdiff.models.prompt_dt import PromptDT, PromptDTConfig
 from pdiff.plots import plot_curves
 from pdiff.stages.common import open_run, stage_run
-from pdiff.training import CheckpointStore, seed_everything
+from pdiff.training import CheckpointStore, check_finite, seed_everything
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
 
@@ -155,6 +155,7 @@ def train(
     rng = np.random.default_rng(config.seed)
     store = CheckpointStore(run_dir / "checkpoints", keep=config.keep_checkpoints)
     step = store.restore(model, optimizer, scheduler, rng) if store.latest() else 0
+    global_loss = store.restored_extra.get("loss")  # a resume past the last step reports the same loss
     if step:
         log.info("resumed from step %d", step)
     trained = torch.nn.parallel.DistributedDataParallel(model) if info.enabled else model
@@ -178,12 +179,7 @@ def train(
             loss.backward()
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip))
             global_loss = all_reduce_sum(float(sse.detach()), info) / count
-            if not np.isfinite(global_loss) or not np.isfinite(grad_norm):
-                raise RunFailed(
-                    f"pretrain loss became {global_loss} at step {step + 1}; last good checkpoint: step {store.latest_step()}",
-                    hint="lower --set lr=... or check the datasets with `pdiff verify`; "
-                    f"then `pdiff pretrain --resume {run_dir.name}`",
-                )
+            check_finite("pretrain", step + 1, {"loss": global_loss, "grad_norm": grad_norm}, store)
             optimizer.step()
             scheduler.step()
             step += 1
@@ -193,7 +189,7 @@ def train(
                     run.log_metrics({"step": step, "phase": "train", "loss": global_loss, "lr": scheduler.get_last_lr()[0],
                                      "grad_norm": grad_norm})  # fmt: skip
                 if step % config.checkpoint_every == 0 or step == config.steps:
-                    store.save(step, model, payload, optimizer, scheduler, rng)
+                    store.save(step, model, payload, optimizer, scheduler, rng, extra={"loss": global_loss})
     return {
         "steps": step,
         "final_loss": global_loss if config.steps else None,

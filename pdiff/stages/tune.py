@@ -211,7 +211,7 @@ def tune(
 
 
 def run_tune(
-    workspace: Workspace, config: TuneConfig, *, argv: list[str]
+    workspace: Workspace, config: TuneConfig, *, argv: list[str], resume: str | None = None
 ) -> tuple[Run | None, dict[str, Any]]:
     """The stage. Under torchrun, rank 0 owns the run and every rank adapts its share of (seed, task) jobs."""
     info = init_distributed(resolve_device(config.device))
@@ -221,6 +221,8 @@ def run_tune(
             config = TuneConfig.model_validate(payload)
             pretrain, diffuse = resolve_inputs(workspace, config)
             return None, tune(None, workspace, config, pretrain, diffuse, info, Path(run_dir))
+        if resume is not None:  # tuning is redone from the start, with the run's recorded config and inputs
+            config = TuneConfig.model_validate(find_run(workspace, resume, "tune").config)
         pretrain, diffuse = resolve_inputs(workspace, config)
         family = get_family(config.env or pretrain.family or "")
         tasks = list(family.test_tasks)
@@ -234,7 +236,7 @@ def run_tune(
         }
         config = config.model_copy(update=update)
         run, config = open_run(workspace, "tune", config, argv=argv, family=family.name, seed=config.seeds[0],
-                               slug=f"{family.name}-{config.method}")  # fmt: skip
+                               slug=f"{family.name}-{config.method}", resume=resume)  # fmt: skip
         broadcast((str(run.dir), config.model_dump(mode="json")), info)
         with stage_run(run):
             run.record_input("pretrain", pretrain.run_id, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +70,31 @@ def list_datasets(workspace: Workspace, family: str | None = None) -> list[dict[
     return rows
 
 
+def _writer_alive(path: Path) -> bool:
+    """Whether the process named by a temporary name's `.tmp-<pid>` suffix is still running (still writing)."""
+    pid = path.name.rsplit(TMP_MARKER, 1)[-1]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to another user
+        return True
+    return True
+
+
 def leftovers(workspace: Workspace) -> list[Path]:
-    """Half-written temporary files and directories (a process died before its atomic rename)."""
+    """Half-written temporary files and directories of processes that died before their atomic rename.
+
+    Those of a live process are being written right now (a concurrent collect or training): not leftovers.
+    """
     found: list[Path] = []
     for base in (workspace.datasets_dir, workspace.runs_dir):
         if base.is_dir():
-            found.extend(p for p in base.rglob(f"*{TMP_MARKER}*") if TMP_MARKER in p.name)
+            found.extend(
+                p for p in base.rglob(f"*{TMP_MARKER}*") if TMP_MARKER in p.name and not _writer_alive(p)
+            )
     # a directory inside a leftover directory is covered by its parent
     return sorted(p for p in found if not any(q != p and q in p.parents for q in found))
 
@@ -110,9 +130,27 @@ def verify_workspace(workspace: Workspace) -> dict[str, Any]:
     for run in list_runs(workspace):
         files += len(run.manifest.get("outputs", []))
         problems += verify_run(run)
+        problems += _checkpoint_problems(run)
     for run_dir in _unreadable_runs(workspace):
-        problems.append(f"{run_dir.relative_to(workspace.root)}/run.json is unreadable or not a run manifest")
+        problems.append(f"{run_dir.relative_to(workspace.root)}/run.json is corrupt or not a run manifest "
+                        f"(recreate: pdiff {run_dir.parent.name} (a new run), then `pdiff gc`)")  # fmt: skip
     return {"datasets": len(dirs), "files": files, "problems": problems}
+
+
+def _checkpoint_problems(run: Run) -> list[str]:
+    """Every checkpoint directory (resume state included) against its sha256.json."""
+    from pdiff.errors import ArtifactError
+    from pdiff.training import CHECKSUMS, CheckpointStore
+
+    problems = []
+    for manifest in sorted(run.dir.glob(f"**/checkpoints/*/{CHECKSUMS}")):
+        try:
+            CheckpointStore(manifest.parent.parent).verify(manifest.parent)
+        except ArtifactError as exc:
+            problems.append(
+                f"{run.stage}/{run.run_id}: {exc.message} ({exc.hint}; recreate: pdiff {run.stage})"
+            )
+    return problems
 
 
 def _unreadable_runs(workspace: Workspace) -> list[Path]:
@@ -126,6 +164,6 @@ def _unreadable_runs(workspace: Workspace) -> list[Path]:
 
 
 def garbage(workspace: Workspace) -> list[Path]:
-    """What `pdiff gc` offers to delete: failed, killed and stale runs, and leftovers."""
+    """What `pdiff gc` offers to delete: failed, killed, stale and corrupt runs, and leftovers."""
     runs = [r.dir for r in list_runs(workspace) if r.display_status() in ("FAILED", "KILLED", "STALE")]
-    return sorted(set(runs) | set(leftovers(workspace)))
+    return sorted(set(runs) | set(_unreadable_runs(workspace)) | set(leftovers(workspace)))

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +31,8 @@ from pdiff.workspace.root import STAGES, Workspace, parse_utc, utc_now
 
 RUN_SCHEMA = 1
 LOCK_NAME = ".lock"
+LOCK_WAIT_S = 2.0
+SELF_HASH = "manifest_sha256"  # run.json's hash of its own content: a flipped byte cannot pass as data
 
 
 class RunStatus(StrEnum):
@@ -98,7 +100,7 @@ class Run:
 
     @property
     def status(self) -> RunStatus:
-        return RunStatus(self.manifest["status"])
+        return RunStatus(self.manifest["status"])  # load_run has checked it is one
 
     @property
     def family(self) -> str | None:
@@ -120,13 +122,26 @@ class Run:
         if self.lock is None:
             raise RuntimeError(f"run {self.run_id} is not locked by this process")  # programming error
         self.manifest["updated_at"] = utc_now()
+        self.manifest[SELF_HASH] = manifest_hash(self.manifest)
         atomic_write_json(self.dir / "run.json", self.manifest)
 
     def record_input(self, kind: str, ref: str, sha256: str | None, **extra: Any) -> None:
         self.record_inputs(kind, [(ref, sha256)], **extra)
 
     def record_inputs(self, kind: str, refs: Iterable[tuple[str, str | None]], **extra: Any) -> None:
-        """Record several inputs of one kind with a single manifest write."""
+        """Record several inputs of one kind with a single manifest write.
+
+        A resumed run must continue on the inputs it started with: other ones (a dataset re-collected
+        into a new version, a file changed) are refused rather than silently mixed in.
+        """
+        refs = list(refs)
+        before = {(e["ref"], e["sha256"]) for e in self.manifest["inputs"] if e["kind"] == kind}
+        if self.manifest["resumes"] and before and set(refs) != before:
+            changed = sorted({r for r, _ in set(refs) ^ before})
+            raise ArtifactError(
+                f"run {self.run_id} started on other {kind} inputs than it would resume on ({', '.join(changed[:3])})",
+                hint=f"start a new `pdiff {self.stage}` run instead of resuming this one",
+            )
         for ref, sha256 in refs:
             entry = {"kind": kind, "ref": ref, "sha256": sha256, **extra}
             if entry not in self.manifest["inputs"]:
@@ -167,10 +182,19 @@ class Run:
             self.manifest["duration_s"] = round(time.time() - parse_utc(self.manifest["created_at"]), 3)
         self.save()
 
+    def end_badly(self, status: RunStatus, error: str) -> None:
+        """Record FAILED/KILLED if the disk allows; if not (full, read-only) the run stays stale, resumable."""
+        with suppress(OSError):
+            self.set_status(status, error=error)
+
     def release(self) -> None:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    return sha256_json({k: v for k, v in manifest.items() if k != SELF_HASH})
 
 
 def lock_is_held(run_dir: Path) -> bool:
@@ -184,7 +208,9 @@ def lock_is_held(run_dir: Path) -> bool:
 
 
 def _acquire(run_dir: Path, run_id: str) -> FileLock:
-    lock = FileLock(str(run_dir / LOCK_NAME), timeout=0)
+    # Wait a little: `pdiff status` probes locks by taking them for an instant, which must not make a
+    # starting resume fail. A run in progress holds its lock for much longer, so its rival still fails.
+    lock = FileLock(str(run_dir / LOCK_NAME), timeout=LOCK_WAIT_S)
     try:
         lock.acquire()
     except Timeout as exc:
@@ -267,10 +293,18 @@ def load_run(workspace: Workspace, stage: str, run_id: str) -> Run:
             f"{path} is corrupt ({exc.__class__.__name__})",
             hint="the run cannot be trusted: re-run the stage, and remove this run with `pdiff gc`",
         ) from exc
-    if not isinstance(manifest, dict) or manifest.get("schema") != RUN_SCHEMA or "status" not in manifest:
+    if not isinstance(manifest, dict) or manifest.get("schema") != RUN_SCHEMA:
         raise ArtifactError(
-            f"{path} is not a pdiff run manifest (schema {RUN_SCHEMA})", hint="re-run the stage"
+            f"{path} is not a pdiff run manifest (schema {RUN_SCHEMA})", hint=f"re-run `pdiff {stage}`"
         )
+    recorded = manifest.get(SELF_HASH)
+    if recorded is not None and recorded != manifest_hash(manifest):
+        raise ArtifactError(
+            f"{path} does not match its own checksum (corrupt or edited by hand)",
+            hint=f"the run cannot be trusted: re-run `pdiff {stage}` and remove this run with `pdiff gc`",
+        )
+    if manifest.get("status") not in set(RunStatus):
+        raise ArtifactError(f"{path} has no valid status", hint=f"re-run `pdiff {stage}`")
     return Run(workspace, stage, run_id, manifest)
 
 
@@ -299,6 +333,9 @@ def find_run(workspace: Workspace, ref: str, stage: str | None = None) -> Run:
     path = Path(ref)
     if (path / "run.json").is_file():
         return load_run(workspace, path.resolve().parent.name, path.resolve().name)
+    for name in [stage] if stage else STAGES:  # an exact id is loaded as is: a corrupt run.json is an error
+        if name in STAGES and (workspace.stage_dir(name) / ref / "run.json").is_file():
+            return load_run(workspace, name, ref)
     if ref == "latest":
         if stage is None:
             raise UsageError("`latest` needs a stage", hint="name the run id instead (see `pdiff ls`)")
@@ -364,13 +401,13 @@ def running(run: Run) -> Iterator[Run]:
     try:
         yield run
     except KeyboardInterrupt:
-        run.set_status(RunStatus.KILLED, error="interrupted")
+        run.end_badly(RunStatus.KILLED, "interrupted")
         raise
     except PdiffError as exc:
-        run.set_status(RunStatus.FAILED, error=str(exc))
+        run.end_badly(RunStatus.FAILED, str(exc))
         raise
     except BaseException as exc:
-        run.set_status(RunStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}")
+        run.end_badly(RunStatus.FAILED, f"{exc.__class__.__name__}: {exc}")
         raise
     else:
         if run.status is RunStatus.RUNNING:
@@ -379,14 +416,27 @@ def running(run: Run) -> Iterator[Run]:
         run.release()
 
 
+def verified_output(run: Run, path: Path) -> Path:
+    """`path`, an output of `run`, after checking it against the sha256 run.json recorded for it."""
+    rel = run._rel(path)
+    recorded = next((o.get("sha256") for o in run.manifest.get("outputs", []) if o["path"] == rel), None)
+    fix = f"re-run `pdiff {run.stage}` (the run {run.run_id} cannot be trusted), see `pdiff verify`"
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing", hint=fix)
+    if recorded is not None and sha256_file(path) != recorded:
+        raise ArtifactError(f"{path} does not match the sha256 recorded in run.json (corrupt)", hint=fix)
+    return path
+
+
 def verify_run(run: Run) -> list[str]:
     """Re-hash every output the manifest lists; return the mismatches."""
     problems: list[str] = []
     for output in run.manifest.get("outputs", []):
         rel = Path(output["path"])
         path = run.dir / rel if (run.dir / rel).exists() else run.workspace.root / rel
+        redo = f"recreate: pdiff {run.stage} (a new run), then `pdiff gc` this one"
         if not path.is_file():
-            problems.append(f"{run.stage}/{run.run_id}: {rel} is missing")
+            problems.append(f"{run.stage}/{run.run_id}: {rel} is missing ({redo})")
         elif output.get("sha256") and sha256_file(path) != output["sha256"]:
-            problems.append(f"{run.stage}/{run.run_id}: {rel} does not match its recorded sha256")
+            problems.append(f"{run.stage}/{run.run_id}: {rel} does not match its recorded sha256 ({redo})")
     return problems

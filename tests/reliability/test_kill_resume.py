@@ -1,0 +1,148 @@
+"""SIGKILL every stage at several points: the run is stale, refused downstream by name, nothing complete is
+damaged, and `--resume` finishes it to the same result as the uninterrupted run.
+
+The default run kills each stage once; `pytest -m full_matrix` (or `make test-reliability`) runs the whole matrix.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from reliability_tools import (
+    FAMILY,
+    checkpoint_at,
+    cli,
+    file_exists,
+    kill_at,
+    metrics_rows,
+    one_line_error,
+    recorded_outputs,
+    started,
+)
+
+from pdiff.data.prompts_file import read_prompts
+from pdiff.stages.common import checkpoint_of
+from pdiff.workspace.atomic import sha256_file
+from pdiff.workspace.inventory import verify_workspace
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import RunStatus, load_run
+
+pytestmark = pytest.mark.metaworld
+COLLECT_ARGS = [
+    "--env",
+    FAMILY,
+    "--preset",
+    "smoke",
+    "--tasks",
+    "0,11,17",
+    "--kinds",
+    "expert,random,prompt-expert",
+]
+
+
+def dataset_in_place(run_dir: Path) -> bool:
+    """A dataset renamed into place, usually before the run has recorded it."""
+    return any((run_dir.parents[2] / "datasets").glob("pdiff/*/task-*/*-v0/data/metadata.json"))
+
+
+# (stage, kill point, predicate on the run directory, extra delay in s, in the default run?)
+KILL_POINTS = [
+    ("collect", "first-dataset-recorded", recorded_outputs(1), 0.0, True),
+    ("collect", "run-opened", started, 0.0, False),
+    ("collect", "dataset-renamed", dataset_in_place, 0.0, False),
+    ("collect", "after-2s", started, 2.0, False),
+    ("pretrain", "final-checkpoint", checkpoint_at(20), 0.0, True),
+    ("pretrain", "run-opened", started, 0.0, False),
+    ("pretrain", "first-metrics", metrics_rows(1), 0.0, False),
+    ("pretrain", "checkpoint-10", checkpoint_at(10), 0.0, False),
+    ("pretrain", "after-1s", started, 1.0, False),
+    ("pretrain", "after-2s", started, 2.0, False),
+    ("diffuse", "run-opened", started, 0.0, True),
+    ("diffuse", "checkpoint-5", checkpoint_at(5), 0.0, False),
+    ("diffuse", "final-checkpoint", checkpoint_at(10), 0.0, False),
+    ("diffuse", "first-metrics", metrics_rows(1), 0.0, False),
+    ("diffuse", "after-1s", started, 1.0, False),
+    ("diffuse", "after-2s", started, 2.0, False),
+    ("tune", "run-opened", started, 0.0, True),
+    ("tune", "first-tuned-weights", file_exists("tuned/*/*.safetensors"), 0.0, False),
+    ("tune", "after-1s", started, 1.0, False),
+    ("eval", "run-opened", started, 0.0, True),
+    ("eval", "episodes-written", file_exists("eval/episodes.csv"), 0.0, False),
+    ("eval", "after-1s", started, 1.0, False),
+]
+MATRIX = [
+    pytest.param(
+        stage, predicate, delay, id=f"{stage}-{point}", marks=() if default else pytest.mark.full_matrix
+    )
+    for stage, point, predicate, delay, default in KILL_POINTS
+]
+DOWNSTREAM = {  # how a later stage names a run of this stage
+    "pretrain": ["diffuse", "--pretrain"],
+    "diffuse": ["tune", "--diffuse"],
+    "tune": ["eval", "--tune"],
+}
+
+
+def result_of(ws: Workspace, stage: str, run_id: str) -> object:
+    """What an uninterrupted and a resumed run must agree on."""
+    run = load_run(ws, stage, run_id)
+    assert run.status is RunStatus.FINISHED
+    if stage in ("pretrain", "diffuse"):
+        return sha256_file(checkpoint_of(run) / "model.safetensors")
+    if stage == "tune":
+        prompts, _ = read_prompts(run.dir / "prompts.h5")
+        return {key: {k: v.tolist() for k, v in vars(seg).items()} for key, seg in prompts.items()}
+    if stage == "eval":
+        results = json.loads((run.dir / "eval" / "results.json").read_text())
+        return {k: v for k, v in results.items() if k not in ("tune_run", "pretrain_run")}
+    datasets = [o for o in run.manifest["outputs"] if o["kind"] == "dataset"]
+    return sorted((o["dataset_id"], o["sha256"]) for o in datasets)
+
+
+@pytest.fixture(scope="module")
+def collect_reference(tmp_path_factory) -> object:
+    ws, _ = Workspace.init(tmp_path_factory.mktemp("collect-ref") / "ws")
+    result = cli(ws, "--json", "collect", *COLLECT_ARGS)
+    assert result.exit_code == 0, result.output
+    return result_of(ws, "collect", json.loads(result.stdout)["run_id"])
+
+
+@pytest.mark.parametrize(("stage", "predicate", "delay"), MATRIX)
+def test_sigkill_then_resume(stage, predicate, delay, request, tmp_path):
+    if stage == "collect":
+        reference = request.getfixturevalue("collect_reference")
+        ws, _ = Workspace.init(tmp_path / "ws")
+        args = COLLECT_ARGS
+    else:
+        p = request.getfixturevalue("pipeline")
+        ws = p.ws
+        reference = result_of(ws, stage, getattr(p, stage))
+        args = {"pretrain": ["--env", FAMILY], "diffuse": ["--pretrain", p.pretrain],
+                "tune": ["--diffuse", p.diffuse], "eval": ["--tune", p.tune, "--device", "cpu"]}[stage]  # fmt: skip
+        args = [*args, "--preset", "smoke"]
+    kill = kill_at(ws, stage, args, predicate, delay=delay)
+    if not kill.killed:
+        pytest.skip(f"{stage} finished before the kill point")
+    assert kill.run_id is not None
+
+    # marked unfinished: stale in the manifest and in `pdiff status`
+    assert load_run(ws, stage, kill.run_id).is_stale()
+    status = json.loads(cli(ws, "--json", "status").stdout)
+    assert any(r["run_id"] == kill.run_id and r["status"] == "STALE" for r in status["attention"])
+    # refused by name downstream
+    if stage in DOWNSTREAM:
+        later = cli(ws, *DOWNSTREAM[stage], kill.run_id, "--preset", "smoke")
+        assert later.exit_code == 2
+        line = one_line_error(later.stderr)
+        assert kill.run_id in line and "STALE" in line
+    # nothing complete before the kill is damaged (datasets, recorded outputs, every checkpoint)
+    assert verify_workspace(ws)["problems"] == []
+
+    resumed = cli(ws, stage, "--resume", kill.run_id)
+    assert resumed.exit_code == 0, resumed.output
+    assert result_of(ws, stage, kill.run_id) == reference
+    assert verify_workspace(ws)["problems"] == []
+    if stage == "collect":  # datasets written before the kill are kept, not duplicated as a new version
+        assert not list((ws.root / "datasets").glob("pdiff/*/task-*/*-v1"))
