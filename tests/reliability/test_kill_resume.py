@@ -21,10 +21,10 @@ from reliability_tools import (
     recorded_outputs,
     started,
 )
+from safetensors.torch import load_file
 
 from pdiff.data.prompts_file import read_prompts
 from pdiff.stages.common import checkpoint_of
-from pdiff.workspace.atomic import sha256_file
 from pdiff.workspace.inventory import verify_workspace
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, load_run
@@ -89,8 +89,9 @@ def result_of(ws: Workspace, stage: str, run_id: str) -> object:
     """What an uninterrupted and a resumed run must agree on."""
     run = load_run(ws, stage, run_id)
     assert run.status is RunStatus.FINISHED
-    if stage in ("pretrain", "diffuse"):
-        return sha256_file(checkpoint_of(run) / "model.safetensors")
+    if stage in ("pretrain", "diffuse"):  # the tensors: safetensors orders header metadata at random
+        weights = load_file(str(checkpoint_of(run) / "model.safetensors"))
+        return {name: tensor.numpy().tobytes() for name, tensor in weights.items()}
     if stage == "tune":
         prompts, _ = read_prompts(run.dir / "prompts.h5")
         return {key: {k: v.tolist() for k, v in vars(seg).items()} for key, seg in prompts.items()}
