@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -24,9 +21,9 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from pdiff import __version__
 from pdiff.errors import ArtifactError, PdiffError, UsageError
 from pdiff.workspace.atomic import atomic_write_json, atomic_write_text, sha256_file, sha256_json
+from pdiff.workspace.provenance import git_state, library_versions
 from pdiff.workspace.root import STAGES, Workspace, parse_utc, utc_now
 
 RUN_SCHEMA = 1
@@ -44,44 +41,6 @@ class RunStatus(StrEnum):
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "run"
-
-
-def library_versions() -> dict[str, str | None]:
-    """Versions that decide a result, recorded in every run."""
-    versions: dict[str, str | None] = {"python": platform.python_version(), "pdiff": __version__}
-    for name in ("torch", "numpy", "gymnasium", "mujoco", "metaworld", "h5py"):
-        module = sys.modules.get(name)
-        if module is None:
-            try:
-                from importlib.metadata import version
-
-                versions[name] = version(name)
-            except Exception:  # noqa: BLE001 - a missing optional library is recorded as None
-                versions[name] = None
-        else:
-            versions[name] = getattr(module, "__version__", None)
-    versions["mujoco_gl"] = os.environ.get("MUJOCO_GL")
-    return versions
-
-
-def git_state() -> dict[str, Any]:
-    """Commit of the pdiff source tree, when it is a git checkout (else nulls)."""
-    source = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        if commit.returncode != 0:
-            return {"commit": None, "dirty": None}
-        dirty = subprocess.run(
-            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
 
 
 @dataclass
