@@ -52,15 +52,14 @@ class Table:
 
 
 def score_text(result: Result | None, *, detail: bool = False) -> str:
-    """Raw return mean ± std over seeds; Meta-World adds normalised score and success rate."""
+    """Raw return mean ± std over seeds, then the normalised score; Meta-World adds the success rate."""
     if result is None:
         return "–"
     text = result.score.text()
-    if detail and is_metaworld(result.family):
-        if result.normalized is not None:
-            text += f" · norm {result.normalized.text()}"
-        if result.success is not None:
-            text += f" · success {result.success.text(100, 0, '%')}"
+    if detail and result.normalized is not None:
+        text += f" · norm {result.normalized.text()}"
+    if detail and is_metaworld(result.family) and result.success is not None:
+        text += f" · success {result.success.text(100, 0, '%')}"
     return text
 
 
@@ -110,7 +109,7 @@ def table1(data: ReportData, shots: int) -> Table:
         rows.append(row)
     notes = [
         f"Raw return, mean ± std over seeds of the mean over the test tasks; expert few-shot data, {shots} shots. "
-        "Meta-World cells add the normalised score 100·(R − R_random)/(R_expert − R_random) and the success rate.",
+        "Each cell adds the normalised score 100·(R − R_random)/(R_expert − R_random); Meta-World cells the success rate.",
         "Our average is shown only where a method has all four paper families"
         + ("" if len(in_paper) == len(paper.PAPER_FAMILIES) else " (not the case here)") + ".",
     ]  # fmt: skip
