@@ -8,6 +8,7 @@ hence the same result as one process up to floating-point reduction order. Stage
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -126,4 +127,8 @@ def barrier(info: DistInfo) -> None:
 
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
+        # Leave together: a rank that tears gloo down while rank 0 still writes can abort ("terminate
+        # called without an active exception"). If another rank died, the barrier fails and we still leave.
+        with contextlib.suppress(RuntimeError):
+            dist.barrier()
         dist.destroy_process_group()
