@@ -12,6 +12,7 @@ import yaml
 from pdiff.config import StageConfig
 from pdiff.console import attach_run_log, detach_run_log, log
 from pdiff.errors import ArtifactError
+from pdiff.plots import plot_curves
 from pdiff.workspace.atomic import atomic_write_text
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, create_run, reopen_for_resume, running, verified_output
@@ -64,3 +65,12 @@ def checkpoint_of(run: Run) -> Path:
         if (run.dir / output["path"]).parent == directory:
             verified_output(run, run.dir / output["path"])
     return directory
+
+
+def record_trained(run: Run, checkpoint: Path, curves: list[str], title: str) -> None:
+    """Record a training stage's final inference files and its learning-curve PNG as run outputs."""
+    run.record_output(checkpoint / "model.safetensors", "checkpoint")
+    run.record_output(checkpoint / "model_config.json", "model_config")
+    png = plot_curves(run.dir / "metrics.jsonl", curves, run.dir / "learning_curve.png", title=title)
+    if png is not None:
+        run.record_output(png, "plot")

@@ -41,8 +41,7 @@ from pdiff.eval.rollout import FrozenPolicy, load_policy
 from pdiff.methods.prompt_diffuser import SegmentCodec, freeze, guided_step
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.models.prompt_dt import Prompt, PromptDT
-from pdiff.plots import plot_curves
-from pdiff.stages.common import checkpoint_of, open_run, stage_run
+from pdiff.stages.common import checkpoint_of, open_run, record_trained, stage_run
 from pdiff.training import CheckpointStore, check_finite, seed_everything
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
@@ -233,13 +232,8 @@ def run_diffuse(
         with stage_run(run):
             run.record_input("pretrain", source.run_id, None)
             summary = train_denoiser(run, run.dir, workspace, config, source, info)
-            checkpoint = run.dir / summary["checkpoint"]
-            run.record_output(checkpoint / "model.safetensors", "checkpoint")
-            run.record_output(checkpoint / "model_config.json", "model_config")
-            png = plot_curves(run.dir / "metrics.jsonl", ["loss_dm", "loss_plm", "cosine"], run.dir / "learning_curve.png",
-                              title=f"diffuse {config.env} ({config.guidance})")  # fmt: skip
-            if png is not None:
-                run.record_output(png, "plot")
+            record_trained(run, run.dir / summary["checkpoint"], ["loss_dm", "loss_plm", "cosine"],
+                           f"diffuse {config.env} ({config.guidance})")  # fmt: skip
             run.manifest["summary"].update(summary)
             run.save()
         return run, summary

@@ -25,8 +25,7 @@ from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError
 from pdiff.models.prompt_dt import PromptDT, PromptDTConfig
-from pdiff.plots import plot_curves
-from pdiff.stages.common import open_run, stage_run
+from pdiff.stages.common import open_run, record_trained, stage_run
 from pdiff.training import CheckpointStore, check_finite, seed_everything
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
@@ -216,12 +215,7 @@ def run_pretrain(
         with stage_run(run):
             summary = train(run, run.dir, workspace, config, info)
             checkpoint = Path(summary.pop("checkpoint"))
-            run.record_output(checkpoint / "model.safetensors", "checkpoint")
-            run.record_output(checkpoint / "model_config.json", "model_config")
-            png = plot_curves(run.dir / "metrics.jsonl", ["loss", "lr", "grad_norm"], run.dir / "learning_curve.png",
-                              title=f"pretrain {family.name}")  # fmt: skip
-            if png is not None:
-                run.record_output(png, "plot")
+            record_trained(run, checkpoint, ["loss", "lr", "grad_norm"], f"pretrain {family.name}")
             summary["checkpoint"] = str(checkpoint.relative_to(run.dir))
             run.manifest["summary"].update(summary)
             run.save()
