@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -54,10 +55,12 @@ def test_lifecycle_and_manifest(ws):
     assert "does not match" in verify_run(load_run(ws, "pretrain", run.run_id))[0]
 
 
-def test_run_dirs_are_never_reused(ws):
+def test_run_dirs_are_never_reused(ws, monkeypatch):
+    # Pin the clock: two runs in the same second with the same config must get distinct, suffixed ids.
+    frozen = time.gmtime()
+    monkeypatch.setattr(time, "gmtime", lambda *_: frozen)
     first, second = _new(ws), _new(ws)
-    assert first.run_id != second.run_id
-    assert second.run_id.startswith(first.run_id[:15])  # same second, same config: suffixed, not reused
+    assert second.run_id == f"{first.run_id}-2"
 
 
 def test_failures_and_interrupts_are_recorded(ws):
