@@ -113,6 +113,13 @@ class StageProgress:
             self._last_line = now
             self._plain_line()
 
+    def restart_at(self, completed: int) -> None:
+        """Continue from `completed` (a loop resumed from a checkpoint): rates count only work done from here."""
+        self.completed = self._start_completed = completed
+        self._start = time.monotonic()
+        if self._progress is not None and self._task is not None:
+            self._progress.reset(self._task, completed=completed)
+
     def _plain_line(self) -> None:
         elapsed = time.monotonic() - self._start
         done = self.completed - self._start_completed

@@ -78,6 +78,8 @@ def ensure_teacher(
             fields = {
                 k: record[k] for k in ("eval_return", "train_episode_return") if record.get(k) is not None
             }
+            if bar.completed == 0:  # the first record tells where a resumed teacher starts
+                bar.restart_at(int(record["update"]))
             bar.update(int(record["update"]) - bar.completed, **fields)
 
         summary = train_teacher(

@@ -1,0 +1,21 @@
+"""Progress lines: a resumed loop reports the rate of the work done since it resumed, not since zero."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from pdiff.console import StageProgress
+
+
+def test_resumed_progress_rates_only_the_new_work(caplog):
+    with caplog.at_level(logging.INFO, logger="pdiff"), StageProgress("job", total=1000, every_s=0.0) as bar:
+        bar.restart_at(900)
+        time.sleep(0.5)
+        bar.update(10)
+    line = caplog.messages[-1]
+    assert line.startswith("job: 910/1000 (91%)")
+    eta = float(re.search(r"eta (\d+)s", line).group(1))
+    # 10 units in >= 0.5 s since the restart, so the 90 left take >= 4.5 s (counting from zero: ~0.05 s).
+    assert eta >= 4
