@@ -3,7 +3,8 @@
 Compares environment steps per second of
   (a) pdiff's batched rollout: all episodes of all test tasks in lockstep, one model call per step,
       the prompt encoded once, simulators lent by an EnvPool (built before timing, as after the first
-      seed of `pdiff eval`);
+      seed of `pdiff eval`), the simulators stepped in this process and in `--workers` spawned
+      processes (`pdiff eval --workers`: the physics of a step spread over cores, the model here);
   (b) the reference's loop: one episode at a time, one full forward (prompt + padded K context) per step;
   (c) the bare simulator stepping uniform random actions (the physical limit).
 A randomly initialised reference-size Prompt-DT is used: speed does not depend on the weights.
@@ -25,7 +26,8 @@ import torch
 from common import Figure, machine_line, table, write_json
 
 from pdiff.envs import get_family
-from pdiff.eval.rollout import EnvPool, FrozenPolicy, rollout
+from pdiff.eval.rollout import FrozenPolicy, rollout
+from pdiff.eval.simulators import EnvPool
 from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig
 
 
@@ -120,6 +122,9 @@ def main() -> None:
         "--reference-episodes", type=int, default=1, help="episodes per task for the slow loop"
     )
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best of each is kept")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="simulator worker processes (pdiff eval --workers)"
+    )
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table and exit")
     parser.add_argument("--json", help="also write the figures to this file (for bench/run_all.py)")
     args = parser.parse_args()
@@ -132,33 +137,41 @@ def main() -> None:
                           np.ones(family.obs_dim, np.float32), family.rtg_scale, family.eval_target,
                           torch.device("cpu"))  # fmt: skip
     prompts = random_prompt(family, config, len(tasks))
-    pool = EnvPool()
-    batched(family, policy, prompts, tasks, args.episodes, 1, pool)  # build every simulator before timing
+    pool, spread = EnvPool(), EnvPool(args.workers)
+    for lender in (pool, spread):  # build every simulator (and start the workers) before timing
+        batched(family, policy, prompts, tasks, args.episodes, 1, lender)
     if args.profile:
         profile(family, policy, prompts, tasks, args.episodes, horizon, pool)
         return
-    rates = {"batched": [], "one-at-a-time": [], "bare simulator": []}
+    with_workers = f"batched, {args.workers} sim workers"
+    rates = {"batched": [], with_workers: [], "one-at-a-time": [], "bare simulator": []}
     for _ in range(args.rounds):  # interleaved rounds
         rates["bare simulator"].append(timed(bare, family, tasks, args.episodes, horizon))
         rates["batched"].append(timed(batched, family, policy, prompts, tasks, args.episodes, horizon, pool))
+        rates[with_workers].append(
+            timed(batched, family, policy, prompts, tasks, args.episodes, horizon, spread)
+        )
         rates["one-at-a-time"].append(
             timed(one_at_a_time, family, policy, prompts, tasks, args.reference_episodes, horizon)
         )
     pool.close()
+    spread.close()
     best = {name: max(values) for name, values in rates.items()}
     print(machine_line())
     print(
         f"env {family.name}, {len(tasks)} test tasks, horizon {horizon}, batched {len(tasks) * args.episodes} episodes"
     )
     for name, rate in best.items():
-        print(f"  {name:<15} {rate:9.0f} env steps/s")
+        print(f"  {name:<26} {rate:9.0f} env steps/s")
     label = f"eval {family.name}, {len(tasks) * args.episodes} episodes"
-    figures = [
-        Figure(f"{label} vs one at a time", best["batched"], "steps/s", best["one-at-a-time"],
-               "one episode at a time", 10.0),
-        Figure(f"{label} vs bare simulator", best["batched"], "steps/s", best["bare simulator"],
-               "bare simulator", 0.5),
-    ]  # fmt: skip
+    figures = []
+    for name in ("batched", with_workers):
+        figures += [
+            Figure(f"{label}, {name} vs one at a time", best[name], "steps/s", best["one-at-a-time"],
+                   "one episode at a time", 10.0),
+            Figure(f"{label}, {name} vs bare simulator", best[name], "steps/s", best["bare simulator"],
+                   "bare simulator", 0.5),
+        ]  # fmt: skip
     print(table(figures))
     write_json(args.json, figures)
 

@@ -190,6 +190,9 @@ def eval_cmd(
     episodes: int | None = typer.Option(None, "--episodes", help="Episodes per task per seed."),
     device: str | None = DEVICE,
     video: int | None = typer.Option(None, "--video", help="GIFs of the first N episodes per task."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Processes stepping the simulators (the model stays here); same results."
+    ),
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
     overrides: list[str] = SET,
@@ -206,7 +209,7 @@ def eval_cmd(
     upstream = None if pretrain_run or tune_run else upstream_family(ctx, "pretrain")
     flags = {"env": env or upstream, "pretrain_run": pretrain_run, "tune_run": tune_run,
              "prompt": prompt, "shots": shots, "data_kind": data_kind, "seeds": parse_ids(seeds, "--seeds"),
-             "episodes": episodes, "device": device, "video": video}  # fmt: skip
+             "episodes": episodes, "device": device, "video": video, "workers": workers}  # fmt: skip
     cfg = resolve_config(EvalConfig, "eval", workspace=workspace, preset=preset, config_file=config,
                          overrides=overrides, flags=flags)  # fmt: skip
     run, summary = run_eval(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)

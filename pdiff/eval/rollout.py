@@ -7,7 +7,6 @@ early steps need no padding: a window shorter than K is exactly what masked padd
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from pdiff.data.batches import PromptBank, SegmentSampler
 from pdiff.data.loader import FamilyData
 from pdiff.envs.base import TaskFamily
+from pdiff.eval.simulators import EnvPool
 from pdiff.models.checkpoint import load_inference
 from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig
 
@@ -83,41 +83,6 @@ class EpisodeResult:
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
 
 
-class EnvPool:
-    """Simulators kept between rollouts: building a Meta-World env costs about 0.2 s (as much as 200 steps).
-
-    `reset(seed=...)` restores a used simulator exactly, so a reused env gives the same episode as a new one.
-    Rendering envs are never pooled.
-    """
-
-    def __init__(self) -> None:
-        self._idle: dict[tuple[str, int, int], list[Any]] = defaultdict(list)
-
-    def take(self, family: TaskFamily, task: int, horizon: int, render: bool = False) -> Any:
-        if render:
-            return family.make_env(task, horizon=horizon, render_mode="rgb_array")
-        idle = self._idle[(family.name, task, horizon)]
-        return idle.pop() if idle else family.make_env(task, horizon=horizon)
-
-    def give_back(self, family: TaskFamily, task: int, horizon: int, env: Any) -> None:
-        if env.render_mode is None:
-            self._idle[(family.name, task, horizon)].append(env)
-        else:
-            env.close()
-
-    def close(self) -> None:
-        for envs in self._idle.values():
-            for env in envs:
-                env.close()
-        self._idle.clear()
-
-    def __enter__(self) -> EnvPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 def rollout(
     family: TaskFamily,
     policy: FrozenPolicy,
@@ -137,32 +102,32 @@ def rollout(
     """
     rows = [(ti, task, e, seed) for ti, task in enumerate(tasks) for e, seed in enumerate(episode_seeds[ti])]
     lender = pool if pool is not None else EnvPool()
-    envs = [lender.take(family, task, horizon, render=e < render_episodes) for _, task, e, _ in rows]
+    lease = lender.lease(
+        family, [task for _, task, _, _ in rows], horizon, [e < render_episodes for _, _, e, _ in rows]
+    )
     results = [EpisodeResult(task, e, seed, 0.0, 0, None) for _, task, e, seed in rows]
     try:
-        return _run(family, policy, prompts, envs, rows, results, horizon, on_step)
+        return _run(family, policy, prompts, lease, rows, results, horizon, on_step)
     finally:
-        for env, (_, task, _, _) in zip(envs, rows, strict=True):
-            lender.give_back(family, task, horizon, env)
+        lease.release()
         if pool is None:
             lender.close()
 
 
-def _run(family, policy, prompts, envs, rows, results, horizon, on_step) -> list[EpisodeResult]:  # noqa: ANN001
+def _run(family, policy, prompts, lease, rows, results, horizon, on_step) -> list[EpisodeResult]:  # noqa: ANN001
     # Histories live in numpy (cheap per-row writes); each step copies only the live rows' K-step window
     # into one tensor per input. The arithmetic is float32 throughout, as the model reads it.
-    n, device = len(envs), policy.device
+    n, device = len(rows), policy.device
     mean, std = policy.state_mean, policy.state_std
     states = np.zeros((n, horizon + 1, family.obs_dim), np.float32)
     actions = np.zeros((n, horizon + 1, family.act_dim), np.float32)
     rtg = np.zeros((n, horizon + 1, 1), np.float32)
     timesteps = np.zeros((n, horizon + 1), np.int64)
     rtg[:, 0] = np.float32(policy.target_return / policy.rtg_scale)
-    for i, env in enumerate(envs):
-        obs, _ = env.reset(seed=rows[i][3])
-        states[i, 0] = (np.asarray(obs, np.float32) - mean) / std
-        if env.render_mode == "rgb_array":
-            results[i].frames.append(_frame(family, env))
+    for i, (obs, frame) in enumerate(lease.reset([row[3] for row in rows])):
+        states[i, 0] = (obs - mean) / std
+        if frame is not None:
+            results[i].frames.append(frame)
     policy.model.eval()
     cache = policy.model.encode_prompt(prompts.to(device))
     task_row = torch.tensor([r[0] for r in rows], device=device)
@@ -181,23 +146,18 @@ def _run(family, policy, prompts, envs, rows, results, horizon, on_step) -> list
         predicted = predicted.clamp(-1.0, 1.0).cpu().numpy()
         actions[live, t] = predicted
         timesteps[live, t + 1] = min(t + 1, policy.max_ep_len - 1)
-        for j, i in enumerate(live):
-            obs, reward, terminated, truncated, info = envs[i].step(predicted[j])
-            states[i, t + 1] = (np.asarray(obs, np.float32) - mean) / std
-            rtg[i, t + 1] = rtg[i, t] - np.float32(float(reward) / policy.rtg_scale)
+        for i, (obs, reward, done, success, frame) in zip(live, lease.step(live, predicted), strict=True):
+            states[i, t + 1] = (obs - mean) / std
+            rtg[i, t + 1] = rtg[i, t] - np.float32(reward / policy.rtg_scale)
             result = results[i]
-            result.episode_return += float(reward)
+            result.episode_return += reward
             result.length += 1
-            if "success" in info:
-                result.success = bool(result.success) or bool(info["success"])
-            if envs[i].render_mode == "rgb_array":
-                result.frames.append(_frame(family, envs[i]))
-            if terminated or truncated:
+            if success is not None:
+                result.success = bool(result.success) or success
+            if frame is not None:
+                result.frames.append(frame)
+            if done:
                 active[i] = False
         if on_step is not None:
             on_step(len(live))
     return results
-
-
-def _frame(family: TaskFamily, env) -> np.ndarray:  # noqa: ANN001
-    return np.asarray(env.render())  # the families return upright frames (Meta-World's are flipped there)

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from pdiff.data.batches import Segments
-from pdiff.eval.rollout import EnvPool, rollout
+from pdiff.eval.rollout import rollout
+from pdiff.eval.simulators import EnvPool
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.models.prompt_dt import action_loss
 

@@ -29,7 +29,8 @@ from pdiff.distributed import resolve_device
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
-from pdiff.eval.rollout import EnvPool, EpisodeResult, FrozenPolicy, load_policy, rollout
+from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, load_policy, rollout
+from pdiff.eval.simulators import EnvPool
 from pdiff.methods.base import load_fewshot
 from pdiff.methods.finetuning import load_tuned, tuned_path
 from pdiff.methods.registry import METHODS, changes_weights
@@ -66,6 +67,9 @@ class EvalConfig(StageConfig):
     horizon: int | None = Field(None, ge=1, description="Episode length (default: the family's).")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
     video: int = Field(0, ge=0, description="Record GIFs of the first N episodes of each task (first seed).")
+    workers: int = Field(
+        1, ge=1, description="Processes stepping the simulators (1: this one); results do not depend on it."
+    )
 
 
 register_stage_config("eval", EvalConfig)
@@ -129,7 +133,7 @@ def evaluate(
     episodes: list[EpisodeResult] = []
     seed_of: list[int] = []
     total = len(config.seeds) * len(tasks) * config.episodes * horizon
-    with StageProgress(f"eval {family.name}", total=total) as bar, EnvPool() as pool:
+    with StageProgress(f"eval {family.name}", total=total) as bar, EnvPool(config.workers) as pool:
         for s, seed in enumerate(config.seeds):
             rng = np.random.default_rng([seed, 11])
             if generated is not None:

@@ -208,8 +208,12 @@ def split_overrides(overrides: list[str]) -> dict[str, list[str]]:
     return grouped
 
 
+# Settings that change how a stage runs, never what it produces: a finished run may differ in them.
+RESULT_NEUTRAL = {"eval": frozenset({"workers"})}
+
+
 def find_done(workspace: Workspace, step: Step, config: StageConfig) -> Run | None:
-    matches = same_config(step.stage, config, step.ignore)
+    matches = same_config(step.stage, config, step.ignore | RESULT_NEUTRAL.get(step.stage, frozenset()))
     if step.stage == "collect":  # several finished collects of this config may together hold every kind
         runs = [
             r

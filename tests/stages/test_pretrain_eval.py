@@ -109,6 +109,12 @@ def test_eval_writes_results_and_is_deterministic(reach_ws):
     assert len(rows) == 2 * 5 * 2 and all(int(r["length"]) == 15 for r in rows)
     second = json.loads(runner.invoke(app, args).stdout)
     assert second["return_per_seed"] == payload["return_per_seed"]  # same seeds, same episodes
+    # Simulators in two worker processes: the very same episodes, float for float.
+    spread = runner.invoke(app, [*args, "--workers", "2"])
+    assert spread.exit_code == 0, spread.output
+    spread_dir = reach_ws.root / "runs" / "eval" / json.loads(spread.stdout)["run_id"]
+    with open(spread_dir / "eval" / "episodes.csv") as handle:
+        assert list(csv.DictReader(handle)) == rows
     noise = runner.invoke(app, [*args, "--prompt", "random"])
     assert noise.exit_code == 0 and json.loads(noise.stdout)["prompt"] == "random"
 
