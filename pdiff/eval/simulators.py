@@ -183,9 +183,9 @@ class Lease:
 
     def __init__(self, pool: EnvPool, rows: int) -> None:
         self.pool = pool
-        owners = max(1, len(pool._started))
+        workers = len(pool._started)
         # Owner -1 is this process; rows are dealt round-robin so every worker gets a share of each task.
-        self.owner_of = [i % owners if pool._started else -1 for i in range(rows)]
+        self.owner_of = [i % workers if workers else -1 for i in range(rows)]
         self.rows_of: dict[int, list[int]] = defaultdict(list)
         for i, owner in enumerate(self.owner_of):
             self.rows_of[owner].append(i)
@@ -198,18 +198,16 @@ class Lease:
             self.pool._started[owner].send(method, *args)
 
     def collect(self, owners: Sequence[int]) -> dict[int, Any]:
-        out = {o: self._pending.pop(o) if o < 0 else self.pool._started[o].receive() for o in owners}
-        return out
+        return {o: self._pending.pop(o) if o < 0 else self.pool._started[o].receive() for o in owners}
 
     def _scatter(self, method: str, rows: Sequence[int], values: Sequence[Any]) -> list[Any]:
         """Call `method` with (row, value) pairs on each row's owner; results in the order of `rows`."""
         by_owner: dict[int, list[int]] = defaultdict(list)
         for position, row in enumerate(rows):
             by_owner[self.owner_of[row]].append(position)
-        workers_first = sorted(by_owner, reverse=True)  # send to the workers, then work here meanwhile
-        for owner in workers_first:
-            self.call(owner, method, [(rows[p], values[p]) for p in by_owner[owner]])
-        replies = self.collect(workers_first)
+        for owner, positions in by_owner.items():  # every worker gets its request before any reply is read
+            self.call(owner, method, [(rows[p], values[p]) for p in positions])
+        replies = self.collect(list(by_owner))
         out: list[Any] = [None] * len(rows)
         for owner, positions in by_owner.items():
             for position, value in zip(positions, replies[owner], strict=True):

@@ -62,7 +62,9 @@ class Step:
     stage: str
     family: str | None
     flags: dict[str, Any]
-    ignore: frozenset[str] = frozenset()  # config keys a finished run may differ in (no effect on results)
+    ignore: frozenset[str] = (
+        frozenset()
+    )  # config keys a finished run may also differ in (besides RESULT_NEUTRAL)
     extra_match: Callable[[Workspace, StageConfig, Run], bool] | None = None
     config: StageConfig | None = field(default=None, repr=False)
 
@@ -119,7 +121,7 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace) -> l
         family = get_family(env).name
         needed = [k for k in KINDS if k in {"expert", "prompt-expert", *config.data_kinds}]
         steps.append(Step(f"collect:{family}", "collect", family, {"env": family, "kinds": needed},
-                          ignore=frozenset({"kinds", "workers"})))  # fmt: skip
+                          ignore=frozenset({"kinds"})))  # fmt: skip
         pretrain = f"pretrain:{family}"
         steps.append(Step(pretrain, "pretrain", family, {"env": family}, extra_match=pretrain_datasets_match))
         if "full-data" in methods:
@@ -209,7 +211,7 @@ def split_overrides(overrides: list[str]) -> dict[str, list[str]]:
 
 
 # Settings that change how a stage runs, never what it produces: a finished run may differ in them.
-RESULT_NEUTRAL = {"eval": frozenset({"workers"})}
+RESULT_NEUTRAL = {"collect": frozenset({"workers"}), "eval": frozenset({"workers"})}
 
 
 def find_done(workspace: Workspace, step: Step, config: StageConfig) -> Run | None:
