@@ -2,11 +2,14 @@
 
 A later collect of the same family reuses the teacher of the newest finished collect run whose teacher
 settings and seed are identical (or the run named by `teacher_run`), so collecting more data, other kinds
-or a new version never retrains it.
+or a new version never retrains it. Asking for more `teacher.total_updates` than that teacher had
+continues a copy of it in the new run (the earlier run is never written to): the result is the teacher a
+single run of the larger budget would have trained.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +22,9 @@ from pdiff.errors import ArtifactError
 from pdiff.teachers.policy import TeacherPolicy
 from pdiff.teachers.storage import nearest_snapshot
 from pdiff.teachers.training import train_teacher
+from pdiff.workspace.atomic import remove_tree
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs, require_finished
+from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs, verified_output
 
 if TYPE_CHECKING:
     from pdiff.stages.collect import CollectConfig
@@ -28,22 +32,52 @@ if TYPE_CHECKING:
 TEACHER_DIR = "teacher"
 
 
-def _reusable(workspace: Workspace, family: TaskFamily, config: CollectConfig, current: Run) -> Run | None:
+def _teacher_updates(run: Run) -> int | None:
+    """Updates of the teacher trained in `run` (None while it has none finished, or reused another's)."""
+    info = run.manifest.get("summary", {}).get("teacher")
+    if not info or info.get("teacher_run") != run.run_id or not (run.dir / TEACHER_DIR).is_dir():
+        return None
+    return int(info["updates"])
+
+
+def _source(workspace: Workspace, family: TaskFamily, config: CollectConfig, current: Run) -> Run | None:
+    """The earlier collect run whose teacher this one reuses or continues, if any."""
     if config.teacher_run:
-        source = require_finished(find_run(workspace, config.teacher_run, "collect"))
-        if not (source.dir / TEACHER_DIR).is_dir():
+        # Its collect may have stopped after the teacher finished: the teacher is all that is read.
+        source = find_run(workspace, config.teacher_run, "collect")
+        if _teacher_updates(source) is None:
             raise ArtifactError(
-                f"collect run {source.run_id} has no teacher", hint="name a MuJoCo-family collect run"
+                f"collect run {source.run_id} has no finished teacher of its own",
+                hint="name a MuJoCo-family collect run whose teacher finished",
             )
         return source
-    wanted = (config.teacher.model_dump(mode="json"), config.seed)
-    for run in reversed(list_runs(workspace, "collect", family.name)):
+    asked = config.teacher.model_dump(mode="json")
+    candidates: list[tuple[int, Run]] = []  # (updates, run), oldest run first
+    for run in list_runs(workspace, "collect", family.name):
         if run.run_id == current.run_id or run.status is not RunStatus.FINISHED:
             continue
-        recorded = run.config
-        if (recorded.get("teacher"), recorded.get("seed")) == wanted and (run.dir / TEACHER_DIR).is_dir():
-            return run
-    return None
+        updates = _teacher_updates(run)
+        recorded = {**(run.config.get("teacher") or {}), "total_updates": asked["total_updates"]}
+        same = recorded == asked and run.config.get("seed") == config.seed
+        if same and updates is not None and updates <= asked["total_updates"]:
+            candidates.append((updates, run))
+    # The most-trained teacher; among equals the newest (max keeps the first maximum, so search reversed).
+    return max(reversed(candidates), key=lambda c: c[0])[1] if candidates else None
+
+
+def _continue_in(run: Run, source: Run) -> Path:
+    """This run's own copy of `source`'s teacher (checkpoints checked first), to train further."""
+    out_dir = run.dir / TEACHER_DIR
+    if out_dir.is_dir():  # copied before a kill: resume there
+        return out_dir
+    for output in source.manifest.get("outputs", []):
+        if output["kind"] == "teacher_checkpoint":
+            verified_output(source, source.dir / output["path"])
+    partial = run.dir / f".{TEACHER_DIR}.partial"
+    remove_tree(partial)
+    shutil.copytree(source.dir / TEACHER_DIR, partial)
+    partial.rename(out_dir)
+    return out_dir
 
 
 def random_return(family: TaskFamily, horizon: int, seed: int) -> float:
@@ -65,12 +99,18 @@ def ensure_teacher(
     workspace: Workspace, run: Run, family: TaskFamily, config: CollectConfig
 ) -> dict[str, Any]:
     """Train the family's teacher in this run (resuming it after a kill) or reuse an earlier one."""
-    source = _reusable(workspace, family, config, run)
-    if source is not None:
+    source = _source(workspace, family, config, run)
+    base_updates = _teacher_updates(source) if source is not None else None
+    if source is None:
+        out_dir = run.dir / TEACHER_DIR
+    elif base_updates < config.teacher.total_updates:
+        log.info("continuing the teacher of collect run %s from %d to %d updates",
+                 source.run_id, base_updates, config.teacher.total_updates)  # fmt: skip
+        out_dir = _continue_in(run, source)
+    else:
         log.info("reusing the teacher of collect run %s", source.run_id)
         out_dir = source.dir / TEACHER_DIR
-    else:
-        out_dir = run.dir / TEACHER_DIR
+    reused = source is not None and out_dir != run.dir / TEACHER_DIR
     total = config.teacher.total_updates
     with StageProgress(f"teacher {family.name}", total=total) as bar:
 
@@ -92,7 +132,7 @@ def ensure_teacher(
     expert = TeacherPolicy.load(summary.checkpoint_dir)
     info = {
         "teacher_dir": str(out_dir),
-        "teacher_run": (source or run).run_id,
+        "teacher_run": source.run_id if reused else run.run_id,
         "expert_dir": str(summary.checkpoint_dir),
         "expert_sha256": expert.sha256,
         "expert_eval_return": summary.expert_return,
@@ -103,9 +143,13 @@ def ensure_teacher(
         "medium_target_return": target,
         "updates": summary.updates,
     }
-    if source is not None:
+    if reused:
         run.record_input("teacher", source.run_id, expert.sha256)
     else:
+        if source is not None:
+            info["continued_from"] = {"run": source.run_id, "updates": base_updates}
+            base_sha = source.manifest["summary"]["teacher"]["expert_sha256"]
+            run.record_input("teacher_base", source.run_id, base_sha)
         run.record_output(Path(summary.checkpoint_dir), "teacher_checkpoint")
     run.manifest["summary"]["teacher"] = info
     run.save()
