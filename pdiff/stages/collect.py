@@ -75,7 +75,9 @@ class CollectConfig(StageConfig):
     )
     teacher: SACConfig = Field(default_factory=SACConfig, description="SAC teacher (MuJoCo families).")
     teacher_run: str | None = Field(
-        None, description="Reuse the teacher of this finished collect run (default: the latest matching one)."
+        None,
+        description="Reuse (or, given more teacher.total_updates, continue in a copy) the finished teacher of "
+        "this collect run (default: the most-trained one with the same settings and seed).",
     )
 
     @field_validator("kinds")
