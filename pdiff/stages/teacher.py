@@ -1,8 +1,8 @@
 """The SAC teacher behind the MuJoCo families' data: trained once per family by `collect`, then reused.
 
-A later collect of the same family reuses the teacher of the newest finished collect run whose teacher
-settings and seed are identical (or the run named by `teacher_run`), so collecting more data, other kinds
-or a new version never retrains it. Asking for more `teacher.total_updates` than that teacher had
+A later collect of the same family reuses the most-trained teacher of a finished collect run with the same
+teacher settings and seed (or the one of the run named by `teacher_run`), so collecting more data, other
+kinds or a new version never retrains it. Asking for more `teacher.total_updates` than that teacher had
 continues a copy of it in the new run (the earlier run is never written to): the result is the teacher a
 single run of the larger budget would have trained.
 """
