@@ -62,9 +62,8 @@ class Step:
     stage: str
     family: str | None
     flags: dict[str, Any]
-    ignore: frozenset[str] = (
-        frozenset()
-    )  # config keys a finished run may also differ in (besides RESULT_NEUTRAL)
+    # Config keys a finished run may also differ in (besides RESULT_NEUTRAL).
+    ignore: frozenset[str] = frozenset()
     extra_match: Callable[[Workspace, StageConfig, Run], bool] | None = None
     config: StageConfig | None = field(default=None, repr=False)
 

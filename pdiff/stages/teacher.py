@@ -40,17 +40,20 @@ def _teacher_updates(run: Run) -> int | None:
     return int(info["updates"])
 
 
-def _source(workspace: Workspace, family: TaskFamily, config: CollectConfig, current: Run) -> Run | None:
-    """The earlier collect run whose teacher this one reuses or continues, if any."""
+def _source(
+    workspace: Workspace, family: TaskFamily, config: CollectConfig, current: Run
+) -> tuple[int, Run] | None:
+    """(updates, run) of the earlier collect run whose teacher this one reuses or continues, if any."""
     if config.teacher_run:
         # Its collect may have stopped after the teacher finished: the teacher is all that is read.
         source = find_run(workspace, config.teacher_run, "collect")
-        if _teacher_updates(source) is None:
+        updates = _teacher_updates(source)
+        if updates is None:
             raise ArtifactError(
                 f"collect run {source.run_id} has no finished teacher of its own",
                 hint="name a MuJoCo-family collect run whose teacher finished",
             )
-        return source
+        return updates, source
     asked = config.teacher.model_dump(mode="json")
     candidates: list[tuple[int, Run]] = []  # (updates, run), oldest run first
     for run in list_runs(workspace, "collect", family.name):
@@ -62,7 +65,7 @@ def _source(workspace: Workspace, family: TaskFamily, config: CollectConfig, cur
         if same and updates is not None and updates <= asked["total_updates"]:
             candidates.append((updates, run))
     # The most-trained teacher; among equals the newest (max keeps the first maximum, so search reversed).
-    return max(reversed(candidates), key=lambda c: c[0])[1] if candidates else None
+    return max(reversed(candidates), key=lambda c: c[0]) if candidates else None
 
 
 def _continue_in(run: Run, source: Run) -> Path:
@@ -99,19 +102,18 @@ def ensure_teacher(
     workspace: Workspace, run: Run, family: TaskFamily, config: CollectConfig
 ) -> dict[str, Any]:
     """Train the family's teacher in this run (resuming it after a kill) or reuse an earlier one."""
-    source = _source(workspace, family, config, run)
-    base_updates = _teacher_updates(source) if source is not None else None
+    total = config.teacher.total_updates
+    base_updates, source = _source(workspace, family, config, run) or (0, None)
+    reused = source is not None and base_updates >= total
     if source is None:
         out_dir = run.dir / TEACHER_DIR
-    elif base_updates < config.teacher.total_updates:
-        log.info("continuing the teacher of collect run %s from %d to %d updates",
-                 source.run_id, base_updates, config.teacher.total_updates)  # fmt: skip
-        out_dir = _continue_in(run, source)
-    else:
+    elif reused:
         log.info("reusing the teacher of collect run %s", source.run_id)
         out_dir = source.dir / TEACHER_DIR
-    reused = source is not None and out_dir != run.dir / TEACHER_DIR
-    total = config.teacher.total_updates
+    else:
+        log.info("continuing the teacher of collect run %s from %d to %d updates",
+                 source.run_id, base_updates, total)  # fmt: skip
+        out_dir = _continue_in(run, source)
     with StageProgress(f"teacher {family.name}", total=total) as bar:
 
         def progress(record: dict) -> None:

@@ -71,18 +71,8 @@ def test_same_seed_gives_byte_identical_datasets_whatever_the_workers(tmp_path):
 def test_the_expert_beats_random_actions(family, task, tmp_path):
     root = workspace(tmp_path / "ws")
     # 100 steps, not the smoke preset's 20: long enough for running to pay (seen: expert − random 14 to 113).
-    collect(
-        root,
-        "--env",
-        family,
-        "--tasks",
-        str(task),
-        "--kinds",
-        "expert,random",
-        "--horizon",
-        "100",
-        *SMALL_TEACHER,
-    )
+    args = ["--env", family, "--tasks", str(task), "--kinds", "expert,random", "--horizon", "100"]
+    collect(root, *args, *SMALL_TEACHER)
     returns = {kind: episode_returns(root, family, kind, task).mean() for kind in ("expert", "random")}
     assert returns["expert"] > returns["random"] + 10, returns
 
@@ -122,8 +112,6 @@ def test_more_teacher_updates_continue_the_earlier_teacher_in_a_copy(tmp_path):
     assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])
 
     again = collect(root, *args, "--set", "teacher.total_updates=500")  # the grown teacher is reused as is
-    reused = find_run(ws, again["run_id"], "collect").manifest["summary"]["teacher"]
-    assert (
-        reused["teacher_run"] == grown.run_id
-        and not (find_run(ws, again["run_id"], "collect").dir / "teacher").exists()
-    )
+    reusing = find_run(ws, again["run_id"], "collect")
+    assert reusing.manifest["summary"]["teacher"]["teacher_run"] == grown.run_id
+    assert not (reusing.dir / "teacher").exists()
