@@ -269,9 +269,8 @@ def load_run(workspace: Workspace, stage: str, run_id: str) -> Run:
 
 def list_runs(workspace: Workspace, stage: str | None = None, family: str | None = None) -> list[Run]:
     """Runs sorted oldest first (run ids start with a UTC timestamp). Unreadable runs are skipped."""
-    stages = [stage] if stage else [s for s in STAGES if workspace.stage_dir(s).is_dir()]
     runs: list[Run] = []
-    for name in stages:
+    for name in [stage] if stage else STAGES:
         stage_dir = workspace.stage_dir(name)
         if not stage_dir.is_dir():
             continue
@@ -299,10 +298,7 @@ def find_run(workspace: Workspace, ref: str, stage: str | None = None) -> Run:
         if stage is None:
             raise UsageError("`latest` needs a stage", hint="name the run id instead (see `pdiff ls`)")
         return latest_finished(workspace, stage, None)
-    matches = [r for r in list_runs(workspace, stage) if r.run_id.startswith(ref)]
-    exact = [r for r in matches if r.run_id == ref]
-    if exact:
-        return exact[0]
+    matches = [r for r in list_runs(workspace, stage) if r.run_id.startswith(ref)]  # exact ids returned above
     if not matches:
         where = f"stage {stage}" if stage else "any stage"
         raise UsageError(f"no run {ref!r} in {where} of {workspace.root}", hint="list runs with `pdiff ls`")
