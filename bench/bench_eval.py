@@ -11,6 +11,7 @@ A randomly initialised reference-size Prompt-DT is used: speed does not depend o
 
     python bench/bench_eval.py [--env metaworld-reach] [--episodes 10] [--horizon 100] [--rounds 2]
     python bench/bench_eval.py --profile   # torch.profiler table of the batched loop's model calls
+    python bench/bench_eval.py --components  # model call and simulator step per episode, and the 2-core bound
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -126,6 +128,9 @@ def main() -> None:
         "--workers", type=int, default=2, help="simulator worker processes (pdiff eval --workers)"
     )
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table and exit")
+    parser.add_argument(
+        "--components", action="store_true", help="time the model call and the simulator step apart, and exit"
+    )
     parser.add_argument("--json", help="also write the figures to this file (for bench/run_all.py)")
     args = parser.parse_args()
     family = get_family(args.env)
@@ -142,6 +147,9 @@ def main() -> None:
         batched(family, policy, prompts, tasks, args.episodes, 1, lender)
     if args.profile:
         profile(family, policy, prompts, tasks, args.episodes, horizon, pool)
+        return
+    if args.components:
+        components(family, policy, prompts, tasks, args.episodes, horizon, pool)
         return
     with_workers = f"batched, {args.workers} sim workers"
     rates = {"batched": [], with_workers: [], "one-at-a-time": [], "bare simulator": []}
@@ -174,6 +182,52 @@ def main() -> None:
         ]  # fmt: skip
     print(table(figures))
     write_json(args.json, figures)
+
+
+@torch.no_grad()
+def components(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
+    """Per episode-step: the model call at several batch sizes (full K window), the simulator step here."""
+    model, k = policy.model, policy.context_len
+    cache = model.encode_prompt(prompts)
+    print(machine_line())
+    per_step = {}
+    for batch in (1, 10, 25, 50, 100):
+        inputs = (torch.randn(batch, k, family.obs_dim), torch.rand(batch, k, family.act_dim) * 2 - 1,
+                  torch.rand(batch, k, 1), torch.arange(k).repeat(batch, 1))  # fmt: skip
+        rows = replace(cache, rows=torch.arange(batch) % len(tasks))
+        calls = max(10, 1000 // batch)
+        best = min(timed_calls(calls, model.act, *inputs, None, rows) for _ in range(3))
+        per_step[batch] = best / batch
+        print(
+            f"  model call, batch {batch:>3}: {best * 1e3:7.2f} ms = {per_step[batch] * 1e3:.3f} ms per episode-step"
+        )
+    rows = [task for task in tasks for _ in range(episodes)]
+    lease = pool.lease(family, rows, family.horizon, [False] * len(rows))
+    try:
+        lease.reset(list(range(len(rows))))
+        actions = np.random.default_rng(0).uniform(-1, 1, (len(rows), family.act_dim)).astype(np.float32)
+        step = min(timed_calls(20, lease.step, range(len(rows)), actions) for _ in range(3))
+    finally:
+        lease.release()
+    sim = step / len(rows)
+    print(f"  simulator step, {len(rows)} episodes in this process: {sim * 1e3:.3f} ms per episode-step")
+    batch = len(rows)
+    loop = 1 / timed(batched, family, policy, prompts, tasks, episodes, horizon, pool)
+    rest = loop - per_step[batch] - sim
+    print(f"  batched loop, {batch} episodes, horizon {horizon}, in this process: {loop * 1e3:.3f} ms per "
+          f"episode-step = model {per_step[batch] * 1e3:.3f} + simulator {sim * 1e3:.3f} + rest {rest * 1e3:.3f} "
+          "(resets, normalising, results)")  # fmt: skip
+    print(f"  simulators in a worker, perfectly overlapped: the main process still needs model + rest = "
+          f"{(per_step[batch] + rest) * 1e3:.3f} ms per episode-step, <= {1 / (per_step[batch] + rest):.0f} "
+          f"steps/s; all of it spread over 2 cores: <= {2 / loop:.0f} steps/s")  # fmt: skip
+
+
+def timed_calls(calls: int, fn, *args) -> float:
+    """Seconds per call of fn(*args), over `calls` calls."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn(*args)
+    return (time.perf_counter() - start) / calls
 
 
 def profile(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
