@@ -197,6 +197,9 @@ def tune_task(context: TaskContext) -> TaskResult:
     # Algorithm 1's y: the (rtg, t) of a random few-shot trajectory's tail segment (paper.md #9)
     condition = context.fewshot_prompts.for_task(context.task, context.rng)
     prompt = generate_prompts(denoiser, schedule, codec, condition, context.device)
+    # How far the generated states are from the real few-shot prompt they were conditioned on (RMS in the
+    # Prompt-DT's normalised state units): compare with the distance between real prompts of different tasks.
+    metrics["prompt_state_rms"] = float(np.sqrt(np.mean((prompt.states - condition.states) ** 2)))
     trainable = sum(p.numel() for p in denoiser.parameters())
     return TaskResult(prompt=prompt, tunable_parameters=trainable, metrics=metrics)
 

@@ -205,7 +205,9 @@ def tune(
     if (run.dir / "tuned").is_dir():
         run.record_output(run.dir / "tuned", "tuned_weights")
     plm_parameters = sum(p.numel() for p in policy.model.parameters())
-    return {"method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
+    distances = [m["prompt_state_rms"] for m in per_task.values() if "prompt_state_rms" in m]
+    extra = {"prompt_state_rms": float(np.mean(distances))} if distances else {}
+    return {**extra, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
             "tunable_share_percent": 100.0 * tunable / plm_parameters, "shots": config.shots,
             "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task}  # fmt: skip
 

@@ -73,6 +73,10 @@ def test_tune_then_eval_through_the_cli(pretrained):
     assert tuned.exit_code == 0, tuned.output
     payload = json.loads(tuned.stdout)
     assert payload["method"] == "prompt-diffuser" and payload["tunable_share_percent"] > 0
+    distances = [m["prompt_state_rms"] for m in payload["per_task"].values()]
+    jobs = 5 * len(payload["seeds"])
+    assert len(distances) == jobs and all(d > 0 for d in distances)  # a sampled prompt is never the real one
+    assert payload["prompt_state_rms"] == pytest.approx(sum(distances) / jobs)
     run_dir = ws.root / "runs" / "tune" / payload["run_id"]
     with h5py.File(run_dir / "prompts.h5") as handle:
         assert sorted(handle["seed-0"]) == ["task-11", "task-17", "task-25", "task-36", "task-41"]
