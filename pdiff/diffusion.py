@@ -1,8 +1,9 @@
 """Stateless diffusion maths for the prompt generator: VP schedule, forward noising, reverse chain.
 
 Our reading of Prompt Diffuser (`reference/paper.md` §4–§5, [ours]): Diffusion-QL's variance-preserving
-schedule with N = 5 steps, ε-prediction, DDPM ancestral reverse steps. The whole reverse chain can stay in the
-autograd graph, because the frozen Prompt-DT's loss is back-propagated through it into the denoiser.
+schedule with N = 5 steps, ε-prediction (or x0-prediction, `VPSchedule.prediction`), DDPM ancestral
+reverse steps. The whole reverse chain can stay in the autograd graph, because the frozen Prompt-DT's loss is
+back-propagated through it into the denoiser.
 
 Steps are numbered n = 1..N as in the paper; tensors indexed by step hold step n at index n − 1. Nothing here
 owns parameters: the ε-network is any callable `denoiser(x, n, cond) -> ε̂` (see `pdiff.models.denoiser`).
@@ -21,8 +22,9 @@ from torch import Tensor
 
 from pdiff.errors import UsageError
 
-# ε̂ = denoiser(x (B, D), n (B,) long in 1..N, cond (B, C))
+# ε̂ (or x̂0) = denoiser(x (B, D), n (B,) long in 1..N, cond (B, C))
 EpsilonModel = Callable[[Tensor, Tensor, Tensor], Tensor]
+PREDICTIONS = ("epsilon", "x0")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class VPSchedule:
     steps: int = 5
     beta_min: float = 0.1
     beta_max: float = 10.0
+    # What the network predicts (as diffusers' `prediction_type`): the noise ε, or x0 itself.
+    prediction: str = "epsilon"
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -46,6 +50,10 @@ class VPSchedule:
             )
         if self.beta_max == 0.0:
             raise UsageError("beta_max 0 adds no noise", "use the Diffusion-QL defaults 0.1 / 10")
+        if self.prediction not in PREDICTIONS:
+            raise UsageError(
+                f"prediction {self.prediction!r} is not one of {', '.join(PREDICTIONS)}", "use x0"
+            )
 
     # Python floats in double precision; the tensor properties below are float32 copies of these.
     @cached_property
@@ -98,6 +106,12 @@ class VPSchedule:
         beta = 1.0 - self._alphas[n - 1]
         return math.sqrt(beta * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar))
 
+    def epsilon_from_x0(self, x_n: Tensor, x0: Tensor, n: int) -> Tensor:
+        """The ε that takes x0 to x_n at step n: (x_n − √ᾱ_n x0) / √(1 − ᾱ_n)."""
+        self._check_step(n)
+        alpha_bar = self._alphas_cumprod[n - 1]
+        return (x_n - math.sqrt(alpha_bar) * x0) / math.sqrt(1.0 - alpha_bar)
+
     def reverse_step(self, x_n: Tensor, eps: Tensor, n: int, noise: Tensor | None) -> Tensor:
         """x^{n−1} = (x^n − β_n/√(1 − ᾱ_n) · ε̂) / √α_n + σ_n z; differentiable in x_n and eps.
 
@@ -139,7 +153,7 @@ def sample(
 
     With grad=True every step stays in the autograd graph (the PLM loss back-propagates through the chain);
     otherwise the chain runs under no_grad. `clip` = (low, high), broadcastable to x, bounds the final x̂0
-    only (entries clipped there pass no gradient).
+    (entries clipped there pass no gradient) and, for an x0-predicting network, its prediction at every step.
     """
     if cond.dim() < 1 or cond.shape[0] != shape[0]:
         raise ValueError(f"condition batch {tuple(cond.shape)} does not match sample shape {tuple(shape)}")
@@ -148,6 +162,9 @@ def sample(
         for n in range(schedule.steps, 0, -1):
             steps = torch.full((shape[0],), n, dtype=torch.long, device=cond.device)
             eps = denoiser(x, steps, cond)
+            if schedule.prediction == "x0":
+                x0 = eps if clip is None else torch.clamp(eps, min=clip[0].to(x), max=clip[1].to(x))
+                eps = schedule.epsilon_from_x0(x, x0, n)
             noise = _randn(shape, generator, cond) if n > 1 else None
             x = schedule.reverse_step(x, eps, n, noise)
         if clip is not None:
@@ -164,7 +181,8 @@ def denoising_loss(
     *,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """L_DM: mean squared error between ε and ε̂(√ᾱ_n x0 + √(1 − ᾱ_n) ε, n, cond), n ~ U{1..N} per row."""
+    """L_DM: mean squared error between ε and ε̂(√ᾱ_n x0 + √(1 − ᾱ_n) ε, n, cond), n ~ U{1..N} per row
+    (between x0 and x̂0 for an x0-predicting network)."""
     batch = x0.shape[0]
     if generator is None:
         n = torch.randint(1, schedule.steps + 1, (batch,), device=x0.device)
@@ -172,4 +190,5 @@ def denoising_loss(
         n = torch.randint(1, schedule.steps + 1, (batch,), generator=generator, device=generator.device)
         n = n.to(x0.device)
     noise = _randn(x0.shape, generator, x0)
-    return F.mse_loss(denoiser(schedule.add_noise(x0, noise, n), n, cond), noise)
+    target = x0 if schedule.prediction == "x0" else noise
+    return F.mse_loss(denoiser(schedule.add_noise(x0, noise, n), n, cond), target)

@@ -59,6 +59,10 @@ class DiffusionSettings(BaseModel):
     hidden: int = Field(256, ge=8, description="Denoiser MLP width.")
     layers: int = Field(3, ge=1, description="Denoiser hidden layers.")
     time_embed: int = Field(16, ge=2, description="Sinusoidal diffusion-step embedding size.")
+    prediction: Literal["epsilon", "x0"] = Field(
+        "epsilon",
+        description="What the denoiser predicts: epsilon (the noise, DDPM's L_DM) or x0 (the prompt).",
+    )
 
 
 class DiffuseConfig(StageConfig):
@@ -109,7 +113,8 @@ def denoiser_payload(
     arch: DenoiserConfig, schedule: VPSchedule, codec: SegmentCodec, extra: dict[str, Any]
 ) -> dict[str, Any]:
     return {"model": "Denoiser", "architecture": arch.to_dict(),
-            "schedule": {"steps": schedule.steps, "beta_min": schedule.beta_min, "beta_max": schedule.beta_max},
+            "schedule": {"steps": schedule.steps, "beta_min": schedule.beta_min, "beta_max": schedule.beta_max,
+                         "prediction": schedule.prediction},
             "codec": codec.to_dict(), **extra}  # fmt: skip
 
 
@@ -149,7 +154,7 @@ def train_denoiser(
     sampler = policy.segment_sampler(data)
     codec = build_codec(policy, family.horizon, data, family.obs_dim, family.act_dim)
     d = config.diffusion
-    schedule = VPSchedule(steps=d.steps, beta_min=d.beta_min, beta_max=d.beta_max)
+    schedule = VPSchedule(steps=d.steps, beta_min=d.beta_min, beta_max=d.beta_max, prediction=d.prediction)
     arch = DenoiserConfig(x_dim=codec.x_dim, cond_dim=codec.cond_dim, hidden=d.hidden, layers=d.layers,
                           time_embed=d.time_embed)  # fmt: skip
     seed_everything(config.seed)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusion_cases import seeded
 
-from pdiff.diffusion import VPSchedule, sample
+from pdiff.diffusion import VPSchedule, denoising_loss, sample
 from pdiff.errors import UsageError
 
 
@@ -122,3 +122,24 @@ def test_chain_with_an_oracle_denoiser_lands_on_its_point_mass() -> None:
 
     out = sample(oracle, schedule, torch.zeros(4, 1), (4, 3), generator=seeded(3))
     torch.testing.assert_close(out, x0.expand(4, 3), rtol=1e-4, atol=1e-4)
+
+
+def test_x0_prediction_learns_x0_and_a_perfect_x0_predictor_samples_it_exactly() -> None:
+    schedule = VPSchedule(prediction="x0")
+    generator = seeded(7)
+    x0 = torch.randn(8, 6, generator=generator)
+    cond = torch.zeros(8, 2)
+
+    def oracle(x: torch.Tensor, n: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return x0  # the true x0 whatever the noisy input
+
+    assert float(denoising_loss(oracle, schedule, x0, cond, generator=seeded(8))) == 0.0
+    torch.testing.assert_close(sample(oracle, schedule, cond, x0.shape, generator=seeded(9)), x0)
+    # Its prediction is clipped at every step: an oracle outside the bounds lands on them.
+    low, high = torch.full((6,), -0.5), torch.full((6,), 0.5)
+    clipped = sample(oracle, schedule, cond, x0.shape, generator=seeded(9), clip=(low, high))
+    torch.testing.assert_close(clipped, x0.clamp(-0.5, 0.5))
+    # The same network read as an ε-predictor gives something else entirely.
+    assert not torch.allclose(sample(oracle, VPSchedule(), cond, x0.shape, generator=seeded(9)), x0, atol=0.1)
+    with pytest.raises(UsageError):
+        VPSchedule(prediction="v")
