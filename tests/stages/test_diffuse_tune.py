@@ -90,6 +90,18 @@ def test_tune_then_eval_through_the_cli(pretrained):
     assert baseline.exit_code == 0 and json.loads(baseline.stdout)["tunable_parameters"] == 0
 
 
+def test_x0_prediction_trains_and_tunes_through_the_cli(pretrained):
+    ws, _ = pretrained
+    base = ["-w", str(ws.root), "--json"]
+    diffused = runner.invoke(app, [*base, "diffuse", "--preset", "smoke", "--set", "diffusion.prediction=x0"])
+    assert diffused.exit_code == 0, diffused.output
+    run = load_run(ws, "diffuse", json.loads(diffused.stdout)["run_id"])
+    assert run.config["diffusion"]["prediction"] == "x0"
+    tuned = runner.invoke(app, [*base, "tune", "--shots", "2", "--seeds", "0", "--preset", "smoke"])
+    assert tuned.exit_code == 0, tuned.output
+    assert json.loads(tuned.stdout)["prompt_state_rms"] > 0
+
+
 def test_tune_rejects_bad_shots(pretrained):
     ws, _ = pretrained
     _diffuse(ws)
