@@ -60,8 +60,8 @@ class DiffusionSettings(BaseModel):
     layers: int = Field(3, ge=1, description="Denoiser hidden layers.")
     time_embed: int = Field(16, ge=2, description="Sinusoidal diffusion-step embedding size.")
     prediction: Literal["epsilon", "x0"] = Field(
-        "epsilon",
-        description="What the denoiser predicts: epsilon (the noise, DDPM's L_DM) or x0 (the prompt).",
+        "x0",
+        description="What the denoiser predicts: x0 (the prompt) or epsilon (the noise, DDPM's usual L_DM).",
     )
 
 
