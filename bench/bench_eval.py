@@ -190,28 +190,28 @@ def components(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
     model, k = policy.model, policy.context_len
     cache = model.encode_prompt(prompts)
     print(machine_line())
+    episode_rows = [task for task in tasks for _ in range(episodes)]
     per_step = {}
-    for batch in (1, 10, 25, 50, 100):
+    for batch in sorted({1, 10, 25, 50, 100, len(episode_rows)}):  # the batched loop's own size included
         inputs = (torch.randn(batch, k, family.obs_dim), torch.rand(batch, k, family.act_dim) * 2 - 1,
                   torch.rand(batch, k, 1), torch.arange(k).repeat(batch, 1))  # fmt: skip
-        rows = replace(cache, rows=torch.arange(batch) % len(tasks))
+        batch_cache = replace(cache, rows=torch.arange(batch) % len(tasks))
         calls = max(10, 1000 // batch)
-        best = min(timed_calls(calls, model.act, *inputs, None, rows) for _ in range(3))
+        best = min(timed_calls(calls, model.act, *inputs, None, batch_cache) for _ in range(3))
         per_step[batch] = best / batch
         print(
             f"  model call, batch {batch:>3}: {best * 1e3:7.2f} ms = {per_step[batch] * 1e3:.3f} ms per episode-step"
         )
-    rows = [task for task in tasks for _ in range(episodes)]
-    lease = pool.lease(family, rows, family.horizon, [False] * len(rows))
+    batch = len(episode_rows)
+    lease = pool.lease(family, episode_rows, family.horizon, [False] * batch)  # 65 timed steps stay inside it
     try:
-        lease.reset(list(range(len(rows))))
-        actions = np.random.default_rng(0).uniform(-1, 1, (len(rows), family.act_dim)).astype(np.float32)
-        step = min(timed_calls(20, lease.step, range(len(rows)), actions) for _ in range(3))
+        lease.reset(list(range(batch)))
+        actions = np.random.default_rng(0).uniform(-1, 1, (batch, family.act_dim)).astype(np.float32)
+        step = min(timed_calls(20, lease.step, range(batch), actions) for _ in range(3))
     finally:
         lease.release()
-    sim = step / len(rows)
-    print(f"  simulator step, {len(rows)} episodes in this process: {sim * 1e3:.3f} ms per episode-step")
-    batch = len(rows)
+    sim = step / batch
+    print(f"  simulator step, {batch} episodes in this process: {sim * 1e3:.3f} ms per episode-step")
     loop = 1 / timed(batched, family, policy, prompts, tasks, episodes, horizon, pool)
     rest = loop - per_step[batch] - sim
     print(f"  batched loop, {batch} episodes, horizon {horizon}, in this process: {loop * 1e3:.3f} ms per "

@@ -6,7 +6,7 @@ reverse steps. The whole reverse chain can stay in the autograd graph, because t
 back-propagated through it into the denoiser.
 
 Steps are numbered n = 1..N as in the paper; tensors indexed by step hold step n at index n − 1. Nothing here
-owns parameters: the ε-network is any callable `denoiser(x, n, cond) -> ε̂` (see `pdiff.models.denoiser`).
+owns parameters: the network is any callable `denoiser(x, n, cond) -> ε̂` (or x̂0; see `pdiff.models.denoiser`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,8 @@ from pdiff.errors import UsageError
 
 # ε̂ (or x̂0) = denoiser(x (B, D), n (B,) long in 1..N, cond (B, C))
 EpsilonModel = Callable[[Tensor, Tensor, Tensor], Tensor]
-PREDICTIONS = ("epsilon", "x0")
+Prediction = Literal["epsilon", "x0"]  # what the network predicts (diffusers' `prediction_type`)
+PREDICTIONS: tuple[str, ...] = get_args(Prediction)
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,7 @@ class VPSchedule:
     steps: int = 5
     beta_min: float = 0.1
     beta_max: float = 10.0
-    # What the network predicts (as diffusers' `prediction_type`): the noise ε, or x0 itself.
-    prediction: str = "epsilon"
+    prediction: Prediction = "epsilon"  # what runs recorded without one were trained with
 
     def __post_init__(self) -> None:
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -52,7 +53,7 @@ class VPSchedule:
             raise UsageError("beta_max 0 adds no noise", "use the Diffusion-QL defaults 0.1 / 10")
         if self.prediction not in PREDICTIONS:
             raise UsageError(
-                f"prediction {self.prediction!r} is not one of {', '.join(PREDICTIONS)}", "use x0"
+                f"prediction {self.prediction!r} is not one of {', '.join(PREDICTIONS)}", "use epsilon or x0"
             )
 
     # Python floats in double precision; the tensor properties below are float32 copies of these.
@@ -161,10 +162,13 @@ def sample(
         x = _randn(shape, generator, cond)
         for n in range(schedule.steps, 0, -1):
             steps = torch.full((shape[0],), n, dtype=torch.long, device=cond.device)
-            eps = denoiser(x, steps, cond)
+            predicted = denoiser(x, steps, cond)
             if schedule.prediction == "x0":
-                x0 = eps if clip is None else torch.clamp(eps, min=clip[0].to(x), max=clip[1].to(x))
-                eps = schedule.epsilon_from_x0(x, x0, n)
+                if clip is not None:
+                    predicted = torch.clamp(predicted, min=clip[0].to(x), max=clip[1].to(x))
+                eps = schedule.epsilon_from_x0(x, predicted, n)
+            else:
+                eps = predicted
             noise = _randn(shape, generator, cond) if n > 1 else None
             x = schedule.reverse_step(x, eps, n, noise)
         if clip is not None:

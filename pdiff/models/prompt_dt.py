@@ -104,8 +104,7 @@ def _cpu_dropout(x: Tensor, p: float) -> Tensor:
     n = x.numel()
     lanes = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n].view(x.shape)
     threshold = round(p * 32768)
-    keep = (lanes & 0x7FFF) >= threshold
-    return x * keep.to(x.dtype).mul_(32768 / (32768 - threshold))
+    return x * ((lanes & 0x7FFF) >= threshold).to(x.dtype).mul_(32768 / (32768 - threshold))
 
 
 class CausalSelfAttention(nn.Module):

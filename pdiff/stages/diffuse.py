@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress, log
 from pdiff.data.loader import FamilyData, load_family_data
-from pdiff.diffusion import VPSchedule
+from pdiff.diffusion import Prediction, VPSchedule
 from pdiff.distributed import (
     DistInfo,
     all_reduce_sum,
@@ -59,7 +59,7 @@ class DiffusionSettings(BaseModel):
     hidden: int = Field(256, ge=8, description="Denoiser MLP width.")
     layers: int = Field(3, ge=1, description="Denoiser hidden layers.")
     time_embed: int = Field(16, ge=2, description="Sinusoidal diffusion-step embedding size.")
-    prediction: Literal["epsilon", "x0"] = Field(
+    prediction: Prediction = Field(
         "x0",
         description="What the denoiser predicts: x0 (the prompt) or epsilon (the noise, DDPM's usual L_DM).",
     )
