@@ -68,7 +68,13 @@ class FamilyData:
     def subset(self, task_ids: Iterable[int]) -> FamilyData:
         """The same data restricted to some tasks (arrays are copies)."""
         wanted = self._check_tasks(task_ids)
-        episodes = np.flatnonzero(np.isin(self.episode_tasks, wanted))
+        return self.select_episodes(np.flatnonzero(np.isin(self.episode_tasks, wanted)))
+
+    def select_episodes(self, episodes: np.ndarray) -> FamilyData:
+        """The same data restricted to these episodes (indices into this data, grouped by task in ascending
+        task order, as everywhere in FamilyData)."""
+        episodes = np.asarray(episodes, dtype=np.int64)
+        wanted = {int(t) for t in self.episode_tasks[episodes]}
         steps = np.concatenate(
             [
                 np.arange(s, s + n)

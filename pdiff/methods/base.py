@@ -10,7 +10,10 @@ import numpy as np
 import torch
 
 from pdiff.data.batches import PromptBank, Segments, SegmentSampler
+from pdiff.data.fewshot import load_fewshot
 from pdiff.eval.rollout import FrozenPolicy
+
+__all__ = ["TaskContext", "TaskResult", "load_fewshot"]
 
 
 @dataclass
@@ -37,21 +40,3 @@ class TaskResult:
     # options its method's `attach` needs to rebuild it (see pdiff.methods.finetuning).
     model: torch.nn.Module | None = None
     options: dict[str, Any] = field(default_factory=dict)
-
-
-def load_fewshot(datasets_root: Path, family: str, tasks: list[int], kind: str, shots: int):  # noqa: ANN201
-    """The first `shots` episodes of each test task's `kind` dataset; too few is a usage error."""
-    from pdiff.data.loader import load_family_data
-    from pdiff.errors import UsageError
-
-    if shots < 1:
-        raise UsageError(f"--shots {shots} must be at least 1", hint="use e.g. --shots 5")
-    data = load_family_data(datasets_root, family, kind, tasks, max_episodes_per_task=shots)
-    for task in tasks:
-        have = len(data.task_episodes(task))
-        if have < shots:
-            raise UsageError(
-                f"--shots {shots} but task {task} of {family} has only {have} {kind} episodes",
-                hint=f"use --shots ≤ {have}, or collect more: pdiff collect --env {family} --episodes N",
-            )
-    return data

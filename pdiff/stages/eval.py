@@ -93,9 +93,15 @@ def episode_seed(seed: int, task: int, episode: int) -> int:
 
 
 def fewshot_prompts(
-    workspace: Workspace, family: TaskFamily, tasks: list[int], config: EvalConfig, policy: FrozenPolicy
+    workspace: Workspace,
+    family: TaskFamily,
+    tasks: list[int],
+    config: EvalConfig,
+    policy: FrozenPolicy,
+    seed: int,
 ) -> PromptBank:
-    data = load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots)
+    """The tail prompts of seed `seed`'s few-shot episodes of every task."""
+    data = load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
     return policy.prompt_bank(data)
 
 
@@ -126,7 +132,6 @@ def evaluate(
                          hint=f"evaluate it with --env {model_config['family']}")  # fmt: skip
     tasks = config.tasks or list(family.test_tasks)
     horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
-    bank = fewshot_prompts(workspace, family, tasks, config, policy) if config.prompt == "fewshot" else None
     generated = (
         read_prompts(verified_output(tuned, tuned.dir / "prompts.h5"))[0] if tuned is not None else None
     )
@@ -138,7 +143,8 @@ def evaluate(
             rng = np.random.default_rng([seed, 11])
             if generated is not None:
                 prompts = concat_segments([generated[(seed, t)] for t in tasks])
-            elif bank is not None:
+            elif config.prompt == "fewshot":
+                bank = fewshot_prompts(workspace, family, tasks, config, policy, seed)
                 prompts = concat_segments([bank.for_task(t, rng) for t in tasks])
             else:
                 prompts = random_prompts(policy, family, len(tasks), rng)

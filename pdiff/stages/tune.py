@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress
 from pdiff.data.batches import Segments
+from pdiff.data.fewshot import fewshot_record
 from pdiff.data.prompts_file import write_prompts
 from pdiff.diffusion import VPSchedule
 from pdiff.distributed import (
@@ -170,8 +171,8 @@ def tune(
     device = resolve_device(config.device)
     policy, _ = load_policy(checkpoint_of(pretrain), device)
     tasks = list(family.test_tasks)
-    fewshot = load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots)
-    sampler, bank = policy.segment_sampler(fewshot), policy.prompt_bank(fewshot)
+    fewshot = {seed: load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
+               for seed in config.seeds}  # fmt: skip
     settings = method_settings(config, family, diffuse, device)
     method = METHODS[config.method]
     prompts: dict[tuple[int, int], Segments] = {}
@@ -180,7 +181,9 @@ def tune(
     jobs = [(seed, task) for seed in config.seeds for task in tasks]
     with StageProgress(f"tune {config.method} {family.name}", total=len(jobs)) as bar:
         for seed, task in shard_jobs(jobs, info):  # jobs are independent: each seeds its own generators
-            context = TaskContext(seed=seed, task=task, policy=policy, fewshot=sampler, fewshot_prompts=bank,
+            data = fewshot[seed]
+            context = TaskContext(seed=seed, task=task, policy=policy, fewshot=policy.segment_sampler(data),
+                                  fewshot_prompts=policy.prompt_bank(data),
                                   rng=np.random.default_rng([seed, task, 3]), device=device,
                                   out_dir=run_dir / "tuned", settings=settings)  # fmt: skip
             result = method.tune_task(context)
@@ -209,7 +212,9 @@ def tune(
     extra = {"prompt_state_rms": float(np.mean(distances))} if distances else {}
     return {**extra, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
             "tunable_share_percent": 100.0 * tunable / plm_parameters, "shots": config.shots,
-            "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task}  # fmt: skip
+            "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task,
+            "fewshot_episodes": fewshot_record(workspace.datasets_dir, family.name, tasks, config.data_kind,
+                                               config.shots, config.seeds)}  # fmt: skip
 
 
 def run_tune(
