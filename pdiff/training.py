@@ -8,6 +8,7 @@ newest complete one. A checkpoint directory is written under a temporary name an
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -66,6 +67,20 @@ def check_finite(
     )
 
 
+class EMA(torch.nn.Module):
+    """An exponential moving average of a model's weights: after each optimiser step, w̄ ← d·w̄ + (1 − d)·w."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        super().__init__()
+        self.module = copy.deepcopy(model).requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        averaged, trained = list(self.module.parameters()), list(model.parameters())
+        torch._foreach_lerp_(averaged, trained, 1.0 - self.decay)
+
+
 class CheckpointStore:
     def __init__(self, root: Path, *, keep: int = 2) -> None:
         self.root = root
@@ -110,6 +125,7 @@ class CheckpointStore:
         scheduler: Any,
         rng: np.random.Generator,
         extra: dict[str, Any] | None = None,
+        ema: EMA | None = None,
     ) -> Path:
         name = f"{step:07d}"
         final = self.root / name
@@ -117,7 +133,11 @@ class CheckpointStore:
             return final
         tmp = self.root / f".{name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        save_inference(tmp, model, model_config, metadata={"step": str(step)})
+        # With an EMA the inference files hold the averaged weights (what later stages use), and the trained
+        # weights go to the resume state.
+        save_inference(
+            tmp, ema.module if ema is not None else model, model_config, metadata={"step": str(step)}
+        )
         state = {
             "step": step,
             "optimizer": optimizer.state_dict(),
@@ -126,6 +146,8 @@ class CheckpointStore:
             "rng": capture_rng(),
             "extra": extra or {},
         }
+        if ema is not None:
+            state["trained_weights"] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         save_train_state(tmp / "train_state.pt", state)
         checksums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         atomic_write_json(tmp / CHECKSUMS, checksums)
@@ -140,8 +162,9 @@ class CheckpointStore:
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
         rng: np.random.Generator,
+        ema: EMA | None = None,
     ) -> int:
-        """Load the newest checkpoint into the given objects; returns its step."""
+        """Load the newest checkpoint into the given objects (and `ema`, if saved with one); returns its step."""
         from safetensors.torch import load_file
 
         latest = self.latest()
@@ -155,8 +178,10 @@ class CheckpointStore:
                 f"{latest / 'model.safetensors'} is unreadable ({exc})",
                 hint="delete that checkpoint directory and resume again",
             ) from exc
-        model.load_state_dict(weights)
         state = load_train_state(latest / "train_state.pt")
+        model.load_state_dict(state.get("trained_weights", weights))
+        if ema is not None:
+            ema.module.load_state_dict(weights)
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pdiff.data.batches import Segments
+from pdiff.data.batches import PromptBank, Segments, SegmentSampler
 from pdiff.diffusion import VPSchedule, denoising_loss, sample
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.guidance import CombinedGradient, combine_gradients
@@ -139,6 +139,21 @@ def guided_step(
     )
 
 
+def prompt_segments(
+    source: str,
+    sampler: SegmentSampler,
+    tails: PromptBank,
+    rng: np.random.Generator,
+    tasks: np.ndarray,
+    length: int,
+) -> Segments:
+    """The prompt segments the generator trains on, one per row of `tasks`: `tail` draws a tail prompt of one
+    of the task's episodes (where the Prompt-DT reads its prompt), `anywhere` a window at any position."""
+    if source == "tail":
+        return tails.sample(rng, np.asarray(tasks))
+    return sampler.sample_whole(rng, tasks, 1, length)
+
+
 def freeze(plm: PromptDT) -> PromptDT:
     """The PLM is never trained here: eval mode (no dropout) and no gradients into its weights."""
     plm.eval()
@@ -183,7 +198,8 @@ def tune_task(context: TaskContext) -> TaskResult:
         optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings["lr"])
         tasks = [context.task] * settings["batch_size"]
         for step in range(1, settings["steps"] + 1):
-            segments = context.fewshot.sample_whole(context.rng, tasks, 1, codec.prompt_len)
+            segments = prompt_segments(settings["segment_source"], context.fewshot, context.fewshot_prompts,
+                                       context.rng, np.array(tasks), codec.prompt_len)  # fmt: skip
             contexts = context.fewshot.sample(context.rng, tasks, 1)
             losses = guided_step(denoiser, schedule, plm, codec, segments, contexts, optimizer, rule=settings["guidance"],
                                  lam=settings["lam"], grad_clip=settings["grad_clip"], device=context.device)  # fmt: skip

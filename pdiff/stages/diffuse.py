@@ -38,15 +38,16 @@ from pdiff.distributed import (
 from pdiff.envs import get_family
 from pdiff.errors import RunFailed, UsageError
 from pdiff.eval.rollout import FrozenPolicy, load_policy
-from pdiff.methods.prompt_diffuser import SegmentCodec, freeze, guided_step
+from pdiff.methods.prompt_diffuser import SegmentCodec, freeze, guided_step, prompt_segments
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.models.prompt_dt import Prompt, PromptDT
 from pdiff.stages.common import checkpoint_of, open_run, record_trained, stage_run
-from pdiff.training import CheckpointStore, check_finite, seed_everything
+from pdiff.training import EMA, CheckpointStore, check_finite, seed_everything
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
 Guidance = Literal["project", "sum", "none", "plm-only", "pcgrad"]
+SegmentSource = Literal["tail", "anywhere"]
 
 
 class DiffusionSettings(BaseModel):
@@ -71,6 +72,14 @@ class DiffuseConfig(StageConfig):
         None, description="Frozen Prompt-DT (default: latest finished pretrain)."
     )
     data_kind: str = Field("expert", description="Training-task data the prompt segments come from.")
+    segment_source: SegmentSource = Field(
+        "tail",
+        description="Prompt segments the generator trains on: tail (steps T-6..T-2 of each episode, where the "
+        "Prompt-DT reads its prompt) or anywhere (any 5-step window, with its own RTG and timesteps).",
+    )
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1, description="Exponential moving average of the denoiser's weights (none: off)."
+    )
     guidance: Guidance = Field("project", description="project | sum | none (L_DM only) | plm-only | pcgrad.")
     lam: float = Field(1.0, ge=0, description="λ: weight of the (projected) PLM gradient.")
     diffusion: DiffusionSettings = Field(
@@ -151,7 +160,7 @@ def train_denoiser(
     before = weights_sha256(plm)
     tasks = list(plm_config["train_tasks"])
     data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks)
-    sampler = policy.segment_sampler(data)
+    sampler, tails = policy.segment_sampler(data), policy.prompt_bank(data)
     codec = build_codec(policy, family.horizon, data, family.obs_dim, family.act_dim)
     d = config.diffusion
     schedule = VPSchedule(steps=d.steps, beta_min=d.beta_min, beta_max=d.beta_max, prediction=d.prediction)
@@ -161,23 +170,27 @@ def train_denoiser(
     denoiser = Denoiser(arch).to(device)
     average_gradients(denoiser, info)
     optimizer = torch.optim.Adam(denoiser.parameters(), lr=config.lr)
+    ema = EMA(denoiser, config.ema_decay) if config.ema_decay else None
     rng = np.random.default_rng(config.seed)
     store = CheckpointStore(run_dir / "checkpoints", keep=config.keep_checkpoints)
-    step = store.restore(denoiser, optimizer, None, rng)
+    step = store.restore(denoiser, optimizer, None, rng, ema=ema)
     if step:
         log.info("resumed from step %d", step)
     payload = denoiser_payload(arch, schedule, codec, {"family": family.name, "pretrain_run": source.run_id,
-                                                       "guidance": config.guidance, "lam": config.lam})  # fmt: skip
+                                                       "guidance": config.guidance, "lam": config.lam,
+                                                       "segment_source": config.segment_source})  # fmt: skip
     final = store.restored_extra  # the losses of the step checkpointed last, for a resume past the end
     with StageProgress(
         f"diffuse {family.name} ({config.guidance})", total=config.steps, completed=step
     ) as bar:
         while step < config.steps:
             rows = rng.choice(tasks, size=config.batch_size)
-            segments = sampler.sample_whole(rng, rows, 1, codec.prompt_len)
+            segments = prompt_segments(config.segment_source, sampler, tails, rng, rows, codec.prompt_len)
             contexts = sampler.sample(rng, rows, 1)
             losses = guided_step(denoiser, schedule, scorer, codec, segments, contexts, optimizer, rule=config.guidance,
                                  lam=config.lam, grad_clip=config.grad_clip, device=device)  # fmt: skip
+            if ema is not None:
+                ema.update(denoiser)
             if info.enabled and losses.loss_plm is not None:  # each rank holds its scaled share
                 losses = replace(losses, loss_plm=all_reduce_sum(losses.loss_plm, info) / info.world_size)
             loss_dm = (
@@ -194,7 +207,7 @@ def train_denoiser(
                                  "norm_plm": losses.gradient.norm_plm})  # fmt: skip
             if step % config.checkpoint_every == 0 or step == config.steps:
                 final = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm}
-                store.save(step, denoiser, payload, optimizer, None, rng, extra=final)
+                store.save(step, denoiser, payload, optimizer, None, rng, extra=final, ema=ema)
     after = weights_sha256(plm)
     if after != before:
         raise RunFailed(

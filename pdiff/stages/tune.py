@@ -72,6 +72,9 @@ class TuneConfig(StageConfig):
         "adaptor 1e-3, lora 1e-3, ptdt 1e-4, full-ft 1e-4.",
     )
     guidance: str | None = Field(None, description="Guidance rule while tuning (default: the diffuse run's).")
+    segment_source: Literal["tail", "anywhere"] | None = Field(
+        None, description="prompt-diffuser: few-shot prompt segments tuned on (default: the diffuse run's)."
+    )
     lam: float | None = Field(None, ge=0, description="λ while tuning (default: the diffuse run's).")
     grad_clip: float | None = Field(1.0, gt=0, description="Gradient-norm clip while tuning.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
@@ -142,6 +145,8 @@ def diffuser_settings(config: TuneConfig, diffuse: Run, device: Any) -> dict[str
         "batch_size": config.batch_size,
         "lr": config.lr,
         "guidance": config.guidance or payload["guidance"],
+        # runs made before the setting existed trained on windows anywhere in an episode
+        "segment_source": config.segment_source or payload.get("segment_source", "anywhere"),
         "lam": config.lam if config.lam is not None else payload["lam"],
         "grad_clip": config.grad_clip,
     }
