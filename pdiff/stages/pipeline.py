@@ -1,19 +1,21 @@
-"""Stages composed as library calls: `pdiff demo` (one family, reuse whatever finished) and the shared
-helpers `pdiff reproduce` builds its matrix on (resolve a stage config, find a finished run of exactly that
-config, resume a stale one, run a stage)."""
+"""Stages composed as library calls: `pdiff demo` (one family, a small plan of `pdiff reproduce` steps) and
+the shared helpers `pdiff reproduce` builds its matrix on (resolve a stage config, find a finished run of
+exactly that config, resume a stale one, run a stage)."""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pdiff.config import StageConfig, resolve_config, stage_models
-from pdiff.console import log
 from pdiff.stages import load_stage_configs
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, RunStatus, list_runs
+
+if TYPE_CHECKING:
+    from pdiff.stages.reproduce import Step
 
 RESUMABLE = {"collect", "pretrain", "diffuse"}  # stages whose run_<stage> takes resume=RUN
 
@@ -84,55 +86,43 @@ def interrupted_match(
 
 # -- pdiff demo ----------------------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    stage: str
-    flags: dict[str, Any]
-    matches: Callable[[Run], bool] = lambda run: True
+PD_TUNE = "tune prompt-diffuser"
 
 
-STEPS = (
-    Step("collect", "collect", {}),
-    Step("pretrain", "pretrain", {}),
-    Step(
+def demo_steps(family: str) -> list[Step]:
+    """`pdiff demo` as a small `reproduce` plan: each step names its upstream runs, so a finished run is
+    reused only when its stage, family and resolved config (inputs included) are the ones the demo asks for."""
+    from pdiff.stages.reproduce import Step, pretrain_datasets_match  # noqa: F811 - reproduce imports this module
+
+    env = {"env": family}
+    fewshot, control, diffuser = (
         "eval prompt-dt (few-shot prompt)",
-        "eval",
-        {"prompt": "fewshot"},
-        lambda r: r.config.get("prompt") == "fewshot",
-    ),  # fmt: skip
-    Step(
         "eval random prompt (control)",
-        "eval",
-        {"prompt": "random"},
-        lambda r: r.config.get("prompt") == "random",
-    ),  # fmt: skip
-    Step("diffuse", "diffuse", {}),
-    Step("tune prompt-diffuser", "tune", {}, lambda r: r.config.get("method") == "prompt-diffuser"),
-    Step("eval prompt-diffuser", "eval", {"prompt": "auto"}, lambda r: r.config.get("tune_run") is not None),
-)
+        "eval prompt-diffuser",
+    )
+    tune = {**env, "method": "prompt-diffuser", "pretrain_run": "@pretrain", "diffuse_run": "@diffuse"}
+    return [
+        # The kinds the demo reads (reproduce's rule for expert few-shot data): a collect holding them counts.
+        Step(
+            "collect",
+            "collect",
+            family,
+            {**env, "kinds": ["expert", "prompt-expert"]},
+            ignore=frozenset({"kinds"}),
+        ),
+        Step("pretrain", "pretrain", family, env, extra_match=pretrain_datasets_match),
+        Step(fewshot, "eval", family, {**env, "pretrain_run": "@pretrain", "prompt": "fewshot"}),
+        Step(control, "eval", family, {**env, "pretrain_run": "@pretrain", "prompt": "random"}),
+        Step("diffuse", "diffuse", family, {**env, "pretrain_run": "@pretrain"}),
+        Step(PD_TUNE, "tune", family, tune),
+        Step(diffuser, "eval", family, {**env, "tune_run": f"@{PD_TUNE}"}),
+        Step("report", "report", None, {"runs": [f"@{name}" for name in (fewshot, control, diffuser)]}),
+    ]
 
 
 def run_pipeline(workspace: Workspace, env: str, preset: str, argv: list[str]) -> list[StepResult]:
-    """Run each step unless a finished run of it exists for `env`, then a report of the evaluations."""
-    results: list[StepResult] = []
-    for step in STEPS:
-        done = finished_match(workspace, step.stage, env, step.matches)
-        if done is not None:
-            log.info("demo: %s already finished for %s (%s): reusing it", step.name, env, done.run_id)
-            results.append(StepResult(step.name, "reused", done.run_id, done.manifest.get("summary")))
-            continue
-        log.info("demo: %s for %s (preset %s)", step.name, env, preset)
-        config = stage_config(workspace, step.stage, preset, {"env": env, **step.flags})
-        run = run_stage(workspace, step.stage, config, argv)
-        results.append(StepResult(step.name, "ran", run.run_id, run.manifest.get("summary")))
-    evaluated = sorted(r.run_id for r in results if r.step.startswith("eval") and r.run_id)
-    config = stage_config(workspace, "report", preset, {"runs": evaluated})
-    done = finished_match(workspace, "report", None, same_config("report", config))
-    if done is not None:
-        results.append(StepResult("report", "reused", done.run_id, done.manifest.get("summary")))
-    else:
-        run = run_stage(workspace, "report", config, argv)
-        results.append(StepResult("report", "ran", run.run_id, run.manifest.get("summary")))
-    return results
+    """Run each step unless a finished run of exactly its settings exists, then a report of the evaluations."""
+    from pdiff.envs import get_family
+    from pdiff.stages.reproduce import run_steps
+
+    return run_steps(workspace, demo_steps(get_family(env).name), preset=preset, argv=argv)[0]

@@ -230,7 +230,7 @@ def find_done(workspace: Workspace, step: Step, config: StageConfig) -> Run | No
 
 def collect_config(workspace: Workspace, step: Step, config: StageConfig) -> StageConfig:
     """Collect only the kinds no finished collect of the same settings holds (datasets are never rewritten)."""
-    matches = same_config("collect", config, step.ignore)
+    matches = same_config("collect", config, step.ignore | RESULT_NEUTRAL["collect"])
     held = {k for r in list_runs(workspace, "collect", step.family)
             if r.status is RunStatus.FINISHED and matches(r) for k in r.config.get("kinds", [])}  # fmt: skip
     missing = [k for k in config.kinds if k not in held]  # type: ignore[attr-defined]
@@ -240,8 +240,14 @@ def collect_config(workspace: Workspace, step: Step, config: StageConfig) -> Sta
 def run_matrix(workspace: Workspace, config: ReproduceConfig, *, preset: str | None, argv: list[str],
                overrides: list[str] | None = None, dry_run: bool = False) -> tuple[list[StepResult], Run | None]:  # fmt: skip
     """Run (or with `dry_run`, only print) every step; returns the step results and the report run."""
-    grouped = split_overrides(overrides or [])
     steps = plan(config, preset, workspace)
+    return run_steps(workspace, steps, preset=preset, argv=argv, overrides=overrides, dry_run=dry_run)
+
+
+def run_steps(workspace: Workspace, steps: list[Step], *, preset: str | None, argv: list[str],
+              overrides: list[str] | None = None, dry_run: bool = False) -> tuple[list[StepResult], Run | None]:  # fmt: skip
+    """Reuse, resume or run each step in order (the rule `pdiff demo` shares); the results and the report run."""
+    grouped = split_overrides(overrides or [])
     ids: dict[str, str] = {}
     configs: dict[str, StageConfig] = {}
     results: list[StepResult] = []
