@@ -8,6 +8,10 @@ Unknown keys and wrong types are rejected with the dotted key and the source tha
 from __future__ import annotations
 
 import contextlib
+import difflib
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -197,9 +201,15 @@ def _explain(exc: ValidationError, stage: str, origin: dict[str, str]) -> UsageE
             f"unknown {stage} setting {dotted!r} (from {source})",
             hint=f"see the known settings with `pdiff config show {stage}`",
         )
+    hint = f"see `pdiff config show {stage}` for the type and default"
+    if first["type"] == "literal_error":  # a misspelt choice: name the closest allowed values
+        allowed = re.findall(r"'([^']*)'", str(first.get("ctx", {}).get("expected", "")))
+        close = difflib.get_close_matches(str(first.get("input")), allowed, n=2, cutoff=0.5)
+        hint = (
+            f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        ) + f"choose one of: {', '.join(allowed)}"
     return UsageError(
-        f"bad {stage} setting {dotted}={first.get('input')!r} (from {source}): {first['msg']}",
-        hint=f"see `pdiff config show {stage}` for the type and default",
+        f"bad {stage} setting {dotted}={first.get('input')!r} (from {source}): {first['msg']}", hint=hint
     )
 
 
@@ -214,6 +224,18 @@ def stage_models() -> dict[str, type[StageConfig]]:
     return dict(_STAGE_MODELS)
 
 
+def type_label(annotation: Any) -> str:
+    """A readable type: `prompt-diffuser | lora | …` for a Literal, `list[int]`, `int | None`."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(str(a) for a in args)
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return " | ".join(type_label(a) for a in args)
+    if args:
+        return f"{getattr(typing.get_origin(annotation), '__name__', 'list')}[{', '.join(type_label(a) for a in args)}]"
+    return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
+
+
 def describe(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, Any, str]]:
     """(dotted key, type, default, description) for every field, nested models expanded."""
     rows: list[tuple[str, str, Any, str]] = []
@@ -222,7 +244,7 @@ def describe(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, A
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             rows.extend(describe(annotation, f"{prefix}{name}."))
             continue
-        type_name = getattr(annotation, "__name__", str(annotation)).replace("typing.", "")
+        type_name = type_label(annotation)
         rows.append(
             (
                 f"{prefix}{name}",

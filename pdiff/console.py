@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -29,6 +31,28 @@ _no_color = bool(os.environ.get("NO_COLOR"))
 out = Console(no_color=_no_color, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, no_color=_no_color, width=None if sys.stderr.isatty() else 160)
 log = logging.getLogger("pdiff")
+
+
+_workspace_flag: str | None = (
+    None  # "-w ROOT" for every command pdiff suggests, when the user chose a workspace
+)
+_COMMAND = re.compile(r"\bpdiff (?!-w |--workspace |init )(?=[a-z])")  # `init` names its path itself
+
+
+def suggest_with_workspace(root: Path | None) -> None:
+    """Make every suggested `pdiff ...` command carry `-w ROOT` (absolute), so it runs when pasted anywhere."""
+    global _workspace_flag
+    _workspace_flag = None if root is None else f"-w {shlex.quote(str(root.expanduser().resolve()))}"
+
+
+def pasteable(text: str) -> str:
+    """`text` with the workspace the user gave inserted in each `pdiff <command>` it suggests."""
+    return text if _workspace_flag is None else _COMMAND.sub(f"pdiff {_workspace_flag} ", text)
+
+
+def next_step(text: str) -> None:
+    """The `next:` line every command ends with (stderr), pasteable from any directory."""
+    err.print(f"next: {pasteable(text)}", highlight=False, soft_wrap=True, markup=False)
 
 
 def reset_consoles() -> None:

@@ -15,7 +15,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from pdiff import __version__
-from pdiff.console import err, reset_consoles, setup_logging
+from pdiff.console import err, pasteable, reset_consoles, setup_logging, suggest_with_workspace
 from pdiff.errors import EXIT_INTERRUPTED, PdiffError, RunFailed, from_os_error
 from pdiff.workspace.root import WORKSPACE_ENV, Workspace, resolve_root
 
@@ -30,8 +30,54 @@ class GlobalOptions:
         return Workspace.open(self.workspace)
 
 
+# What `--help` shows after an option that takes a value (flags show nothing, not `<bool>`).
+PLACEHOLDERS = {"workspace": "DIR", "env": "FAMILY", "preset": "NAME", "config": "FILE", "set": "KEY=VALUE",
+                "resume": "RUN", "pretrain": "RUN", "tune": "RUN", "diffuse": "RUN", "device": "DEVICE",
+                "out": "DIR", "method": "METHOD", "kinds": "KIND,…", "data-kind": "KIND", "stage": "STAGE",
+                "prompt": "auto|fewshot|random", "guidance": "RULE", "lambda": "λ", "tasks": "IDS",
+                "seeds": "SEEDS", "launcher": "print|local", "only": "all|shared|cells"}  # fmt: skip
+
+
+def with_placeholders(command: Any) -> Any:
+    """Real placeholders in help (`--env FAMILY`, `--steps N`) instead of typer's `<str>`, `<bool>`."""
+    if getattr(command, "_pdiff_placeholders", False):
+        return command
+    command._pdiff_placeholders = True
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        if param.param_type_name == "option" and (param.is_flag or param.count):
+            param.metavar = ""
+        elif param.param_type_name == "option":
+            name = max(param.opts, key=len).lstrip("-")
+            numeric = param.bare_type() in ("int", "float")
+            param.metavar = PLACEHOLDERS.get(name, "N" if numeric else name.upper())
+        else:
+            param.metavar = (param.name or "").upper()
+    help_option = command.get_help_option
+
+    def flag_help(ctx: Any) -> Any:
+        option = help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = flag_help
+    for sub in getattr(command, "commands", {}).values():  # `pdiff config show`
+        with_placeholders(sub)
+    return command
+
+
 class PdiffGroup(TyperGroup):
     """Turns domain errors into one red line, a hint and the exit code, for the console and CliRunner alike."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        with_placeholders(self)
+        return super().get_params(ctx)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        return with_placeholders(command) if command is not None else None
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -59,7 +105,7 @@ def _fail(ctx: typer.Context, exc: PdiffError) -> NoReturn:
     # escape: a message quotes user input and paths, which may contain [brackets] Rich reads as markup
     err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True, markup=True)
     if exc.hint:
-        err.print(f"hint: {exc.hint}", highlight=False, soft_wrap=True, markup=False)
+        err.print(f"hint: {pasteable(exc.hint)}", highlight=False, soft_wrap=True, markup=False)
     raise typer.Exit(exc.exit_code) from None
 
 
@@ -95,7 +141,9 @@ def global_options(
 ) -> None:
     reset_consoles()
     setup_logging(verbose, quiet)
-    ctx.obj = GlobalOptions(workspace=resolve_root(workspace), json=json_output, verbose=verbose)
+    root = resolve_root(workspace)
+    suggest_with_workspace(root if workspace is not None or os.environ.get(WORKSPACE_ENV) else None)
+    ctx.obj = GlobalOptions(workspace=root, json=json_output, verbose=verbose)
 
 
 def options(ctx: typer.Context) -> GlobalOptions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sys
 from collections.abc import Callable
@@ -13,10 +14,11 @@ import typer
 from rich.table import Table
 
 from pdiff.cli.app import GlobalOptions, app, options
-from pdiff.console import err, out
+from pdiff.cli.render import choice, headline, key_values, number
+from pdiff.console import next_step, out, pasteable
 from pdiff.errors import EXIT_FAILED, UsageError
 from pdiff.workspace import inventory
-from pdiff.workspace.root import Workspace, resolve_root
+from pdiff.workspace.root import STAGES, Workspace, resolve_root
 from pdiff.workspace.runs import find_run, list_runs
 
 JSON_OPTION = typer.Option(False, "--json", help="Print results as JSON on stdout.")
@@ -45,9 +47,8 @@ def init(
     def render() -> None:
         what = ", ".join(created) if created else "nothing (already a workspace)"
         out.print(f"workspace {workspace.root}: created {what}")
-        err.print(
-            f"next: pdiff -w {workspace.root} doctor   then   pdiff -w {workspace.root} collect --env metaworld-reach"
-        )
+        root = shlex.quote(str(workspace.root.resolve()))  # the new workspace, whatever -w said
+        next_step(f"pdiff -w {root} doctor   then   pdiff -w {root} collect --env metaworld-reach")
 
     emit(opts, json_flag, payload, render)
 
@@ -61,7 +62,11 @@ def list_cmd(
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """List runs (or datasets) in the workspace."""
+    from pdiff.envs import get_family
+
     opts = options(ctx)
+    choice(stage, STAGES, "--stage")
+    env = get_family(env).name if env is not None else None  # a typo is a usage error with a suggestion
     workspace = opts.open_workspace()
     if datasets:
         rows = inventory.list_datasets(workspace, family=env)
@@ -76,16 +81,10 @@ def _print_runs(rows: list[dict[str, Any]]) -> None:
     if not rows:
         out.print("no runs yet")
         return
-    table = Table("stage", "run", "family", "status", "created", "duration")
+    table = Table("stage", "run", "family", "method", "status", "result", "created", "duration")
     for row in rows:
-        table.add_row(
-            row["stage"],
-            row["run_id"],
-            row["family"] or "",
-            row["status"],
-            row["created_at"],
-            row["duration"],
-        )
+        cells = ("stage", "run_id", "family", "method", "status", "headline", "created_at", "duration")
+        table.add_row(*(number(row[key]) for key in cells))
     out.print(table)
 
 
@@ -106,28 +105,33 @@ def show(
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Show one run: status, config, inputs, outputs, summary."""
+    from pdiff.config import flatten_dotted
+
     opts = options(ctx)
     found = find_run(opts.open_workspace(), run)
     manifest = {**found.manifest, "status": found.display_status()}
 
     def render() -> None:
-        out.print(f"[bold]{found.stage} {found.run_id}[/bold]  {manifest['status']}  family={found.family}")
-        out.print(
-            f"created {manifest['created_at']}  finished {manifest.get('finished_at')}  ({manifest['duration_s']} s)"
-        )
+        summary = manifest.get("summary") or {}
+        method = summary.get("method") or manifest["config"].get("method")
+        what = " ".join(str(w) for w in (found.stage, method, found.family and f"on {found.family}") if w)
+        out.print(f"[bold]{what}[/bold]  {found.run_id}  {manifest['status']}", highlight=False)
+        if headline(summary):
+            out.print(f"result: {headline(summary)}", highlight=False)
         if manifest.get("error"):
-            out.print(f"[red]error:[/red] {manifest['error']}")
-        out.print("config:")
-        out.print_json(json.dumps(manifest["config"]))
+            out.print(f"[red]error:[/red] {manifest['error']}", highlight=False)
+        ended = f", finished {manifest['finished_at']}" if manifest.get("finished_at") else ""
+        took = f" ({number(manifest.get('duration_s'))} s)" if manifest.get("duration_s") is not None else ""
+        out.print(f"created {manifest['created_at']}{ended}{took}", highlight=False)
+        shown = {k: v for k, v in summary.items() if k not in ("per_task", "scores", "report")}
+        if shown:
+            key_values("summary", shown)
+        key_values("config", flatten_dotted(manifest["config"]))
         for kind in ("inputs", "outputs"):
-            out.print(f"{kind}: {len(manifest[kind])}")
+            out.print(f"{kind}: {len(manifest[kind])}", highlight=False)
             for item in manifest[kind][:20]:
-                out.print(
-                    f"  {item.get('kind')}: {item.get('ref') or item.get('path')}  {str(item.get('sha256'))[:12]}"
-                )
-        if manifest.get("summary"):
-            out.print("summary:")
-            out.print_json(json.dumps(manifest["summary"]))
+                out.print(f"  {item.get('kind')}: {item.get('ref') or item.get('path')}", highlight=False)
+        out.print(f"all fields: pdiff show {found.run_id} --json; files: {found.dir}", highlight=False)
 
     emit(opts, json_flag, manifest, render)
 
@@ -138,6 +142,8 @@ def status(ctx: typer.Context, json_flag: bool = JSON_OPTION) -> None:
     opts = options(ctx)
     workspace = opts.open_workspace()
     report = inventory.workspace_status(workspace)
+    for row in report["attention"]:
+        row["advice"] = pasteable(row["advice"])
 
     def render() -> None:
         counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items()) or "no runs"
@@ -176,28 +182,31 @@ def gc(
     ctx: typer.Context,
     yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking (for scripts)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted."),
+    json_flag: bool = JSON_OPTION,
 ) -> None:
     """Delete FAILED, KILLED and stale runs and half-written temporary files (asks first)."""
     opts = options(ctx)
     workspace = opts.open_workspace()
-    targets = inventory.garbage(workspace)
-    if not targets:
-        out.print("nothing to collect")
-        return
-    for target in targets:
-        out.print(f"  {target.relative_to(workspace.root)}")
-    if dry_run:
-        out.print(f"{len(targets)} item(s) would be deleted")
-        return
-    if not yes:
-        if not sys.stdin.isatty():
+    targets = [str(t.relative_to(workspace.root)) for t in inventory.garbage(workspace)]
+    as_json = opts.json or json_flag
+    if targets and not as_json:
+        out.print("\n".join(f"  {t}" for t in targets), highlight=False)
+    deleted = False
+    if targets and not dry_run:
+        if not yes and not sys.stdin.isatty():
             raise UsageError("gc needs confirmation but stdin is not a terminal", hint="pass --yes to delete")
-        if not typer.confirm(f"Delete these {len(targets)} item(s)?", default=False, err=True):
-            out.print("nothing deleted")
-            return
-    for target in targets:
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    out.print(f"deleted {len(targets)} item(s)")
+        if yes or typer.confirm(f"Delete these {len(targets)} item(s)?", default=False, err=True):
+            for target in (workspace.root / t for t in targets):
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+            deleted = True
+    payload = {"targets": targets, "deleted": deleted, "dry_run": dry_run}
+    if not targets:
+        verdict = "nothing to collect"
+    elif dry_run:
+        verdict = f"{len(targets)} item(s) would be deleted"
+    else:
+        verdict = f"deleted {len(targets)} item(s)" if deleted else "nothing deleted"
+    emit(opts, json_flag, payload, lambda: out.print(verdict))
 
 
 @app.command()
@@ -248,10 +257,11 @@ def envs(
 
 
 def _print_families(rows: list[dict[str, Any]]) -> None:
-    table = Table("family", "simulator", "tasks", "test tasks", "horizon", "obs/act", "rtg scale", "target")
+    table = Table("family", "paper", "simulator", "tasks", "test tasks", "horizon", "obs/act", "rtg scale", "target",
+                  caption="paper: one of the paper's four families (its name there); the others are ours to try")  # fmt: skip
     for r in rows:
         table.add_row(
-            r["name"], r["simulator"], str(r["num_tasks"]), ",".join(map(str, r["test_tasks"])), str(r["horizon"]),
+            r["name"], f"✓ {r['paper']}" if r["paper"] else "", r["simulator"], str(r["num_tasks"]), ",".join(map(str, r["test_tasks"])), str(r["horizon"]),
             f"{r['obs_dim']}/{r['act_dim']}", f"{r['rtg_scale']:g}", f"{r['eval_target']:g}",
         )  # fmt: skip
     out.print(table)

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from pdiff.cli.app import app, options
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
-from pdiff.cli.stage_cmds import PRESET, _headline, parse_names
+from pdiff.cli.render import headline
+from pdiff.cli.stage_cmds import PRESET, parse_ids, parse_names
 from pdiff.console import err, out
 
 
@@ -18,9 +19,11 @@ from pdiff.console import err, out
 def report(
     ctx: typer.Context,
     runs: list[str] = typer.Option(
-        [], "--runs", help="Eval run to include (repeatable; default: every finished one)."
+        [], "--runs", metavar="RUN,…", help="Eval runs to include (default: every finished one)."
     ),
-    env: list[str] = typer.Option([], "--env", help="Only this task family (repeatable)."),
+    env: list[str] = typer.Option(
+        [], "--env", "--envs", metavar="FAMILY,…", help="Only these task families."
+    ),
     out_dir: Path | None = typer.Option(
         None, "--out", help="Also copy report.md and figures/ into this directory."
     ),
@@ -32,7 +35,7 @@ def report(
 
     opts = options(ctx)
     workspace = opts.open_workspace()
-    flags = {"runs": runs or None, "envs": env or None, "out": str(out_dir) if out_dir else None}
+    flags = {"runs": parse_names(runs), "envs": parse_names(env), "out": str(out_dir) if out_dir else None}
     run, summary = run_report(
         workspace, stage_config(workspace, "report", None, flags), argv=["pdiff", *sys.argv[1:]]
     )
@@ -49,15 +52,24 @@ def report(
 def reproduce(
     ctx: typer.Context,
     preset: str | None = PRESET,
-    env: list[str] = typer.Option([], "--env", help="Task family (repeatable; default: the paper's four)."),
-    methods: str | None = typer.Option(
-        None, "--methods", help="Comma list (default: every tune method + full-data)."
+    env: list[str] = typer.Option(
+        [],
+        "--env",
+        "--envs",
+        metavar="FAMILY,…",
+        help="Task families, e.g. cheetah-vel,ant-dir (default: the paper's four).",
     ),
-    seeds: int | None = typer.Option(
-        None, "--seeds", help="Number of seeds, 0..n-1 (default: the preset's)."
+    methods: list[str] = typer.Option(
+        [], "--methods", metavar="METHOD,…", help="Methods (default: every tune method + full-data)."
     ),
-    data_kinds: str | None = typer.Option(
-        None, "--data-kinds", help="Few-shot data kinds, e.g. expert,medium."
+    seeds: str | None = typer.Option(
+        None,
+        "--seeds",
+        metavar="SEEDS",
+        help="Seeds, e.g. 0,1,2 or 0-4 (default: the preset's; a lone N: 0..N-1).",
+    ),
+    data_kinds: list[str] = typer.Option(
+        [], "--data-kinds", metavar="KIND,…", help="Few-shot data kinds, e.g. expert,medium."
     ),
     ablation: bool | None = typer.Option(
         None,
@@ -80,7 +92,9 @@ def reproduce(
 
     opts = options(ctx)
     workspace, _ = Workspace.init(opts.workspace)  # like `pdiff demo`: one command from nothing
-    flags = {"envs": env or None, "methods": parse_names(methods), "seeds": seeds,
+    count = seeds is not None and seeds.strip().isdigit()  # the older `--seeds 3`: seeds 0, 1, 2
+    flags = {"envs": parse_names(env), "methods": parse_names(methods),
+             "seeds": int(seeds) if count else parse_ids(seeds, "--seeds"),
              "data_kinds": parse_names(data_kinds), "guidance_ablation": ablation}  # fmt: skip
     matrix = stage_config(workspace, "reproduce", preset, flags, [o.removeprefix("reproduce.") for o in overrides
                                                                   if o.startswith("reproduce.")])  # fmt: skip
@@ -92,7 +106,7 @@ def reproduce(
     def render() -> None:
         table = Table("step", "state", "run", "result", title=f"reproduce in {workspace.root}")
         for r in results:
-            table.add_row(r.step, r.state, r.run_id or "", _headline(r.summary or {}))
+            table.add_row(r.step, r.state, r.run_id or "", headline(r.summary or {}))
         out.print(table)
 
     payload = {"steps": [r.__dict__ for r in results], "report": str(path) if path else None}

@@ -11,15 +11,22 @@ from rich.table import Table
 
 from pdiff.cli.app import app, options
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
+from pdiff.cli.render import headline
 from pdiff.config import resolve_config
-from pdiff.console import err, out
+from pdiff.console import err, next_step, out
 from pdiff.errors import UsageError
 
 PRESET = typer.Option(
     None, "--preset", help="smoke | quick | paper (default: the workspace's default_preset)."
 )
 CONFIG = typer.Option(None, "--config", help="YAML file with stage sections, e.g. `collect: {episodes: 10}`.")
-SET = typer.Option([], "--set", help="Override one setting: --set teacher.total_updates=1000 (repeatable).")
+
+
+def set_option(example: str) -> Any:
+    """`--set KEY=VALUE`, with an example that works for the stage (`pdiff config show STAGE` lists the keys)."""
+    return typer.Option([], "--set", help=f"Override one setting, e.g. --set {example} (repeatable).")
+
+
 RESUME = typer.Option(
     None, "--resume", help="Continue this unfinished run (id or prefix) with its own config."
 )
@@ -27,6 +34,11 @@ DEVICE = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N.")
 SHOTS = typer.Option(None, "--shots", help="Few-shot episodes per test task.")
 DATA_KIND = typer.Option(None, "--data-kind", help="expert | medium | random few-shot data.")
 SEEDS = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2.")
+
+
+def _preset(preset: str | None) -> str:
+    """The ` --preset NAME` the user chose, for the commands suggested next."""
+    return f" --preset {preset}" if preset else ""
 
 
 def parse_ids(text: str | None, flag: str = "--tasks") -> list[int] | None:
@@ -48,8 +60,12 @@ def parse_ids(text: str | None, flag: str = "--tasks") -> list[int] | None:
     return ids
 
 
-def parse_names(text: str | None) -> list[str] | None:
-    return None if text is None else [p.strip() for p in text.split(",") if p.strip()]
+def parse_names(text: str | list[str] | None) -> list[str] | None:
+    """The one spelling of every list option: a comma list, the option also repeatable (`--env a,b --env c`)."""
+    if not text:
+        return None
+    items = [text] if isinstance(text, str) else text
+    return [p.strip() for item in items for p in item.split(",") if p.strip()]
 
 
 @app.command()
@@ -68,7 +84,7 @@ def collect(
     seed: int | None = typer.Option(None, "--seed", help="Root seed."),
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
-    overrides: list[str] = SET,
+    overrides: list[str] = set_option("teacher.total_updates=1000"),
     resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
@@ -84,7 +100,7 @@ def collect(
     run, summary = run_collect(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
     emit(opts, json_flag, payload, lambda: _print_summary(f"collect {cfg.env}", run.run_id, summary))
-    err.print(f"next: pdiff pretrain --env {cfg.env}")
+    next_step(f"pdiff pretrain --env {cfg.env}{_preset(preset)}")
 
 
 def _print_summary(title: str, run_id: str, summary: dict[str, Any]) -> None:
@@ -115,14 +131,14 @@ def demo(
     def render() -> None:
         table = Table("step", "state", "run", "result", title=f"demo: {env} ({preset}) in {workspace.root}")
         for r in results:
-            table.add_row(r.step, r.state, r.run_id or "", _headline(r.summary or {}))
+            table.add_row(r.step, r.state, r.run_id or "", headline(r.summary or {}))
         out.print(table)
 
     emit(opts, json_flag, payload, render)
     for r in results:
         if r.step == "report" and r.summary:
             err.print(f"report: {workspace.root / r.summary['report']}")
-    err.print(f"next: pdiff -w {workspace.root} ls   (then `pdiff show RUN` for any run)")
+    next_step("pdiff ls   (then `pdiff show RUN` for any run)")
 
 
 def upstream_family(ctx: typer.Context, stage: str) -> str | None:
@@ -151,7 +167,7 @@ def pretrain(
     seed: int | None = typer.Option(None, "--seed", help="Seed."),
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
-    overrides: list[str] = SET,
+    overrides: list[str] = set_option("lr=3e-4"),
     resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
@@ -170,7 +186,9 @@ def pretrain(
         return
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
     emit(opts, json_flag, payload, lambda: _print_summary(f"pretrain {run.family}", run.run_id, summary))
-    err.print(f"next: pdiff eval --pretrain {run.run_id} --shots 5   (or: pdiff diffuse --env {run.family})")
+    next_step(
+        f"pdiff eval --pretrain {run.run_id}{_preset(preset)}   (or: pdiff diffuse --env {run.family}{_preset(preset)})"
+    )
 
 
 @app.command("eval")
@@ -195,7 +213,7 @@ def eval_cmd(
     ),
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
-    overrides: list[str] = SET,
+    overrides: list[str] = set_option("episodes=5"),
     resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
@@ -212,6 +230,9 @@ def eval_cmd(
              "episodes": episodes, "device": device, "video": video, "workers": workers}  # fmt: skip
     cfg = resolve_config(EvalConfig, "eval", workspace=workspace, preset=preset, config_file=config,
                          overrides=overrides, flags=flags)  # fmt: skip
+    if not (cfg.env or cfg.pretrain_run or cfg.tune_run or resume):
+        raise UsageError(f"nothing to evaluate: no finished pretrain run in {workspace.root}",
+                         hint="run `pdiff collect --env FAMILY` and `pdiff pretrain` first (or all of it: `pdiff demo`)")  # fmt: skip
     run, summary = run_eval(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
 
     def render() -> None:
@@ -228,26 +249,7 @@ def eval_cmd(
         out.print(line)
 
     emit(opts, json_flag, {"run_id": run.run_id, **summary}, render)
-    err.print(f"next: pdiff -w {workspace.root} show {run.run_id}")
-
-
-def _headline(summary: dict[str, Any]) -> str:
-    """The one figure of a stage worth showing in the demo table."""
-    if "report" in summary:
-        return str(summary["report"])
-    if "return_mean" in summary and "prompt" in summary:
-        text = f"return {summary['return_mean']:.1f} ± {summary['return_std']:.1f}"
-        if "success_rate_mean" in summary:
-            text += f", success {100 * summary['success_rate_mean']:.0f}% ± {100 * summary['success_rate_std']:.0f}"
-        return text
-    if "final_loss" in summary:
-        return f"final loss {summary['final_loss']:.4f} after {summary['steps']} steps"
-    if "datasets" in summary:
-        text = f"{summary['datasets']} datasets"
-        if "expert/success_rate" in summary:
-            text += f", expert success {100 * summary['expert/success_rate']:.0f}%"
-        return text
-    return ""
+    next_step(f"pdiff show {run.run_id}")
 
 
 @app.command()
@@ -265,7 +267,7 @@ def diffuse(
     seed: int | None = typer.Option(None, "--seed", help="Seed."),
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
-    overrides: list[str] = SET,
+    overrides: list[str] = set_option("lam=0.5"),
     resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
@@ -284,7 +286,7 @@ def diffuse(
         return
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
     emit(opts, json_flag, payload, lambda: _print_summary(f"diffuse {run.family}", run.run_id, summary))
-    err.print("next: pdiff tune --shots 5")
+    next_step(f"pdiff tune --diffuse {run.run_id}{_preset(preset)}")
 
 
 @app.command()
@@ -307,7 +309,7 @@ def tune(
     device: str | None = DEVICE,
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
-    overrides: list[str] = SET,
+    overrides: list[str] = set_option("steps=50"),
     resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
@@ -327,6 +329,10 @@ def tune(
              "pretrain_run": pretrain_run, "device": device}  # fmt: skip
     cfg = resolve_config(TuneConfig, "tune", workspace=workspace, preset=preset, config_file=config,
                          overrides=overrides, flags=flags)  # fmt: skip
+    if not (cfg.env or cfg.diffuse_run or cfg.pretrain_run or resume):
+        raise UsageError(f"nothing to tune from: no finished {upstream_stage} run in {workspace.root}",
+                         hint="run `pdiff collect --env FAMILY`, `pdiff pretrain` and `pdiff diffuse` first "
+                         "(or all of it: `pdiff demo`)")  # fmt: skip
     run, summary = run_tune(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return
@@ -337,4 +343,4 @@ def tune(
         {"run_id": run.run_id, **summary},
         lambda: _print_summary(f"tune {run.family}", run.run_id, shown),
     )
-    err.print(f"next: pdiff eval --tune {run.run_id}")
+    next_step(f"pdiff eval --tune {run.run_id}{_preset(preset)}")

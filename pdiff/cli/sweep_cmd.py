@@ -7,16 +7,20 @@ import typer
 from pdiff.cli.app import app, options
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
 from pdiff.cli.stage_cmds import PRESET, parse_ids, parse_names
-from pdiff.console import err, out
+from pdiff.console import next_step, out
 from pdiff.errors import UsageError
 
 
 @app.command()
 def sweep(
     ctx: typer.Context,
-    envs: str = typer.Option(..., "--envs", help="Task families, e.g. metaworld-reach,cheetah-vel."),
-    methods: str = typer.Option("prompt-diffuser,prompt-dt", "--methods", help="Tune methods."),
-    seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds, e.g. 0,1,2 or 0-4."),
+    envs: list[str] = typer.Option(
+        ..., "--env", "--envs", metavar="FAMILY,…", help="Task families, e.g. metaworld-reach,cheetah-vel."
+    ),
+    methods: list[str] = typer.Option(
+        ["prompt-diffuser,prompt-dt"], "--methods", metavar="METHOD,…", help="Tune methods."
+    ),
+    seeds: str = typer.Option("0,1,2", "--seeds", metavar="SEEDS", help="Seeds, e.g. 0,1,2 or 0-4."),
     launcher: str = typer.Option("print", "--launcher", help="print (shell lines for a scheduler) | local."),
     jobs: int = typer.Option(1, "--jobs", help="local: cells run at the same time."),
     only: str = typer.Option("all", "--only", help="all | shared (collect, pretrain, diffuse) | cells."),
@@ -45,4 +49,4 @@ def sweep(
         return
     launch_local(opts.workspace, shared, jobs=1)  # in order: each family's stages read the previous ones
     launch_local(opts.workspace, per_cell, jobs=jobs)
-    err.print(f"next: pdiff -w {opts.workspace} ls eval")
+    next_step("pdiff ls --stage eval")

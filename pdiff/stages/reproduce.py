@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import err
@@ -41,14 +41,22 @@ class ReproduceConfig(StageConfig):
     methods: list[str] | None = Field(
         None, description="Methods (default: every tune method and full-data; random-prompt on request)."
     )
-    seeds: int | None = Field(
-        None, ge=1, description="Seeds 0..n-1 for tune and eval (default: the preset's)."
+    seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        description="Seeds for tune and eval, e.g. [0, 1, 2] (default: the preset's); "
+        "a number n means 0..n-1.",
     )
     data_kinds: list[str] = Field(["expert"], min_length=1, description="Few-shot data kinds (Table 2).")
     guidance_ablation: bool = Field(
         False, description="Also diffuse, tune and eval with every ablation rule."
     )
     ablation_rules: list[str] = Field(ABLATION_RULES, description="Guidance rules of the ablation.")
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, value: Any) -> Any:  # the older spelling, `seeds: 3`
+        return list(range(value)) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 register_stage_config("reproduce", ReproduceConfig)
@@ -108,7 +116,7 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace) -> l
 
     methods = check_methods(config.methods)
     registry, needs_diffuse = tune_methods()
-    seeds = list(range(config.seeds)) if config.seeds else None
+    seeds = list(config.seeds) if config.seeds else None
     tuned = [m for m in methods if m in registry]
     default_rule = stage_config(workspace, "diffuse", preset, {}).guidance  # type: ignore[attr-defined]
     rules = [default_rule]

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pdiff.report.paper import PAPER_FAMILIES
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, RunStatus, list_runs, verify_run
 
@@ -19,10 +20,33 @@ def run_row(run: Run) -> dict[str, Any]:
         "stage": run.stage,
         "run_id": run.run_id,
         "family": run.family,
+        "method": run.manifest.get("summary", {}).get("method") or run.config.get("method"),
         "status": run.display_status(),
+        "headline": headline(run.manifest.get("summary") or {}),
         "created_at": run.manifest.get("created_at", ""),
         "duration": f"{duration:.0f}s" if run.status is not RunStatus.RUNNING else "-",
     }
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """The one figure of a run worth showing first (eval: return, normalised score, success rate)."""
+    if "report" in summary:
+        return str(summary["report"])
+    if "return_mean" in summary and "prompt" in summary:
+        text = f"return {summary['return_mean']:.1f} ± {summary.get('return_std', 0.0):.1f}"
+        if summary.get("normalized_mean") is not None:
+            text += f", normalized {summary['normalized_mean']:.1f}"
+        if summary.get("success_rate_mean") is not None:
+            text += f", success {100 * summary['success_rate_mean']:.0f}% ± {100 * summary.get('success_rate_std', 0.0):.0f}"
+        return text
+    if summary.get("final_loss") is not None:
+        return f"final loss {summary['final_loss']:.4f} after {summary.get('steps')} steps"
+    if "datasets" in summary:
+        text = f"{summary['datasets']} datasets"
+        if summary.get("expert/success_rate") is not None:
+            text += f", expert success {100 * summary['expert/success_rate']:.0f}%"
+        return text
+    return ""
 
 
 def family_row(family: Any) -> dict[str, Any]:
@@ -37,6 +61,9 @@ def family_row(family: Any) -> dict[str, Any]:
         "act_dim": family.act_dim,
         "rtg_scale": family.rtg_scale,
         "eval_target": family.eval_target,
+        "paper": PAPER_FAMILIES.get(
+            family.name
+        ),  # the paper's name for it, None if the paper has no such family
     }
 
 

@@ -1,0 +1,53 @@
+"""How results read in a terminal: one headline per run, rounded numbers, nothing printed as a raw `None`.
+
+`--json` never goes through here: scripts get every field, unrounded.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from rich.table import Table
+
+from pdiff.console import out
+from pdiff.errors import UsageError
+from pdiff.workspace.inventory import headline
+
+__all__ = ["choice", "headline", "key_values", "number"]
+
+
+def number(value: Any) -> str:
+    """4 significant digits for floats, '' for None, lists shortened; everything else as str."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        shown = ", ".join(number(v) for v in value[:8])
+        return f"[{shown}{', …' if len(value) > 8 else ''}]"
+    if isinstance(value, dict):
+        return f"{{{len(value)} entries}}"
+    return str(value)
+
+
+def key_values(title: str, values: dict[str, Any]) -> None:
+    """A two-column table of the values that are set (None left out), numbers rounded."""
+    table = Table("setting", "value", title=title, title_justify="left", show_header=False)
+    for key, value in values.items():
+        if value is not None and value != {}:
+            table.add_row(key, number(value))
+    out.print(table)
+
+
+def choice(value: str | None, known: Iterable[str], flag: str) -> str | None:
+    """`value` if it is one of `known` (None passes); otherwise a usage error naming the closest ones."""
+    names = list(known)
+    if value is None or value in names:
+        return value
+    close = difflib.get_close_matches(value, names, n=2, cutoff=0.5)
+    suggestion = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise UsageError(f"unknown {flag} {value!r}", hint=f"{suggestion}choose one of: {', '.join(names)}")

@@ -1,0 +1,134 @@
+"""What a user sees (issue 17): typos are usage errors with a suggestion, list options have one spelling,
+suggested commands run when pasted from another directory, help shows real placeholders."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pdiff.cli import app
+from pdiff.stages.pipeline import stage_config
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import create_run
+
+runner = CliRunner()
+
+
+def pdiff(*args: str, cwd: os.PathLike | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PDIFF_WORKSPACE"}  # only what the command line says
+    return subprocess.run(
+        [sys.executable, "-m", "pdiff", *args], capture_output=True, text=True, cwd=cwd, env=env
+    )
+
+
+def pasted(line: str) -> list[str]:
+    """A suggested `pdiff ...` command as the shell would split it, run with this interpreter."""
+    words = shlex.split(line)
+    assert words[0] == "pdiff", line
+    return words[1:]
+
+
+@pytest.mark.parametrize(
+    ("args", "suggestion"),
+    [
+        (["ls", "--stage", "tun"], "did you mean 'tune'"),
+        (["ls", "--env", "metaworld-rech"], "did you mean 'metaworld-reach'"),
+        (["ls", "--datasets", "--env", "chetah-vel"], "did you mean 'cheetah-vel'"),
+        (["tune", "--method", "loraa"], "did you mean 'lora'"),
+        (["eval", "--prompt", "fewshoot"], "did you mean 'fewshot'"),
+    ],
+)
+def test_typos_are_usage_errors_with_a_suggestion(tmp_path, args, suggestion):
+    Workspace.init(tmp_path / "w")
+    result = runner.invoke(app, ["-w", str(tmp_path / "w"), *args])
+    assert result.exit_code == 2, result.output
+    assert suggestion in result.stderr and "Traceback" not in result.stderr
+    assert not list((tmp_path / "w" / "runs").iterdir())
+
+
+def test_gc_has_json(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "w")
+    result = runner.invoke(app, ["-w", str(ws.root), "--json", "gc", "--dry-run"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {
+        "targets": [],
+        "deleted": False,
+        "dry_run": True,
+    }
+
+
+def test_list_options_take_commas_and_repeats_everywhere(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "w")
+    plan = runner.invoke(app, ["-w", str(ws.root), "--json", "reproduce", "--dry-run", "--preset", "smoke",
+                               "--seeds", "0,1,2", "--env", "cheetah-vel,ant-dir", "--methods", "prompt-dt"])  # fmt: skip
+    assert plan.exit_code == 0, plan.output
+    steps = [row["step"] for row in json.loads(plan.stdout)["steps"]]
+    assert "tune:cheetah-vel:prompt-dt:expert" in steps and "tune:ant-dir:prompt-dt:expert" in steps
+    assert "--seeds 0,1,2" in plan.stderr
+    older = runner.invoke(app, ["-w", str(ws.root), "reproduce", "--dry-run", "--preset", "smoke", "--seeds", "2",
+                                "--envs", "cheetah-vel", "--methods", "prompt-dt"])  # fmt: skip
+    assert older.exit_code == 0 and "--seeds 0,1" in older.stderr  # the older spellings still work
+    for spelling in (["--env", "cheetah-vel,ant-dir"], ["--env", "cheetah-vel", "--env", "ant-dir"],
+                     ["--envs", "cheetah-vel,ant-dir"]):  # fmt: skip
+        lines = runner.invoke(app, ["-w", str(ws.root), "sweep", *spelling, "--only", "shared"]).stdout
+        assert "collect --env cheetah-vel" in lines and "collect --env ant-dir" in lines, spelling
+
+
+def test_help_shows_placeholders_and_stage_examples_that_work(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "w")
+    commands = typer.main.get_command(app).commands
+    for name in ("collect", "pretrain", "diffuse", "tune", "eval", "reproduce", "sweep", "ls", "gc"):
+        text = " ".join(runner.invoke(app, [name, "--help"]).stdout.split())
+        assert not re.search(r"<(bool|str|int|float|list\[str\])>", text), (name, text)
+        if name in ("collect", "pretrain", "diffuse", "tune", "eval"):
+            (help_text,) = [p.help for p in commands[name].params if "--set" in p.opts]
+            example = re.search(r"--set (\S+=\S+)", help_text).group(1)
+            stage_config(ws, name, "smoke", {}, [example])  # the example is a setting of that stage
+    rows = json.loads(runner.invoke(app, ["--json", "config", "show", "tune"]).stdout)
+    method = next(r for r in rows if r["key"] == "method")
+    assert "prompt-diffuser" in method["type"] and "lora" in method["type"]  # a Literal lists its values
+
+
+def test_tune_in_an_empty_workspace_says_what_to_run_first(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "w")
+    result = runner.invoke(app, ["-w", str(ws.root), "tune"])
+    assert result.exit_code == 2
+    for stage in ("collect", "pretrain", "diffuse"):
+        assert f"pdiff -w {ws.root.resolve()} {stage}" in result.stderr
+
+
+def test_status_fixes_carry_the_workspace(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "w")
+    killer = "import os, signal, sys\nfrom pdiff.workspace.root import Workspace\nfrom pdiff.workspace.runs import create_run\n" \
+             "create_run(Workspace.open(sys.argv[1]), 'pretrain', config={}, argv=['pdiff'], seed=0, family='cheetah-vel')\n" \
+             "os.kill(os.getpid(), signal.SIGKILL)\n"  # fmt: skip
+    assert subprocess.run([sys.executable, "-c", killer, str(ws.root)]).returncode == -signal.SIGKILL
+    advice = json.loads(pdiff("-w", str(ws.root), "--json", "status").stdout)["attention"][0]["advice"]
+    assert f"pdiff -w {ws.root.resolve()} pretrain --resume" in advice
+    assert create_run  # the library call the killed process made
+
+
+@pytest.mark.metaworld
+def test_pasted_next_commands_run_from_another_directory(reach_ws, tmp_path):
+    here, elsewhere = reach_ws.root.parent, tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    trained = pdiff(
+        "-w", reach_ws.root.name, "pretrain", "--env", "metaworld-reach", "--preset", "smoke", cwd=here
+    )
+    assert trained.returncode == 0, trained.stderr
+    suggestion = next(line for line in trained.stderr.splitlines() if line.startswith("next: "))
+    evaluate = suggestion.removeprefix("next: ").split("   (or: ")[0]
+    assert f"-w {reach_ws.root.resolve()}" in evaluate and "--preset smoke" in evaluate
+    evaluated = pdiff(*pasted(evaluate), cwd=elsewhere)
+    assert evaluated.returncode == 0, evaluated.stderr
+    show = next(line for line in evaluated.stderr.splitlines() if line.startswith("next: "))
+    shown = pdiff(*pasted(show.removeprefix("next: ")), cwd=elsewhere)
+    assert shown.returncode == 0 and "eval prompt-dt on metaworld-reach" in shown.stdout
