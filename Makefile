@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PDIFF   = $(VENV)/bin/pdiff
 WORKSPACE ?= workspace
+PYTEST_ARGS ?=
 
-.PHONY: demo test test-reliability lint format bench install clean
+.PHONY: demo test test-reliability test-full-matrix test-random-order lint format bench install clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +28,19 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check pdiff tests bench
 	$(VENV)/bin/ruff format --check pdiff tests bench
-	MUJOCO_GL=egl $(PY) -m pytest -q
+	MUJOCO_GL=egl $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The whole kill/corruption matrices (about 10 minutes on 2 cores); `make test` runs a subset of them.
 test-reliability: $(VENV)/.installed-dev
-	MUJOCO_GL=egl $(PY) -m pytest -q tests/reliability -m "full_matrix or not full_matrix"
+	MUJOCO_GL=egl $(PY) -m pytest -q tests/reliability -m "full_matrix or not full_matrix" $(PYTEST_ARGS)
+
+# Only the part of the matrices `make test` leaves out (.ci/run runs it after `make test`).
+test-full-matrix: $(VENV)/.installed-dev
+	MUJOCO_GL=egl $(PY) -m pytest -q -m full_matrix $(PYTEST_ARGS)
+
+# The whole suite in a random order (tests must not depend on each other); SEED=n repeats an order.
+test-random-order: $(VENV)/.installed-dev
+	MUJOCO_GL=egl $(PY) -m pytest -q --random-order $(if $(SEED),--random-order-seed=$(SEED)) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check pdiff tests bench

@@ -1,17 +1,18 @@
-"""The compatibility oracle: minari itself reads what pdiff writes (skipped when minari is absent)."""
+"""The compatibility oracle: minari itself (in the dev extra, never skipped) reads what pdiff writes: datasets
+from the writer and the datasets a real `pdiff collect` wrote."""
 
 from __future__ import annotations
 
 import json
 
+import minari
 import numpy as np
 import pytest
 from dataset_factory import ACT_SPACE, OBS_SPACE, random_episodes, write
+from minari.namespace import get_namespace_metadata, list_local_namespaces
 
 from pdiff.data import minari_format as mf
-
-minari = pytest.importorskip("minari")
-from minari.namespace import get_namespace_metadata, list_local_namespaces  # noqa: E402
+from pdiff.data.loader import load_family_data
 
 
 @pytest.fixture
@@ -63,3 +64,21 @@ def test_a_crashed_write_does_not_break_minaris_listing(minari_root):
     leftover.mkdir(parents=True)
     (leftover / mf.METADATA_FILE).write_text(json.dumps({"dataset_id": "half-written"}))
     assert list(minari.list_local_datasets()) == ["pdiff/cheetah-vel/task-00/expert-v0"]
+
+
+@pytest.mark.metaworld
+@pytest.mark.parametrize("kind", ["expert", "random", "prompt-expert"])
+def test_minari_loads_what_pdiff_collect_wrote(collected_template, monkeypatch, kind):
+    datasets = collected_template / "datasets"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(datasets))
+    ours = load_family_data(datasets, "metaworld-reach", kind, [0])
+    dataset = minari.load_dataset(mf.dataset_id("metaworld-reach", 0, kind, 0))
+    assert dataset.total_episodes == ours.num_episodes and dataset.total_steps == ours.num_steps
+    assert dataset.observation_space.shape == (39,) and dataset.action_space.shape == (4,)
+    for index, theirs in enumerate(dataset.iterate_episodes()):
+        steps = slice(ours.episode_starts[index], ours.episode_starts[index] + ours.episode_lengths[index])
+        np.testing.assert_array_equal(theirs.observations[:-1], ours.observations[steps])
+        np.testing.assert_array_equal(theirs.actions, ours.actions[steps])
+        np.testing.assert_array_equal(theirs.rewards.astype(np.float32), ours.rewards[steps])  # stored as f64
+        assert theirs.rewards.sum() == pytest.approx(float(ours.episode_returns[index]), rel=1e-5)
+    assert f"pdiff/metaworld-reach/task-00/{kind}-v0" in minari.list_local_datasets()
