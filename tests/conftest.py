@@ -1,6 +1,7 @@
 """Every test gets its own workspace root and headless rendering; no test touches ./workspace.
 
-Also a smoke-sized Meta-World reach workspace shared by the stage and method tests (collected once per session).
+Also a smoke-sized Meta-World reach workspace shared by the stage and method tests (collected once per session),
+and the same with a smoke Prompt-DT trained on it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Property tests draw the same examples on every run (CI must not pass or fail by luck) and keep no database.
+settings.register_profile("pdiff", derandomize=True, database=None)
+settings.load_profile("pdiff")
 
 REACH = "metaworld-reach"
 
@@ -48,3 +54,28 @@ def reach_ws(collected_template, tmp_path):  # noqa: ANN201 - a pdiff Workspace
     root = tmp_path / "reach-ws"
     shutil.copytree(collected_template, root)
     return Workspace.open(root)
+
+
+@pytest.fixture
+def pretrained(reach_ws):  # noqa: ANN201 - (Workspace, the pretrain Run)
+    """A private reach workspace with one finished smoke pretrain run."""
+    from support.stages import run_smoke
+
+    run, _ = run_smoke(reach_ws, "pretrain")
+    return reach_ws, run
+
+
+@pytest.fixture(scope="session")
+def renderer() -> str:
+    """The OpenGL back end MuJoCo renders with; skips, saying why, where none works (CI allows no such skip)."""
+    import mujoco
+
+    backend = os.environ.get("MUJOCO_GL", "egl")
+    try:
+        model = mujoco.MjModel.from_xml_string("<mujoco><worldbody/></mujoco>")
+        with mujoco.Renderer(model, 8, 8) as offscreen:
+            offscreen.render()
+    except Exception as exc:  # noqa: BLE001 - any failure means no renderer
+        pytest.skip(f"no OpenGL renderer for MUJOCO_GL={backend} ({exc.__class__.__name__}: {exc}); "
+                    "install libegl1 (egl) or libosmesa6 (osmesa)")  # fmt: skip
+    return backend

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from diffusion_cases import COND_DIM, X_DIM, small_denoiser
+from support.model_suite import assert_save_load_identical
 
 from pdiff.models.denoiser import Denoiser, DenoiserConfig, count_parameters
 
@@ -67,3 +68,17 @@ def test_config_round_trip_and_validation() -> None:
         DenoiserConfig(220, 10, time_embed=15)
     with pytest.raises(ValueError, match="hidden"):
         DenoiserConfig(220, 10, hidden=0)
+
+
+def test_save_load_gives_identical_outputs(tmp_path) -> None:
+    """The shared checker (tests/support/model_suite.py), with the denoiser built as `pdiff tune` builds it."""
+    model = small_denoiser(seed=4)
+    x, cond = torch.randn(4, X_DIM), torch.randn(4, COND_DIM)
+    loaded = assert_save_load_identical(
+        model,
+        lambda payload: Denoiser(DenoiserConfig.from_dict(payload["architecture"])),
+        {"x": x, "n": torch.tensor([1, 2, 3, 4]), "cond": cond},
+        tmp_path,
+        model_config={"architecture": model.config.to_dict()},
+    )
+    assert isinstance(loaded, Denoiser) and loaded.config == model.config

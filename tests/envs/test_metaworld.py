@@ -114,7 +114,7 @@ def test_expert_only_for_metaworld():
         ScriptedExpert(get_family("cheetah-vel"), 0)
 
 
-def test_corner_camera_frames_come_back_upright(reach):
+def test_corner_camera_frames_come_back_upright(reach, renderer):
     env = reach.make_env(0, render_mode="rgb_array", camera_name="corner", render_size=(64, 48))
     env.reset()
     frame = env.render()

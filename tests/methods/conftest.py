@@ -5,13 +5,9 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from support.stages import run_smoke
 
-from pdiff.config import resolve_config
-from pdiff.stages.diffuse import DiffuseConfig, run_diffuse
-from pdiff.stages.pretrain import PretrainConfig, run_pretrain
 from pdiff.workspace.root import Workspace
-
-REACH = "metaworld-reach"
 
 
 @pytest.fixture(scope="session")
@@ -20,8 +16,6 @@ def trained(collected_template, tmp_path_factory):
     root = tmp_path_factory.mktemp("methods") / "ws"
     shutil.copytree(collected_template, root)
     ws = Workspace.open(root)
-    config = resolve_config(PretrainConfig, "pretrain", workspace=ws, preset="smoke", flags={"env": REACH})
-    pretrain, _ = run_pretrain(ws, config, argv=["pdiff", "pretrain"])
-    config = resolve_config(DiffuseConfig, "diffuse", workspace=ws, preset="smoke", flags={"env": REACH})
-    diffuse, _ = run_diffuse(ws, config, argv=["pdiff", "diffuse"])
+    pretrain, _ = run_smoke(ws, "pretrain")
+    diffuse, _ = run_smoke(ws, "diffuse")
     return ws, pretrain, diffuse

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from prompt_dt_cases import FAMILY_DIMS, build_prompt_dt, example_inputs, model_config_for
-from suite import assert_save_load_identical
+from support.model_suite import assert_save_load_identical
 
 from pdiff.errors import ArtifactError
 from pdiff.models.checkpoint import (

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
-from reliability_tools import FAMILY, checkpoint_at, cli, kill_at, one_line_error
+from reliability_tools import FAMILY, cli, one_line_error
+from support.killing import checkpoint_at, kill_at
 
 from pdiff.workspace.inventory import leftovers, verify_workspace
 from pdiff.workspace.root import Workspace
@@ -55,11 +57,12 @@ def test_the_loser_of_a_run_lock_fails_with_a_clear_message(pipeline):
     kill = kill_at(
         ws, "pretrain", ["--env", FAMILY, "--preset", "smoke", "--set", "steps=400"], checkpoint_at(10)
     )
-    assert kill.killed
     owner = _start(ws, "pretrain", "--resume", kill.run_id)
     run_dir = ws.stage_dir("pretrain") / kill.run_id
-    while not lock_is_held(run_dir) and owner.poll() is None:
-        pass
+    deadline = time.monotonic() + 120
+    while not lock_is_held(run_dir) and owner.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert lock_is_held(run_dir), "the resuming process never took the run lock"
     loser = cli(ws, "pretrain", "--resume", kill.run_id)
     assert owner.poll() is None, owner.communicate()[1]
     assert loser.exit_code == 1
@@ -77,3 +80,11 @@ def test_gc_leaves_the_temporary_files_of_a_live_writer(tmp_path):
     live.mkdir(parents=True)
     dead.mkdir()
     assert leftovers(ws) == [dead]
+    # and `pdiff gc` itself, a process of its own, deletes the dead writer's files and spares the live one's
+    env = {**os.environ, "PDIFF_WORKSPACE": str(ws.root)}
+    gc = subprocess.run(
+        [sys.executable, "-m", "pdiff", "gc", "--yes"], env=env, capture_output=True, text=True
+    )
+    assert gc.returncode == 0, gc.stderr
+    assert "deleted 1 item(s)" in gc.stdout and live.name not in gc.stdout
+    assert live.is_dir() and not dead.exists()

@@ -2,6 +2,8 @@
 damaged, and `--resume` finishes it to the same result as the uninterrupted run.
 
 The default run kills each stage once; `pytest -m full_matrix` (or `make test-reliability`) runs the whole matrix.
+A process that finishes before its kill point fails the test (tests/support/killing.py): a resume always has
+work left, and the default pretrain point is a checkpoint before the smoke preset's last step.
 """
 
 from __future__ import annotations
@@ -10,18 +12,17 @@ import json
 from pathlib import Path
 
 import pytest
-from reliability_tools import (
-    FAMILY,
+from reliability_tools import FAMILY, cli, one_line_error
+from safetensors.torch import load_file
+from support.killing import (
     checkpoint_at,
-    cli,
+    checkpoint_step,
     file_exists,
     kill_at,
     metrics_rows,
-    one_line_error,
     recorded_outputs,
     started,
 )
-from safetensors.torch import load_file
 
 from pdiff.data.prompts_file import read_prompts
 from pdiff.stages.common import checkpoint_of
@@ -53,10 +54,10 @@ KILL_POINTS = [
     ("collect", "run-opened", started, 0.0, False),
     ("collect", "dataset-renamed", dataset_in_place, 0.0, False),
     ("collect", "after-2s", started, 2.0, False),
-    ("pretrain", "final-checkpoint", checkpoint_at(20), 0.0, True),
+    ("pretrain", "checkpoint-10", checkpoint_at(10), 0.0, True),  # of 20 steps: half the training is left
+    ("pretrain", "final-checkpoint", checkpoint_at(20), 0.0, False),
     ("pretrain", "run-opened", started, 0.0, False),
     ("pretrain", "first-metrics", metrics_rows(1), 0.0, False),
-    ("pretrain", "checkpoint-10", checkpoint_at(10), 0.0, False),
     ("pretrain", "after-1s", started, 1.0, False),
     ("pretrain", "after-2s", started, 2.0, False),
     ("diffuse", "run-opened", started, 0.0, True),
@@ -124,9 +125,6 @@ def test_sigkill_then_resume(stage, predicate, delay, request, tmp_path):
                 "tune": ["--diffuse", p.diffuse], "eval": ["--tune", p.tune, "--device", "cpu"]}[stage]  # fmt: skip
         args = [*args, "--preset", "smoke"]
     kill = kill_at(ws, stage, args, predicate, delay=delay)
-    if not kill.killed:
-        pytest.skip(f"{stage} finished before the kill point")
-    assert kill.run_id is not None
 
     # marked unfinished: stale in the manifest and in `pdiff status`
     assert load_run(ws, stage, kill.run_id).is_stale()
@@ -147,3 +145,21 @@ def test_sigkill_then_resume(stage, predicate, delay, request, tmp_path):
     assert verify_workspace(ws)["problems"] == []
     if stage == "collect":  # datasets written before the kill are kept, not duplicated as a new version
         assert not list((ws.root / "datasets").glob("pdiff/*/task-*/*-v1"))
+
+
+def test_a_resume_refuses_inputs_changed_since_the_kill(reach_ws):
+    """A dataset re-collected (a new version) after the kill is refused by --resume, not silently mixed in."""
+    kill = kill_at(
+        reach_ws, "pretrain", ["--env", FAMILY, "--preset", "smoke", "--steps", "40"], checkpoint_at(10)
+    )
+    again = cli(
+        reach_ws, "collect", "--env", FAMILY, "--preset", "smoke", "--tasks", "0", "--kinds", "expert"
+    )
+    assert again.exit_code == 0, again.output
+    assert (reach_ws.datasets_dir / "pdiff" / FAMILY / "task-00" / "expert-v1").is_dir()
+    resumed = cli(reach_ws, "pretrain", "--resume", kill.run_id)
+    assert resumed.exit_code == 2, resumed.output
+    line = one_line_error(resumed.stderr)
+    assert f"run {kill.run_id} started on other dataset inputs" in line and "task-00/expert" in line, line
+    assert "pretrain` run instead of resuming this one" in resumed.stderr  # the hint: start a new run
+    assert checkpoint_step(kill.run_dir) == kill.step  # refused before training: its checkpoint untouched

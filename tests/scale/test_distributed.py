@@ -10,17 +10,13 @@ import sys
 
 import numpy as np
 import pytest
-from safetensors.torch import load_file
+from support.stages import FAMILY, run_smoke
+from support.weights import assert_same_weights, latest_weights
 
-from pdiff.config import resolve_config
 from pdiff.data.prompts_file import read_prompts
-from pdiff.stages.diffuse import DiffuseConfig, run_diffuse
-from pdiff.stages.pretrain import PretrainConfig, run_pretrain
-from pdiff.stages.tune import TuneConfig, run_tune
 from pdiff.workspace.runs import RunStatus, list_runs
 
 pytestmark = pytest.mark.metaworld
-FAMILY = "metaworld-reach"
 
 
 def _torchrun(ws, *args: str) -> None:
@@ -37,22 +33,12 @@ def _newest(ws, stage: str, other_than: str):
     return run
 
 
-def _weights(run_dir) -> dict:
-    latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())["dir"]
-    return load_file(str(run_dir / "checkpoints" / latest / "model.safetensors"))
-
-
-def test_diffuse_and_tune_under_torchrun_match_one_process(reach_ws):
-    def config(cls, stage, **flags):
-        return resolve_config(cls, stage, workspace=reach_ws, preset="smoke", flags={"env": FAMILY, **flags})
-
-    run_pretrain(reach_ws, config(PretrainConfig, "pretrain"), argv=["pdiff", "pretrain"])
-    single, _ = run_diffuse(reach_ws, config(DiffuseConfig, "diffuse"), argv=["pdiff", "diffuse"])
+def test_diffuse_and_tune_under_torchrun_match_one_process(pretrained):
+    reach_ws, _ = pretrained
+    single, _ = run_smoke(reach_ws, "diffuse")
     _torchrun(reach_ws, "diffuse", "--env", FAMILY, "--preset", "smoke")
     ddp = _newest(reach_ws, "diffuse", single.run_id)
-    one, two = _weights(single.dir), _weights(ddp.dir)
-    for key in one:
-        np.testing.assert_allclose(two[key].numpy(), one[key].numpy(), rtol=1e-4, atol=1e-5, err_msg=key)
+    assert_same_weights(latest_weights(ddp.dir), latest_weights(single.dir), rtol=1e-4, atol=1e-5)
     logged = [[json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
               for run in (single, ddp)]  # fmt: skip
     for a, b in zip(*logged, strict=True):
@@ -60,8 +46,7 @@ def test_diffuse_and_tune_under_torchrun_match_one_process(reach_ws):
             b["loss_dm"]
         )
 
-    tuned, _ = run_tune(reach_ws, config(TuneConfig, "tune", seeds=[0, 1], diffuse_run=single.run_id),
-                        argv=["pdiff", "tune"])  # fmt: skip
+    tuned, _ = run_smoke(reach_ws, "tune", seeds=[0, 1], diffuse_run=single.run_id)
     _torchrun(
         reach_ws, "tune", "--env", FAMILY, "--preset", "smoke", "--seeds", "0,1", "--diffuse", single.run_id
     )

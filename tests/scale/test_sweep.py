@@ -8,8 +8,6 @@ import pytest
 from typer.testing import CliRunner
 
 from pdiff.cli import app
-from pdiff.config import resolve_config
-from pdiff.stages.pretrain import PretrainConfig, run_pretrain
 from pdiff.workspace.runs import list_runs
 
 runner = CliRunner()
@@ -30,11 +28,8 @@ def test_print_lists_shared_stages_then_one_line_per_cell(tmp_path):
 
 
 @pytest.mark.metaworld
-def test_one_cell_tunes_and_evaluates_that_tune_run(reach_ws):
-    config = resolve_config(
-        PretrainConfig, "pretrain", workspace=reach_ws, preset="smoke", flags={"env": FAMILY}
-    )
-    run_pretrain(reach_ws, config, argv=["pdiff", "pretrain"])
+def test_one_cell_tunes_and_evaluates_that_tune_run(pretrained):
+    reach_ws, _ = pretrained
     args = ["-w", str(reach_ws.root), "--json", "sweep", "--envs", FAMILY, "--methods", "prompt-dt", "--seeds", "1",
             "--only", "cells", "--launcher", "local", "--preset", "smoke"]  # fmt: skip
     result = runner.invoke(app, args)

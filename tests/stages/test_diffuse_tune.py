@@ -5,41 +5,23 @@ from __future__ import annotations
 import json
 
 import h5py
+import numpy as np
 import pytest
-from run_killer import kill_after_checkpoint
-from safetensors.torch import load_file
+from support.killing import checkpoint_at, kill_at
+from support.stages import FAMILY, run_smoke
+from support.weights import assert_same_weights, latest_weights
 from typer.testing import CliRunner
 
 from pdiff.cli import app
-from pdiff.config import resolve_config
-from pdiff.stages.diffuse import DiffuseConfig, run_diffuse, weights_sha256
-from pdiff.stages.pretrain import PretrainConfig, run_pretrain
+from pdiff.stages.diffuse import weights_sha256
 from pdiff.workspace.runs import RunStatus, load_run
 
 pytestmark = pytest.mark.metaworld
 runner = CliRunner()
-FAMILY = "metaworld-reach"
-
-
-@pytest.fixture
-def pretrained(reach_ws):
-    config = resolve_config(
-        PretrainConfig, "pretrain", workspace=reach_ws, preset="smoke", flags={"env": FAMILY}
-    )
-    run, _ = run_pretrain(reach_ws, config, argv=["pdiff", "pretrain"])
-    return reach_ws, run
 
 
 def _diffuse(ws, **flags):
-    config = resolve_config(
-        DiffuseConfig, "diffuse", workspace=ws, preset="smoke", flags={"env": FAMILY, **flags}
-    )
-    return run_diffuse(ws, config, argv=["pdiff", "diffuse"])
-
-
-def _latest_weights(run_dir):
-    name = json.loads((run_dir / "checkpoints" / "latest.json").read_text())["dir"]
-    return load_file(str(run_dir / "checkpoints" / name / "model.safetensors"))
+    return run_smoke(ws, "diffuse", **flags)
 
 
 def test_diffuse_keeps_the_prompt_dt_frozen_and_logs_both_losses(pretrained):
@@ -90,16 +72,26 @@ def test_tune_then_eval_through_the_cli(pretrained):
     assert baseline.exit_code == 0 and json.loads(baseline.stdout)["tunable_parameters"] == 0
 
 
-def test_x0_prediction_trains_and_tunes_through_the_cli(pretrained):
+# Real normalised prompt states of reach stay within about ±3; ε-prediction once generated states up to ±25.
+STATE_BOUND, RMS_BOUND = 6.0, 2.5
+
+
+def test_x0_predicted_prompts_stay_near_the_real_ones(pretrained):
+    """On a small trained model, x0-prediction's generated states stay in the range of real ones."""
     ws, _ = pretrained
     base = ["-w", str(ws.root), "--json"]
-    diffused = runner.invoke(app, [*base, "diffuse", "--preset", "smoke", "--set", "diffusion.prediction=x0"])
+    diffused = runner.invoke(app, [*base, "diffuse", "--preset", "smoke", "--set", "diffusion.prediction=x0",
+                                   "--steps", "30"])  # fmt: skip
     assert diffused.exit_code == 0, diffused.output
     run = load_run(ws, "diffuse", json.loads(diffused.stdout)["run_id"])
     assert run.config["diffusion"]["prediction"] == "x0"
     tuned = runner.invoke(app, [*base, "tune", "--shots", "2", "--seeds", "0", "--preset", "smoke"])
     assert tuned.exit_code == 0, tuned.output
-    assert json.loads(tuned.stdout)["prompt_state_rms"] > 0
+    payload = json.loads(tuned.stdout)
+    with h5py.File(ws.root / "runs" / "tune" / payload["run_id"] / "prompts.h5") as handle:
+        states = np.stack([handle[f"seed-0/{task}/states"][()] for task in handle["seed-0"]])
+    assert np.isfinite(states).all() and np.abs(states).max() < STATE_BOUND, np.abs(states).max()
+    assert 0 < payload["prompt_state_rms"] < RMS_BOUND, payload["per_task"]
 
 
 def test_tune_rejects_bad_shots(pretrained):
@@ -115,10 +107,9 @@ def test_diffuse_resume_after_sigkill_matches_an_uninterrupted_run(pretrained):
     ws, _ = pretrained
     straight, _ = _diffuse(ws, steps=40)
     args = ["--env", FAMILY, "--preset", "smoke", "--steps", "40"]
-    killed = kill_after_checkpoint(ws, "diffuse", args, step=10, ignore={straight.run_id})
-    assert killed is not None and load_run(ws, "diffuse", killed.run_id).is_stale()
+    killed = kill_at(ws, "diffuse", args, checkpoint_at(10))
+    assert killed.step is not None and killed.step < 40
+    assert load_run(ws, "diffuse", killed.run_id).is_stale()
     result = runner.invoke(app, ["-w", str(ws.root), "diffuse", "--resume", killed.run_id])
     assert result.exit_code == 0, result.output
-    resumed, reference = _latest_weights(killed.dir), _latest_weights(straight.dir)
-    for key in reference:
-        assert (resumed[key] == reference[key]).all(), key
+    assert_same_weights(latest_weights(killed.run_dir), latest_weights(straight.dir))

@@ -7,34 +7,23 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from run_killer import kill_after_checkpoint
-from safetensors.torch import load_file
+from support.killing import checkpoint_at, kill_at
+from support.stages import FAMILY, run_smoke
+from support.weights import assert_same_weights, latest_weights
 from typer.testing import CliRunner
 
 from pdiff.cli import app
-from pdiff.config import resolve_config
-from pdiff.stages.pretrain import PretrainConfig, run_pretrain
 from pdiff.workspace.runs import RunStatus, list_runs, load_run
 
 pytestmark = pytest.mark.metaworld
 runner = CliRunner()
-FAMILY = "metaworld-reach"
 
 
 def _pretrain(ws, **flags):
-    config = resolve_config(
-        PretrainConfig, "pretrain", workspace=ws, preset="smoke", flags={"env": FAMILY, **flags}
-    )
-    return run_pretrain(ws, config, argv=["pdiff", "pretrain"])
-
-
-def _weights(run_dir: Path) -> dict:
-    latest = json.loads((run_dir / "checkpoints" / "latest.json").read_text())["dir"]
-    return load_file(str(run_dir / "checkpoints" / latest / "model.safetensors"))
+    return run_smoke(ws, "pretrain", **flags)
 
 
 def test_pretrain_writes_checkpoints_metrics_and_a_curve(reach_ws):
@@ -58,32 +47,26 @@ def test_pretrain_writes_checkpoints_metrics_and_a_curve(reach_ws):
 def test_resume_after_sigkill_matches_an_uninterrupted_run(reach_ws):
     straight, _ = _pretrain(reach_ws, steps=40)
     args = ["--env", FAMILY, "--preset", "smoke", "--steps", "40", "--set", "checkpoint_every=5"]
-    killed_run = kill_after_checkpoint(reach_ws, "pretrain", args, step=15, ignore={straight.run_id})
-    assert killed_run is not None, "the child never reached step 15"
-    stale = load_run(reach_ws, "pretrain", killed_run.run_id)
-    assert stale.is_stale()
+    killed = kill_at(reach_ws, "pretrain", args, checkpoint_at(15))
+    assert killed.step is not None and killed.step < 40
+    assert load_run(reach_ws, "pretrain", killed.run_id).is_stale()
     # the killed run's config has checkpoint_every=5; the straight run's differs only in that
-    result = runner.invoke(app, ["-w", str(reach_ws.root), "pretrain", "--resume", killed_run.run_id])
+    result = runner.invoke(app, ["-w", str(reach_ws.root), "pretrain", "--resume", killed.run_id])
     assert result.exit_code == 0, result.output
-    resumed, reference = _weights(killed_run.dir), _weights(straight.dir)
-    assert resumed.keys() == reference.keys()
-    for key in reference:
-        assert (resumed[key] == reference[key]).all(), f"{key} differs after resume"
+    assert_same_weights(latest_weights(killed.run_dir), latest_weights(straight.dir))
 
 
 def test_ddp_with_two_gloo_processes_matches_one_process(reach_ws):
     single, _ = _pretrain(reach_ws, steps=30, model={"dropout": 0.0})
     env = {**os.environ, "PDIFF_WORKSPACE": str(reach_ws.root), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                "-m", "pdiff", "pretrain", "--env", FAMILY, "--preset", "smoke", "--steps", "30",
                "--set", "model.dropout=0.0"]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     ddp = [r for r in list_runs(reach_ws, "pretrain") if r.run_id != single.run_id][-1]
     assert ddp.status is RunStatus.FINISHED
-    one, two = _weights(single.dir), _weights(ddp.dir)
-    for key in one:
-        np.testing.assert_allclose(two[key].numpy(), one[key].numpy(), atol=2e-5, err_msg=key)
+    assert_same_weights(latest_weights(ddp.dir), latest_weights(single.dir), atol=2e-5)
     losses = [json.loads(line)["loss"] for line in (ddp.dir / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0]
 
@@ -117,6 +100,26 @@ def test_eval_writes_results_and_is_deterministic(reach_ws):
         assert list(csv.DictReader(handle)) == rows
     noise = runner.invoke(app, [*args, "--prompt", "random"])
     assert noise.exit_code == 0 and json.loads(noise.stdout)["prompt"] == "random"
+
+
+def test_eval_video_writes_a_gif_per_task(pretrained, renderer):
+    import imageio.v3 as iio
+
+    ws, _ = pretrained
+    result = runner.invoke(app, ["-w", str(ws.root), "--json", "eval", "--video", "1", "--episodes", "2", "--shots", "2",
+                                 "--seeds", "0", "--set", "horizon=10", "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run = load_run(ws, "eval", json.loads(result.stdout)["run_id"])
+    gifs = sorted((run.dir / "eval" / "videos").iterdir())
+    assert [g.name for g in gifs] == [
+        f"task-{t:02d}-episode-0.gif" for t in (11, 17, 25, 36, 41)
+    ]  # 1 per task
+    for gif in gifs:
+        assert gif.read_bytes()[:6] == b"GIF89a"
+        frames = iio.imread(gif, index=None)
+        assert frames.ndim == 4 and len(frames) >= 3 and frames.std() > 0  # moving pictures, not blank
+    recorded = {o["path"] for o in run.manifest["outputs"] if o["kind"] == "video"}
+    assert recorded == {str(g.relative_to(run.dir)) for g in gifs}
 
 
 def test_eval_rejects_bad_shots(reach_ws):

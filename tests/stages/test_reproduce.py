@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from run_killer import kill_after_checkpoint
+from support.killing import checkpoint_at, kill_at
 from typer.testing import CliRunner
 
 from pdiff.cli import app
@@ -28,13 +28,22 @@ def invoke(ws: Workspace, *args: str):
 
 
 @pytest.fixture(scope="module")
-def reproduced(collected_template, tmp_path_factory):
-    """One reproduce run shared by this module's tests: (workspace, its JSON output, its stderr)."""
+def reproduced_template(collected_template, tmp_path_factory):
+    """One reproduce run for this module: (workspace root, its JSON output, its stderr)."""
     root = tmp_path_factory.mktemp("reproduce") / "ws"
     shutil.copytree(collected_template, root)
-    ws = Workspace.open(root)
-    result = invoke(ws, "--json", *MATRIX)
-    return ws, json.loads(result.stdout), result.stderr
+    result = invoke(Workspace.open(root), "--json", *MATRIX)
+    return root, result.stdout, result.stderr
+
+
+@pytest.fixture
+def reproduced(reproduced_template, tmp_path):
+    """A private copy of the reproduced workspace, so that no test sees another's runs: (ws, payload, stderr)."""
+    template, stdout, stderr = reproduced_template
+    root = tmp_path / "reproduced-ws"
+    shutil.copytree(template, root)
+    payload = json.loads(stdout.replace(str(template), str(root)))
+    return Workspace.open(root), payload, stderr
 
 
 def all_run_ids(ws: Workspace) -> set[str]:
@@ -115,15 +124,15 @@ def test_missing_test_task_data_for_full_data_is_a_clear_error(collected_templat
     result = runner.invoke(app, ["-w", str(root), "pretrain", "--env", FAMILY, "--preset", "smoke",
                                  "--include-test-tasks"])  # fmt: skip
     assert result.exit_code == 2 and "--include-test-tasks" in result.stderr
-    assert "pdiff collect --env metaworld-reach --tasks 11,17,25,36,41" in result.stderr
+    assert "collect --env metaworld-reach --tasks 11,17,25,36,41" in result.stderr
 
 
 def test_an_interrupted_reproduce_resumes_the_killed_step(reproduced):
     ws, _, _ = reproduced
     args = [*MATRIX[:-1], "prompt-dt", "--set", "pretrain.steps=150", "--set", "pretrain.checkpoint_every=10"]
-    existing = {r.run_id for r in list_runs(ws, "pretrain")}
-    killed = kill_after_checkpoint(ws, "reproduce", args[1:], step=10, ignore=existing, watch="pretrain")
-    assert killed is not None and find_run(ws, killed.run_id, "pretrain").is_stale()
+    killed = kill_at(ws, "reproduce", args[1:], checkpoint_at(10), watch="pretrain")
+    assert killed.step is not None and killed.step < 150
+    assert find_run(ws, killed.run_id, "pretrain").is_stale()
     result = invoke(ws, "--json", *args)
     steps = {s["step"]: s for s in json.loads(result.stdout)["steps"]}
     assert steps[f"pretrain:{FAMILY}"]["state"] == "resumed"

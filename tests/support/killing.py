@@ -1,0 +1,121 @@
+"""SIGKILL (or SIGINT) a real `pdiff` process at a chosen point of its new run; the one kill harness of the suite.
+
+A kill that comes too late cannot pass silently: if the process finished (or its run was already FINISHED)
+before the kill point was reached, `kill_at` fails the test, so a resume test always has work to resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pdiff.workspace.root import Workspace
+
+KillPoint = Callable[[Path], bool]  # run directory -> "kill now"
+
+
+def started(run_dir: Path) -> bool:
+    return (run_dir / "run.json").is_file()
+
+
+def checkpoint_step(run_dir: Path) -> int | None:
+    """The step of the run's latest checkpoint (None before the first)."""
+    try:
+        return int(json.loads((run_dir / "checkpoints" / "latest.json").read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def checkpoint_at(step: int) -> KillPoint:
+    return lambda run_dir: (checkpoint_step(run_dir) or 0) >= step
+
+
+def metrics_rows(count: int) -> KillPoint:
+    def ready(run_dir: Path) -> bool:
+        path = run_dir / "metrics.jsonl"
+        return path.is_file() and path.read_text().count("\n") >= count
+
+    return ready
+
+
+def file_exists(pattern: str) -> KillPoint:
+    return lambda run_dir: any(run_dir.glob(pattern))
+
+
+def recorded_outputs(count: int) -> KillPoint:
+    def ready(run_dir: Path) -> bool:
+        try:
+            return len(json.loads((run_dir / "run.json").read_text())["outputs"]) >= count
+        except (OSError, ValueError, KeyError):
+            return False
+
+    return ready
+
+
+def _status(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "run.json").read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+@dataclass
+class Kill:
+    run_id: str  # the run the killed process had opened
+    run_dir: Path
+    step: int | None  # its latest checkpoint's step when it was killed (None: no checkpoint yet)
+    returncode: int  # -9 for SIGKILL; what the process chose for a signal it handles (130 for SIGINT)
+    stderr: str
+
+
+def kill_at(
+    ws: Workspace,
+    stage: str,
+    args: list[str],
+    point: KillPoint,
+    *,
+    delay: float = 0.0,
+    watch: str | None = None,
+    sig: signal.Signals = signal.SIGKILL,
+) -> Kill:
+    """Run `pdiff <stage> <args>` in a subprocess and send it `sig` once its new run satisfies `point` (+ delay).
+
+    `watch` names the stage whose new run to watch when it is not `stage` (pretrain inside reproduce).
+    Fails the test if the process ends, or its run finishes, before the kill."""
+    stage_dir = ws.root / "runs" / (watch or stage)
+    before = set(os.listdir(stage_dir)) if stage_dir.is_dir() else set()
+    env = {**os.environ, "PDIFF_WORKSPACE": str(ws.root)}
+    child = subprocess.Popen([sys.executable, "-m", "pdiff", stage, *args], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    run_dir, reached, deadline = None, False, time.monotonic() + 240
+    try:
+        while child.poll() is None and time.monotonic() < deadline:
+            if run_dir is None and stage_dir.is_dir():
+                new = sorted(set(os.listdir(stage_dir)) - before)
+                run_dir = stage_dir / new[0] if new else None
+            if run_dir is not None and point(run_dir):
+                reached = True
+                time.sleep(delay)
+                break
+            time.sleep(0.005)
+    finally:
+        alive = child.poll() is None
+        if alive:
+            child.send_signal(sig if reached else signal.SIGKILL)
+        try:
+            _, stderr = child.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            _, stderr = child.communicate()
+    detail = stderr.decode()[-2000:]
+    assert alive, f"`pdiff {stage}` ended (exit {child.returncode}) before the kill point: {detail}"
+    assert reached and run_dir is not None, f"`pdiff {stage}` never reached the kill point in 240 s: {detail}"
+    assert _status(run_dir) != "FINISHED", f"{run_dir.name} had finished before the kill: nothing to resume"
+    return Kill(run_dir.name, run_dir, checkpoint_step(run_dir), child.returncode, stderr.decode())
