@@ -67,6 +67,21 @@ def test_same_seed_gives_byte_identical_datasets_whatever_the_workers(tmp_path):
     assert dataset_files(other_seed).keys() == files.keys() and dataset_files(other_seed) != files
 
 
+def test_a_teacher_family_gives_byte_identical_datasets_with_a_fixed_seed(tmp_path):
+    """cheetah-dir: a SAC teacher trained from scratch in each workspace, then its data; seed 0 twice, seed 1."""
+    args = ["--env", "cheetah-dir", "--tasks", "0,1", "--kinds", "expert,medium,random", "--episodes", "2",
+            "--set", "teacher.total_updates=300"]  # fmt: skip
+    one, two = workspace(tmp_path / "one"), workspace(tmp_path / "two")
+    collect(one, *args, "--workers", "1")
+    collect(two, *args, "--workers", "2")
+    files = dataset_files(one)
+    assert len(files) == 6 and files == dataset_files(two)
+    other_seed = workspace(tmp_path / "seed1")
+    collect(other_seed, *args, "--set", "seed=1")
+    assert dataset_files(other_seed).keys() == files.keys()
+    assert all(dataset_files(other_seed)[name] != data for name, data in files.items())
+
+
 @pytest.mark.parametrize(("family", "task"), [("cheetah-vel", 3), ("cheetah-dir", 0), ("ant-dir", 6)])
 def test_the_expert_beats_random_actions(family, task, tmp_path):
     root = workspace(tmp_path / "ws")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 from teacher_setup import TINY_UPDATES, tiny_config, tiny_family
 
-from pdiff.errors import UsageError
+from pdiff.errors import RunFailed, UsageError
 from pdiff.teachers import (
     TeacherPolicy,
     latest_checkpoint,
@@ -133,3 +134,18 @@ def test_existing_run_is_not_overwritten_and_resume_checks_settings(straight_run
     # A finished run resumed with the same settings has nothing left to do.
     again = train_teacher(family, tiny_config(), straight_run.out_dir, seed=3, resume=True)
     assert again.updates == straight_run.updates and again.expert_return == straight_run.expert_return
+
+
+def test_a_non_finite_loss_stops_the_teacher_and_keeps_the_last_good_checkpoint(tmp_path):
+    out_dir = tmp_path / "diverging"
+    # lr = 10 diverges within a few updates (at update 7 on CPU); a checkpoint after every update
+    with pytest.raises(RunFailed, match=r"SAC loss became .* at update \d+") as failure:
+        train_teacher(tiny_family(), tiny_config(lr=10.0, checkpoint_every=1), out_dir, seed=3)
+    failed_at = int(re.search(r"at update (\d+)", str(failure.value)).group(1))
+    assert failed_at > 1, "diverged at once: no good checkpoint to keep"
+    kept = latest_checkpoint(out_dir)
+    assert json.loads((out_dir / "checkpoints" / "latest.json").read_text())["update"] == failed_at - 1
+    policy = TeacherPolicy.load(kept)  # whole, its hashes checked, and finite
+    assert all(torch.isfinite(p).all() for p in policy.actor.parameters())
+    state = torch.load(kept / "train_state.pt", weights_only=True)
+    assert all(torch.isfinite(t).all() for t in state["critic"].values())

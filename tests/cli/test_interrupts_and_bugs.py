@@ -1,0 +1,49 @@
+"""What a user sees when pdiff is interrupted or hits a bug, from a real process: Ctrl-C (SIGINT) exits 130
+with one line and a resumable run; an unexpected exception is one `internal error:` line, exit 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from support.killing import kill_at, metrics_rows
+from support.stages import FAMILY
+
+from pdiff.workspace.runs import RunStatus, load_run
+
+pytestmark = pytest.mark.metaworld
+
+
+def test_ctrl_c_exits_130_with_one_line_and_leaves_a_resumable_run(reach_ws):
+    args = ["--env", FAMILY, "--preset", "smoke", "--steps", "2000"]
+    kill = kill_at(reach_ws, "pretrain", args, metrics_rows(1), sig=signal.SIGINT)
+    assert kill.returncode == 130, kill.stderr
+    assert "Traceback" not in kill.stderr and kill.stderr.strip().splitlines()[-1] == "interrupted", (
+        kill.stderr
+    )
+    run = load_run(reach_ws, "pretrain", kill.run_id)
+    assert run.status is RunStatus.KILLED and not run.is_stale()
+
+
+def _pdiff(root, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pdiff", "-w", str(root), *args], capture_output=True, text=True,
+                          env={**os.environ, "PDIFF_WORKSPACE": str(root)})  # fmt: skip
+
+
+def test_an_unexpected_exception_is_one_internal_error_line(tmp_path):
+    """A run manifest edited by hand (valid schema and status, no config) trips `pdiff show`: a bug, not a crash."""
+    _pdiff(tmp_path / "ws", "init", str(tmp_path / "ws"))
+    run_dir = tmp_path / "ws" / "runs" / "pretrain" / "20260101-000000-edited"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps({"schema": 1, "status": "FINISHED"}))
+    done = _pdiff(tmp_path / "ws", "show", run_dir.name)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("error: internal error: ") and lines[1].startswith("hint: re-run with -v")
+    verbose = _pdiff(tmp_path / "ws", "-v", "show", run_dir.name)  # -v: the traceback, then the same line
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr and lines[0] in verbose.stderr
