@@ -1,13 +1,14 @@
 """Bad input never gives a traceback: generated bad argument sets end with exit 2 and one informative line.
 
-Also: a full disk (file-size limit) and a read-only workspace end a run with one line, and a NaN loss stops
-training with a clear error that keeps the last good checkpoint.
+Also: a full disk (file-size limit) and a read-only workspace (a read-only mount, so it holds for root too) end
+a run with one line, and a NaN loss stops training with a clear error that keeps the last good checkpoint.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,8 @@ from pdiff.workspace.runs import RunStatus, list_runs
 
 pytestmark = pytest.mark.metaworld
 STAGES = ["collect", "pretrain", "diffuse", "tune", "eval"]
-SEEN: list[tuple[str, ...]] = []  # every argument set tried, for the count in the report
+FAULTS = ["family", "method", "shots", "too-many-shots", "set-key", "set-type", "config-key", "config-type",
+          "workspace", "resume", "ids", "device", "preset", "other-family", "number", "click"]  # fmt: skip
 
 text = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12
@@ -41,12 +43,9 @@ def _not_a_family(name: str) -> bool:
 
 
 @st.composite
-def bad_arguments(draw, p) -> tuple[list[str], str]:  # noqa: ANN001
-    """(argv after `-w WS`, a string the error line must contain)."""
+def bad_arguments(draw, p, fault: str) -> tuple[list[str], str]:  # noqa: ANN001
+    """(argv after `-w WS`, a string the error line must contain) for one kind of fault."""
     stage = draw(st.sampled_from(STAGES))
-    fault = draw(st.sampled_from(["family", "method", "shots", "too-many-shots", "set-key", "set-type",
-                                  "config-key", "config-type", "workspace", "resume", "ids", "device",
-                                  "preset", "other-family", "number", "click"]))  # fmt: skip
     if fault == "family":
         name = draw(text.filter(lambda s: not s.startswith("-") and _not_a_family(s)))
         return [stage, "--env", name], name
@@ -95,13 +94,15 @@ def bad_arguments(draw, p) -> tuple[list[str], str]:  # noqa: ANN001
     if fault == "other-family":  # a checkpoint of metaworld-reach evaluated on another family
         other = draw(st.sampled_from(["cheetah-vel", "ant-dir", "metaworld-push"]))
         return ["eval", "--pretrain", p.pretrain, "--env", other, "--prompt", "random"], other
-    if fault == "number":
-        command, flag, value = draw(st.sampled_from([
-            ("pretrain", "--steps", "0"), ("diffuse", "--steps", "-5"), ("eval", "--episodes", "0"),
-            ("collect", "--episodes", "0"), ("collect", "--workers", "0"), ("diffuse", "--lambda", "-1"),
-            ("diffuse", "--diffusion-steps", "0"), ("eval", "--video", "-1"), ("collect", "--horizon", "0"),
+    if fault == "number":  # the line names the setting and the value it got (a bare "0" is in any message)
+        command, flag, value, setting = draw(st.sampled_from([
+            ("pretrain", "--steps", "0", "steps=0"), ("diffuse", "--steps", "-5", "steps=-5"),
+            ("eval", "--episodes", "0", "episodes=0"), ("collect", "--episodes", "0", "episodes=0"),
+            ("collect", "--workers", "0", "workers=0"), ("diffuse", "--lambda", "-1", "lam=-1.0"),
+            ("diffuse", "--diffusion-steps", "0", "diffusion.steps=0"), ("eval", "--video", "-1", "video=-1"),
+            ("collect", "--horizon", "0", "horizon=0"),
         ]))  # fmt: skip
-        return [command, flag, value], value
+        return [command, flag, value], f"setting {setting} "
     option = draw(st.sampled_from(["--steps", "--episodes", "--shots", "--seed"]))
     return [{"--steps": "pretrain", "--episodes": "eval", "--shots": "tune", "--seed": "pretrain"}[option],
             option, draw(word)], "Error"  # fmt: skip
@@ -119,31 +120,32 @@ def shared_pipeline(pipeline_template, tmp_path_factory):
     return Pipeline(Workspace.open(root), **ids)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
-@given(data=st.data())
-def test_bad_arguments_give_one_line_and_exit_2(shared_pipeline, data):
-    argv, needle = data.draw(bad_arguments(shared_pipeline))
-    if argv[0] != "-w":
-        argv = [*argv, "--preset", "smoke"] if "--preset" not in argv else argv
-    SEEN.append(tuple(argv))
-    result = cli(shared_pipeline.ws, *argv) if argv[0] != "-w" else cli(Path(argv[1]), *argv[2:])
-    assert result.exit_code == 2, (argv, result.output)
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), argv
-    if needle == "Error":  # Click's own usage error: its box names the option
-        assert "Traceback" not in result.output and "Error" in result.output, argv
-        return
-    line = one_line_error(result.stderr)
-    shown = repr(needle)[1:-1]  # messages quote values with repr: non-ASCII text shows escaped
-    assert needle in result.stderr or shown in result.stderr, (argv, result.stderr)
-    assert line
-    assert "hint:" in result.stderr, (argv, result.stderr)
+def test_bad_arguments_give_one_line_and_exit_2(shared_pipeline):
+    """200 generated argument sets, every kind of fault among them, each refused with exit 2 and one line."""
+    seen: list[tuple[str, tuple[str, ...]]] = []
 
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(fault=st.sampled_from(FAULTS), data=st.data())
+    def refused(fault: str, data: st.DataObject) -> None:
+        argv, needle = data.draw(bad_arguments(shared_pipeline, fault))
+        if argv[0] != "-w":
+            argv = [*argv, "--preset", "smoke"] if "--preset" not in argv else argv
+        seen.append((fault, tuple(argv)))
+        result = cli(shared_pipeline.ws, *argv) if argv[0] != "-w" else cli(Path(argv[1]), *argv[2:])
+        assert result.exit_code == 2, (argv, result.output)
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), argv
+        if needle == "Error":  # Click's own usage error: its box names the option
+            assert "Traceback" not in result.output and "Error" in result.output, argv
+            assert argv[1] in result.output, (argv, result.output)
+            return
+        line = one_line_error(result.stderr)
+        shown = repr(needle)[1:-1]  # messages quote values with repr: non-ASCII text shows escaped
+        assert needle in line or shown in line, (argv, result.stderr)
+        assert "hint:" in result.stderr, (argv, result.stderr)
 
-def test_bad_argument_count():
-    """Runs after the property test: the lead's figure of bad argument sets tried."""
-    if SEEN:
-        print(f"\nbad argument sets tried: {len(SEEN)}, distinct: {len(set(SEEN))}")
-        assert len(SEEN) >= 200
+    refused()
+    print(f"\nbad argument sets tried: {len(seen)}, distinct: {len({argv for _, argv in seen})}")
+    assert len(seen) >= 200 and {fault for fault, _ in seen} == set(FAULTS)
 
 
 def _limited_file_size(limit: int):  # noqa: ANN202 - a preexec_fn
@@ -169,18 +171,32 @@ def test_full_disk_is_one_line_and_resumable(reach_ws):
     assert cli(reach_ws, "pretrain", "--resume", run.run_id).exit_code == 0
 
 
+def _read_only_mount(path: Path) -> list[str]:
+    """A command prefix: run the command with `path` bind-mounted read-only, in a mount namespace of its own.
+
+    Works as root (where file permissions stop nothing) and, through a user namespace, as any user."""
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    return [shutil.which("unshare") or "unshare", *user, "--mount", "--", "sh", "-c", script, str(path)]
+
+
 def test_read_only_workspace_is_one_line(reach_ws):
-    if os.geteuid() == 0:
-        pytest.skip("root writes through file permissions; a read-only mount needs privileges")
     runs = reach_ws.root / "runs"
-    runs.mkdir(exist_ok=True)
-    runs.chmod(0o555)
-    try:
-        result = cli(reach_ws, "pretrain", "--env", FAMILY, "--preset", "smoke")
-    finally:
-        runs.chmod(0o755)
-    assert result.exit_code == 2
-    assert "cannot write" in one_line_error(result.stderr)
+    before = sorted(runs.rglob("*"))
+    probe = subprocess.run(
+        [*_read_only_mount(runs), "touch", str(runs / "probe")], capture_output=True, text=True
+    )
+    if "Read-only file system" not in probe.stderr:
+        pytest.skip(
+            f"no read-only bind mount here (unshare and mount need privileges): {probe.stderr[-300:]}"
+        )
+    env = {**os.environ, "PDIFF_WORKSPACE": str(reach_ws.root)}
+    command = [sys.executable, "-m", "pdiff", "pretrain", "--env", FAMILY, "--preset", "smoke"]
+    done = subprocess.run([*_read_only_mount(runs), *command], env=env, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    line = one_line_error(done.stderr)
+    assert "cannot write" in line and str(runs) in line and "Read-only file system" in line, line
+    assert sorted(runs.rglob("*")) == before  # nothing was written
 
 
 @pytest.mark.parametrize("stage", ["pretrain", "diffuse", "tune"])
