@@ -42,17 +42,17 @@ class FrozenPolicy:
     def max_ep_len(self) -> int:
         return self.model.config.max_ep_len
 
-    def _normalisation(self) -> dict[str, Any]:
+    def normalisation(self) -> dict[str, Any]:
         return {"rtg_scale": self.rtg_scale, "state_mean": self.state_mean, "state_std": self.state_std,
                 "max_ep_len": self.max_ep_len}  # fmt: skip
 
     def segment_sampler(self, data: FamilyData) -> SegmentSampler:
         """K-step segments of `data`, normalised as this policy reads them."""
-        return SegmentSampler(data, context_len=self.context_len, **self._normalisation())
+        return SegmentSampler(data, context_len=self.context_len, **self.normalisation())
 
     def prompt_bank(self, data: FamilyData) -> PromptBank:
         """Tail prompts of `data`'s episodes, normalised as this policy reads them."""
-        return PromptBank(data, prompt_len=self.model.config.prompt_len, **self._normalisation())
+        return PromptBank(data, prompt_len=self.model.config.prompt_len, **self.normalisation())
 
 
 def load_policy(checkpoint: Path, device: torch.device) -> tuple[FrozenPolicy, dict[str, Any]]:

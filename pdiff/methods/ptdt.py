@@ -1,6 +1,6 @@
 """`ptdt`: Prompt-Tuning DT (Hu, Shen, Zhang, Tao 2023, arXiv 2305.09648): black-box tuning of the prompt.
 
-The Prompt-DT stays frozen and only the values of the task's K*-step prompt change (reference/prompt-dt.md §8).
+The Prompt-DT stays frozen and only the values of the task's K*-step prompt change (the Prompt-Tuning DT reference).
 Each round (one tune "step"):
   1. draw m Gaussian perturbations x_j = x + μ·ξ_j of the flattened prompt x;
   2. score them, all on the same data (common random numbers):
@@ -16,9 +16,10 @@ What is perturbed: every prompt tensor the model reads, i.e. states (normalised)
 1) = 225 values on Meta-World reach. The reference also perturbs rewards, dones and the mask, which our
 Prompt-DT does not read (prompt-dt.md counts 240 with them). `ptdt_perturb: states-actions-rtg` leaves the
 timesteps alone (paper.md §12 #19).
-Defaults from the surviving driver (prompt-dt.md §8): m = 15, μ = 1.0, η = 1e-4, decay 0.95 per round,
-2 batches (or rollouts) per score; no line search. Batch size and the number of rounds are the tune
-stage's `batch_size` and `steps`.
+m = 15, μ = 1.0 and 2 batches (or rollouts) per score follow the surviving reference driver; no line search.
+Its η = 1e-4 with a 0.95 decay per round cannot move the prompt (about 1e-4 per value in total), so η and
+the decay come from the selection protocol (pdiff.methods.selection; `selection=off` uses `lr`, default
+the driver's 1e-4). Batch size and the number of rounds are the tune stage's `batch_size` and `steps`.
 """
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ def tune_task(context: TaskContext) -> TaskResult:
         first, last = score(np.stack([start, x]))  # on the same data, so the two are comparable
     finally:
         pool.close()
-    name = "return" if settings["ptdt_online"] else "neg_action_mse"
+    # How far the prompt moved (RMS over its values, in the units the model reads: normalised states, actions,
+    # scaled RTG, timesteps) and the few-shot score before and after, on the same data.
+    before, after = (float(first), float(last)) if settings["ptdt_online"] else (-float(first), -float(last))
+    name = "fewshot_return" if settings["ptdt_online"] else "fewshot_loss"
+    metrics = {"prompt_moved_rms": float(np.sqrt(np.mean((x - start) ** 2))), f"{name}_before": before,
+               f"{name}_after": after}  # fmt: skip
     return TaskResult(prompt=candidates_from(x[None], prompt, fields, max_ep_len), tunable_parameters=len(x),
-                      metrics={f"{name}_first": float(first), f"{name}_last": float(last)})  # fmt: skip
+                      metrics=metrics)  # fmt: skip

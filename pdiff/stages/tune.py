@@ -9,6 +9,7 @@ the frozen Prompt-DT plus that file (pdiff.methods.finetuning). The frozen Promp
 from __future__ import annotations
 
 import copy
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress
 from pdiff.data.batches import Segments
 from pdiff.data.fewshot import fewshot_record
+from pdiff.data.loader import FamilyData
 from pdiff.data.prompts_file import write_prompts
 from pdiff.diffusion import VPSchedule
 from pdiff.distributed import (
@@ -33,11 +35,12 @@ from pdiff.distributed import (
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
-from pdiff.eval.rollout import load_policy
+from pdiff.eval.rollout import FrozenPolicy, load_policy
 from pdiff.methods.base import TaskContext, load_fewshot
 from pdiff.methods.finetuning import save_tuned, tuned_path
 from pdiff.methods.prompt_diffuser import SegmentCodec
 from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
+from pdiff.methods.selection import Selection, candidates, grid_for, select
 from pdiff.models.checkpoint import load_inference
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.stages.common import checkpoint_of, open_run, stage_run
@@ -65,11 +68,16 @@ class TuneConfig(StageConfig):
     )
     steps: int = Field(200, ge=0, description="Fine-tuning steps per (seed, task).")
     batch_size: int = Field(32, ge=1, description="Segments per fine-tuning step.")
+    selection: Literal["holdout", "off"] = Field(
+        "holdout",
+        description="holdout: the learning rate (ptdt: η and its decay) is chosen from the method's grid by the "
+        "held-out few-shot episode's action loss (docs/protocol.md); off: use lr.",
+    )
     lr: float | None = Field(
         None,
         gt=0,
-        description="Learning rate (ptdt: η). Default per method: prompt-diffuser 1e-4, soft-prompt 1e-3, "
-        "adaptor 1e-3, lora 1e-3, ptdt 1e-4, full-ft 1e-4.",
+        description="Learning rate (ptdt: η) with selection=off. Default per method: prompt-diffuser 1e-4, "
+        "soft-prompt 1e-3, adaptor 1e-3, lora 1e-3, ptdt 1e-4, full-ft 1e-4.",
     )
     guidance: str | None = Field(None, description="Guidance rule while tuning (default: the diffuse run's).")
     segment_source: Literal["tail", "anywhere"] | None = Field(
@@ -101,8 +109,10 @@ class TuneConfig(StageConfig):
 
     @model_validator(mode="after")
     def _method_lr(self) -> TuneConfig:
+        if self.selection == "holdout" and self.lr is not None and grid_for(self.method).get("lr"):
+            raise ValueError("lr is chosen by the selection protocol; add selection=off to fix it yourself")
         # Resolved here so a recorded config and a re-requested one compare equal (reproduce's skip test).
-        if self.lr is None and self.method in METHODS:
+        if self.lr is None and self.method in METHODS and self.selection == "off":
             object.__setattr__(self, "lr", METHODS[self.method].DEFAULT_LR)
         return self
 
@@ -143,7 +153,7 @@ def diffuser_settings(config: TuneConfig, diffuse: Run, device: Any) -> dict[str
         "adapt": config.adapt,
         "steps": config.steps,
         "batch_size": config.batch_size,
-        "lr": config.lr,
+        "lr": fallback_lr(config),
         "guidance": config.guidance or payload["guidance"],
         # runs made before the setting existed trained on windows anywhere in an episode
         "segment_source": config.segment_source or payload.get("segment_source", "anywhere"),
@@ -152,13 +162,45 @@ def diffuser_settings(config: TuneConfig, diffuse: Run, device: Any) -> dict[str
     }
 
 
+def fallback_lr(config: TuneConfig) -> float | None:
+    """`lr`, else the method's default: what tuning uses when the selection protocol does not choose (one
+    shot leaves nothing to hold out)."""
+    return config.lr if config.lr is not None else METHODS[config.method].DEFAULT_LR
+
+
 def method_settings(
     config: TuneConfig, family: TaskFamily, diffuse: Run | None, device: Any
 ) -> dict[str, Any]:
     """TaskContext.settings: the diffusion model's for prompt-diffuser, else the config + family."""
     if diffuse is not None:
         return diffuser_settings(config, diffuse, device)
-    return {**config.model_dump(), "family": family}
+    return {**config.model_dump(), "lr": fallback_lr(config), "family": family}
+
+
+def task_context(policy: FrozenPolicy, data: FamilyData, seed: int, task: int, settings: dict[str, Any],
+                 device: Any, out_dir: Path, stream: int = 3) -> TaskContext:  # fmt: skip
+    """One (seed, task)'s tuning inputs; `stream` keeps the selection's random draws apart from the final
+    tuning's, so selecting does not change what the chosen setting then does."""
+    return TaskContext(seed=seed, task=task, policy=policy, fewshot=policy.segment_sampler(data),
+                       fewshot_prompts=policy.prompt_bank(data), rng=np.random.default_rng([seed, task, stream]),
+                       device=device, out_dir=out_dir, settings=settings)  # fmt: skip
+
+
+def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]], fewshot: dict[int, FamilyData],
+                    settings: dict[str, Any], policy: FrozenPolicy, device: Any) -> Selection | None:  # fmt: skip
+    """The selection protocol's choice (None when it is off, or with one shot there is nothing to hold out).
+    Under torchrun every rank selects alike, so all reach the same choice."""
+    if config.selection != "holdout" or config.shots < 2:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+
+        def context_for(seed: int, task: int, data: FamilyData, trial: dict[str, Any]) -> TaskContext:
+            return task_context(policy, data, seed, task, trial, device, Path(scratch), stream=4)
+
+        trials = len(candidates(grid_for(config.method))) * len(jobs)
+        with StageProgress(f"select {config.method} settings", total=max(trials, 1)) as bar:
+            return select(method, config.method, jobs, fewshot.__getitem__, context_for, settings, policy,
+                          device, on_trial=lambda: bar.update(1))  # fmt: skip
 
 
 def tune(
@@ -184,13 +226,12 @@ def tune(
     per_task: dict[str, Any] = {}
     tunable = 0
     jobs = [(seed, task) for seed in config.seeds for task in tasks]
+    selection = choose_settings(config, method, jobs, fewshot, settings, policy, device)
+    if selection is not None:
+        settings = {**settings, **selection.chosen}
     with StageProgress(f"tune {config.method} {family.name}", total=len(jobs)) as bar:
         for seed, task in shard_jobs(jobs, info):  # jobs are independent: each seeds its own generators
-            data = fewshot[seed]
-            context = TaskContext(seed=seed, task=task, policy=policy, fewshot=policy.segment_sampler(data),
-                                  fewshot_prompts=policy.prompt_bank(data),
-                                  rng=np.random.default_rng([seed, task, 3]), device=device,
-                                  out_dir=run_dir / "tuned", settings=settings)  # fmt: skip
+            context = task_context(policy, fewshot[seed], seed, task, settings, device, run_dir / "tuned")
             result = method.tune_task(context)
             if result.model is not None:
                 save_tuned(tuned_path(run_dir, seed, task), result.model, config.method, result.options)
@@ -199,6 +240,7 @@ def tune(
             per_task[f"seed-{seed}/task-{task:02d}"] = result.metrics
             bar.update(1, task=task)
     shares = gather_to_main((prompts, per_task, tunable), info)
+    chosen = {"selection": selection.to_dict()} if selection is not None else {}
     if run is None or shares is None:  # a non-zero rank: rank 0 writes every rank's prompts
         return {}
     for share_prompts, share_metrics, share_tunable in shares:  # back in job order
@@ -215,7 +257,7 @@ def tune(
     plm_parameters = sum(p.numel() for p in policy.model.parameters())
     distances = [m["prompt_state_rms"] for m in per_task.values() if "prompt_state_rms" in m]
     extra = {"prompt_state_rms": float(np.mean(distances))} if distances else {}
-    return {**extra, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
+    return {**extra, **chosen, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
             "tunable_share_percent": 100.0 * tunable / plm_parameters, "shots": config.shots,
             "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task,
             "fewshot_episodes": fewshot_record(workspace.datasets_dir, family.name, tasks, config.data_kind,

@@ -1,0 +1,66 @@
+"""The one selection protocol: it reads only the few-shot data, records what it tried and chose, and the
+setting it picks lets PTDT move its prompt and lower the held-out few-shot loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pdiff.config import resolve_config
+from pdiff.envs.metaworld_family import MetaWorldFamily
+from pdiff.methods.selection import LR_GRID, candidates, grid_for
+from pdiff.stages.tune import TuneConfig, run_tune
+
+pytestmark = pytest.mark.metaworld
+REACH = "metaworld-reach"
+
+
+def _tune(ws, method: str, **flags):  # noqa: ANN001, ANN202
+    config = resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
+                            flags={"env": REACH, "method": method, **flags})  # fmt: skip
+    return run_tune(ws, config, argv=["pdiff", "tune"])
+
+
+def test_selection_builds_no_simulator_and_records_its_choice(trained, monkeypatch):
+    ws, _, _ = trained
+    built: list[int] = []
+    make_env = MetaWorldFamily.make_env
+
+    def counting(self, task_id, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        built.append(task_id)
+        return make_env(self, task_id, **kwargs)
+
+    monkeypatch.setattr(MetaWorldFamily, "make_env", counting)
+    run, summary = _tune(ws, "lora")
+    assert built == []
+    selection = summary["selection"]
+    assert selection["protocol"] == "holdout-last-episode"
+    assert [row["lr"] for row in selection["scores"]] == list(LR_GRID)
+    best = min(selection["scores"], key=lambda row: row["heldout_loss"])
+    assert selection["chosen"] == {"lr": best["lr"]}
+    assert np.isfinite(selection["heldout_loss_untuned"])
+    assert run.manifest["summary"]["selection"] == selection
+
+
+def test_ptdt_chosen_setting_moves_the_prompt_and_lowers_the_heldout_loss(trained):
+    ws, _, _ = trained
+    _, summary = _tune(ws, "ptdt", steps=20)
+    selection = summary["selection"]
+    assert len(selection["scores"]) == len(candidates(grid_for("ptdt"))) == 6
+    assert set(selection["chosen"]) == {"lr", "ptdt_lr_decay"}
+    chosen = min(row["heldout_loss"] for row in selection["scores"])
+    assert chosen < selection["heldout_loss_untuned"], selection
+    moved = [m["prompt_moved_rms"] for m in summary["per_task"].values()]
+    assert min(moved) > 0.01, moved  # the reference driver's eta=1e-4 with decay 0.95 moves about 1e-4
+    for metrics in summary["per_task"].values():
+        assert metrics["fewshot_loss_after"] <= metrics["fewshot_loss_before"] * 1.05, metrics
+
+
+def test_a_fixed_learning_rate_needs_selection_off(trained):
+    ws, _, _ = trained
+    with pytest.raises(Exception, match="selection=off"):
+        resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
+                       flags={"env": REACH, "method": "lora", "lr": 1e-3})  # fmt: skip
+    config = resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
+                            flags={"env": REACH, "method": "lora", "lr": 1e-3, "selection": "off"})  # fmt: skip
+    assert config.lr == 1e-3
