@@ -69,8 +69,14 @@ def setup_logging(verbosity: int = 0, quiet: bool = False) -> None:
             handler, logging.FileHandler
         ):
             log.removeHandler(handler)
-    handler = RichHandler(console=err, show_path=False, show_time=False, markup=False, rich_tracebacks=False)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    if err.is_terminal:
+        handler: logging.Handler = RichHandler(
+            console=err, show_path=False, show_time=False, markup=False, rich_tracebacks=False
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:  # a pipe or a CI log: plain lines with their time, not padded to a console width
+        handler = logging.StreamHandler(err.file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
     log.addHandler(handler)
     log.propagate = False
 
@@ -89,10 +95,17 @@ def detach_run_log(handler: logging.Handler) -> None:
 
 
 class StageProgress:
-    """One progress bar for a stage: a Rich bar on a terminal, an INFO line every `every_s` otherwise."""
+    """One progress bar for a stage: a Rich bar on a terminal, an INFO line every `every_s` otherwise.
 
-    def __init__(self, description: str, total: int, *, completed: int = 0, every_s: float = 10.0) -> None:
+    `unit` names what is counted ("episode steps"); `label()` says what is being worked on (a task, a seed).
+    The ETA appears once a tenth of the remaining work is done: the first steps (loading, warm-up) say little.
+    """
+
+    def __init__(
+        self, description: str, total: int, *, completed: int = 0, every_s: float = 10.0, unit: str = "steps"
+    ) -> None:
         self.description = description
+        self.unit = unit
         self.total = total
         self.completed = completed
         self.every_s = every_s
@@ -110,6 +123,7 @@ class StageProgress:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                TextColumn(self.unit),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 TextColumn("{task.fields[info]}"),
@@ -137,6 +151,12 @@ class StageProgress:
             self._last_line = now
             self._plain_line()
 
+    def label(self, description: str) -> None:
+        """Show what is being worked on now, e.g. `eval metaworld-reach seed 1`."""
+        self.description = description
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=description)
+
     def restart_at(self, completed: int) -> None:
         """Continue from `completed` (a loop resumed from a checkpoint): rates count only work done from here."""
         self.completed = self._start_completed = completed
@@ -148,9 +168,11 @@ class StageProgress:
         elapsed = time.monotonic() - self._start
         done = self.completed - self._start_completed
         rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.completed) / rate if rate > 0 else float("nan")
+        measured = rate > 0 and done >= 0.1 * (self.total - self._start_completed)
+        eta = f"eta {(self.total - self.completed) / rate:.0f}s" if measured else "eta: measuring"
         pct = 100.0 * self.completed / max(self.total, 1)
-        line = f"{self.description}: {self.completed}/{self.total} ({pct:.0f}%) {rate:.2f}/s eta {eta:.0f}s {self._fields}"
+        line = (f"{self.description}: {self.completed}/{self.total} ({pct:.0f}%) {self.unit}, {rate:.2f}/s, "
+                f"{eta} {self._fields}")  # fmt: skip
         if self._progress is None:
             log.info(line.rstrip())
         else:  # the bar shows it; keep the log file complete

@@ -22,6 +22,30 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
+# What a curve's key means, under its panel: the y-axis label and, where the name alone says little, a note.
+CURVE_LABELS = {
+    "loss": ("loss", "action MSE of the Prompt-DT"),
+    "lr": ("learning rate", ""),
+    "grad_norm": ("gradient norm", "before clipping"),
+    "loss_dm": ("L_DM", "denoising loss of the diffusion model"),
+    "loss_plm": ("L_PLM", "the frozen Prompt-DT's action loss on generated prompts"),
+    "cosine": (
+        "cos(g_DM, g_PLM)",
+        "cosine of the angle between the two losses' gradients (< 0: they conflict)",
+    ),
+}
+X_LABELS = {"step": "training step", "update": "SAC update"}
+
+
+def smoothed(values: Sequence[float], weight: float = 0.8) -> list[float]:
+    """An exponential moving average (TensorBoard's smoothing), bias-corrected so it starts at the data."""
+    average, out = 0.0, []
+    for i, value in enumerate(values, 1):
+        average = weight * average + (1 - weight) * value
+        out.append(average / (1 - weight**i))
+    return out
+
+
 def plot_curves(
     metrics: Path, keys: Sequence[str], out: Path, *, x: str = "step", title: str = ""
 ) -> Path | None:
@@ -35,12 +59,21 @@ def plot_curves(
     present = [k for k in keys if any(k in r for r in rows)]
     if not present:
         return None
-    fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(present), figsize=(4.5 * len(present), 3.6), squeeze=False)
     for ax, key in zip(axes[0], present, strict=True):
         points = [(r[x], r[key]) for r in rows if key in r and x in r and r[key] is not None]
-        ax.plot([p[0] for p in points], [p[1] for p in points], lw=1.2)
-        ax.set_xlabel(x)
-        ax.set_title(key)
+        steps, values = [p[0] for p in points], [p[1] for p in points]
+        few = len(values) <= 2  # nothing to smooth
+        ax.plot(steps, values, lw=1.2 if few else 0.8, alpha=1.0 if few else 0.35, color="C0", label="logged")
+        if not few:
+            ax.plot(steps, smoothed(values), lw=1.6, color="C0", label="smoothed (EMA 0.8)")
+            ax.legend(fontsize=7)
+        label, note = CURVE_LABELS.get(key, (key, ""))
+        ax.set_xlabel(X_LABELS.get(x, x))
+        ax.set_ylabel(label)
+        ax.set_title(key, fontsize=10)
+        if note:
+            ax.text(0.5, -0.3, note, transform=ax.transAxes, ha="center", va="top", fontsize=7, wrap=True)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -41,11 +42,26 @@ def report(
     )
     path = run.dir / "report.md"
 
-    def render() -> None:
-        out.print(path.read_text(), markup=False, highlight=False)
+    def render() -> None:  # a summary: the file keeps the Markdown tables, the paper's numbers and the plots
+        print_report_summary(summary)
 
     emit(opts, json_flag, {"run_id": run.run_id, "report": str(path), **summary}, render)
-    err.print(f"report: {path}")
+    err.print(f"report: {path}  ({summary['figures']} figures in {path.parent / 'figures'})", highlight=False)
+
+
+def print_report_summary(summary: dict[str, Any]) -> None:
+    """One row per evaluation cell (raw return, normalised score, success) and the plain comparisons."""
+    table = Table("family", "method", "data", "shots", "seeds", "return", "normalized", "success",
+                  title=f"{summary['cells']} evaluation cells (mean ± std over seeds)", title_justify="left")  # fmt: skip
+    for r in summary["data"]["results"]:
+        method = r["method"] + (f" ({r['variant']})" if r.get("variant") else "")
+        scores = [r["score"], r["normalized"], r["success"] and {k: 100 * v for k, v in r["success"].items()}]
+        cells = [f"{s['mean']:.1f} ± {s['std']:.1f}" if s else "" for s in scores]
+        table.add_row(r["family"], method, r["data_kind"], str(r["shots"]), str(len(r["seeds"])), *cells[:2],
+                      f"{cells[2]} %" if cells[2] else "")  # fmt: skip
+    out.print(table)
+    for line in summary["data"]["losses"]:
+        out.print(line.replace("**", ""), highlight=False, markup=False)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,15 @@ SEEDS = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2.")
 def _preset(preset: str | None) -> str:
     """The ` --preset NAME` the user chose, for the commands suggested next."""
     return f" --preset {preset}" if preset else ""
+
+
+def _tracking_hint(workspace: Any) -> None:
+    """Where a training stage's curves can be browsed (TensorBoard, when installed)."""
+    from pdiff.tracking import available
+
+    if available():
+        runs = shlex.quote(str(workspace.runs_dir.resolve()))
+        err.print(f"curves: tensorboard --logdir {runs}", highlight=False, soft_wrap=True, markup=False)
 
 
 def parse_ids(text: str | None, flag: str = "--tasks") -> list[int] | None:
@@ -171,7 +181,10 @@ def pretrain(
     resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
-    """Train a Prompt-DT on the training tasks of a family (works under torchrun for DDP)."""
+    """Train a Prompt-DT on the training tasks of a family (works under torchrun for DDP).
+
+    Curves: metrics.jsonl and learning_curve.png in the run, and with the `tensorboard` extra installed,
+    `tensorboard --logdir WORKSPACE/runs`."""
     from pdiff.stages.pretrain import PretrainConfig, run_pretrain
 
     opts = options(ctx)
@@ -189,6 +202,7 @@ def pretrain(
     next_step(
         f"pdiff eval --pretrain {run.run_id}{_preset(preset)}   (or: pdiff diffuse --env {run.family}{_preset(preset)})"
     )
+    _tracking_hint(workspace)
 
 
 @app.command("eval")
@@ -271,7 +285,10 @@ def diffuse(
     resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
-    """Train the prompt diffusion model on the training tasks, guided by the frozen Prompt-DT."""
+    """Train the prompt diffusion model on the training tasks, guided by the frozen Prompt-DT.
+
+    Curves: metrics.jsonl and learning_curve.png in the run, and with the `tensorboard` extra installed,
+    `tensorboard --logdir WORKSPACE/runs`."""
     from pdiff.stages.diffuse import DiffuseConfig, run_diffuse
 
     opts = options(ctx)
@@ -287,6 +304,7 @@ def diffuse(
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
     emit(opts, json_flag, payload, lambda: _print_summary(f"diffuse {run.family}", run.run_id, summary))
     next_step(f"pdiff tune --diffuse {run.run_id}{_preset(preset)}")
+    _tracking_hint(workspace)
 
 
 @app.command()

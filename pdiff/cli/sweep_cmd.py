@@ -39,9 +39,9 @@ def sweep(
     cells = matrix(family_names, method_names, parse_ids(seeds, "--seeds") or [])
     shared = shared_commands(family_names, method_names, preset) if only != "cells" else []
     per_cell = [cell_command(cell, preset) for cell in cells] if only != "shared" else []
-    if launcher == "print":
-        for args in shared + per_cell:
-            out.print(shell_line(opts.workspace, args), highlight=False, soft_wrap=True)
+    if launcher == "print":  # --json: the same shell lines as a list of strings
+        lines = [shell_line(opts.workspace, args) for args in shared + per_cell]
+        emit(opts, json_flag, lines, lambda: out.print("\n".join(lines), highlight=False, soft_wrap=True))
         return
     if only == "cells" and len(cells) == 1:  # one cell, run here: what each launched or printed job does
         row = run_cell(opts.open_workspace(), cells[0], preset)

@@ -25,36 +25,57 @@ def _pyplot():  # noqa: ANN202 - matplotlib's module
     return plt
 
 
+def paper_label(family: str) -> str:
+    """The legend of the paper's marker: its number comes from a setting that differs from ours."""
+    from pdiff.envs import get_family
+
+    if family.startswith("metaworld-"):
+        return f"paper (v2 task; ours: v3, horizon {get_family(family).horizon})"
+    return "paper (mujoco-py 2.0; ours: MuJoCo 3)"
+
+
 def grouped_bars(
     panels: dict[str, dict[str, dict[str, Result]]], out: Path, title: str, paper_marks: dict | None = None
 ) -> Path | None:
-    """One panel per family; groups on the x axis, one bar per series inside a group, ± std error bars."""
+    """One column per family; groups on the x axis, one bar per series inside a group, ± std error bars.
+
+    The top row is the raw return (with the paper's markers); a second row shows the success rate when the
+    family has one (Meta-World)."""
     if not panels:
         return None
     plt = _pyplot()
+    cells_of = [c for groups in panels.values() for g in groups.values() for c in g.values()]
+    rows = [("score", "return", 1.0)]
+    if any(c.success is not None for c in cells_of):
+        rows.append(("success", "success rate (%)", 100.0))
     panel_width = max(5.0, 0.7 * max(len(groups) for groups in panels.values()) + 1.5)
-    fig, axes = plt.subplots(1, len(panels), figsize=(panel_width * len(panels), 3.8), squeeze=False)
-    for ax, (family, groups) in zip(axes[0], panels.items(), strict=True):
-        names = list(groups)
-        series = ordered({s for g in groups.values() for s in g}, KIND_ORDER + RULE_ORDER)
-        width = 0.8 / max(len(series), 1)
-        for i, name in enumerate(series):
-            xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(names))]
-            cells = [groups[n].get(name) for n in names]
-            ax.bar(xs, [c.score.mean if c else np.nan for c in cells], width, label=name if len(series) > 1 else None,
-                   yerr=[c.score.std if c else 0 for c in cells], capsize=3)  # fmt: skip
-        marks = (paper_marks or {}).get(family, {})
-        if marks:
-            idx = [i for i, n in enumerate(names) if n in marks]
-            ax.scatter(
-                idx, [marks[names[i]] for i in idx], marker="D", color="black", zorder=3, label="paper"
-            )
-        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-        ax.set_title(family, fontsize=10)
-        ax.set_ylabel("return")
-        ax.grid(axis="y", alpha=0.3)
-        if len(series) > 1 or marks:
-            ax.legend(fontsize=7)
+    fig, axes = plt.subplots(
+        len(rows), len(panels), figsize=(panel_width * len(panels), 3.8 * len(rows)), squeeze=False
+    )
+    for row, (attr, ylabel, scale) in enumerate(rows):
+        for ax, (family, groups) in zip(axes[row], panels.items(), strict=True):
+            names = list(groups)
+            series = ordered({s for g in groups.values() for s in g}, KIND_ORDER + RULE_ORDER)
+            width = 0.8 / max(len(series), 1)
+            for i, name in enumerate(series):
+                xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(names))]
+                scores = [getattr(groups[n][name], attr) if name in groups[n] else None for n in names]
+                ax.bar(xs, [scale * s.mean if s else np.nan for s in scores], width,
+                       label=name if len(series) > 1 else None,
+                       yerr=[scale * s.std if s else 0 for s in scores], capsize=3)  # fmt: skip
+            marks = (paper_marks or {}).get(family, {}) if attr == "score" else {}
+            if marks:
+                idx = [i for i, n in enumerate(names) if n in marks]
+                ax.scatter(idx, [marks[names[i]] for i in idx], marker="D", color="black", zorder=3,
+                           label=paper_label(family))  # fmt: skip
+            ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+            ax.set_title(family, fontsize=10)
+            ax.set_ylabel(ylabel)
+            if attr == "success":
+                ax.set_ylim(0, 105)
+            ax.grid(axis="y", alpha=0.3)
+            if len(series) > 1 or marks:
+                ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return save_png(fig, out)
 

@@ -305,7 +305,7 @@ def collect(
         "horizon": horizon,
     }
     with StageProgress(
-        f"collect {family.name}", total=len(tasks), completed=len(tasks) - len(pending)
+        f"collect {family.name}", total=len(tasks), completed=len(tasks) - len(pending), unit="tasks"
     ) as bar:
         for task, episodes in _run_jobs(jobs, config.workers):
             write_task_datasets(workspace, run, family, task, episodes, config, **writing)

@@ -10,7 +10,7 @@ from typing import TypeVar
 import yaml
 
 from pdiff.config import StageConfig
-from pdiff.console import attach_run_log, detach_run_log, log
+from pdiff.console import attach_run_log, detach_run_log, log, pasteable
 from pdiff.errors import ArtifactError
 from pdiff.plots import plot_curves
 from pdiff.workspace.atomic import atomic_write_text
@@ -18,6 +18,11 @@ from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, create_run, reopen_for_resume, running, verified_output
 
 C = TypeVar("C", bound=StageConfig)
+# Stages that keep no partial results: a resumed run starts its work again, in the same run directory.
+REDONE_ON_RESUME = {
+    "tune": "tuning starts again from the first (seed, task): partial adaptations are not kept",
+    "eval": "evaluation starts again from the first episode: episodes are not checkpointed",
+}
 
 
 def open_run(
@@ -34,6 +39,8 @@ def open_run(
     """A new locked run, or the unfinished run `resume` locked again with its own recorded config."""
     if resume:
         run = reopen_for_resume(workspace, stage, resume)
+        if stage in REDONE_ON_RESUME:  # the others log the checkpoint or the tasks they continue from
+            log.info("resuming %s run %s: %s", stage, run.run_id, REDONE_ON_RESUME[stage])
         recorded = type(config).model_validate(run.manifest["config"])
         if recorded != config:
             log.info("resuming %s with its recorded config (new settings are ignored)", run.run_id)
@@ -51,6 +58,12 @@ def stage_run(run: Run) -> Iterator[Run]:
     try:
         with running(run):
             yield run
+    except KeyboardInterrupt:  # said on the console and kept in log.txt
+        command = pasteable(f"pdiff {run.stage} --resume {run.run_id}")
+        log.warning(
+            "interrupted: %s run %s stopped (KILLED); continue it with `%s`", run.stage, run.run_id, command
+        )
+        raise
     finally:
         detach_run_log(handler)
 

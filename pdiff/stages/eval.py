@@ -138,8 +138,12 @@ def evaluate(
     episodes: list[EpisodeResult] = []
     seed_of: list[int] = []
     total = len(config.seeds) * len(tasks) * config.episodes * horizon
-    with StageProgress(f"eval {family.name}", total=total) as bar, EnvPool(config.workers) as pool:
+    with (
+        StageProgress(f"eval {family.name}", total=total, unit="episode steps") as bar,
+        EnvPool(config.workers) as pool,
+    ):
         for s, seed in enumerate(config.seeds):
+            bar.label(f"eval {family.name} seed {seed} (tasks {','.join(map(str, tasks))})")
             rng = np.random.default_rng([seed, 11])
             if generated is not None:
                 prompts = concat_segments([generated[(seed, t)] for t in tasks])
@@ -153,6 +157,7 @@ def evaluate(
             if tuned is not None and changes_weights(tuned.config["method"]):
                 results = []
                 for i, task in enumerate(tasks):  # one model per task: one rollout per task
+                    bar.label(f"eval {family.name} seed {seed} task {task}")
                     model = load_tuned(policy.model, tuned_path(tuned.dir, seed, task), tuned.config["method"],
                                        METHODS[tuned.config["method"]].attach)  # fmt: skip
                     results += rollout(family, replace(policy, model=model), prompts.take(np.array([i])).to_prompt(),

@@ -114,7 +114,7 @@ def ensure_teacher(
         log.info("continuing the teacher of collect run %s from %d to %d updates",
                  source.run_id, base_updates, total)  # fmt: skip
         out_dir = _continue_in(run, source)
-    with StageProgress(f"teacher {family.name}", total=total) as bar:
+    with StageProgress(f"teacher {family.name}", total=total, unit="SAC updates") as bar:
 
         def progress(record: dict) -> None:
             fields = {

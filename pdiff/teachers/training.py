@@ -42,6 +42,7 @@ from pdiff.teachers.storage import (
     read_metrics,
     write_checkpoint,
 )
+from pdiff.tracking import TENSORBOARD_DIR, Tracker
 from pdiff.workspace.atomic import atomic_replace_dir, atomic_write_json, atomic_write_text, remove_tree
 
 # Config fields that change the trained weights; the others (cadences, threads, length) may differ on resume.
@@ -195,6 +196,7 @@ class _Trainer:
         self.evaluator = TaskEvaluator(family, episodes=config.eval_episodes, seed=seed)
         self.last_eval: dict | None = None
         self.started = time.perf_counter()
+        self.tracker: Tracker | None = None  # TensorBoard, opened by the first metrics record
 
     # --- the loop -------------------------------------------------------------------------------------
 
@@ -213,6 +215,8 @@ class _Trainer:
         finally:
             self.envs.close()
             self.evaluator.close()
+            if self.tracker is not None:
+                self.tracker.close()
         return self._summary(resumed_from)
 
     def _start(self) -> None:
@@ -285,6 +289,10 @@ class _Trainer:
         record["wall_s"] = round(time.perf_counter() - self.started, 3)
         with open(self.out_dir / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps(record) + "\n")
+        if self.tracker is None:
+            settings = {"seed": self.seed, **self.config.model_dump(mode="json")}
+            self.tracker = Tracker(self.out_dir / TENSORBOARD_DIR, settings)
+        self.tracker.log(record, step_key="update")
         if self.on_progress is not None:
             self.on_progress({**record, "total_updates": self.config.total_updates})
 

@@ -52,6 +52,7 @@ class Run:
     run_id: str
     manifest: dict[str, Any]
     lock: FileLock | None = field(default=None, repr=False)
+    tracker: Any = field(default=None, repr=False)  # pdiff.tracking.Tracker, opened by the first log_metrics
 
     @property
     def dir(self) -> Path:
@@ -126,9 +127,15 @@ class Run:
     def log_metrics(self, row: dict[str, Any]) -> None:
         """Append one JSON line to metrics.jsonl (append-only; a torn last line is skipped by readers)."""
         with open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"time": time.time(), **row}, allow_nan=True) + "\n")
+            row = {"time": time.time(), **row}
+            handle.write(json.dumps(row, allow_nan=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+        if self.tracker is None:  # the same numbers as TensorBoard scalars, when tensorboard is installed
+            from pdiff.tracking import TENSORBOARD_DIR, Tracker
+
+            self.tracker = Tracker(self.dir / TENSORBOARD_DIR, self.config)
+        self.tracker.log(row)
 
     def set_status(self, status: RunStatus, *, error: str | None = None, summary: dict | None = None) -> None:
         self.manifest["status"] = status.value
@@ -147,6 +154,9 @@ class Run:
             self.set_status(status, error=error)
 
     def release(self) -> None:
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
         if self.lock is not None:
             self.lock.release()
             self.lock = None
