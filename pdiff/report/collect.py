@@ -1,7 +1,10 @@
 """Gather finished eval runs and their lineage (tune → diffuse → pretrain) into report rows.
 
-A cell of a table is (family, method, variant, data kind, shots); when several eval runs cover one cell, the
-newest finished one is used and the others are listed as superseded.
+A cell of a table is (family, method, variant, data kind, shots). Every other setting that changes results
+(ε vs x0 prediction, where the generator's segments come from, EMA, hand-set vs selected learning rates)
+is part of the method's name in the tables, e.g. `prompt-diffuser [ε-prediction, segments anywhere]`, so a
+run of another setting never replaces one in a cell. When several eval runs cover one cell, the newest
+finished one is used and the others are listed as superseded.
 """
 
 from __future__ import annotations
@@ -9,18 +12,30 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from pdiff.errors import ArtifactError, UsageError
+from pdiff.stats import mean_interval
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
 
 
 @dataclass(frozen=True)
 class Score:
+    """Mean ± sample std over seeds, the 95% stratified bootstrap interval, and the (seeds × tasks) scores
+    behind them (eval runs made before intervals existed have neither)."""
+
     mean: float
     std: float
+    low: float | None = None
+    high: float | None = None
+    by_seed_task: list[list[float]] | None = None
 
     def text(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
-        return f"{scale * self.mean:.{digits}f}{unit} ± {scale * self.std:.{digits}f}{unit}"
+        text = f"{scale * self.mean:.{digits}f}{unit} ± {scale * self.std:.{digits}f}{unit}"
+        if self.low is not None and self.high is not None:
+            text += f" [{scale * self.low:.{digits}f}, {scale * self.high:.{digits}f}]"
+        return text
 
 
 @dataclass
@@ -45,6 +60,9 @@ class Result:
     diffuse_run: str | None
     settings: dict[str, Any] = field(default_factory=dict)  # the training budgets behind the number
     versions: dict[str, Any] = field(default_factory=dict)
+    distinct_rollouts: int | None = (
+        None  # different episodes behind the number (None: not counted by that eval)
+    )
 
     @property
     def cell(self) -> tuple[str, str, str | None, str, int]:
@@ -68,7 +86,33 @@ class ReportData:
 def _score(summary: dict[str, Any], key: str) -> Score | None:
     if f"{key}_mean" not in summary:
         return None
-    return Score(float(summary[f"{key}_mean"]), float(summary[f"{key}_std"]))
+    matrix = (summary.get("by_seed_task") or {}).get(key)
+    interval = mean_interval(np.array(matrix)) if matrix else None
+    low, high = interval if interval else (None, None)
+    return Score(float(summary[f"{key}_mean"]), float(summary[f"{key}_std"]), low, high, matrix)
+
+
+def setting_label(tune: Run | None, diffuse: Run | None) -> str:
+    """What sets this result apart from the current protocol's defaults, in words ("" when nothing)."""
+    parts = []
+    if diffuse is not None:
+        config = diffuse.config
+        if config.get("diffusion", {}).get("prediction", "epsilon") != "x0":  # runs before the option: ε
+            parts.append("ε-prediction")
+        source = (tune.config.get("segment_source") if tune else None) or config.get(
+            "segment_source", "anywhere"
+        )
+        if source != "tail":
+            parts.append(f"segments {source}")
+        if config.get("ema_decay"):
+            parts.append(f"EMA {config['ema_decay']}")
+    if (
+        tune is not None
+        and tune.config.get("method") != "prompt-dt"
+        and tune.config.get("selection") != "holdout"
+    ):
+        parts.append(f"lr {tune.config.get('lr')} by hand")
+    return ", ".join(parts)
 
 
 def _optional_run(workspace: Workspace, ref: str | None, stage: str) -> Run | None:
@@ -105,18 +149,25 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         settings["diffusion N"] = diffuse.config.get("diffusion", {}).get("steps")
     if tune is not None:
         settings["tune steps"] = tune.config.get("steps")
+        chosen = tune.manifest.get("summary", {}).get("selection", {}).get("chosen")
+        if chosen:
+            settings[f"{tune.config['method']} chosen"] = ", ".join(
+                f"{k} {v:g}" for k, v in sorted(chosen.items())
+            )
+    setting = setting_label(tune, diffuse)
     return Result(
         run_id=run.run_id,
         created_at=run.manifest.get("created_at", ""),
         family=run.family or str(config.get("env")),
-        method=str(summary["method"]),
+        method=str(summary["method"]) + (f" [{setting}]" if setting else ""),
         variant=variant,
         data_kind=str(summary.get("data_kind", config.get("data_kind"))),
         shots=int(summary.get("shots", config.get("shots", 0))),
         seeds=list(summary.get("seeds", config.get("seeds", []))),
         episodes=int(summary.get("episodes_per_task", config.get("episodes", 0))),
         horizon=config.get("horizon"),
-        score=Score(float(summary["return_mean"]), float(summary["return_std"])),
+        score=_score(summary, "return"),
+        distinct_rollouts=summary.get("distinct_rollouts"),
         normalized=_score(summary, "normalized"),
         success=_score(summary, "success_rate"),
         pretrain_run=str(config.get("pretrain_run")),

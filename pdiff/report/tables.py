@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from pdiff.envs import get_family
 from pdiff.errors import PdiffError
 from pdiff.report import paper
 from pdiff.report.collect import ReportData, Result
+from pdiff.stats import probability_of_improvement
 
 METHOD_ORDER = ("prompt-diffuser", "ptdt", "full-ft", "soft-prompt", "adaptor", "lora", "prompt-dt",
                 "random-prompt", "full-data")  # fmt: skip
@@ -185,8 +188,31 @@ def table3(data: ReportData) -> Table | None:
     return Table("Table 3: Ant-dir out of distribution", ["method", "family", *kinds], rows, notes)
 
 
+def compare(ours: Result, other: Result) -> tuple[str, str]:
+    """(verdict, evidence) of Prompt Diffuser against another result: decided by the 95% interval of the
+    probability of improvement when both runs have per-seed scores, else by the gap alone (older runs)."""
+    x, y = ours.score.by_seed_task, other.score.by_seed_task
+    if x and y and len(x[0]) == len(y[0]):
+        p, interval = probability_of_improvement(np.array(x), np.array(y))
+        if interval is not None:
+            low, high = interval
+            verdict = "wins" if low > 0.5 else "loses" if high < 0.5 else "ties"
+            return verdict, f"P(improvement) {p:.2f} [{low:.2f}, {high:.2f}]"
+        return (
+            "wins" if p > 0.5 else "loses" if p < 0.5 else "ties"
+        ), f"P(improvement) {p:.2f}, one seed: no interval"
+    gap = ours.score.mean - other.score.mean
+    spread = max(ours.score.std, other.score.std)
+    verdict = "wins" if gap >= 0 else "loses"
+    return (
+        verdict,
+        f"{gap:+.3g}{', within one std' if abs(gap) <= spread else ''}; no per-seed scores: no interval",
+    )
+
+
 def losses(data: ReportData) -> list[str]:
-    """Every comparison Prompt Diffuser loses, stated plainly; then those it wins."""
+    """Where Prompt Diffuser stands against every other method of each group: the comparisons it loses,
+    stated plainly first, then ties and wins, each with the probability of improvement and its interval."""
     lines: list[str] = []
     groups = sorted({(r.family, r.data_kind, r.shots) for r in data.results})
     for family, kind, shots in groups:
@@ -198,19 +224,23 @@ def losses(data: ReportData) -> list[str]:
             if others:
                 lines.append(f"- {where}: no prompt-diffuser run to compare.")
             continue
-        beaten = []
+        verdicts: dict[str, list[str]] = {"wins": [], "ties": []}
         for method, other in sorted(others, key=lambda mr: -mr[1].score.mean):
-            gap = ours.score.mean - other.score.mean
-            if gap >= 0:
-                beaten.append(method)
-                continue
-            spread = max(ours.score.std, other.score.std)
+            verdict, evidence = compare(ours, other)
             label = {UPPER_BOUND: "the full-data upper bound"}.get(method, f"the {method} control"
                                                                    if method in CONTROLS else method)  # fmt: skip
-            lines.append(f"- {where}: **prompt-diffuser loses to {label}**: {ours.score.text()} vs "
-                         f"{other.score.text()} ({gap:+.3g}{', within one std' if -gap <= spread else ''}).")  # fmt: skip
-        if beaten:
-            lines.append(f"- {where}: prompt-diffuser ({ours.score.text()}) is ahead of {', '.join(beaten)}.")
+            if verdict == "loses":
+                lines.append(f"- {where}: **prompt-diffuser loses to {label}**: {ours.score.text()} vs "
+                             f"{other.score.text()} ({evidence}).")  # fmt: skip
+            else:
+                verdicts[verdict].append(f"{method} ({evidence})")
+        if verdicts["ties"]:
+            lines.append(f"- {where}: prompt-diffuser ({ours.score.text()}) is not distinguishable from "
+                         f"{'; '.join(verdicts['ties'])}.")  # fmt: skip
+        if verdicts["wins"]:
+            lines.append(
+                f"- {where}: prompt-diffuser ({ours.score.text()}) is ahead of {'; '.join(verdicts['wins'])}."
+            )
     return lines
 
 

@@ -35,6 +35,7 @@ from pdiff.methods.base import load_fewshot
 from pdiff.methods.finetuning import load_tuned, tuned_path
 from pdiff.methods.registry import METHODS, changes_weights
 from pdiff.stages.common import checkpoint_of, open_run, stage_run
+from pdiff.stats import sample_std
 from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import (
@@ -182,7 +183,8 @@ def normalised(value: float, reference: tuple[float | None, float | None]) -> fl
 
 def summarise(config: EvalConfig, tasks: list[int], episodes: list[EpisodeResult], seed_of: list[int],
               references: dict[int, tuple[float | None, float | None]]) -> dict[str, Any]:  # fmt: skip
-    per_seed: dict[str, list[float]] = {"return": [], "normalized": [], "success_rate": []}
+    # (seeds × tasks) matrices: the report's intervals resample seeds within each task (pdiff.stats)
+    by_seed_task: dict[str, list[list[float]]] = {"return": [], "normalized": [], "success_rate": []}
     per_task: dict[int, dict[str, Any]] = {}
     for seed in config.seeds:
         task_returns, task_norm, task_success = [], [], []
@@ -193,25 +195,32 @@ def summarise(config: EvalConfig, tasks: list[int], episodes: list[EpisodeResult
             task_norm.append(normalised(mean_return, references[task]))
             if eps[0].success is not None:
                 task_success.append(float(np.mean([bool(e.success) for e in eps])))
-        per_seed["return"].append(float(np.mean(task_returns)))
+        by_seed_task["return"].append(task_returns)
         if all(v is not None for v in task_norm):
-            per_seed["normalized"].append(float(np.mean(task_norm)))
+            by_seed_task["normalized"].append(task_norm)
         if task_success:
-            per_seed["success_rate"].append(float(np.mean(task_success)))
+            by_seed_task["success_rate"].append(task_success)
+    by_seed_task = {k: v for k, v in by_seed_task.items() if len(v) == len(config.seeds)}
+    per_seed = {key: [float(np.mean(row)) for row in rows] for key, rows in by_seed_task.items()}
     for task in tasks:
         eps = [e for e in episodes if e.task == task]
         mean_return = float(np.mean([e.episode_return for e in eps]))
-        per_task[task] = {"return_mean": mean_return, "return_std": float(np.std([e.episode_return for e in eps])),
+        per_task[task] = {"return_mean": mean_return, "return_std": sample_std([e.episode_return for e in eps]),
                           "normalized": normalised(mean_return, references[task]), "n_episodes": len(eps),
                           "ref_random_return": references[task][0], "ref_expert_return": references[task][1]}  # fmt: skip
         if eps[0].success is not None:
             per_task[task]["success_rate"] = float(np.mean([bool(e.success) for e in eps]))
-    summary: dict[str, Any] = {"scores": "raw returns; normalized = 100·(R − R_random)/(R_expert − R_random)"}
+    summary: dict[str, Any] = {
+        "scores": "raw returns; normalized = 100·(R − R_random)/(R_expert − R_random); "
+        "std over seeds with ddof 1; by_seed_task: [seed][task] means over episodes"
+    }
     for key, values in per_seed.items():
-        if values:
-            summary[f"{key}_mean"] = float(np.mean(values))
-            summary[f"{key}_std"] = float(np.std(values))
-            summary[f"{key}_per_seed"] = values
+        summary[f"{key}_mean"] = float(np.mean(values))
+        summary[f"{key}_std"] = sample_std(values)
+        summary[f"{key}_per_seed"] = values
+    summary["by_seed_task"] = by_seed_task
+    # identical rollouts (Meta-World ignores reset seeds; a prompt fixes the policy) count once
+    summary["distinct_rollouts"] = len({(e.task, round(e.episode_return, 6), e.length) for e in episodes})
     summary["per_task"] = {str(t): v for t, v in per_task.items()}
     summary.update({"prompt": config.prompt, "shots": config.shots, "data_kind": config.data_kind,
                     "seeds": config.seeds, "episodes_per_task": config.episodes, "tasks": tasks})  # fmt: skip

@@ -37,7 +37,10 @@ def test_losses_are_stated_plainly():
     lines = losses(data(result("prompt-diffuser", -40.0, variant="project"), result("ptdt", -39.5),
                         result("prompt-dt", -45.0), result("full-data", -30.0)))  # fmt: skip
     text = "\n".join(lines)
-    assert "**prompt-diffuser loses to ptdt**" in text and "(-0.5, within one std)" in text
+    assert (
+        "**prompt-diffuser loses to ptdt**" in text
+        and "(-0.5, within one std; no per-seed scores: no interval)" in text
+    )
     assert "**prompt-diffuser loses to the full-data upper bound**" in text
     assert "is ahead of prompt-dt" in text
 
