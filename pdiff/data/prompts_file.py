@@ -1,8 +1,9 @@
 """Generated prompts on disk: one HDF5 file per tune run, one prompt per (seed, test task).
 
-Layout: `seed-S/task-NN/{states, actions, rewards, returns_to_go, timesteps}` with states already in the
+Layout: `seed-S/task-NN/{states, actions, rewards, returns_to_go, timesteps, mask}` with states already in the
 frozen Prompt-DT's normalised space and returns-to-go divided by the family's RTG scale (what the model
-reads); root attrs name the method and the normalisation.
+reads); root attrs name the method and the normalisation. Files written before the mask was stored read
+as fully real prompts (what those tune runs generated).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pdiff.data.batches import Segments
 from pdiff.errors import ArtifactError
 from pdiff.workspace.atomic import atomic_write_bytes
 
-FIELDS = ("states", "actions", "rewards", "returns_to_go", "timesteps")
+FIELDS = ("states", "actions", "rewards", "returns_to_go", "timesteps", "mask")
 
 
 def write_prompts(path: Path, prompts: dict[tuple[int, int], Segments], attrs: dict[str, str]) -> None:
@@ -42,12 +43,10 @@ def read_prompts(path: Path) -> tuple[dict[tuple[int, int], Segments], dict[str,
             prompts = {}
             for seed_name, seed_group in handle.items():
                 for task_name, group in seed_group.items():
-                    arrays = {name: np.asarray(group[name])[None] for name in FIELDS}
-                    length = arrays["states"].shape[1]
+                    arrays = {name: np.asarray(group[name])[None] for name in FIELDS if name in group}
+                    arrays.setdefault("mask", np.ones(arrays["states"].shape[:2], np.float32))
                     task = int(task_name.split("-")[1])
-                    prompts[(int(seed_name.split("-")[1]), task)] = Segments(
-                        mask=np.ones((1, length), np.float32), tasks=np.array([task]), **arrays
-                    )
+                    prompts[(int(seed_name.split("-")[1]), task)] = Segments(tasks=np.array([task]), **arrays)
     except (OSError, KeyError, ValueError, IndexError) as exc:
         raise ArtifactError(
             f"{path} is corrupt ({exc.__class__.__name__})", hint="re-run `pdiff tune`"

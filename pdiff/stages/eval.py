@@ -89,8 +89,13 @@ def reference_returns(
     return block.get("ref_random_return"), block.get("ref_expert_return")
 
 
+EVAL_STREAM = 0x5EED_E7A1  # a spawn key of its own: eval's resets never coincide with collect's by construction
+
+
 def episode_seed(seed: int, task: int, episode: int) -> int:
-    return int(np.random.SeedSequence([seed, task, episode, 7]).generate_state(1)[0] & 0x7FFFFFFF)
+    """The reset seed of one evaluation episode (drawn apart from collect's, pdiff.data.collectors)."""
+    sequence = np.random.SeedSequence(seed, spawn_key=(EVAL_STREAM, task, episode))
+    return int(sequence.generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def fewshot_prompts(

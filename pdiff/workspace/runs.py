@@ -321,13 +321,19 @@ def find_run(workspace: Workspace, ref: str, stage: str | None = None) -> Run:
 
 
 def latest_finished(workspace: Workspace, stage: str, family: str | None) -> Run:
-    """What a stage uses when no input is named: the newest FINISHED run of `stage` for `family`."""
+    """What a stage uses when no input is named: the newest FINISHED run of `stage` for `family`.
+
+    A full-data Prompt-DT (`pretrain --include-test-tasks`, the upper bound) has seen the test tasks: it is
+    used only where named, never picked implicitly."""
     finished = [r for r in list_runs(workspace, stage, family) if r.status is RunStatus.FINISHED]
+    full_data = [r for r in finished if r.config.get("include_test_tasks")]
+    finished = [r for r in finished if r not in full_data]
     if not finished:
         for_family = f" for {family}" if family else ""
         flag = f" --env {family}" if family else ""
+        also = f" ({len(full_data)} full-data run(s) are only used by name)" if full_data else ""
         raise ArtifactError(
-            f"no finished {stage} run{for_family} in {workspace.root}",
+            f"no finished {stage} run{for_family} in {workspace.root}{also}",
             hint=f"run `pdiff {stage}{flag}` first (or name a run explicitly)",
         )
     return finished[-1]

@@ -1,0 +1,42 @@
+"""Defaults that keep the comparison fair: a full-data Prompt-DT is never an implicit input, and eval's
+reset seeds are drawn apart from collect's."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from pdiff.data.collectors import KINDS
+from pdiff.data.collectors import episode_seed as collect_seed
+from pdiff.errors import ArtifactError
+from pdiff.stages.eval import episode_seed as eval_seed
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import create_run, latest_finished, running
+
+
+def test_latest_pretrain_never_picks_a_full_data_run(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "w")
+
+    def pretrain(**config):  # noqa: ANN003, ANN202
+        run = create_run(
+            ws, "pretrain", config=config, argv=["pdiff", "pretrain"], seed=0, family="cheetah-vel"
+        )
+        with running(run):
+            pass
+        return run
+
+    full = pretrain(include_test_tasks=True)
+    with pytest.raises(ArtifactError, match="1 full-data run"):
+        latest_finished(ws, "pretrain", "cheetah-vel")
+    plain = pretrain(include_test_tasks=False)
+    pretrain(include_test_tasks=True)  # newer, but it has seen the test tasks
+    assert latest_finished(ws, "pretrain", "cheetah-vel").run_id == plain.run_id != full.run_id
+
+
+def test_eval_and_collect_reset_seeds_never_coincide():
+    seeds, tasks, indices = range(3), range(12), range(10)
+    collected = {collect_seed(s, t, k, i) for s, t, k, i in itertools.product(seeds, tasks, KINDS, indices)}
+    evaluated = {eval_seed(s, t, e) for s, t, e in itertools.product(seeds, tasks, indices)}
+    assert not collected & evaluated
+    assert len(evaluated) == len(seeds) * len(tasks) * len(indices)
