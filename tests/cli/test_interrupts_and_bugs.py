@@ -22,7 +22,7 @@ def test_ctrl_c_exits_130_with_one_line_and_leaves_a_resumable_run(reach_ws):
     args = ["--env", FAMILY, "--preset", "smoke", "--steps", "2000"]
     kill = kill_at(reach_ws, "pretrain", args, metrics_rows(1), sig=signal.SIGINT)
     assert kill.returncode == 130, kill.stderr
-    assert "Traceback" not in kill.stderr and kill.stderr.strip().splitlines()[-1] == "interrupted", (
+    assert "Traceback" not in kill.stderr and "interrupted" in kill.stderr.strip().splitlines()[-1], (
         kill.stderr
     )
     run = load_run(reach_ws, "pretrain", kill.run_id)
