@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from pdiff.cli.app import GlobalOptions, app, options
-from pdiff.cli.render import choice, headline, key_values, number
+from pdiff.cli.render import choice, compact, headline, key_values, number
 from pdiff.console import next_step, out, pasteable
 from pdiff.errors import EXIT_FAILED, UsageError
 from pdiff.workspace import inventory
@@ -74,17 +74,23 @@ def list_cmd(
         return
     runs = list_runs(workspace, stage, env)
     rows = [inventory.run_row(r) for r in runs]
-    emit(opts, json_flag, rows, lambda: _print_runs(rows))
+    results = [compact(r.manifest.get("summary") or {}) for r in runs]
+    emit(opts, json_flag, rows, lambda: _print_runs(rows, results))
 
 
-def _print_runs(rows: list[dict[str, Any]]) -> None:
+def _print_runs(rows: list[dict[str, Any]], results: list[str]) -> None:
     if not rows:
         out.print("no runs yet")
         return
-    table = Table("stage", "run", "family", "method", "status", "result", "created", "duration")
-    for row in rows:
-        cells = ("stage", "run_id", "family", "method", "status", "headline", "created_at", "duration")
-        table.add_row(*(number(row[key]) for key in cells))
+    # The run id carries the creation time and is what people copy: it never wraps, nor do the short columns.
+    table = Table(caption="result: return (normalised score), success rate; `pdiff show RUN` for the rest")
+    for name in ("stage", "run", "family", "method", "status", "result", "duration"):
+        table.add_column(
+            name, no_wrap=name in ("stage", "run", "status"), min_width=24 if name == "result" else None
+        )
+    for row, result in zip(rows, results, strict=True):
+        cells = ("stage", "run_id", "family", "method", "status")
+        table.add_row(*(number(row[key]) for key in cells), result, row["duration"])
     out.print(table)
 
 
@@ -121,7 +127,7 @@ def show(
         if manifest.get("error"):
             out.print(f"[red]error:[/red] {manifest['error']}", highlight=False)
         ended = f", finished {manifest['finished_at']}" if manifest.get("finished_at") else ""
-        took = f" ({number(manifest.get('duration_s'))} s)" if manifest.get("duration_s") is not None else ""
+        took = f" ({manifest['duration_s']:.0f} s)" if manifest.get("duration_s") is not None else ""
         out.print(f"created {manifest['created_at']}{ended}{took}", highlight=False)
         shown = {k: v for k, v in summary.items() if k not in ("per_task", "scores", "report")}
         if shown:
@@ -131,7 +137,9 @@ def show(
             out.print(f"{kind}: {len(manifest[kind])}", highlight=False)
             for item in manifest[kind][:20]:
                 out.print(f"  {item.get('kind')}: {item.get('ref') or item.get('path')}", highlight=False)
-        out.print(f"all fields: pdiff show {found.run_id} --json; files: {found.dir}", highlight=False)
+        out.print(
+            pasteable(f"all fields: pdiff show {found.run_id} --json; files: {found.dir}"), highlight=False
+        )
 
     emit(opts, json_flag, manifest, render)
 

@@ -15,7 +15,7 @@ from pdiff.console import out
 from pdiff.errors import UsageError
 from pdiff.workspace.inventory import headline
 
-__all__ = ["choice", "headline", "key_values", "number"]
+__all__ = ["choice", "compact", "headline", "key_values", "number"]
 
 
 def number(value: Any) -> str:
@@ -32,6 +32,23 @@ def number(value: Any) -> str:
     if isinstance(value, dict):
         return f"{{{len(value)} entries}}"
     return str(value)
+
+
+def compact(summary: dict[str, Any]) -> str:
+    """The headline in a few characters, for a table row: `850.5 (94 norm.), 93%` or `loss 0.0123`."""
+    if summary.get("return_mean") is not None and "prompt" in summary:
+        text = f"{summary['return_mean']:.1f}"
+        if summary.get("normalized_mean") is not None:
+            text += f" ({summary['normalized_mean']:.0f} norm.)"
+        if summary.get("success_rate_mean") is not None:
+            text += f", {100 * summary['success_rate_mean']:.0f}%"
+        return text
+    for key, name in (("final_loss", "loss"), ("final_loss_dm", "L_DM")):
+        if summary.get(key) is not None:
+            return f"{name} {summary[key]:.3g}"
+    if "datasets" in summary:
+        return f"{summary['datasets']} datasets"
+    return "report.md" if "report" in summary else ""
 
 
 def key_values(title: str, values: dict[str, Any]) -> None:
