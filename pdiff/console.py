@@ -21,10 +21,12 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 _no_color = bool(os.environ.get("NO_COLOR"))
 # Piped output is read by scripts and people alike: no 80-column truncation of ids in tables.
@@ -94,6 +96,16 @@ def detach_run_log(handler: logging.Handler) -> None:
     handler.close()
 
 
+class MeasuredRemaining(TimeRemainingColumn):
+    """Rich's time-remaining column, blank until a tenth of the work since the (re)start is done."""
+
+    def render(self, task: Task) -> Text:
+        start = task.fields.get("begun", 0)
+        if task.total is None or task.completed - start < 0.1 * (task.total - start):
+            return Text("eta …", style="progress.remaining")
+        return super().render(task)
+
+
 class StageProgress:
     """One progress bar for a stage: a Rich bar on a terminal, an INFO line every `every_s` otherwise.
 
@@ -125,14 +137,14 @@ class StageProgress:
                 MofNCompleteColumn(),
                 TextColumn(self.unit),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                MeasuredRemaining(),
                 TextColumn("{task.fields[info]}"),
                 console=err,
                 transient=False,
             )
             self._progress.start()
             self._task = self._progress.add_task(
-                self.description, total=self.total, completed=self.completed, info=""
+                self.description, total=self.total, completed=self.completed, info="", begun=self.completed
             )
         return self
 
@@ -162,7 +174,7 @@ class StageProgress:
         self.completed = self._start_completed = completed
         self._start = time.monotonic()
         if self._progress is not None and self._task is not None:
-            self._progress.reset(self._task, completed=completed)
+            self._progress.reset(self._task, completed=completed, begun=completed)
 
     def _plain_line(self) -> None:
         elapsed = time.monotonic() - self._start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TypeVar
 import yaml
 
 from pdiff.config import StageConfig
-from pdiff.console import attach_run_log, detach_run_log, log, pasteable
+from pdiff.console import attach_run_log, detach_run_log, err, log, pasteable
 from pdiff.errors import ArtifactError
 from pdiff.plots import plot_curves
 from pdiff.workspace.atomic import atomic_write_text
@@ -58,11 +59,12 @@ def stage_run(run: Run) -> Iterator[Run]:
     try:
         with running(run):
             yield run
-    except KeyboardInterrupt:  # said on the console and kept in log.txt
+    except KeyboardInterrupt:  # kept in log.txt, and said on the console on lines of their own (to copy)
         command = pasteable(f"pdiff {run.stage} --resume {run.run_id}")
-        log.warning(
-            "interrupted: %s run %s stopped (KILLED); continue it with `%s`", run.stage, run.run_id, command
-        )
+        message = f"interrupted: {run.stage} run {run.run_id} stopped (KILLED); continue it with `{command}`"
+        handler.emit(log.makeRecord(log.name, logging.WARNING, __file__, 0, message, None, None))
+        err.print(f"interrupted: {run.stage} run {run.run_id} stopped (KILLED); continue it with\n  {command}",
+                  soft_wrap=True, highlight=False, markup=False)  # fmt: skip
         raise
     finally:
         detach_run_log(handler)
