@@ -46,7 +46,19 @@ def report(
         print_report_summary(summary)
 
     emit(opts, json_flag, {"run_id": run.run_id, "report": str(path), **summary}, render)
-    err.print(f"report: {path}  ({summary['figures']} figures in {path.parent / 'figures'})", highlight=False)
+    err.print(
+        f"report: {path}  ({summary['figures']} figures in {path.parent / 'figures'})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _score(score: dict[str, Any] | None, scale: float = 1.0, unit: str = "") -> str:
+    """`mean ± std` of a report cell's score (std left out where there is none, e.g. one seed)."""
+    if not score or score.get("mean") is None:
+        return ""
+    spread = f" ± {scale * score['std']:.1f}" if score.get("std") is not None else ""
+    return f"{scale * score['mean']:.1f}{spread}{unit}"
 
 
 def print_report_summary(summary: dict[str, Any]) -> None:
@@ -55,10 +67,8 @@ def print_report_summary(summary: dict[str, Any]) -> None:
                   title=f"{summary['cells']} evaluation cells (mean ± std over seeds)", title_justify="left")  # fmt: skip
     for r in summary["data"]["results"]:
         method = r["method"] + (f" ({r['variant']})" if r.get("variant") else "")
-        scores = [r["score"], r["normalized"], r["success"] and {k: 100 * v for k, v in r["success"].items()}]
-        cells = [f"{s['mean']:.1f} ± {s['std']:.1f}" if s else "" for s in scores]
-        table.add_row(r["family"], method, r["data_kind"], str(r["shots"]), str(len(r["seeds"])), *cells[:2],
-                      f"{cells[2]} %" if cells[2] else "")  # fmt: skip
+        cells = [_score(r["score"]), _score(r["normalized"]), _score(r["success"], 100.0, " %")]
+        table.add_row(r["family"], method, r["data_kind"], str(r["shots"]), str(len(r["seeds"])), *cells)
     out.print(table)
     for line in summary["data"]["losses"]:
         out.print(line.replace("**", ""), highlight=False, markup=False)
