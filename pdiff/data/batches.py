@@ -171,6 +171,10 @@ class PromptBank:
             rows[where] = rng.choice(self._by_task[int(task)], size=len(where))
         return self.prompts.take(rows)
 
+    def all_for_task(self, task: int) -> Segments:
+        """Every prompt of `task`, one per episode, in episode order."""
+        return self.prompts.take(self._by_task[task])
+
     def for_task(self, task: int, rng: np.random.Generator) -> Segments:
         """One prompt of `task` (evaluation uses one prompt per task, reused for all its episodes)."""
         return self.prompts.take(np.array([rng.choice(self._by_task[task])]))

@@ -60,6 +60,12 @@ class TaskFamily:
         raise NotImplementedError(f"{type(self).__name__} does not define make_env")
 
     @property
+    def resets_vary(self) -> bool:
+        """Whether episodes of one task differ from reset to reset under a fixed policy (MuJoCo's reset noise);
+        evaluation repeats an episode only where they do."""
+        return True
+
+    @property
     def description(self) -> str:
         """One line for `pdiff envs`."""
         return self.simulator

@@ -62,6 +62,10 @@ class MetaWorldFamily(TaskFamily):
         return self.name.removeprefix(FAMILY_PREFIX)
 
     @property
+    def resets_vary(self) -> bool:
+        return False  # Meta-World 3.1.1 ignores reset(seed) and each task fixes its start state
+
+    @property
     def max_horizon(self) -> int:
         return MAX_HORIZON  # the env raises on a step past its max_path_length
 

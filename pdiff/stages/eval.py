@@ -1,12 +1,14 @@
 """`pdiff eval`: roll a frozen Prompt-DT out on every test task of its family.
 
-Without a tuning run this is the `prompt-dt` baseline: each test task's prompt is the tail of one of its N
-few-shot episodes (`--shots`, `--data-kind`), drawn per seed. `--prompt random` replaces the prompt with
-noise: the control that shows the prompt carries the task. A tune run is evaluated with its prompts; when its
+Without a tuning run this is the `prompt-dt` baseline: each test task's prompt is the tail of one of the
+seed's N few-shot episodes (`--shots`, `--data-kind`); on Meta-World, whose resets do not vary, every one of
+them in turn (pdiff.eval.plan). `--prompt random` replaces the prompt with noise: the control that shows the
+prompt carries the task. A tune run is evaluated with its prompts; when its
 method changed weights, each (seed, task) is rolled out with its own model rebuilt from the frozen Prompt-DT
 plus the run's tuned tensors (prompt-only methods keep one batched model call per step for all tasks). Scores: raw return, normalised score
 100·(R − R_random)/(R_expert − R_random) with the references stored in the datasets, success rate on
-Meta-World; each averaged over the test tasks per seed, then mean ± std over seeds.
+Meta-World; each averaged over the test tasks per seed, then mean ± sample std over seeds, with the
+(seeds × tasks) scores and the number of distinct rollouts for the report's intervals.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic import Field
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress
-from pdiff.data.batches import PromptBank, Segments, concat_segments
+from pdiff.data.batches import PromptBank, Segments
 from pdiff.data.minari_format import dataset_dir, dataset_id, latest_version
 from pdiff.data.minari_read import read_metadata
 from pdiff.data.prompts_file import read_prompts
@@ -29,6 +31,7 @@ from pdiff.distributed import resolve_device
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
+from pdiff.eval.plan import plan_episodes
 from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, load_policy, rollout
 from pdiff.eval.simulators import EnvPool
 from pdiff.methods.base import load_fewshot
@@ -63,7 +66,12 @@ class EvalConfig(StageConfig):
     shots: int = Field(5, ge=1, description="Few-shot episodes per test task the prompt is cut from.")
     data_kind: str = Field("expert", description="Quality of the few-shot data: expert | medium | random.")
     seeds: list[int] = Field([0, 1, 2], min_length=1, description="Seeds (prompt choice and episode resets).")
-    episodes: int = Field(10, ge=1, description="Episodes per test task per seed.")
+    episodes: int = Field(
+        10,
+        ge=1,
+        description="Episodes per prompt where resets vary (MuJoCo). Meta-World ignores reset seeds, so each "
+        "prompt runs once there: every few-shot prompt, or this many random prompts for the control.",
+    )
     tasks: list[int] | None = Field(None, description="Tasks to evaluate (default: the family's test tasks).")
     horizon: int | None = Field(None, ge=1, description="Episode length (default: the family's).")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
@@ -89,7 +97,9 @@ def reference_returns(
     return block.get("ref_random_return"), block.get("ref_expert_return")
 
 
-EVAL_STREAM = 0x5EED_E7A1  # a spawn key of its own: eval's resets never coincide with collect's by construction
+EVAL_STREAM = (
+    0x5EED_E7A1  # a spawn key of its own: eval's resets never coincide with collect's by construction
+)
 
 
 def episode_seed(seed: int, task: int, episode: int) -> int:
@@ -109,6 +119,14 @@ def fewshot_prompts(
     """The tail prompts of seed `seed`'s few-shot episodes of every task."""
     data = load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
     return policy.prompt_bank(data)
+
+
+def prompts_per_task(family: TaskFamily, config: EvalConfig, tuned: Run | None) -> int:
+    """How many prompts each (seed, task) is evaluated with (pdiff.eval.plan): one where resets vary or for a
+    tune run's prompt; else every few-shot prompt, or `episodes` random ones."""
+    if family.resets_vary or tuned is not None:
+        return 1
+    return config.shots if config.prompt == "fewshot" else config.episodes
 
 
 def random_prompts(
@@ -141,9 +159,11 @@ def evaluate(
     generated = (
         read_prompts(verified_output(tuned, tuned.dir / "prompts.h5"))[0] if tuned is not None else None
     )
+    per_prompt = config.episodes if family.resets_vary else 1  # Meta-World: a repeat is an identical copy
+    prompt_count = prompts_per_task(family, config, tuned)
     episodes: list[EpisodeResult] = []
     seed_of: list[int] = []
-    total = len(config.seeds) * len(tasks) * config.episodes * horizon
+    total = len(config.seeds) * len(tasks) * prompt_count * per_prompt * horizon
     with (
         StageProgress(f"eval {family.name}", total=total, unit="episode steps") as bar,
         EnvPool(config.workers) as pool,
@@ -152,26 +172,33 @@ def evaluate(
             bar.label(f"eval {family.name} seed {seed} (tasks {','.join(map(str, tasks))})")
             rng = np.random.default_rng([seed, 11])
             if generated is not None:
-                prompts = concat_segments([generated[(seed, t)] for t in tasks])
+                prompts = {t: generated[(seed, t)] for t in tasks}
             elif config.prompt == "fewshot":
                 bank = fewshot_prompts(workspace, family, tasks, config, policy, seed)
-                prompts = concat_segments([bank.for_task(t, rng) for t in tasks])
+                prompts = {
+                    t: bank.all_for_task(t) if prompt_count > 1 else bank.for_task(t, rng) for t in tasks
+                }
             else:
-                prompts = random_prompts(policy, family, len(tasks), rng)
-            seeds = [[episode_seed(seed, t, e) for e in range(config.episodes)] for t in tasks]
+                prompts = {t: random_prompts(policy, family, prompt_count, rng) for t in tasks}
+            plan = plan_episodes(
+                tasks, prompts, per_prompt, lambda task, e, seed=seed: episode_seed(seed, task, e)
+            )
             render = config.video if s == 0 else 0
             if tuned is not None and changes_weights(tuned.config["method"]):
                 results = []
-                for i, task in enumerate(tasks):  # one model per task: one rollout per task
+                for task in tasks:  # one model per task: one rollout per task
                     bar.label(f"eval {family.name} seed {seed} task {task}")
                     model = load_tuned(policy.model, tuned_path(tuned.dir, seed, task), tuned.config["method"],
                                        METHODS[tuned.config["method"]].attach)  # fmt: skip
-                    results += rollout(family, replace(policy, model=model), prompts.take(np.array([i])).to_prompt(),
-                                       [task], [seeds[i]], horizon=horizon, render_episodes=render,
-                                       on_step=bar.update, pool=pool)  # fmt: skip
+                    rows = plan.rows_of(task)
+                    results += rollout(family, replace(policy, model=model), plan.prompts.take(np.array(rows)).to_prompt(),
+                                       [task] * len(rows), [plan.resets[i] for i in rows], horizon=horizon,
+                                       render_episodes=render, on_step=bar.update, pool=pool)  # fmt: skip
             else:
-                results = rollout(family, policy, prompts.to_prompt(), tasks, seeds, horizon=horizon,
+                results = rollout(family, policy, plan.prompts.to_prompt(), plan.tasks, plan.resets, horizon=horizon,
                                   render_episodes=render, on_step=bar.update, pool=pool)  # fmt: skip
+            for result, number in zip(results, (n for row in plan.episode_numbers for n in row), strict=True):
+                result.episode = number  # rows come back in plan order, grouped by task either way
             episodes += results
             seed_of += [seed] * len(results)
     references = {t: reference_returns(workspace, family, t) for t in tasks}
@@ -228,7 +255,8 @@ def summarise(config: EvalConfig, tasks: list[int], episodes: list[EpisodeResult
     summary["distinct_rollouts"] = len({(e.task, round(e.episode_return, 6), e.length) for e in episodes})
     summary["per_task"] = {str(t): v for t, v in per_task.items()}
     summary.update({"prompt": config.prompt, "shots": config.shots, "data_kind": config.data_kind,
-                    "seeds": config.seeds, "episodes_per_task": config.episodes, "tasks": tasks})  # fmt: skip
+                    "seeds": config.seeds, "tasks": tasks,
+                    "episodes_per_task": len(episodes) // (len(config.seeds) * len(tasks))})  # fmt: skip
     return summary
 
 

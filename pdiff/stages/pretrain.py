@@ -57,6 +57,11 @@ class PretrainConfig(StageConfig):
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(10_000, ge=0, description="Linear learning-rate warm-up steps.")
     grad_clip: float = Field(0.25, gt=0, description="Global gradient-norm clip.")
+    eval_target: float | None = Field(
+        None,
+        description="Return-to-go an episode starts from at evaluation (default: the best episode return in "
+        "the training data, a return the data shows is reachable within the horizon).",
+    )
     model: ModelSettings = Field(default_factory=ModelSettings, description="Architecture.")
     seed: int = Field(0, ge=0, description="Seed of initialisation, dropout and batch sampling.")
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
@@ -110,7 +115,10 @@ def model_config_payload(
         "state_mean": mean.tolist(),
         "state_std": std.tolist(),
         "rtg_scale": family.rtg_scale,
-        "eval_target": family.eval_target,
+        "eval_target": config.eval_target
+        if config.eval_target is not None
+        else float(data.episode_returns.max()),
+        "eval_target_source": "set" if config.eval_target is not None else "best training episode return",
         "horizon": family.horizon,
         "train_tasks": training_tasks(family, config.include_test_tasks),
         "data_kind": config.data_kind,
