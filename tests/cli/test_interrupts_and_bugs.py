@@ -22,9 +22,8 @@ def test_ctrl_c_exits_130_with_one_line_and_leaves_a_resumable_run(reach_ws):
     args = ["--env", FAMILY, "--preset", "smoke", "--steps", "2000"]
     kill = kill_at(reach_ws, "pretrain", args, metrics_rows(1), sig=signal.SIGINT)
     assert kill.returncode == 130, kill.stderr
-    assert "Traceback" not in kill.stderr and "interrupted" in kill.stderr.strip().splitlines()[-1], (
-        kill.stderr
-    )
+    assert "Traceback" not in kill.stderr and "interrupted" in kill.stderr, kill.stderr
+    assert f"--resume {kill.run_id}" in kill.stderr  # how to continue it
     run = load_run(reach_ws, "pretrain", kill.run_id)
     assert run.status is RunStatus.KILLED and not run.is_stale()
 
