@@ -52,8 +52,9 @@ def with_placeholders(command: Any) -> Any:
             name = max(param.opts, key=len).lstrip("-")
             numeric = param.bare_type() in ("int", "float")
             param.metavar = PLACEHOLDERS.get(name, "N" if numeric else name.upper())
-        else:
+        else:  # an argument: its name is its placeholder, and no `<str>` type beside it
             param.metavar = (param.name or "").upper()
+            param.display_type_rich = lambda ctx: None
     help_option = command.get_help_option
 
     def flag_help(ctx: Any) -> Any:
