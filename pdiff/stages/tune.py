@@ -198,7 +198,7 @@ def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]]
             return task_context(policy, data, seed, task, trial, device, Path(scratch), stream=4)
 
         trials = len(candidates(grid_for(config.method))) * len(jobs)
-        with StageProgress(f"select {config.method} settings", total=max(trials, 1)) as bar:
+        with StageProgress(f"select {config.method} settings", total=max(trials, 1), unit="trials") as bar:
             return select(method, config.method, jobs, fewshot.__getitem__, context_for, settings, policy,
                           device, on_trial=lambda: bar.update(1))  # fmt: skip
 
@@ -229,7 +229,9 @@ def tune(
     selection = choose_settings(config, method, jobs, fewshot, settings, policy, device)
     if selection is not None:
         settings = {**settings, **selection.chosen}
-    with StageProgress(f"tune {config.method} {family.name}", total=len(jobs)) as bar:
+    with StageProgress(
+        f"tune {config.method} {family.name}", total=len(jobs), unit="(seed, task) adaptations"
+    ) as bar:
         for seed, task in shard_jobs(jobs, info):  # jobs are independent: each seeds its own generators
             context = task_context(policy, fewshot[seed], seed, task, settings, device, run_dir / "tuned")
             result = method.tune_task(context)
