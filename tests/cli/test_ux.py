@@ -13,6 +13,7 @@ import sys
 
 import pytest
 import typer
+from support.killing import kill_at, metrics_rows
 from typer.testing import CliRunner
 
 from pdiff.cli import app
@@ -146,3 +147,14 @@ def test_pasted_next_commands_run_from_another_directory(reach_ws, tmp_path):
     show = next(line for line in evaluated.stderr.splitlines() if line.startswith("next: "))
     shown = pdiff(*pasted(show.removeprefix("next: ")), cwd=elsewhere)
     assert shown.returncode == 0 and "eval prompt-dt on metaworld-reach" in shown.stdout
+
+
+@pytest.mark.metaworld
+def test_ctrl_c_names_the_run_and_its_resume_command_in_the_log_too(reach_ws):
+    args = ["--env", "metaworld-reach", "--preset", "smoke", "--steps", "2000"]
+    kill = kill_at(reach_ws, "pretrain", args, metrics_rows(1), sig=signal.SIGINT)
+    assert kill.returncode == 130, kill.stderr
+    resume = f"pdiff -w {reach_ws.root.resolve()} pretrain --resume {kill.run_id}"  # PDIFF_WORKSPACE was set
+    assert resume in kill.stderr.splitlines()[-2], kill.stderr  # on a line of its own, to copy
+    log = (kill.run_dir / "log.txt").read_text()
+    assert f"interrupted: pretrain run {kill.run_id} stopped (KILLED)" in log and resume in log
