@@ -17,7 +17,10 @@ from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 
 KINDS = ("expert", "medium", "random", "prompt-expert")
-_KIND_INDEX = {kind: i for i, kind in enumerate(KINDS)}
+# Uniform actions under evaluation's early termination: only measured, for the normalised score's low end,
+# where the stored random episodes run whole (ant-dir); never written as a dataset.
+REFERENCE_RANDOM = "random-reference"
+_KIND_INDEX = {kind: i for i, kind in enumerate((*KINDS, REFERENCE_RANDOM))}
 
 Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 

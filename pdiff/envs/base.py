@@ -60,6 +60,11 @@ class TaskFamily:
         raise NotImplementedError(f"{type(self).__name__} does not define make_env")
 
     @property
+    def terminates_early(self) -> bool:
+        """Whether an episode can end before the horizon (ant-dir: when the robot is unhealthy)."""
+        return False
+
+    @property
     def resets_vary(self) -> bool:
         """Whether episodes of one task differ from reset to reset under a fixed policy (MuJoCo's reset noise);
         evaluation repeats an episode only where they do."""

@@ -144,6 +144,10 @@ class AntDirFamily(TaskFamily):
         return np.array([math.cos(angle), math.sin(angle)], dtype=np.float32)
 
     @property
+    def terminates_early(self) -> bool:
+        return True
+
+    @property
     def description(self) -> str:
         return f"{self.simulator}: walk along one of 50 goal angles, ends when the torso leaves z ∈ [0.2, 1]"
 

@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress, log
-from pdiff.data.collectors import KINDS, PolicySpec, TaskJob, collect_task
+from pdiff.data.collectors import KINDS, REFERENCE_RANDOM, PolicySpec, TaskJob, collect_task
 from pdiff.data.minari_format import (
     Episode,
     dataset_dir,
@@ -128,6 +128,8 @@ def policy_specs(
             "medium", "teacher", config.expert_noise, teacher["medium_dir"], weak_terminates
         ),
         "random": PolicySpec("random", "uniform", terminate_when_unhealthy=weak_terminates),
+        # the random reference return is measured as eval runs episodes: ending when the robot falls
+        REFERENCE_RANDOM: PolicySpec(REFERENCE_RANDOM, "uniform", terminate_when_unhealthy=True),
     }
 
 
@@ -140,7 +142,9 @@ def task_job(
     }
     for reference in ("expert", "random"):
         counts.setdefault(reference, REFERENCE_EPISODES)
-    ordered = [(specs[kind], counts[kind]) for kind in KINDS if kind in counts]
+    if REFERENCE_RANDOM in specs and family.terminates_early:
+        counts[REFERENCE_RANDOM] = counts["random"]
+    ordered = [(specs[kind], counts[kind]) for kind in (*KINDS, REFERENCE_RANDOM) if kind in counts]
     return TaskJob(family.name, task, horizon, config.seed, tuple(ordered))
 
 
@@ -172,7 +176,7 @@ def write_task_datasets(
     horizon: int,
 ) -> None:
     """Write the requested kinds of one task (skipping those this run already wrote) and record them."""
-    ref_min = float(np.mean([e.total_return for e in episodes["random"]]))
+    ref_min = float(np.mean([e.total_return for e in episodes.get(REFERENCE_RANDOM, episodes["random"])]))
     ref_max = float(np.mean([e.total_return for e in episodes["expert"]]))
     done = written_pairs(run)
     for kind in config.kinds:
