@@ -321,13 +321,11 @@ def find_run(workspace: Workspace, ref: str, stage: str | None = None) -> Run:
 
 
 def latest_finished(workspace: Workspace, stage: str, family: str | None) -> Run:
-    """What a stage uses when no input is named: the newest FINISHED run of `stage` for `family`.
-
-    A full-data Prompt-DT (`pretrain --include-test-tasks`, the upper bound) has seen the test tasks: it is
-    used only where named, never picked implicitly."""
-    finished = [r for r in list_runs(workspace, stage, family) if r.status is RunStatus.FINISHED]
-    full_data = [r for r in finished if r.config.get("include_test_tasks")]
-    finished = [r for r in finished if r not in full_data]
+    """What a stage uses when no input is named: the newest FINISHED run of `stage` for `family`; never a
+    full-data Prompt-DT (`--include-test-tasks`: it has seen the test tasks), which is used only by name."""
+    runs = [r for r in list_runs(workspace, stage, family) if r.status is RunStatus.FINISHED]
+    full_data = [r for r in runs if r.config.get("include_test_tasks")]
+    finished = [r for r in runs if r not in full_data]
     if not finished:
         for_family = f" for {family}" if family else ""
         flag = f" --env {family}" if family else ""
