@@ -95,20 +95,20 @@ def select(
     jobs: list[tuple[int, int]],
     data_of: Callable[[int], FamilyData],
     context_for: Callable[[int, int, FamilyData, dict[str, Any]], TaskContext],
-    settings: dict[str, Any],
     policy: FrozenPolicy,
     device: torch.device,
     on_trial: Callable[[], None] = lambda: None,
 ) -> Selection:
     """Run the protocol for `method` over every (seed, task) job; `data_of(seed)` is the seed's few-shot
-    data, `context_for(seed, task, data, settings)` builds a TaskContext for tuning on `data`."""
+    data, `context_for(seed, task, data, overrides)` builds a TaskContext for tuning on `data` with the
+    seed's settings and these overrides (a candidate)."""
     grid = grid_for(method_name)
     splits = {seed: split_heldout(data_of(seed)) for seed in {s for s, _ in jobs}}
-    untuned = [heldout_loss(policy, prompt_dt.tune_task(context_for(seed, task, splits[seed][0], settings)),
+    untuned = [heldout_loss(policy, prompt_dt.tune_task(context_for(seed, task, splits[seed][0], {})),
                             splits[seed][1], task, device) for seed, task in jobs]  # fmt: skip
     scores = []
     for candidate in candidates(grid):
-        trial = {**settings, **candidate, "ptdt_online": False}
+        trial = {**candidate, "ptdt_online": False}
         losses = []
         for seed, task in jobs:
             train, heldout = splits[seed]

@@ -149,6 +149,8 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         settings["diffusion N"] = diffuse.config.get("diffusion", {}).get("steps")
     if tune is not None:
         settings["tune steps"] = tune.config.get("steps")
+        if tune.config.get("diffuse_runs"):
+            settings["diffusion models"] = "one per seed"
         chosen = tune.manifest.get("summary", {}).get("selection", {}).get("chosen")
         if chosen:
             settings[f"{tune.config['method']} chosen"] = ", ".join(

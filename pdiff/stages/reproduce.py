@@ -52,6 +52,9 @@ class ReproduceConfig(StageConfig):
         False, description="Also diffuse, tune and eval with every ablation rule."
     )
     ablation_rules: list[str] = Field(ABLATION_RULES, description="Guidance rules of the ablation.")
+    diffusion_per_seed: bool = Field(
+        True, description="Train one diffusion model per seed (its seed), so spreads over seeds include it."
+    )
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -123,6 +126,8 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace) -> l
     if config.guidance_ablation:
         rules += [r for r in config.ablation_rules if r != default_rule]
     ablation_kind = "expert" if "expert" in config.data_kinds else config.data_kinds[0]
+    tune_seeds = seeds or stage_config(workspace, "tune", preset, {}).seeds  # type: ignore[attr-defined]
+    diffusion_seeds: list[int | None] = list(tune_seeds) if config.diffusion_per_seed else [None]
     steps: list[Step] = []
     for env in config.envs:
         family = get_family(env).name
@@ -136,8 +141,10 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace) -> l
                               extra_match=pretrain_datasets_match))  # fmt: skip
         if any(m in needs_diffuse for m in tuned):
             for rule in rules:
-                steps.append(Step(f"diffuse:{family}:{rule}", "diffuse", family,
-                                  {"env": family, "pretrain_run": f"@{pretrain}", "guidance": rule}))  # fmt: skip
+                for seed in diffusion_seeds:
+                    key = f"diffuse:{family}:{rule}" + (f":seed-{seed}" if seed is not None else "")
+                    flags = {"env": family, "pretrain_run": f"@{pretrain}", "guidance": rule, "seed": seed}
+                    steps.append(Step(key, "diffuse", family, flags))
         for kind in config.data_kinds:
             for method in tuned:
                 for rule in rules if method in needs_diffuse else [None]:
@@ -145,8 +152,7 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace) -> l
                         continue
                     tune = f"tune:{family}:{method}:{kind}" + (f":{rule}" if rule else "")
                     flags = {"env": family, "method": method, "data_kind": kind, "seeds": seeds,
-                             "pretrain_run": f"@{pretrain}",
-                             "diffuse_run": f"@diffuse:{family}:{rule}" if rule else None}  # fmt: skip
+                             "pretrain_run": f"@{pretrain}", **diffusion_inputs(family, rule, diffusion_seeds)}  # fmt: skip
                     steps.append(Step(tune, "tune", family, flags))
                     steps.append(
                         Step(f"eval:{tune}", "eval", family, {"env": family, "tune_run": f"@{tune}"})
@@ -161,6 +167,16 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace) -> l
     evals = [s.key for s in steps if s.stage == "eval"]
     steps.append(Step("report", "report", None, {"runs": [f"@{k}" for k in evals]}))
     return steps
+
+
+def diffusion_inputs(family: str, rule: str | None, seeds: list[int | None]) -> dict[str, Any]:
+    """A tune step's diffusion model(s): none, one for every seed, or one per seed (`diffusion_per_seed`)."""
+    if rule is None:
+        return {"diffuse_run": None}
+    if seeds == [None]:
+        return {"diffuse_run": f"@diffuse:{family}:{rule}"}
+    keys = [f"@diffuse:{family}:{rule}:seed-{seed}" for seed in seeds]
+    return {"diffuse_run": keys[0], "diffuse_runs": keys}
 
 
 def resolve(value: Any, ids: dict[str, str]) -> Any:
@@ -197,6 +213,8 @@ def command_line(step: Step, config: StageConfig, preset: str | None, overrides:
             words.append(flag)
         elif isinstance(value, list) and step.stage == "report":
             words += [w for v in value for w in (flag, str(v))]
+        elif key == "diffuse_runs":  # no flag of its own
+            words += ["--set", f"diffuse_runs=[{','.join(map(str, value))}]"]
         else:
             words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     words += (["--preset", preset] if preset and step.stage != "report" else []) + [

@@ -60,6 +60,11 @@ class TuneConfig(StageConfig):
     diffuse_run: str | None = Field(
         None, description="Diffusion model (prompt-diffuser; default: latest finished)."
     )
+    diffuse_runs: list[str] | None = Field(
+        None,
+        description="prompt-diffuser: one diffusion model per seed, in the order of `seeds`, so that each seed "
+        "adapts its own (all from one Prompt-DT); default: diffuse_run for every seed.",
+    )
     pretrain_run: str | None = Field(
         None, description="Frozen Prompt-DT (default: the diffuse run's, or latest)."
     )
@@ -109,6 +114,8 @@ class TuneConfig(StageConfig):
 
     @model_validator(mode="after")
     def _method_lr(self) -> TuneConfig:
+        if self.diffuse_runs is not None and len(self.diffuse_runs) != len(self.seeds):
+            raise ValueError(f"diffuse_runs names {len(self.diffuse_runs)} runs for {len(self.seeds)} seeds")
         if self.selection == "holdout" and self.lr is not None and grid_for(self.method).get("lr"):
             raise ValueError("lr is chosen by the selection protocol; add selection=off to fix it yourself")
         # Resolved here so a recorded config and a re-requested one compare equal (reproduce's skip test).
@@ -120,17 +127,27 @@ class TuneConfig(StageConfig):
 register_stage_config("tune", TuneConfig)
 
 
-def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[Run, Run | None]:
-    """(pretrain run, diffuse run or None), all FINISHED."""
+def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[Run, dict[int, Run] | None]:
+    """(pretrain run, the diffusion run of each seed or None), all FINISHED."""
     diffuse = None
     if config.method in NEEDS_DIFFUSE:
-        if config.diffuse_run:
-            diffuse = require_finished(find_run(workspace, config.diffuse_run, "diffuse"))
+        if config.diffuse_runs:
+            diffuse = {seed: require_finished(find_run(workspace, ref, "diffuse"))
+                       for seed, ref in zip(config.seeds, config.diffuse_runs, strict=True)}  # fmt: skip
+        elif config.diffuse_run:
+            diffuse = dict.fromkeys(
+                config.seeds, require_finished(find_run(workspace, config.diffuse_run, "diffuse"))
+            )
         elif config.env:
-            diffuse = require_finished(latest_finished(workspace, "diffuse", get_family(config.env).name))
+            latest = require_finished(latest_finished(workspace, "diffuse", get_family(config.env).name))
+            diffuse = dict.fromkeys(config.seeds, latest)
         else:
             raise UsageError("no diffusion model to tune", hint="pass --env FAMILY or --diffuse RUN")
-        pretrain = require_finished(find_run(workspace, diffuse.config["pretrain_run"], "pretrain"))
+        sources = {run.config["pretrain_run"] for run in diffuse.values()}
+        if len(sources) > 1:
+            raise UsageError(f"the diffusion models were guided by different Prompt-DTs ({', '.join(sorted(sources))})",
+                             hint="give diffuse_runs trained from one pretrain run")  # fmt: skip
+        pretrain = require_finished(find_run(workspace, sources.pop(), "pretrain"))
     elif config.pretrain_run:
         pretrain = require_finished(find_run(workspace, config.pretrain_run, "pretrain"))
     elif config.env:
@@ -187,7 +204,7 @@ def task_context(policy: FrozenPolicy, data: FamilyData, seed: int, task: int, s
 
 
 def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]], fewshot: dict[int, FamilyData],
-                    settings: dict[str, Any], policy: FrozenPolicy, device: Any) -> Selection | None:  # fmt: skip
+                    settings: dict[int, dict[str, Any]], policy: FrozenPolicy, device: Any) -> Selection | None:  # fmt: skip
     """The selection protocol's choice (None when it is off, or with one shot there is nothing to hold out).
     Under torchrun every rank selects alike, so all reach the same choice."""
     if config.selection != "holdout" or config.shots < 2:
@@ -195,12 +212,14 @@ def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]]
     with tempfile.TemporaryDirectory() as scratch:
 
         def context_for(seed: int, task: int, data: FamilyData, trial: dict[str, Any]) -> TaskContext:
-            return task_context(policy, data, seed, task, trial, device, Path(scratch), stream=4)
+            return task_context(
+                policy, data, seed, task, {**settings[seed], **trial}, device, Path(scratch), stream=4
+            )
 
         trials = len(candidates(grid_for(config.method))) * len(jobs)
         with StageProgress(f"select {config.method} settings", total=max(trials, 1), unit="trials") as bar:
-            return select(method, config.method, jobs, fewshot.__getitem__, context_for, settings, policy,
-                          device, on_trial=lambda: bar.update(1))  # fmt: skip
+            return select(method, config.method, jobs, fewshot.__getitem__, context_for, policy, device,
+                          on_trial=lambda: bar.update(1))  # fmt: skip
 
 
 def tune(
@@ -208,7 +227,7 @@ def tune(
     workspace: Workspace,
     config: TuneConfig,
     pretrain: Run,
-    diffuse: Run | None,
+    diffuse: dict[int, Run] | None,
     info: DistInfo = DistInfo(),
     run_dir: Path | None = None,
 ) -> dict[str, Any]:
@@ -220,20 +239,21 @@ def tune(
     tasks = list(family.test_tasks)
     fewshot = {seed: load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
                for seed in config.seeds}  # fmt: skip
-    settings = method_settings(config, family, diffuse, device)
+    settings = {seed: method_settings(config, family, diffuse[seed] if diffuse else None, device)
+                for seed in config.seeds}  # fmt: skip
     method = METHODS[config.method]
     prompts: dict[tuple[int, int], Segments] = {}
     per_task: dict[str, Any] = {}
     tunable = 0
     jobs = [(seed, task) for seed in config.seeds for task in tasks]
     selection = choose_settings(config, method, jobs, fewshot, settings, policy, device)
-    if selection is not None:
-        settings = {**settings, **selection.chosen}
+    chosen = selection.chosen if selection is not None else {}
     with StageProgress(
         f"tune {config.method} {family.name}", total=len(jobs), unit="(seed, task) adaptations"
     ) as bar:
         for seed, task in shard_jobs(jobs, info):  # jobs are independent: each seeds its own generators
-            context = task_context(policy, fewshot[seed], seed, task, settings, device, run_dir / "tuned")
+            context = task_context(policy, fewshot[seed], seed, task, {**settings[seed], **chosen}, device,
+                                   run_dir / "tuned")  # fmt: skip
             result = method.tune_task(context)
             if result.model is not None:
                 save_tuned(tuned_path(run_dir, seed, task), result.model, config.method, result.options)
@@ -242,7 +262,7 @@ def tune(
             per_task[f"seed-{seed}/task-{task:02d}"] = result.metrics
             bar.update(1, task=task)
     shares = gather_to_main((prompts, per_task, tunable), info)
-    chosen = {"selection": selection.to_dict()} if selection is not None else {}
+    recorded = {"selection": selection.to_dict()} if selection is not None else {}
     if run is None or shares is None:  # a non-zero rank: rank 0 writes every rank's prompts
         return {}
     for share_prompts, share_metrics, share_tunable in shares:  # back in job order
@@ -259,7 +279,7 @@ def tune(
     plm_parameters = sum(p.numel() for p in policy.model.parameters())
     distances = [m["prompt_state_rms"] for m in per_task.values() if "prompt_state_rms" in m]
     extra = {"prompt_state_rms": float(np.mean(distances))} if distances else {}
-    return {**extra, **chosen, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
+    return {**extra, **recorded, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
             "tunable_share_percent": 100.0 * tunable / plm_parameters, "shots": config.shots,
             "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task,
             "fewshot_episodes": fewshot_record(workspace.datasets_dir, family.name, tasks, config.data_kind,
@@ -288,7 +308,8 @@ def run_tune(
         update = {
             "env": family.name,
             "pretrain_run": pretrain.run_id,
-            "diffuse_run": diffuse.run_id if diffuse else None,
+            "diffuse_run": diffuse[config.seeds[0]].run_id if diffuse else None,
+            "diffuse_runs": [diffuse[s].run_id for s in config.seeds] if config.diffuse_runs else None,
         }
         config = config.model_copy(update=update)
         run, config = open_run(workspace, "tune", config, argv=argv, family=family.name, seed=config.seeds[0],
@@ -296,8 +317,8 @@ def run_tune(
         broadcast((str(run.dir), config.model_dump(mode="json")), info)
         with stage_run(run):
             run.record_input("pretrain", pretrain.run_id, None)
-            if diffuse is not None:
-                run.record_input("diffuse", diffuse.run_id, None)
+            for source in dict.fromkeys(r.run_id for r in diffuse.values()) if diffuse else []:
+                run.record_input("diffuse", source, None)
             summary = tune(run, workspace, config, pretrain, diffuse, info)
             run.manifest["summary"].update({k: v for k, v in summary.items() if k != "per_task"})
             run.save()

@@ -1,0 +1,34 @@
+"""The reproduce matrix gives each seed its own diffusion model; tune then adapts seed s from model s."""
+
+from __future__ import annotations
+
+import pytest
+
+from pdiff.stages.reproduce import ReproduceConfig, command_line, plan
+from pdiff.stages.tune import TuneConfig
+from pdiff.workspace.root import Workspace
+
+FAMILY = "metaworld-reach"
+
+
+def test_each_seed_gets_its_own_diffusion_model(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "ws")
+    config = ReproduceConfig(envs=[FAMILY], methods=["prompt-diffuser", "prompt-dt"], seeds=[0, 1])
+    steps = {s.key: s for s in plan(config, "smoke", ws)}
+    diffuse = [s for s in steps.values() if s.stage == "diffuse"]
+    assert [(s.key, s.flags["seed"]) for s in diffuse] == [
+        (f"diffuse:{FAMILY}:project:seed-0", 0), (f"diffuse:{FAMILY}:project:seed-1", 1)]  # fmt: skip
+    tune = steps[f"tune:{FAMILY}:prompt-diffuser:expert:project"]
+    assert tune.flags["diffuse_runs"] == [f"@{s.key}" for s in diffuse]
+    assert "diffuse_runs" not in steps[f"tune:{FAMILY}:prompt-dt:expert"].flags
+    resolved = TuneConfig(env=FAMILY, seeds=[0, 1], diffuse_runs=["run-a", "run-b"])
+    assert "--set diffuse_runs=[run-a,run-b]" in command_line(tune, resolved, "smoke", [])
+    shared = ReproduceConfig(
+        envs=[FAMILY], methods=["prompt-diffuser"], seeds=[0, 1], diffusion_per_seed=False
+    )
+    assert [s.key for s in plan(shared, "smoke", ws) if s.stage == "diffuse"] == [f"diffuse:{FAMILY}:project"]
+
+
+def test_tune_needs_one_diffusion_model_per_seed():
+    with pytest.raises(ValueError, match="names 1 runs for 2 seeds"):
+        TuneConfig(env=FAMILY, seeds=[0, 1], diffuse_runs=["run-a"])
