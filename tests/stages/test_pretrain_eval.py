@@ -135,7 +135,7 @@ def test_pretrain_without_datasets_is_a_clear_error(tmp_path):
     result = runner.invoke(
         app, ["-w", str(tmp_path / "empty"), "pretrain", "--env", "cheetah-vel", "--preset", "smoke"]
     )
-    assert result.exit_code == 2 and "pdiff collect" in result.stderr
+    assert result.exit_code == 2 and "collect --env cheetah-vel" in result.stderr
     assert not (tmp_path / "empty" / "runs" / "pretrain").exists()
 
 
