@@ -55,7 +55,8 @@ def test_reproduce_runs_the_matrix_and_reports_it(reproduced):
     states = {s["step"]: s["state"] for s in payload["steps"]}
     assert states[f"collect:{FAMILY}"] == "reused"  # the fixture's collect holds expert and prompt-expert
     ran = {k for k, v in states.items() if v == "ran"}
-    assert {f"pretrain:{FAMILY}", f"pretrain-full:{FAMILY}", f"diffuse:{FAMILY}:project:seed-0", "report"} <= ran
+    steps = {f"pretrain:{FAMILY}", f"pretrain-full:{FAMILY}", f"diffuse:{FAMILY}:project:seed-0", "report"}
+    assert steps <= ran
     evals = [s for s in payload["steps"] if s["step"].startswith("eval:")]
     assert sorted(s["summary"]["method"] for s in evals) == ["full-data", "prompt-diffuser", "prompt-dt"]
     assert f"[1/{len(states)}]" in stderr
