@@ -13,10 +13,10 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from pdiff.errors import UsageError
 from pdiff.workspace.root import STAGES, Workspace, template_dir
@@ -26,9 +26,28 @@ DEFAULT_PRESET = "quick"
 
 
 class StageConfig(BaseModel):
-    """Base of every stage config: unknown keys are errors, resolved configs are immutable."""
+    """Base of every stage config: unknown keys are errors, resolved configs are immutable.
+
+    `OLDER` maps settings added later to the value that reproduces what pdiff did before they existed: a
+    complete config recorded by an older pdiff (every other field present, e.g. one being resumed) gets
+    those values instead of today's defaults, so its run goes on as it started.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    OLDER: ClassVar[dict[str, Any]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_record(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not cls.OLDER:
+            return data
+        missing = set(cls.model_fields) - set(data)
+        if not missing or not missing <= set(cls.OLDER):
+            return data
+        filled = {
+            key: cls.OLDER[key](data) if callable(cls.OLDER[key]) else cls.OLDER[key] for key in missing
+        }
+        return {**data, **filled}
 
 
 C = TypeVar("C", bound=StageConfig)

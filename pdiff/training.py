@@ -68,7 +68,8 @@ def check_finite(
 
 
 class EMA(torch.nn.Module):
-    """An exponential moving average of a model's weights: after each optimiser step, w̄ ← d·w̄ + (1 − d)·w."""
+    """An exponential moving average of a model's weights: after optimiser step n, w̄ ← d·w̄ + (1 − d)·w with
+    d = min(decay, (1 + n)/(10 + n)), the usual warm-up, so that early steps do not keep the random init."""
 
     def __init__(self, model: torch.nn.Module, decay: float) -> None:
         super().__init__()
@@ -76,9 +77,10 @@ class EMA(torch.nn.Module):
         self.decay = decay
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
         averaged, trained = list(self.module.parameters()), list(model.parameters())
-        torch._foreach_lerp_(averaged, trained, 1.0 - self.decay)
+        torch._foreach_lerp_(averaged, trained, 1.0 - decay)
 
 
 class CheckpointStore:

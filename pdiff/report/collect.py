@@ -112,6 +112,8 @@ def setting_label(tune: Run | None, diffuse: Run | None) -> str:
         and tune.config.get("selection") != "holdout"
     ):
         parts.append(f"lr {tune.config.get('lr')} by hand")
+    if tune is not None and tune.config.get("method") == "ptdt" and tune.config.get("ptdt_online"):
+        parts.append("ranked by simulator return")
     return ", ".join(parts)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -67,6 +67,7 @@ class DiffusionSettings(BaseModel):
 
 
 class DiffuseConfig(StageConfig):
+    OLDER: ClassVar[dict[str, Any]] = {"segment_source": "anywhere", "ema_decay": None}
     env: str | None = Field(None, description="Task family (default: that of the pretrain run).")
     pretrain_run: str | None = Field(
         None, description="Frozen Prompt-DT (default: latest finished pretrain)."
@@ -190,7 +191,7 @@ def train_denoiser(
             losses = guided_step(denoiser, schedule, scorer, codec, segments, contexts, optimizer, rule=config.guidance,
                                  lam=config.lam, grad_clip=config.grad_clip, device=device)  # fmt: skip
             if ema is not None:
-                ema.update(denoiser)
+                ema.update(denoiser, step + 1)
             if info.enabled and losses.loss_plm is not None:  # each rank holds its scaled share
                 losses = replace(losses, loss_plm=all_reduce_sum(losses.loss_plm, info) / info.world_size)
             loss_dm = (

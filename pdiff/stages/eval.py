@@ -48,6 +48,7 @@ from pdiff.workspace.runs import (
     latest_finished,
     list_runs,
     require_finished,
+    uses_full_data,
     verified_output,
 )
 
@@ -123,10 +124,16 @@ def fewshot_prompts(
 
 def prompts_per_task(family: TaskFamily, config: EvalConfig, tuned: Run | None) -> int:
     """How many prompts each (seed, task) is evaluated with (pdiff.eval.plan): one where resets vary or for a
-    tune run's prompt; else every few-shot prompt, or `episodes` random ones."""
-    if family.resets_vary or tuned is not None:
+    tuned prompt; else every few-shot prompt (the prompt-dt baseline, from eval or tune alike), or
+    `episodes` random ones."""
+    if family.resets_vary or (tuned is not None and not fewshot_baseline(config, tuned)):
         return 1
-    return config.shots if config.prompt == "fewshot" else config.episodes
+    return config.shots if fewshot_baseline(config, tuned) else config.episodes
+
+
+def fewshot_baseline(config: EvalConfig, tuned: Run | None) -> bool:
+    """Whether the prompts are the seed's real few-shot prompts (`eval --prompt fewshot`, `tune -m prompt-dt`)."""
+    return tuned.config["method"] == "prompt-dt" if tuned is not None else config.prompt == "fewshot"
 
 
 def random_prompts(
@@ -171,9 +178,9 @@ def evaluate(
         for s, seed in enumerate(config.seeds):
             bar.label(f"eval {family.name} seed {seed} (tasks {','.join(map(str, tasks))})")
             rng = np.random.default_rng([seed, 11])
-            if generated is not None:
+            if generated is not None and prompt_count == 1:
                 prompts = {t: generated[(seed, t)] for t in tasks}
-            elif config.prompt == "fewshot":
+            elif fewshot_baseline(config, tuned):  # where resets do not vary: every few-shot prompt in turn
                 bank = fewshot_prompts(workspace, family, tasks, config, policy, seed)
                 prompts = {
                     t: bank.all_for_task(t) if prompt_count > 1 else bank.for_task(t, rng) for t in tasks
@@ -295,7 +302,8 @@ def resolve_sources(workspace: Workspace, config: EvalConfig) -> tuple[Run, Run 
         raise UsageError("no run to evaluate", hint="pass --env FAMILY, --pretrain RUN or --tune RUN")
     family = get_family(config.env).name
     if config.prompt == "auto":
-        tuned_runs = [r for r in list_runs(workspace, "tune", family) if r.status is RunStatus.FINISHED]
+        tuned_runs = [r for r in list_runs(workspace, "tune", family)
+                      if r.status is RunStatus.FINISHED and not uses_full_data(workspace, r)]  # fmt: skip
         if tuned_runs:
             tuned = tuned_runs[-1]
             return require_finished(find_run(workspace, tuned.config["pretrain_run"], "pretrain")), tuned

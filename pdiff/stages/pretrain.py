@@ -10,7 +10,7 @@ trains on, and takes the statistics of, the test tasks as well. Checkpoints keep
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -43,6 +43,8 @@ class ModelSettings(BaseModel):
 
 
 class PretrainConfig(StageConfig):
+    # before eval_target was derived from the data, every run started from the family's constant
+    OLDER: ClassVar[dict[str, Any]] = {"eval_target": lambda data: get_family(str(data["env"])).eval_target}
     env: str = Field("metaworld-reach", description="Task family.")
     data_kind: str = Field("expert", description="Dataset kind the model is trained on.")
     include_test_tasks: bool = Field(

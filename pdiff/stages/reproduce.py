@@ -113,8 +113,10 @@ def pretrain_datasets_match(workspace: Workspace, config: StageConfig, run: Run)
     return {i["ref"] for i in run.manifest.get("inputs", []) if i["kind"] == "dataset"} == wanted
 
 
-def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace) -> list[Step]:
-    """Every step of the matrix, in an order where each step's inputs come before it."""
+def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
+         tune_overrides: list[str] | None = None) -> list[Step]:  # fmt: skip
+    """Every step of the matrix, in an order where each step's inputs come before it (`tune_overrides`: the
+    `--set tune.…` items, which may change the seeds that get a diffusion model each)."""
     from pdiff.data.collectors import KINDS
 
     methods = check_methods(config.methods)
@@ -126,7 +128,7 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace) -> l
     if config.guidance_ablation:
         rules += [r for r in config.ablation_rules if r != default_rule]
     ablation_kind = "expert" if "expert" in config.data_kinds else config.data_kinds[0]
-    tune_seeds = seeds or stage_config(workspace, "tune", preset, {}).seeds  # type: ignore[attr-defined]
+    tune_seeds = stage_config(workspace, "tune", preset, {"seeds": seeds}, tune_overrides).seeds  # type: ignore[attr-defined]
     diffusion_seeds: list[int | None] = list(tune_seeds) if config.diffusion_per_seed else [None]
     steps: list[Step] = []
     for env in config.envs:
@@ -266,7 +268,7 @@ def collect_config(workspace: Workspace, step: Step, config: StageConfig) -> Sta
 def run_matrix(workspace: Workspace, config: ReproduceConfig, *, preset: str | None, argv: list[str],
                overrides: list[str] | None = None, dry_run: bool = False) -> tuple[list[StepResult], Run | None]:  # fmt: skip
     """Run (or with `dry_run`, only print) every step; returns the step results and the report run."""
-    steps = plan(config, preset, workspace)
+    steps = plan(config, preset, workspace, split_overrides(overrides or []).get("tune"))
     return run_steps(workspace, steps, preset=preset, argv=argv, overrides=overrides, dry_run=dry_run)
 
 

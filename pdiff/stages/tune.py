@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -52,6 +52,7 @@ LoraTarget = Literal["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"]
 
 
 class TuneConfig(StageConfig):
+    OLDER: ClassVar[dict[str, Any]] = {"selection": "off", "segment_source": None, "diffuse_runs": None}
     env: str | None = Field(None, description="Task family (default: that of the input run).")
     method: MethodName = Field("prompt-diffuser", description="Tuning method (README: Tuning methods).")
     shots: int = Field(5, ge=1, description="Few-shot episodes per test task.")
@@ -205,9 +206,10 @@ def task_context(policy: FrozenPolicy, data: FamilyData, seed: int, task: int, s
 
 def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]], fewshot: dict[int, FamilyData],
                     settings: dict[int, dict[str, Any]], policy: FrozenPolicy, device: Any) -> Selection | None:  # fmt: skip
-    """The selection protocol's choice (None when it is off, or with one shot there is nothing to hold out).
-    Under torchrun every rank selects alike, so all reach the same choice."""
-    if config.selection != "holdout" or config.shots < 2:
+    """The selection protocol's choice (None when it is off, nothing is trained, or one shot leaves nothing
+    to hold out). Under torchrun every rank selects alike, so all reach the same choice."""
+    trains = config.steps > 0 and not (config.method in NEEDS_DIFFUSE and config.adapt == "condition-only")
+    if config.selection != "holdout" or config.shots < 2 or not grid_for(config.method) or not trains:
         return None
     with tempfile.TemporaryDirectory() as scratch:
 

@@ -320,11 +320,21 @@ def find_run(workspace: Workspace, ref: str, stage: str | None = None) -> Run:
     return matches[0]
 
 
+def uses_full_data(workspace: Workspace, run: Run) -> bool:
+    """Whether `run` is a full-data Prompt-DT (`--include-test-tasks`) or was built on one."""
+    if run.config.get("include_test_tasks"):
+        return True
+    ref = run.config.get("pretrain_run")
+    with suppress(PdiffError):
+        return bool(ref) and bool(find_run(workspace, ref, "pretrain").config.get("include_test_tasks"))
+    return False
+
+
 def latest_finished(workspace: Workspace, stage: str, family: str | None) -> Run:
-    """What a stage uses when no input is named: the newest FINISHED run of `stage` for `family`; never a
-    full-data Prompt-DT (`--include-test-tasks`: it has seen the test tasks), which is used only by name."""
+    """What a stage uses when no input is named: the newest FINISHED run of `stage` for `family`; never one
+    that is or builds on a full-data Prompt-DT (it has seen the test tasks), which is used only by name."""
     runs = [r for r in list_runs(workspace, stage, family) if r.status is RunStatus.FINISHED]
-    full_data = [r for r in runs if r.config.get("include_test_tasks")]
+    full_data = [r for r in runs if uses_full_data(workspace, r)]
     finished = [r for r in runs if r not in full_data]
     if not finished:
         for_family = f" for {family}" if family else ""

@@ -15,8 +15,10 @@ def test_ema_update_is_the_moving_average() -> None:
     start = model.weight.detach().clone()
     with torch.no_grad():
         model.weight.add_(1.0)
-    ema.update(model)
+    ema.update(model, step=1000)  # past the warm-up: the decay itself
     assert torch.allclose(ema.module.weight, start + 0.1)
+    ema.update(model, step=0)  # the warm-up's first step: d = 1/10
+    assert torch.allclose(ema.module.weight, start + 0.1 + 0.9 * 0.9)
     assert not ema.module.weight.requires_grad
 
 
@@ -27,7 +29,7 @@ def test_checkpoint_keeps_averaged_weights_for_inference_and_trained_ones_for_re
     ema = EMA(model, decay=0.5)
     with torch.no_grad():
         model.weight.mul_(3.0)
-    ema.update(model)
+    ema.update(model, step=100)
     store = CheckpointStore(tmp_path / "checkpoints")
     saved = store.save(1, model, {"model": "Linear"}, optimizer, None, np.random.default_rng(0), ema=ema)
     assert torch.equal(load_file(str(saved / "model.safetensors"))["weight"], ema.module.weight)

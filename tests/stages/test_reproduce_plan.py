@@ -29,6 +29,13 @@ def test_each_seed_gets_its_own_diffusion_model(tmp_path):
     assert [s.key for s in plan(shared, "smoke", ws) if s.stage == "diffuse"] == [f"diffuse:{FAMILY}:project"]
 
 
+def test_tune_seeds_set_for_the_matrix_decide_the_diffusion_models(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "ws")
+    config = ReproduceConfig(envs=[FAMILY], methods=["prompt-diffuser"])
+    steps = plan(config, "quick", ws, ["seeds=[4,5]"])  # `reproduce --set tune.seeds=[4,5]`
+    assert [s.flags["seed"] for s in steps if s.stage == "diffuse"] == [4, 5]
+
+
 def test_tune_needs_one_diffusion_model_per_seed():
     with pytest.raises(ValueError, match="names 1 runs for 2 seeds"):
         TuneConfig(env=FAMILY, seeds=[0, 1], diffuse_runs=["run-a"])
