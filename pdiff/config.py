@@ -114,6 +114,8 @@ def parse_set(item: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()  # YAML 1.1 reads off/on/yes/no as booleans: `selection=off` means the word
     if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
         with contextlib.suppress(ValueError):
             value = float(value)

@@ -97,13 +97,16 @@ def rollout(
 ) -> list[EpisodeResult]:
     """Roll out `len(episode_seeds[i])` episodes of task `tasks[i]` with prompt row i, all together.
 
-    `render_episodes` > 0 records RGB frames of the first episodes of each task (for GIFs). `pool` lends
+    `render_episodes` > 0 records RGB frames of the first episodes of each task, over all its rows (GIFs). `pool` lends
     simulators across calls (e.g. one per evaluation seed); without it they are built and closed here.
     """
     rows = [(ti, task, e, seed) for ti, task in enumerate(tasks) for e, seed in enumerate(episode_seeds[ti])]
+    per_task = [
+        sum(1 for _, earlier, _, _ in rows[:i] if earlier == task) for i, (_, task, _, _) in enumerate(rows)
+    ]
     lender = pool if pool is not None else EnvPool()
     lease = lender.lease(
-        family, [task for _, task, _, _ in rows], horizon, [e < render_episodes for _, _, e, _ in rows]
+        family, [task for _, task, _, _ in rows], horizon, [n < render_episodes for n in per_task]
     )
     results = [EpisodeResult(task, e, seed, 0.0, 0, None) for _, task, e, seed in rows]
     try:
