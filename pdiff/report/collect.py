@@ -136,7 +136,9 @@ def result_of(workspace: Workspace, run: Run) -> Result:
     tune = _optional_run(workspace, config.get("tune_run"), "tune")
     diffuse = _optional_run(workspace, tune.config.get("diffuse_run") if tune else None, "diffuse")
     pretrain = _optional_run(workspace, config.get("pretrain_run"), "pretrain")
-    settings: dict[str, Any] = {"eval episodes": config.get("episodes")}
+    # episodes actually run per (seed, task), and how many distinct ones stand behind the cell
+    settings: dict[str, Any] = {"eval episodes": summary.get("episodes_per_task", config.get("episodes")),
+                                "distinct rollouts": summary.get("distinct_rollouts")}  # fmt: skip
     variant = None
     if pretrain is not None:
         settings["pretrain steps"] = pretrain.config.get("steps")
