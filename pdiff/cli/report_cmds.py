@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pdiff.cli.app import app, options
@@ -66,7 +67,9 @@ def print_report_summary(summary: dict[str, Any]) -> None:
     table = Table("family", "method", "data", "shots", "seeds", "return", "normalized", "success",
                   title=f"{summary['cells']} evaluation cells (mean ± std over seeds)", title_justify="left")  # fmt: skip
     for r in summary["data"]["results"]:
-        method = r["method"] + (f" ({r['variant']})" if r.get("variant") else "")
+        method = escape(
+            r["method"] + (f" ({r['variant']})" if r.get("variant") else "")
+        )  # `[ε-prediction]` is text
         cells = [_score(r["score"]), _score(r["normalized"]), _score(r["success"], 100.0, " %")]
         table.add_row(r["family"], method, r["data_kind"], str(r["shots"]), str(len(r["seeds"])), *cells)
     out.print(table)
