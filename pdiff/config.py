@@ -36,6 +36,13 @@ class StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     OLDER: ClassVar[dict[str, Any]] = {}
 
+    @model_validator(mode="after")
+    def _seeds_not_negative(self) -> StageConfig:
+        seeds = getattr(self, "seeds", None)
+        if isinstance(seeds, list) and any(s < 0 for s in seeds):
+            raise ValueError(f"seeds must be 0 or more, not {seeds}")
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _older_record(cls, data: Any) -> Any:

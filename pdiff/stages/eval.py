@@ -66,7 +66,9 @@ class EvalConfig(StageConfig):
     )
     shots: int = Field(5, ge=1, description="Few-shot episodes per test task the prompt is cut from.")
     data_kind: str = Field("expert", description="Quality of the few-shot data: expert | medium | random.")
-    seeds: list[int] = Field([0, 1, 2], min_length=1, description="Seeds (prompt choice and episode resets).")
+    seeds: list[int] = Field(
+        [0, 1, 2], min_length=1, description="Seeds (few-shot episodes, prompt choice and episode resets)."
+    )
     episodes: int = Field(
         10,
         ge=1,

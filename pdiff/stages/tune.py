@@ -9,6 +9,7 @@ the frozen Prompt-DT plus that file (pdiff.methods.finetuning). The frozen Promp
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -57,7 +58,11 @@ class TuneConfig(StageConfig):
     method: MethodName = Field("prompt-diffuser", description="Tuning method (README: Tuning methods).")
     shots: int = Field(5, ge=1, description="Few-shot episodes per test task.")
     data_kind: str = Field("expert", description="Quality of the few-shot data: expert | medium | random.")
-    seeds: list[int] = Field([0, 1, 2], min_length=1, description="Seeds (one adaptation per seed and task).")
+    seeds: list[int] = Field(
+        [0, 1, 2],
+        min_length=1,
+        description="Seeds (one adaptation per seed and task; each its own episodes).",
+    )
     diffuse_run: str | None = Field(
         None, description="Diffusion model (prompt-diffuser; default: latest finished)."
     )
@@ -128,6 +133,15 @@ class TuneConfig(StageConfig):
 register_stage_config("tune", TuneConfig)
 
 
+PER_SEED_DIFFUSE = {
+    "seed",
+    "device",
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+}  # may differ per seed
+
+
 def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[Run, dict[int, Run] | None]:
     """(pretrain run, the diffusion run of each seed or None), all FINISHED."""
     diffuse = None
@@ -145,6 +159,11 @@ def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[Run, dict[
         else:
             raise UsageError("no diffusion model to tune", hint="pass --env FAMILY or --diffuse RUN")
         sources = {run.config["pretrain_run"] for run in diffuse.values()}
+        settings = {json.dumps({k: v for k, v in r.config.items() if k not in PER_SEED_DIFFUSE}, sort_keys=True)
+                    for r in diffuse.values()}  # fmt: skip
+        if len(settings) > 1 and len(sources) == 1:
+            raise UsageError("the diffusion models of diffuse_runs differ in more than their seed",
+                             hint="train them with the same settings: pdiff diffuse --seed S (nothing else changed)")  # fmt: skip
         if len(sources) > 1:
             raise UsageError(f"the diffusion models were guided by different Prompt-DTs ({', '.join(sorted(sources))})",
                              hint="give diffuse_runs trained from one pretrain run")  # fmt: skip
@@ -249,7 +268,9 @@ def tune(
     tunable = 0
     jobs = [(seed, task) for seed in config.seeds for task in tasks]
     selection = choose_settings(config, method, jobs, fewshot, settings, policy, device)
-    chosen = selection.chosen if selection is not None else {}
+    chosen = broadcast(
+        selection.chosen if selection is not None else {}, info
+    )  # rank 0's choice, whatever ties
     with StageProgress(
         f"tune {config.method} {family.name}", total=len(jobs), unit="(seed, task) adaptations"
     ) as bar:
