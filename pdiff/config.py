@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from pdiff.errors import UsageError
 from pdiff.workspace.root import STAGES, Workspace, template_dir
@@ -36,12 +36,12 @@ class StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     OLDER: ClassVar[dict[str, Any]] = {}
 
-    @model_validator(mode="after")
-    def _seeds_not_negative(self) -> StageConfig:
-        seeds = getattr(self, "seeds", None)
+    @field_validator("seeds", check_fields=False)
+    @classmethod
+    def _seeds_not_negative(cls, seeds: Any) -> Any:
         if isinstance(seeds, list) and any(s < 0 for s in seeds):
-            raise ValueError(f"seeds must be 0 or more, not {seeds}")
-        return self
+            raise ValueError("seeds must be 0 or more")
+        return seeds
 
     @model_validator(mode="before")
     @classmethod
