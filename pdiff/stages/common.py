@@ -16,7 +16,8 @@ from pdiff.errors import ArtifactError
 from pdiff.plots import plot_curves
 from pdiff.workspace.atomic import atomic_write_text
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import Run, create_run, reopen_for_resume, running, verified_output
+from pdiff.workspace.runs import Run, create_run, reopen_for_resume, running
+from pdiff.workspace.verification import verified_output
 
 C = TypeVar("C", bound=StageConfig)
 # Stages that keep no partial results: a resumed run starts its work again, in the same run directory.

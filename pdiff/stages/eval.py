@@ -49,8 +49,8 @@ from pdiff.workspace.runs import (
     list_runs,
     require_finished,
     uses_full_data,
-    verified_output,
 )
+from pdiff.workspace.verification import verified_output
 
 
 class EvalConfig(StageConfig):

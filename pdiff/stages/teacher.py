@@ -24,7 +24,8 @@ from pdiff.teachers.storage import nearest_snapshot
 from pdiff.teachers.training import train_teacher
 from pdiff.workspace.atomic import remove_tree
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs, verified_output
+from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
+from pdiff.workspace.verification import verified_output
 
 if TYPE_CHECKING:
     from pdiff.stages.collect import CollectConfig

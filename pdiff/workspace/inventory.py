@@ -9,7 +9,8 @@ from typing import Any
 
 from pdiff.report.paper import PAPER_FAMILIES
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import Run, RunStatus, list_runs, verify_run
+from pdiff.workspace.runs import Run, RunStatus, list_runs
+from pdiff.workspace.verification import verify_run
 
 TMP_MARKER = ".tmp-"
 

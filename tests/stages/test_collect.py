@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from pdiff.cli.app import app
 from pdiff.data.loader import load_family_data
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import find_run, verify_run
+from pdiff.workspace.runs import find_run
+from pdiff.workspace.verification import verify_run
 
 pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
 

@@ -23,8 +23,8 @@ from pdiff.workspace.runs import (
     reopen_for_resume,
     require_finished,
     running,
-    verify_run,
 )
+from pdiff.workspace.verification import verify_run
 
 
 @pytest.fixture
