@@ -46,6 +46,20 @@ def workspace(path: Path) -> Path:
     return path
 
 
+def seeded_datasets(tmp_path: Path, args: list[str]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Collect with seed 0 on one worker and on two (byte-identical, checked here), then with seed 1; returns
+    the seed-0 and seed-1 dataset files (same names)."""
+    one, two = workspace(tmp_path / "one"), workspace(tmp_path / "two")
+    collect(one, *args, "--workers", "1")
+    collect(two, *args, "--workers", "2")
+    files = dataset_files(one)
+    assert len(files) == 6 and files == dataset_files(two)
+    other_seed = workspace(tmp_path / "seed1")
+    collect(other_seed, *args, "--set", "seed=1")
+    assert dataset_files(other_seed).keys() == files.keys()
+    return files, dataset_files(other_seed)
+
+
 @pytest.mark.metaworld
 def test_same_seed_gives_byte_identical_datasets_whatever_the_workers(tmp_path):
     args = [
@@ -58,29 +72,16 @@ def test_same_seed_gives_byte_identical_datasets_whatever_the_workers(tmp_path):
         "--episodes",
         "2",
     ]
-    one, two = workspace(tmp_path / "one"), workspace(tmp_path / "two")
-    collect(one, *args, "--workers", "1")
-    collect(two, *args, "--workers", "2")
-    files = dataset_files(one)
-    assert len(files) == 6 and files == dataset_files(two)
-    other_seed = workspace(tmp_path / "seed1")
-    collect(other_seed, *args, "--set", "seed=1")
-    assert dataset_files(other_seed).keys() == files.keys() and dataset_files(other_seed) != files
+    files, other_seed = seeded_datasets(tmp_path, args)
+    assert other_seed != files
 
 
 def test_a_teacher_family_gives_byte_identical_datasets_with_a_fixed_seed(tmp_path):
     """cheetah-dir: a SAC teacher trained from scratch in each workspace, then its data; seed 0 twice, seed 1."""
     args = ["--env", "cheetah-dir", "--tasks", "0,1", "--kinds", "expert,medium,random", "--episodes", "2",
             "--set", "teacher.total_updates=300"]  # fmt: skip
-    one, two = workspace(tmp_path / "one"), workspace(tmp_path / "two")
-    collect(one, *args, "--workers", "1")
-    collect(two, *args, "--workers", "2")
-    files = dataset_files(one)
-    assert len(files) == 6 and files == dataset_files(two)
-    other_seed = workspace(tmp_path / "seed1")
-    collect(other_seed, *args, "--set", "seed=1")
-    assert dataset_files(other_seed).keys() == files.keys()
-    assert all(dataset_files(other_seed)[name] != data for name, data in files.items())
+    files, other_seed = seeded_datasets(tmp_path, args)
+    assert all(other_seed[name] != data for name, data in files.items())
 
 
 @pytest.mark.parametrize(("family", "task"), [("cheetah-vel", 3), ("cheetah-dir", 0), ("ant-dir", 6)])
