@@ -257,7 +257,7 @@ def envs(
             opts,
             json_flag,
             {**inventory.family_row(fam), "tasks": rows},
-            lambda: _print_tasks(fam.name, rows),
+            lambda: _print_tasks(fam.name + (f" ({fam.split_note})" if fam.split_note else ""), rows),
         )
         return
     families = [inventory.family_row(get_family(name)) for name in family_names()]
@@ -265,8 +265,10 @@ def envs(
 
 
 def _print_families(rows: list[dict[str, Any]]) -> None:
+    splits = "; ".join(f"{r['name']}: {r['split_note']}" for r in rows if r.get("split_note"))
     table = Table("family", "paper", "simulator", "tasks", "test tasks", "horizon", "obs/act", "rtg scale", "target",
-                  caption="paper: one of the paper's four families (its name there); the others are ours to try")  # fmt: skip
+                  caption="paper: one of the paper's four families (its name there); the others are ours to try"
+                  + (f". Out of distribution (Table 3), {splits}" if splits else ""))  # fmt: skip
     for r in rows:
         table.add_row(
             r["name"], f"✓ {r['paper']}" if r["paper"] else "", r["simulator"], str(r["num_tasks"]), ",".join(map(str, r["test_tasks"])), str(r["horizon"]),

@@ -1,4 +1,5 @@
-"""Task families (`--env`): cheetah-vel, cheetah-dir, ant-dir and metaworld-<task>.
+"""Task families (`--env`): cheetah-vel, cheetah-dir, ant-dir, their out-of-distribution splits
+(cheetah-vel-ood, ant-dir-ood; pdiff.envs.ood) and metaworld-<task>.
 
 Importing this package is cheap: simulators are imported when an env is made (and Meta-World, without
 building any benchmark, when the Meta-World family names are listed).
@@ -11,16 +12,19 @@ import difflib
 from pdiff.envs.base import TaskFamily
 from pdiff.envs.locomotion import ANT_DIR, CHEETAH_DIR, CHEETAH_VEL
 from pdiff.envs.metaworld_family import FAMILY_PREFIX, metaworld_family, scripted_tasks
+from pdiff.envs.ood import ANT_DIR_OOD, CHEETAH_VEL_OOD
 from pdiff.errors import UsageError
 
 __all__ = ["TaskFamily", "family_names", "get_family"]
 
-_LOCOMOTION = {family.name: family for family in (CHEETAH_VEL, CHEETAH_DIR, ANT_DIR)}
+_LOCOMOTION = {
+    family.name: family for family in (CHEETAH_VEL, CHEETAH_DIR, ANT_DIR, CHEETAH_VEL_OOD, ANT_DIR_OOD)
+}
 
 
 def family_names() -> list[str]:
-    """Every family name: the locomotion ones, then "metaworld-<task>" for each ML1 task with a scripted
-    expert policy."""
+    """Every family name: the locomotion ones (the paper's, then the out-of-distribution splits), then
+    "metaworld-<task>" for each ML1 task with a scripted expert policy."""
     return [*_LOCOMOTION, *(f"{FAMILY_PREFIX}{task}" for task in scripted_tasks())]
 
 

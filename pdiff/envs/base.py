@@ -22,6 +22,21 @@ TaskParams = dict[str, float | list[float]]
 
 
 @dataclass(frozen=True)
+class OodSplit:
+    """How an out-of-distribution family re-splits the tasks of `base`: a task is a test task when its
+    `parameter` lies in [low, high), a training task otherwise (pdiff.envs.ood)."""
+
+    base: str  # the in-distribution family with the same tasks (its SAC teacher collects their data)
+    parameter: str  # the task_params key the split is on
+    low: float
+    high: float
+    text: str  # the test range as people write it, e.g. "[3π/2, 2π)"
+
+    def is_test(self, value: float) -> bool:
+        return self.low <= value < self.high
+
+
+@dataclass(frozen=True)
 class TaskFamily:
     name: str
     simulator: str
@@ -33,6 +48,7 @@ class TaskFamily:
     act_dim: int
     rtg_scale: float
     eval_target: float
+    ood: OodSplit | None = None  # set on the out-of-distribution families only
 
     # --- task-specific; concrete families override these -----------------------------------------------
 
@@ -80,6 +96,19 @@ class TaskFamily:
         """The longest horizon `make_env` accepts (None: no limit)."""
         return None
 
+    def task_distance(self, a: int, b: int) -> float:
+        """How far apart two tasks are in task-parameter space (Euclidean over every parameter value); the
+        zero-shot prompt comes from the training task nearest the target (pdiff.methods.zero_shot)."""
+        return float(np.linalg.norm(_param_vector(self.task_params(a)) - _param_vector(self.task_params(b))))
+
+    @property
+    def split_note(self) -> str:
+        """The out-of-distribution split in words ("" for the paper's families)."""
+        if self.ood is None:
+            return ""
+        return (f"ours: {self.ood.base}'s tasks re-split, test tasks with {self.ood.parameter} in "
+                f"{self.ood.text}, training tasks all the others")  # fmt: skip
+
     # --- shared ---------------------------------------------------------------------------------------
 
     def split(self, task_id: int) -> str:
@@ -115,6 +144,12 @@ class TaskFamily:
         if horizon < 1 or (max_horizon is not None and horizon > max_horizon):
             raise UsageError(f"horizon {horizon} is out of range for {self.name}", hint=f"use {limit}")
         return int(horizon)
+
+
+def _param_vector(params: TaskParams) -> np.ndarray:
+    return np.concatenate(
+        [np.ravel(np.asarray(value, dtype=np.float64)) for _, value in sorted(params.items())]
+    )
 
 
 def _ids(ids: tuple[int, ...]) -> str:

@@ -143,6 +143,11 @@ class AntDirFamily(TaskFamily):
         angle = self.goal_angle(task_id)
         return np.array([math.cos(angle), math.sin(angle)], dtype=np.float32)
 
+    def task_distance(self, a: int, b: int) -> float:
+        """The angle between the two goal directions (on the circle: 0.1 and 2π − 0.1 are 0.2 apart)."""
+        gap = abs(self.goal_angle(a) - self.goal_angle(b)) % (2 * math.pi)
+        return min(gap, 2 * math.pi - gap)
+
     @property
     def terminates_early(self) -> bool:
         return True

@@ -65,6 +65,7 @@ def family_row(family: Any) -> dict[str, Any]:
         "paper": PAPER_FAMILIES.get(
             family.name
         ),  # the paper's name for it, None if the paper has no such family
+        "split_note": family.split_note or None,  # an out-of-distribution split (ours), in words
     }
 
 

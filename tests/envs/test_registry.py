@@ -18,12 +18,49 @@ from pdiff.errors import UsageError
 ANT_ANGLES = {0: 1.2034, 6: 0.2454, 9: 0.3773, 17: 1.7781, 23: 0.9042, 30: 3.5688, 41: 4.1419, 49: 0.1832}
 
 
-def test_family_names_cover_the_four_kinds():
+def test_family_names_cover_the_four_kinds_and_the_ood_splits():
     names = family_names()
-    assert names[:3] == ["cheetah-vel", "cheetah-dir", "ant-dir"]
+    assert names[:5] == ["cheetah-vel", "cheetah-dir", "ant-dir", "cheetah-vel-ood", "ant-dir-ood"]
     assert {"metaworld-reach", "metaworld-pick-place"} <= set(names)
     assert len(names) == len(set(names))
-    assert all(name.startswith("metaworld-") for name in names[3:])
+    assert all(name.startswith("metaworld-") for name in names[5:])
+
+
+# Our out-of-distribution splits (paper.md §12 #18): (parameter, test range); the training range is the rest.
+OOD_RANGES = {
+    "ant-dir-ood": ("goal_angle", 1.5 * math.pi, 2 * math.pi),
+    "cheetah-vel-ood": ("goal_vel", 2.25, 3.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OOD_RANGES))
+def test_ood_split_keeps_the_test_parameters_outside_the_training_range(name):
+    family, (key, low, high) = get_family(name), OOD_RANGES[name]
+    base = get_family(family.ood.base)
+    train = [family.task_params(t)[key] for t in family.train_tasks]
+    test = [family.task_params(t)[key] for t in family.test_tasks]
+    assert test and low <= min(test) and max(test) <= high
+    assert max(train) <= low and max(train) < min(
+        test
+    )  # no overlap: every training task lies below the range
+    assert sorted(family.train_tasks + family.test_tasks) == list(range(family.num_tasks))
+    # the base family's tasks, re-split: its teacher and its task conditions apply as they are
+    assert [family.task_params(t) for t in range(family.num_tasks)] == [
+        base.task_params(t) for t in range(base.num_tasks)
+    ]
+    assert "ours" in family.split_note and family.ood.text in family.split_note
+    assert base.ood is None and base.split_note == ""
+
+
+def test_task_distance_is_euclidean_and_goal_angles_wrap_around():
+    vel = get_family("cheetah-vel")
+    assert vel.task_distance(0, 3) == pytest.approx(0.225)
+    ant = get_family("ant-dir")
+    assert ant.task_distance(49, 40) == pytest.approx(0.1832 + 2 * math.pi - 6.0368)  # across 0 = 2π
+    assert ant.task_distance(6, 6) == 0.0
+    reach = get_family("metaworld-reach")
+    goals = np.array([reach.task_params(t)["goal"] for t in (0, 1)])
+    assert reach.task_distance(0, 1) == pytest.approx(float(np.linalg.norm(goals[0] - goals[1])))
 
 
 @pytest.mark.parametrize(
