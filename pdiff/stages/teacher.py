@@ -4,7 +4,9 @@ A later collect of the same family reuses the most-trained teacher of a finished
 teacher settings and seed (or the one of the run named by `teacher_run`), so collecting more data, other
 kinds or a new version never retrains it. Asking for more `teacher.total_updates` than that teacher had
 continues a copy of it in the new run (the earlier run is never written to): the result is the teacher a
-single run of the larger budget would have trained.
+single run of the larger budget would have trained. An out-of-distribution family (ant-dir-ood) has its base
+family's tasks, so it reuses the base family's teacher too: the teacher is a data source, trained on every
+task; only the Prompt-DT and the diffusion model must not see the test range.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def _teacher_updates(run: Run) -> int | None:
     return int(info["updates"])
 
 
+def teacher_families(family: TaskFamily) -> set[str]:
+    """The families whose teacher can collect `family`'s data: its own, and an OOD family's base."""
+    return {family.name} | ({family.ood.base} if family.ood else set())
+
+
 def _source(
     workspace: Workspace, family: TaskFamily, config: CollectConfig, current: Run
 ) -> tuple[int, Run] | None:
@@ -48,6 +55,11 @@ def _source(
     if config.teacher_run:
         # Its collect may have stopped after the teacher finished: the teacher is all that is read.
         source = find_run(workspace, config.teacher_run, "collect")
+        if source.family not in teacher_families(family):
+            raise ArtifactError(
+                f"collect run {source.run_id} trained a teacher for {source.family}, not {family.name}",
+                hint=f"name a collect run of {' or '.join(sorted(teacher_families(family)))}",
+            )
         updates = _teacher_updates(source)
         if updates is None:
             raise ArtifactError(
@@ -57,7 +69,7 @@ def _source(
         return updates, source
     asked = config.teacher.model_dump(mode="json")
     candidates: list[tuple[int, Run]] = []  # (updates, run), oldest run first
-    for run in list_runs(workspace, "collect", family.name):
+    for run in [r for r in list_runs(workspace, "collect") if r.family in teacher_families(family)]:
         if run.run_id == current.run_id or run.status is not RunStatus.FINISHED:
             continue
         updates = _teacher_updates(run)
