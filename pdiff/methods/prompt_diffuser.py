@@ -9,6 +9,8 @@ Our reading of the method (reference/paper.md §3–§8; every open choice is a 
   g = g_DM + λ·(g_PLM − (g_PLM·û)û) (or the ablation rule chosen).
 - `diffuse` trains on the training tasks; `tune` fine-tunes a copy on each test task's few-shot episodes
   with the same loss, then generates the task's prompt conditioned on a few-shot tail segment's (rtg, t).
+  Zero-shot (`--shots 0`) nothing is fine-tuned: the trained model generates the prompt conditioned on a
+  training task's (rtg, t) (pdiff.methods.zero_shot).
 """
 
 from __future__ import annotations
@@ -186,13 +188,19 @@ def generate_prompts(
 
 
 def tune_task(context: TaskContext) -> TaskResult:
-    """Fine-tune a copy of the trained denoiser on the task's few-shot data, then generate its prompt."""
+    """Fine-tune a copy of the trained denoiser on the task's few-shot data, then generate its prompt
+    (zero-shot: generate it with the trained denoiser as it is)."""
     settings = context.settings
     denoiser: Denoiser = settings["denoiser_factory"]()
     schedule: VPSchedule = settings["schedule"]
     codec: SegmentCodec = settings["codec"]
-    plm = freeze(context.policy.model)
     torch.manual_seed(context.seed * 1000 + context.task)
+    if context.zero_shot is not None:  # nothing is tuned
+        condition = context.zero_shot.condition(context.task, context.rng)
+        prompt = generate_prompts(denoiser, schedule, codec, condition, context.device)
+        return TaskResult(prompt=prompt, tunable_parameters=0)
+    assert context.fewshot is not None and context.fewshot_prompts is not None
+    plm = freeze(context.policy.model)
     metrics: dict[str, float] = {}
     if settings["adapt"] == "finetune" and settings["steps"] > 0:
         optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings["lr"])
