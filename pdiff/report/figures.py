@@ -10,7 +10,17 @@ import numpy as np
 from pdiff.plots import plot_curves, save_png
 from pdiff.report import paper
 from pdiff.report.collect import ReportData, Result
-from pdiff.report.tables import FAMILY_ORDER, KIND_ORDER, METHOD_ORDER, RULE_ORDER, main_results, ordered
+from pdiff.report.tables import (
+    FAMILY_ORDER,
+    KIND_ORDER,
+    METHOD_ORDER,
+    RULE_ORDER,
+    is_ood,
+    main_results,
+    ordered,
+    setting_name,
+    table3_families,
+)
 from pdiff.workspace.root import Workspace
 
 CURVE_KEYS = {"pretrain": ["loss", "lr", "grad_norm"], "diffuse": ["loss_dm", "loss_plm", "cosine"]}
@@ -117,6 +127,20 @@ def ablation_bars(data: ReportData, shots: int, out: Path) -> Path | None:
     return grouped_bars(panels, out, f"Guidance ablation (prompt-diffuser, expert, {shots} shots)")
 
 
+def table3_bars(data: ReportData, out: Path) -> Path | None:
+    """Table 3: per family, each method's few-shot and zero-shot bars side by side (expert data)."""
+    panels: dict[str, dict[str, dict[str, Result]]] = {}
+    families = table3_families(data)
+    for shots in sorted({r.shots for r in data.results}):
+        for (method, family), result in main_results(data, "expert", shots).items():
+            if family in families and (shots == 0 or is_ood(family)):
+                panels.setdefault(family, {}).setdefault(method, {})[setting_name(shots)] = result
+    panels = {
+        f: {m: panels[f][m] for m in ordered(set(panels[f]), METHOD_ORDER)} for f in families if f in panels
+    }
+    return grouped_bars(panels, out, "Table 3: out of distribution and zero-shot (± std over seeds)")
+
+
 def learning_curves(workspace: Workspace, data: ReportData, out_dir: Path) -> list[Path]:
     """The learning curve of every pretrain and diffuse run behind the results, redrawn from metrics.jsonl."""
     written = []
@@ -134,8 +158,9 @@ def learning_curves(workspace: Workspace, data: ReportData, out_dir: Path) -> li
 def all_figures(workspace: Workspace, data: ReportData, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path | None] = []
-    for shots in sorted({r.shots for r in data.results}):
+    for shots in sorted({r.shots for r in data.results if r.shots > 0}):  # zero-shot: Table 3 alone
         written.append(table1_bars(data, shots, out_dir / f"table1-{shots}shots.png"))
         written.append(table2_bars(data, shots, out_dir / f"table2-{shots}shots.png"))
         written.append(ablation_bars(data, shots, out_dir / f"ablation-{shots}shots.png"))
+    written.append(table3_bars(data, out_dir / "table3.png"))
     return [p for p in written if p is not None] + learning_curves(workspace, data, out_dir)

@@ -31,7 +31,7 @@ def ordered(values: set[str] | list[str], order: tuple[str, ...]) -> list[str]:
 
 
 def is_ood(family: str) -> bool:
-    return "ood" in family
+    return family.endswith("-ood")
 
 
 def is_metaworld(family: str) -> bool:
@@ -82,7 +82,8 @@ def main_results(data: ReportData, data_kind: str, shots: int) -> dict[tuple[str
 
 
 def shot_counts(data: ReportData, data_kind: str) -> list[int]:
-    return sorted({r.shots for r in data.results if r.data_kind == data_kind})
+    """The few-shot counts run with this data kind (zero-shot runs belong to Table 3 alone)."""
+    return sorted({r.shots for r in data.results if r.data_kind == data_kind and r.shots > 0})
 
 
 def table1(data: ReportData, shots: int) -> Table:
@@ -170,22 +171,63 @@ def ablation(data: ReportData, shots: int) -> Table | None:
     return Table("Guidance ablation", ["guidance", *families], rows, notes)
 
 
+def setting_name(shots: int) -> str:
+    return "zero-shot" if shots == 0 else f"few-shot ({shots} shots)"
+
+
+def table3_families(data: ReportData) -> list[str]:
+    """Families with a Table 3 row: the out-of-distribution ones, and any with zero-shot runs."""
+    return ordered({r.family for r in data.results if is_ood(r.family) or r.shots == 0}, FAMILY_ORDER)
+
+
+def best_baseline(cells: dict[str, Result]) -> tuple[str, Result] | None:
+    """The best-scoring method other than Prompt Diffuser, the controls and the full-data upper bound."""
+    others = [(m, r) for m, r in cells.items() if m != OURS and m not in CONTROLS and m != UPPER_BOUND]
+    return max(others, key=lambda mr: mr[1].score.mean) if others else None
+
+
 def table3(data: ReportData) -> Table | None:
-    results = [r for r in data.results if is_ood(r.family)]
-    if not results:
+    """The paper's Table 3: per family, few-shot and zero-shot rows (expert data), each method with the best
+    baseline beside it, the paper's numbers in their own column (ant-dir-ood only: the paper's is Ant-dir)."""
+    families = table3_families(data)
+    if not families:
         return None
-    kinds = ordered({r.data_kind for r in results}, KIND_ORDER)
     rows = []
-    for method in ordered({r.method for r in results}, METHOD_ORDER):
-        for family in sorted({r.family for r in results}):
-            cells = [
-                [r for r in results if (r.method, r.family, r.data_kind) == (method, family, k)]
-                for k in kinds
-            ]
-            rows.append([method, family] + [score_text(main_variant(c)) if c else "–" for c in cells])
-    notes = ["Paper: " + "; ".join(f"{setting}: " + ", ".join(f"{m} {v.text()}" for m, v in values.items())
-                                   for setting, values in paper.TABLE3.items())]  # fmt: skip
-    return Table("Table 3: Ant-dir out of distribution", ["method", "family", *kinds], rows, notes)
+    for family in families:
+        # in-distribution families show their zero-shot rows only: their few-shot cells are in Table 1
+        settings_run = sorted({r.shots for r in data.results if r.family == family and r.data_kind == "expert"
+                               and (r.shots == 0 or is_ood(family))}, key=lambda n: (n == 0, n))  # fmt: skip
+        for shots in settings_run:
+            setting = "zero-shot" if shots == 0 else "few-shot"
+            cells = {m: r for (m, f), r in main_results(data, "expert", shots).items() if f == family}
+            reported = paper.TABLE3.get(setting, {}) if family == paper.TABLE3_FAMILY else {}
+            for method in ordered(set(cells), METHOD_ORDER):
+                paper_text = reported[method].text() if method in reported else "n/r"
+                rows.append([family, setting_name(shots), method, score_text(cells[method], detail=True),
+                             paper_text if family == paper.TABLE3_FAMILY else ""])  # fmt: skip
+            best = best_baseline(cells)
+            paper_best = paper.TABLE3_BEST_BASELINE.get(setting) if family == paper.TABLE3_FAMILY else None
+            if best is not None or paper_best is not None:
+                rows.append([family, setting_name(shots), "**best baseline**",
+                             f"{best[0]}: {best[1].score.text()}" if best else "–",
+                             f"{paper_best[1].text()} ({paper_best[0]})" if paper_best else ""])  # fmt: skip
+    notes = [
+        "Raw return, mean ± std over seeds of the mean over the test tasks [95% stratified bootstrap interval], "
+        "expert data; each cell adds the normalised score. Zero-shot: no trajectory of the target task; the "
+        "prompt (prompt-dt) or the diffusion model's returns-to-go and timesteps (prompt-diffuser) come from "
+        "the training tasks' prompts, our reading (docs/tuning-methods.md#zero-shot).",
+        *(f"{family}: {split}." for family in families if (split := ood_split_note(family))),
+        paper.TABLE3_NOTE,
+    ]
+    return Table("Table 3: out-of-distribution tasks and zero-shot prompts",
+                 ["family", "setting", "method", "ours", "paper"], rows, notes)  # fmt: skip
+
+
+def ood_split_note(family: str) -> str:
+    try:
+        return get_family(family).split_note
+    except PdiffError:
+        return ""
 
 
 def compare(ours: Result, other: Result) -> tuple[str, str]:
@@ -217,7 +259,7 @@ def losses(data: ReportData) -> list[str]:
         cells = main_results(data, kind, shots)
         ours = cells.get((OURS, family))
         others = [(m, r) for (m, f), r in cells.items() if f == family and m != OURS]
-        where = f"{family} ({kind} few-shot data, {shots} shots)"
+        where = f"{family} (zero-shot)" if shots == 0 else f"{family} ({kind} few-shot data, {shots} shots)"
         if ours is None:
             if others:
                 lines.append(f"- {where}: no prompt-diffuser run to compare.")
@@ -297,7 +339,7 @@ def all_tables(data: ReportData) -> list[Table]:
     for shots in shot_counts(data, "expert"):
         tables.append(table1(data, shots))
         tables[-1].figure = f"table1-{shots}shots.png"
-    for shots in sorted({r.shots for r in data.results}):
+    for shots in sorted({r.shots for r in data.results if r.shots > 0}):
         quality = [t for f in ordered(set(data.families()), FAMILY_ORDER) if (t := table2(data, f, shots))]
         if quality:
             quality[-1].figure = f"table2-{shots}shots.png"
@@ -306,5 +348,8 @@ def all_tables(data: ReportData) -> list[Table]:
         if guidance is not None:
             guidance.figure = f"ablation-{shots}shots.png"
             tables.append(guidance)
-    tables += [t for t in [table3(data)] if t]
+    zero_shot_or_ood = table3(data)
+    if zero_shot_or_ood is not None:
+        zero_shot_or_ood.figure = "table3.png"
+        tables.append(zero_shot_or_ood)
     return tables

@@ -11,9 +11,9 @@ from pdiff.report.tables import ablation, all_tables, losses, table1, table2, ta
 
 
 def result(method: str, mean: float, *, family: str = "cheetah-vel", kind: str = "expert", variant: str | None = None,
-           std: float = 1.0, created: str = "2026-01-01T00:00:00Z") -> Result:  # fmt: skip
-    return Result(run_id=f"{family}-{method}-{kind}-{variant}", created_at=created, family=family, method=method,
-                  variant=variant, data_kind=kind, shots=5, seeds=[0, 1, 2], episodes=3, horizon=None,
+           std: float = 1.0, created: str = "2026-01-01T00:00:00Z", shots: int = 5) -> Result:  # fmt: skip
+    return Result(run_id=f"{family}-{method}-{kind}-{variant}-{shots}", created_at=created, family=family, method=method,
+                  variant=variant, data_kind=kind, shots=shots, seeds=[0, 1, 2], episodes=3, horizon=None,
                   score=Score(mean, std), normalized=None, success=None, pretrain_run="p", tune_run=None,
                   diffuse_run=None)  # fmt: skip
 
@@ -62,7 +62,41 @@ def test_the_newest_variant_when_the_projection_was_not_run_and_ood_gets_table3(
     rows = data(result("prompt-diffuser", -40.0, variant="sum", created="2026-01-02T00:00:00Z"),
                 result("prompt-diffuser", -60.0, variant="none"), result("ptdt", 500.0, family="ant-dir-ood"))  # fmt: skip
     assert table1(rows, 5).rows[0][1] == "-40.0 ± 1.0"
-    assert table3(rows).rows == [["ptdt", "ant-dir-ood", "500.0 ± 1.0"]]
+    assert table3(rows).rows[0] == ["ant-dir-ood", "few-shot (5 shots)", "ptdt", "500.0 ± 1.0", "540.8"]
     markdown = render_markdown(rows, [], __import__("pathlib").Path("figures"), commit=None)
     assert [t.title.split(":")[0] for t in all_tables(rows)] == ["Table 1", "Guidance ablation", "Table 3"]
     assert "## Where Prompt Diffuser stands" in markdown and "### Runs used" in markdown
+
+
+def test_table3_has_few_shot_and_zero_shot_rows_with_the_papers_numbers_and_the_best_baseline():
+    rows = data(result("prompt-diffuser", 530.0, family="ant-dir-ood", variant="project"),
+                result("ptdt", 520.0, family="ant-dir-ood"), result("soft-prompt", 525.0, family="ant-dir-ood"),
+                result("prompt-diffuser", 300.0, family="ant-dir-ood", variant="project", shots=0),
+                result("prompt-dt", 60.0, family="ant-dir-ood", shots=0),
+                result("prompt-diffuser", -40.0, variant="project"), result("ptdt", -38.0),  # cheetah-vel, Table 1
+                result("prompt-diffuser", -90.0, variant="project", shots=0), result("prompt-dt", -120.0, shots=0))  # fmt: skip
+    table = table3(rows)
+    assert table.header == ["family", "setting", "method", "ours", "paper"]
+    cells = {(row[0], row[1], row[2]): row[3:] for row in table.rows}
+    ood_few, ood_zero = ("ant-dir-ood", "few-shot (5 shots)"), ("ant-dir-ood", "zero-shot")
+    assert cells[(*ood_few, "prompt-diffuser")] == ["530.0 ± 1.0", "546.8"]
+    assert cells[(*ood_few, "soft-prompt")] == ["525.0 ± 1.0", "n/r"]
+    assert cells[(*ood_few, "**best baseline**")] == ["soft-prompt: 525.0 ± 1.0", "540.8 (ptdt)"]
+    assert cells[(*ood_zero, "prompt-diffuser")] == ["300.0 ± 1.0", "329.2 ± 21.8"]
+    assert cells[(*ood_zero, "**best baseline**")] == ["prompt-dt: 60.0 ± 1.0", "52.7 (method n/r)"]
+    # an in-distribution family: its zero-shot rows only (few-shot is Table 1's), no paper column
+    assert [key for key in cells if key[0] == "cheetah-vel"] == [
+        ("cheetah-vel", "zero-shot", "prompt-diffuser"), ("cheetah-vel", "zero-shot", "prompt-dt"),
+        ("cheetah-vel", "zero-shot", "**best baseline**")]  # fmt: skip
+    assert cells[("cheetah-vel", "zero-shot", "prompt-dt")] == ["-120.0 ± 1.0", ""]
+    assert any("[3π/2, 2π)" in note and "ours" in note for note in table.notes)
+    titles = [t.title for t in all_tables(rows)]
+    assert titles == ["Table 1: few-shot policy generalisation (5 expert shots)",
+                      "Table 3: out-of-distribution tasks and zero-shot prompts"]  # fmt: skip
+    assert any("cheetah-vel (zero-shot)" in line for line in losses(rows))
+
+
+def test_no_table3_without_ood_or_zero_shot_runs():
+    rows = data(result("prompt-diffuser", -40.0, variant="project"), result("ptdt", -38.0))
+    assert table3(rows) is None
+    assert [t.title.split(":")[0] for t in all_tables(rows)] == ["Table 1"]
