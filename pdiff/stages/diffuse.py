@@ -161,6 +161,8 @@ def train_denoiser(
     before = weights_sha256(plm)
     tasks = list(plm_config["train_tasks"])
     data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks)
+    if run is not None:  # what the generator saw: the Prompt-DT's training tasks only (checked by tests)
+        run.record_inputs("dataset", zip(data.dataset_ids, data.content_sha256, strict=True))
     sampler, tails = policy.segment_sampler(data), policy.prompt_bank(data)
     codec = build_codec(policy, family.horizon, data, family.obs_dim, family.act_dim)
     d = config.diffusion

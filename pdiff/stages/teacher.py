@@ -19,6 +19,7 @@ import numpy as np
 
 from pdiff.console import StageProgress, log
 from pdiff.data.collectors import PolicySpec, build_policy, run_episode
+from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError
 from pdiff.teachers.policy import TeacherPolicy
@@ -46,6 +47,12 @@ def _teacher_updates(run: Run) -> int | None:
 def teacher_families(family: TaskFamily) -> set[str]:
     """The families whose teacher can collect `family`'s data: its own, and an OOD family's base."""
     return {family.name} | ({family.ood.base} if family.ood else set())
+
+
+def teacher_family(family: TaskFamily) -> TaskFamily:
+    """The family a teacher is trained on: an OOD family's base (the same tasks, all of them), so that one
+    teacher serves both and its checkpoints resume under either."""
+    return get_family(family.ood.base) if family.ood else family
 
 
 def _source(
@@ -139,7 +146,12 @@ def ensure_teacher(
             bar.update(int(record["update"]) - bar.completed, **fields)
 
         summary = train_teacher(
-            family, config.teacher, out_dir, seed=config.seed, resume=True, on_progress=progress
+            teacher_family(family),
+            config.teacher,
+            out_dir,
+            seed=config.seed,
+            resume=True,
+            on_progress=progress,
         )
     horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
     low = random_return(family, horizon, config.seed)
