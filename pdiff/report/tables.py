@@ -215,7 +215,7 @@ def table3(data: ReportData) -> Table | None:
         "Raw return, mean ± std over seeds of the mean over the test tasks [95% stratified bootstrap interval], "
         "expert data; each cell adds the normalised score. Zero-shot: no trajectory of the target task; the "
         "prompt (prompt-dt) or the diffusion model's returns-to-go and timesteps (prompt-diffuser) come from "
-        "the training tasks' prompts, our reading (docs/tuning-methods.md#zero-shot).",
+        "the training tasks' prompts, our reading (docs/tuning-methods.md#zero-shot---shots-0).",
         *(f"{family}: {split}." for family in families if (split := ood_split_note(family))),
         paper.TABLE3_NOTE,
     ]
