@@ -93,7 +93,7 @@ def grouped_bars(
 def table1_bars(data: ReportData, shots: int, out: Path) -> Path | None:
     cells = main_results(data, "expert", shots)
     panels: dict[str, dict[str, dict[str, Result]]] = {}
-    for family in ordered({f for _, f in cells}, FAMILY_ORDER):
+    for family in ordered({f for _, f in cells if not is_ood(f)}, FAMILY_ORDER):  # as Table 1
         methods = ordered({m for m, f in cells if f == family}, METHOD_ORDER)
         panels[family] = {m: {"ours": cells[(m, family)]} for m in methods}
     marks = {f: {m: v[f].mean for m, v in paper.TABLE1.items() if f in v} for f in panels}

@@ -337,6 +337,8 @@ def all_tables(data: ReportData) -> list[Table]:
     """Every table that has data, each naming the figure drawn from it (one figure per shot count)."""
     tables = []
     for shots in shot_counts(data, "expert"):
+        if all(is_ood(r.family) for r in data.results if r.shots == shots):
+            continue  # out-of-distribution families have their rows in Table 3
         tables.append(table1(data, shots))
         tables[-1].figure = f"table1-{shots}shots.png"
     for shots in sorted({r.shots for r in data.results if r.shots > 0}):
