@@ -32,7 +32,7 @@ RESUME = typer.Option(
     None, "--resume", help="Continue this unfinished run (id or prefix) with its own config."
 )
 DEVICE = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N.")
-SHOTS = typer.Option(None, "--shots", help="Few-shot episodes per test task.")
+SHOTS = typer.Option(None, "--shots", help="Few-shot episodes per test task (tune: 0 = zero-shot).")
 DATA_KIND = typer.Option(None, "--data-kind", help="expert | medium | random few-shot data.")
 SEEDS = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2.")
 
@@ -237,7 +237,8 @@ def eval_cmd(
     opts = options(ctx)
     workspace = opts.open_workspace()
     if shots is not None and shots <= 0:
-        raise UsageError(f"--shots {shots} must be at least 1", hint="use e.g. --shots 5")
+        raise UsageError(f"--shots {shots} must be at least 1",
+                         hint="use e.g. --shots 5; zero-shot prompts come from `pdiff tune --shots 0`")  # fmt: skip
     upstream = None if pretrain_run or tune_run else upstream_family(ctx, "pretrain")
     flags = {"env": env or upstream, "pretrain_run": pretrain_run, "tune_run": tune_run,
              "prompt": prompt, "shots": shots, "data_kind": data_kind, "seeds": parse_ids(seeds, "--seeds"),
@@ -336,8 +337,8 @@ def tune(
 
     opts = options(ctx)
     workspace = opts.open_workspace()
-    if shots is not None and shots <= 0:
-        raise UsageError(f"--shots {shots} must be at least 1", hint="use e.g. --shots 5")
+    if shots is not None and shots < 0:
+        raise UsageError(f"--shots {shots} must be 0 (zero-shot) or more", hint="use e.g. --shots 5")
     if seed is not None and seeds is not None:
         raise UsageError("give --seed or --seeds, not both", hint="--seeds 0,1,2 runs several seeds")
     upstream_stage = "diffuse" if method in (None, "prompt-diffuser") else "pretrain"

@@ -97,7 +97,7 @@ def test_x0_predicted_prompts_stay_near_the_real_ones(pretrained):
 def test_tune_rejects_bad_shots(pretrained):
     ws, _ = pretrained
     _diffuse(ws)
-    for shots, message in (("0", "--shots 0"), ("3", "has only 2 expert episodes")):
+    for shots, message in (("-1", "--shots -1"), ("3", "has only 2 expert episodes")):  # 0 is zero-shot
         result = runner.invoke(app, ["-w", str(ws.root), "tune", "--shots", shots])
         assert result.exit_code == 2 and message in result.stderr
     assert not (ws.root / "runs" / "tune").exists()
