@@ -95,16 +95,16 @@ def select(
     jobs: list[tuple[int, int]],
     data_of: Callable[[int], FamilyData],
     context_for: Callable[[int, int, FamilyData, dict[str, Any]], TaskContext],
-    policy: FrozenPolicy,
+    policy_of: Callable[[int], FrozenPolicy],
     device: torch.device,
     on_trial: Callable[[], None] = lambda: None,
 ) -> Selection:
     """Run the protocol for `method` over every (seed, task) job; `data_of(seed)` is the seed's few-shot
-    data, `context_for(seed, task, data, overrides)` builds a TaskContext for tuning on `data` with the
-    seed's settings and these overrides (a candidate)."""
+    data, `policy_of(seed)` its frozen Prompt-DT, `context_for(seed, task, data, overrides)` builds a
+    TaskContext for tuning on `data` with the seed's settings and these overrides (a candidate)."""
     grid = grid_for(method_name)
     splits = {seed: split_heldout(data_of(seed)) for seed in {s for s, _ in jobs}}
-    untuned = [heldout_loss(policy, prompt_dt.tune_task(context_for(seed, task, splits[seed][0], {})),
+    untuned = [heldout_loss(policy_of(seed), prompt_dt.tune_task(context_for(seed, task, splits[seed][0], {})),
                             splits[seed][1], task, device) for seed, task in jobs]  # fmt: skip
     scores = []
     for candidate in candidates(grid):
@@ -114,7 +114,7 @@ def select(
             train, heldout = splits[seed]
             try:
                 result = method.tune_task(context_for(seed, task, train, trial))
-                loss = heldout_loss(policy, result, heldout, task, device)
+                loss = heldout_loss(policy_of(seed), result, heldout, task, device)
             except RunFailed:  # diverged (a non-finite loss): the candidate loses
                 loss = math.inf
             losses.append(loss if math.isfinite(loss) else math.inf)

@@ -55,7 +55,7 @@ class Result:
     score: Score  # raw return over seeds
     normalized: Score | None
     success: Score | None
-    pretrain_run: str
+    pretrain_run: str  # seed 0's when each seed has its own (pretrain_runs)
     tune_run: str | None
     diffuse_run: str | None
     settings: dict[str, Any] = field(default_factory=dict)  # the training budgets behind the number
@@ -63,6 +63,7 @@ class Result:
     distinct_rollouts: int | None = (
         None  # different episodes behind the number (None: not counted by that eval)
     )
+    pretrain_runs: list[str] = field(default_factory=list)  # every Prompt-DT behind the number
 
     @property
     def cell(self) -> tuple[str, str, str | None, str, int]:
@@ -92,7 +93,7 @@ def _score(summary: dict[str, Any], key: str) -> Score | None:
     return Score(float(summary[f"{key}_mean"]), float(summary[f"{key}_std"]), low, high, matrix)
 
 
-def setting_label(tune: Run | None, diffuse: Run | None) -> str:
+def setting_label(tune: Run | None, diffuse: Run | None, per_seed_prompt_dts: bool = False) -> str:
     """What sets this result apart from the current protocol's defaults, in words ("" when nothing)."""
     parts = []
     if diffuse is not None:
@@ -114,6 +115,8 @@ def setting_label(tune: Run | None, diffuse: Run | None) -> str:
         parts.append(f"lr {tune.config.get('lr')} by hand")
     if tune is not None and tune.config.get("method") == "ptdt" and tune.config.get("ptdt_online"):
         parts.append("ranked by simulator return")
+    if per_seed_prompt_dts:
+        parts.append("a Prompt-DT per seed")
     return ", ".join(parts)
 
 
@@ -155,12 +158,15 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         settings["tune steps"] = tune.config.get("steps")
         if tune.config.get("diffuse_runs"):
             settings["diffusion models"] = "one per seed"
+    pretrain_runs = list(dict.fromkeys(config.get("pretrain_runs") or [config.get("pretrain_run")]))
+    if len(pretrain_runs) > 1:
+        settings["Prompt-DTs"] = "one per seed"
         chosen = tune.manifest.get("summary", {}).get("selection", {}).get("chosen")
         if chosen:
             settings[f"{tune.config['method']} chosen"] = ", ".join(
                 f"{k} {v:g}" for k, v in sorted(chosen.items())
             )
-    setting = setting_label(tune, diffuse)
+    setting = setting_label(tune, diffuse, per_seed_prompt_dts=len(pretrain_runs) > 1)
     return Result(
         run_id=run.run_id,
         created_at=run.manifest.get("created_at", ""),
@@ -177,6 +183,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         normalized=_score(summary, "normalized"),
         success=_score(summary, "success_rate"),
         pretrain_run=str(config.get("pretrain_run")),
+        pretrain_runs=[str(r) for r in pretrain_runs],
         tune_run=tune.run_id if tune else None,
         diffuse_run=diffuse.run_id if diffuse else None,
         settings={k: v for k, v in settings.items() if v is not None},
@@ -215,7 +222,8 @@ def gather(workspace: Workspace, refs: list[str] | None = None, envs: list[str] 
     superseded = [(r.run_id, newest[r.cell].run_id) for r in results if r.run_id not in used]
     lineage: dict[str, list[str]] = {"pretrain": [], "diffuse": [], "tune": []}
     for r in chosen:
-        for stage, ref in (("pretrain", r.pretrain_run), ("diffuse", r.diffuse_run), ("tune", r.tune_run)):
+        pairs = [("pretrain", ref) for ref in r.pretrain_runs or [r.pretrain_run]]
+        for stage, ref in [*pairs, ("diffuse", r.diffuse_run), ("tune", r.tune_run)]:
             if ref and ref not in lineage[stage]:
                 lineage[stage].append(ref)
     return ReportData(chosen, superseded, ignored, lineage)

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
 from pdiff.config import StageConfig
 from pdiff.console import attach_run_log, detach_run_log, err, log, pasteable
-from pdiff.errors import ArtifactError
+from pdiff.errors import ArtifactError, UsageError
 from pdiff.plots import plot_curves
 from pdiff.workspace.atomic import atomic_write_text
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import Run, create_run, reopen_for_resume, running
+from pdiff.workspace.runs import Run, create_run, find_run, reopen_for_resume, require_finished, running
 from pdiff.workspace.verification import verified_output
+
+if TYPE_CHECKING:
+    from pdiff.eval.rollout import FrozenPolicy
 
 C = TypeVar("C", bound=StageConfig)
 # Stages that keep no partial results: a resumed run starts its work again, in the same run directory.
@@ -90,3 +94,42 @@ def record_trained(run: Run, checkpoint: Path, curves: list[str], title: str) ->
     png = plot_curves(run.dir / "metrics.jsonl", curves, run.dir / "learning_curve.png", title=title)
     if png is not None:
         run.record_output(png, "plot")
+
+
+# Settings in which the runs behind one seed each (`pretrain_runs`, `diffuse_runs`) may differ.
+PER_SEED_SETTINGS = frozenset(
+    {"seed", "device", "threads", "log_every", "checkpoint_every", "keep_checkpoints"}
+)
+
+
+def runs_per_seed(workspace: Workspace, stage: str, seeds: list[int], refs: list[str],
+                  also_differ: frozenset[str] = frozenset()) -> dict[int, Run]:  # fmt: skip
+    """Seed → the FINISHED `stage` run named for it. The runs must differ only in their seed (and in
+    `also_differ`), so that a spread over seeds measures seeds, not settings."""
+    runs = {
+        seed: require_finished(find_run(workspace, ref, stage)) for seed, ref in zip(seeds, refs, strict=True)
+    }
+    ignored = PER_SEED_SETTINGS | also_differ
+    settings = {json.dumps({k: v for k, v in r.config.items() if k not in ignored}, sort_keys=True)
+                for r in runs.values()}  # fmt: skip
+    if len(settings) > 1:
+        raise UsageError(f"the {stage} runs of {stage}_runs differ in more than their seed",
+                         hint=f"train them with the same settings: pdiff {stage} --seed S (nothing else changed)")  # fmt: skip
+    return runs
+
+
+def load_policies(runs: dict[int, Run], device: Any, family: str) -> dict[int, FrozenPolicy]:  # noqa: ANN401
+    """Seed → the frozen Prompt-DT of its pretrain run, each checkpoint loaded once and checked to be
+    `family`'s."""
+    from pdiff.eval.rollout import load_policy
+
+    loaded: dict[str, FrozenPolicy] = {}
+    for run in runs.values():
+        if run.run_id in loaded:
+            continue
+        policy, model_config = load_policy(checkpoint_of(run), device)
+        if model_config["family"] != family:
+            raise UsageError(f"checkpoint of {run.run_id} is for {model_config['family']}, not {family}",
+                             hint=f"evaluate it with --env {model_config['family']}")  # fmt: skip
+        loaded[run.run_id] = policy
+    return {seed: loaded[run.run_id] for seed, run in runs.items()}

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress
@@ -32,12 +32,12 @@ from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
 from pdiff.eval.plan import plan_episodes
-from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, load_policy, rollout
+from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, rollout
 from pdiff.eval.simulators import EnvPool
 from pdiff.methods.base import load_fewshot
 from pdiff.methods.finetuning import load_tuned, tuned_path
 from pdiff.methods.registry import METHODS, changes_weights
-from pdiff.stages.common import checkpoint_of, open_run, stage_run
+from pdiff.stages.common import load_policies, open_run, runs_per_seed, stage_run
 from pdiff.stats import sample_std
 from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from pdiff.workspace.root import Workspace
@@ -57,6 +57,11 @@ class EvalConfig(StageConfig):
     env: str | None = Field(None, description="Task family (default: that of the evaluated run).")
     pretrain_run: str | None = Field(
         None, description="Pretrain run to evaluate (default: the latest finished)."
+    )
+    pretrain_runs: list[str] | None = Field(
+        None,
+        description="One Prompt-DT per seed, in the order of `seeds` (a tune run's own when it has them); "
+        "default: pretrain_run for every seed.",
     )
     tune_run: str | None = Field(None, description="Tune run whose prompts to evaluate.")
     prompt: Literal["auto", "fewshot", "random"] = Field(
@@ -82,6 +87,14 @@ class EvalConfig(StageConfig):
     workers: int = Field(
         1, ge=1, description="Processes stepping the simulators (1: this one); results do not depend on it."
     )
+
+    @model_validator(mode="after")
+    def _one_prompt_dt_per_seed(self) -> EvalConfig:
+        if self.pretrain_runs is not None and len(self.pretrain_runs) != len(self.seeds):
+            raise ValueError(
+                f"pretrain_runs names {len(self.pretrain_runs)} runs for {len(self.seeds)} seeds"
+            )
+        return self
 
 
 register_stage_config("eval", EvalConfig)
@@ -155,14 +168,11 @@ def random_prompts(
 
 
 def evaluate(
-    workspace: Workspace, run: Run, config: EvalConfig, source: Run, tuned: Run | None
+    workspace: Workspace, run: Run, config: EvalConfig, sources: dict[int, Run], tuned: Run | None
 ) -> dict[str, Any]:
-    family = get_family(config.env or source.family or "")
+    family = get_family(config.env or sources[config.seeds[0]].family or "")
     device = resolve_device(config.device)
-    policy, model_config = load_policy(checkpoint_of(source), device)
-    if model_config["family"] != family.name:
-        raise UsageError(f"checkpoint of {source.run_id} is for {model_config['family']}, not {family.name}",
-                         hint=f"evaluate it with --env {model_config['family']}")  # fmt: skip
+    policies = load_policies(sources, device, family.name)
     tasks = config.tasks or list(family.test_tasks)
     horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
     generated = (
@@ -179,6 +189,7 @@ def evaluate(
     ):
         for s, seed in enumerate(config.seeds):
             bar.label(f"eval {family.name} seed {seed} (tasks {','.join(map(str, tasks))})")
+            policy = policies[seed]
             rng = np.random.default_rng([seed, 11])
             if generated is not None and prompt_count == 1:
                 prompts = {t: generated[(seed, t)] for t in tasks}
@@ -293,23 +304,30 @@ def write_outputs(run: Run, family: TaskFamily, config: EvalConfig, tasks: list[
                 run.record_output(path, "video")
 
 
-def resolve_sources(workspace: Workspace, config: EvalConfig) -> tuple[Run, Run | None]:
-    """(pretrain run, tune run or None): explicit runs first, else the latest finished for the family."""
-    if config.tune_run:
-        tuned = require_finished(find_run(workspace, config.tune_run, "tune"))
-        return require_finished(find_run(workspace, tuned.config["pretrain_run"], "pretrain")), tuned
-    if config.pretrain_run:
-        return require_finished(find_run(workspace, config.pretrain_run, "pretrain")), None
-    if config.env is None:
-        raise UsageError("no run to evaluate", hint="pass --env FAMILY, --pretrain RUN or --tune RUN")
-    family = get_family(config.env).name
-    if config.prompt == "auto":
-        tuned_runs = [r for r in list_runs(workspace, "tune", family)
-                      if r.status is RunStatus.FINISHED and not uses_full_data(workspace, r)]  # fmt: skip
-        if tuned_runs:
-            tuned = tuned_runs[-1]
-            return require_finished(find_run(workspace, tuned.config["pretrain_run"], "pretrain")), tuned
-    return require_finished(latest_finished(workspace, "pretrain", family)), None
+def resolve_sources(workspace: Workspace, config: EvalConfig) -> tuple[dict[int, Run], Run | None]:
+    """(the Prompt-DT of each seed, tune run or None): explicit runs first, else the latest finished for the
+    family. A tune run brings its own Prompt-DT(s)."""
+    tuned = require_finished(find_run(workspace, config.tune_run, "tune")) if config.tune_run else None
+    if tuned is None:
+        if config.pretrain_runs:
+            return runs_per_seed(workspace, "pretrain", config.seeds, config.pretrain_runs), None
+        if config.pretrain_run:
+            shared = require_finished(find_run(workspace, config.pretrain_run, "pretrain"))
+            return dict.fromkeys(config.seeds, shared), None
+        if config.env is None:
+            raise UsageError("no run to evaluate", hint="pass --env FAMILY, --pretrain RUN or --tune RUN")
+        family = get_family(config.env).name
+        tuned_runs = [r for r in list_runs(workspace, "tune", family) if config.prompt == "auto"
+                      and r.status is RunStatus.FINISHED and not uses_full_data(workspace, r)]  # fmt: skip
+        if not tuned_runs:
+            return dict.fromkeys(
+                config.seeds, require_finished(latest_finished(workspace, "pretrain", family))
+            ), None
+        tuned = tuned_runs[-1]
+    seeds = tuned.config["seeds"]
+    refs = tuned.config.get("pretrain_runs") or [tuned.config["pretrain_run"]] * len(seeds)
+    return {seed: require_finished(find_run(workspace, ref, "pretrain"))
+            for seed, ref in zip(seeds, refs, strict=True)}, tuned  # fmt: skip
 
 
 def method_name(config: EvalConfig, tuned: Run | None, source: Run | None = None) -> str:
@@ -326,9 +344,12 @@ def run_eval(
 ) -> tuple[Run, dict[str, Any]]:
     if resume is not None:  # evaluation is redone from the start, with the run's recorded config and inputs
         config = EvalConfig.model_validate(find_run(workspace, resume, "eval").config)
-    source, tuned = resolve_sources(workspace, config)
+    sources, tuned = resolve_sources(workspace, config)
+    source = next(iter(sources.values()))
     family = get_family(config.env or source.family or "")
-    update: dict[str, Any] = {"env": family.name, "pretrain_run": source.run_id}
+    per_seed = bool(config.pretrain_runs or (tuned is not None and tuned.config.get("pretrain_runs")))
+    update: dict[str, Any] = {"env": family.name, "pretrain_run": source.run_id,
+                              "pretrain_runs": [r.run_id for r in sources.values()] if per_seed else None}  # fmt: skip
     if tuned is not None:
         update.update(tune_run=tuned.run_id, prompt="auto", seeds=tuned.config["seeds"],
                       shots=tuned.config["shots"], data_kind=tuned.config["data_kind"])  # fmt: skip
@@ -339,10 +360,11 @@ def run_eval(
     run, config = open_run(workspace, "eval", config, argv=argv, family=family.name, seed=config.seeds[0],
                            slug=f"{family.name}-{method}", resume=resume)  # fmt: skip
     with stage_run(run):
-        run.record_input("pretrain", source.run_id, None)
+        for pretrain in dict.fromkeys(r.run_id for r in sources.values()):
+            run.record_input("pretrain", pretrain, None)
         if tuned is not None:
             run.record_input("tune", tuned.run_id, None)
-        summary = evaluate(workspace, run, config, source, tuned)
+        summary = evaluate(workspace, run, config, sources, tuned)
         summary["method"] = method
         atomic_write_json(run.dir / "eval" / "results.json", {"family": family.name, "pretrain_run": source.run_id,
                                                               "tune_run": tuned.run_id if tuned else None,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import err
@@ -55,6 +55,19 @@ class ReproduceConfig(StageConfig):
     diffusion_per_seed: bool = Field(
         True, description="Train one diffusion model per seed (its seed), so spreads over seeds include it."
     )
+    pretrain_per_seed: bool = Field(
+        False,
+        description="Also pretrain one Prompt-DT per seed (its seed), each seed's diffusion model guided by "
+        "its own, so spreads over seeds include pretraining (the full-data bound keeps one).",
+    )
+
+    @model_validator(mode="after")
+    def _per_seed_diffusion(self) -> ReproduceConfig:
+        if self.pretrain_per_seed and not self.diffusion_per_seed:
+            raise ValueError(
+                "pretrain_per_seed needs diffusion_per_seed: a diffusion model is guided by one Prompt-DT"
+            )
+        return self
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -137,7 +150,9 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
         steps.append(Step(f"collect:{family}", "collect", family, {"env": family, "kinds": needed},
                           ignore=frozenset({"kinds"})))  # fmt: skip
         pretrain = f"pretrain:{family}"
-        steps.append(Step(pretrain, "pretrain", family, {"env": family}, extra_match=pretrain_datasets_match))
+        prompt_dts = pretrain_inputs(family, tune_seeds if config.pretrain_per_seed else None)
+        for key, seed in prompt_dts.items():
+            steps.append(Step(key, "pretrain", family, {"env": family, "seed": seed}, extra_match=pretrain_datasets_match))  # fmt: skip
         if "full-data" in methods:
             steps.append(Step(f"pretrain-full:{family}", "pretrain", family, {"env": family, "include_test_tasks": True},
                               extra_match=pretrain_datasets_match))  # fmt: skip
@@ -145,7 +160,8 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
             for rule in rules:
                 for seed in diffusion_seeds:
                     key = f"diffuse:{family}:{rule}" + (f":seed-{seed}" if seed is not None else "")
-                    flags = {"env": family, "pretrain_run": f"@{pretrain}", "guidance": rule, "seed": seed}
+                    source = f"@{pretrain}:seed-{seed}" if config.pretrain_per_seed else f"@{pretrain}"
+                    flags = {"env": family, "pretrain_run": source, "guidance": rule, "seed": seed}
                     steps.append(Step(key, "diffuse", family, flags))
         for kind in config.data_kinds:
             for method in tuned:
@@ -153,8 +169,8 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
                     if rule not in (None, default_rule) and kind != ablation_kind:
                         continue
                     tune = f"tune:{family}:{method}:{kind}" + (f":{rule}" if rule else "")
-                    flags = {"env": family, "method": method, "data_kind": kind, "seeds": seeds,
-                             "pretrain_run": f"@{pretrain}", **diffusion_inputs(family, rule, diffusion_seeds)}  # fmt: skip
+                    flags = {"env": family, "method": method, "data_kind": kind, "seeds": seeds, **prompt_dt_flags(prompt_dts),
+                             **diffusion_inputs(family, rule, diffusion_seeds)}  # fmt: skip
                     steps.append(Step(tune, "tune", family, flags))
                     steps.append(
                         Step(f"eval:{tune}", "eval", family, {"env": family, "tune_run": f"@{tune}"})
@@ -164,11 +180,26 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
                          "data_kind": kind, "seeds": seeds}  # fmt: skip
                 steps.append(Step(f"eval:full-data:{family}:{kind}", "eval", family, flags))
         if "random-prompt" in methods:
-            flags = {"env": family, "pretrain_run": f"@{pretrain}", "prompt": "random", "seeds": seeds}
+            flags = {"env": family, **prompt_dt_flags(prompt_dts), "prompt": "random",
+                     "seeds": list(tune_seeds) if config.pretrain_per_seed else seeds}  # fmt: skip
             steps.append(Step(f"eval:random-prompt:{family}", "eval", family, flags))
     evals = [s.key for s in steps if s.stage == "eval"]
     steps.append(Step("report", "report", None, {"runs": [f"@{k}" for k in evals]}))
     return steps
+
+
+def pretrain_inputs(family: str, seeds: list[int] | None) -> dict[str, int | None]:
+    """The matrix's pretrain steps (key → seed): one, or one per seed (`pretrain_per_seed`)."""
+    if seeds is None:
+        return {f"pretrain:{family}": None}
+    return {f"pretrain:{family}:seed-{seed}": seed for seed in seeds}
+
+
+def prompt_dt_flags(prompt_dts: dict[str, int | None]) -> dict[str, Any]:
+    """A tune or eval step's Prompt-DT(s): `pretrain_run`, plus `pretrain_runs` when each seed has its own."""
+    keys = [f"@{key}" for key in prompt_dts]
+    per_seed = None not in prompt_dts.values()
+    return {"pretrain_run": keys[0], **({"pretrain_runs": keys} if per_seed else {})}
 
 
 def diffusion_inputs(family: str, rule: str | None, seeds: list[int | None]) -> dict[str, Any]:
@@ -197,7 +228,8 @@ def step_config(workspace: Workspace, step: Step, preset: str | None, overrides:
         flags["runs"] = sorted(flags["runs"])
     upstream = configs.get(step.flags.get("tune_run", "")[1:]) if step.stage == "eval" else None
     if upstream is not None:  # eval of a tune run takes these from the tune run (pdiff.stages.eval.run_eval)
-        flags.update(prompt="auto", pretrain_run=upstream.pretrain_run, seeds=upstream.seeds,  # type: ignore[attr-defined]
+        flags.update(prompt="auto", pretrain_run=upstream.pretrain_run, pretrain_runs=upstream.pretrain_runs,  # type: ignore[attr-defined]
+                     seeds=upstream.seeds,  # type: ignore[attr-defined]
                      shots=upstream.shots, data_kind=upstream.data_kind)  # type: ignore[attr-defined]  # fmt: skip
     return stage_config(workspace, step.stage, preset, flags, overrides.get(step.stage))
 
@@ -215,8 +247,8 @@ def command_line(step: Step, config: StageConfig, preset: str | None, overrides:
             words.append(flag)
         elif isinstance(value, list) and step.stage == "report":
             words += [w for v in value for w in (flag, str(v))]
-        elif key == "diffuse_runs":  # no flag of its own
-            words += ["--set", f"diffuse_runs=[{','.join(map(str, value))}]"]
+        elif key in ("diffuse_runs", "pretrain_runs"):  # no flag of their own
+            words += ["--set", f"{key}=[{','.join(map(str, value))}]"]
         else:
             words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     words += (["--preset", preset] if preset and step.stage != "report" else []) + [

@@ -9,7 +9,6 @@ the frozen Prompt-DT plus that file (pdiff.methods.finetuning). The frozen Promp
 from __future__ import annotations
 
 import copy
-import json
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -36,7 +35,7 @@ from pdiff.distributed import (
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
-from pdiff.eval.rollout import FrozenPolicy, load_policy
+from pdiff.eval.rollout import FrozenPolicy
 from pdiff.methods.base import TaskContext, load_fewshot
 from pdiff.methods.finetuning import save_tuned, tuned_path
 from pdiff.methods.prompt_diffuser import SegmentCodec
@@ -44,7 +43,7 @@ from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
 from pdiff.methods.selection import Selection, candidates, grid_for, select
 from pdiff.models.checkpoint import load_inference
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
-from pdiff.stages.common import checkpoint_of, open_run, stage_run
+from pdiff.stages.common import checkpoint_of, load_policies, open_run, runs_per_seed, stage_run
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
@@ -53,7 +52,12 @@ LoraTarget = Literal["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"]
 
 
 class TuneConfig(StageConfig):
-    OLDER: ClassVar[dict[str, Any]] = {"selection": "off", "segment_source": None, "diffuse_runs": None}
+    OLDER: ClassVar[dict[str, Any]] = {
+        "selection": "off",
+        "segment_source": None,
+        "diffuse_runs": None,
+        "pretrain_runs": None,
+    }
     env: str | None = Field(None, description="Task family (default: that of the input run).")
     method: MethodName = Field("prompt-diffuser", description="Tuning method (README: Tuning methods).")
     shots: int = Field(5, ge=1, description="Few-shot episodes per test task.")
@@ -73,6 +77,11 @@ class TuneConfig(StageConfig):
     )
     pretrain_run: str | None = Field(
         None, description="Frozen Prompt-DT (default: the diffuse run's, or latest)."
+    )
+    pretrain_runs: list[str] | None = Field(
+        None,
+        description="One frozen Prompt-DT per seed, in the order of `seeds` (trained alike but for their seed), "
+        "so that a spread over seeds includes pretraining; default: pretrain_run for every seed.",
     )
     adapt: Literal["finetune", "condition-only"] = Field(
         "finetune", description="prompt-diffuser: fine-tune on the few-shot data, or only condition on it."
@@ -120,8 +129,9 @@ class TuneConfig(StageConfig):
 
     @model_validator(mode="after")
     def _method_lr(self) -> TuneConfig:
-        if self.diffuse_runs is not None and len(self.diffuse_runs) != len(self.seeds):
-            raise ValueError(f"diffuse_runs names {len(self.diffuse_runs)} runs for {len(self.seeds)} seeds")
+        for name, runs in (("diffuse_runs", self.diffuse_runs), ("pretrain_runs", self.pretrain_runs)):
+            if runs is not None and len(runs) != len(self.seeds):
+                raise ValueError(f"{name} names {len(runs)} runs for {len(self.seeds)} seeds")
         if self.selection == "holdout" and self.lr is not None and grid_for(self.method).get("lr"):
             raise ValueError("lr is chosen by the selection protocol; add selection=off to fix it yourself")
         # Resolved here so a recorded config and a re-requested one compare equal (reproduce's skip test).
@@ -133,22 +143,14 @@ class TuneConfig(StageConfig):
 register_stage_config("tune", TuneConfig)
 
 
-PER_SEED_DIFFUSE = {
-    "seed",
-    "device",
-    "log_every",
-    "checkpoint_every",
-    "keep_checkpoints",
-}  # may differ per seed
-
-
-def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[Run, dict[int, Run] | None]:
-    """(pretrain run, the diffusion run of each seed or None), all FINISHED."""
+def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[dict[int, Run], dict[int, Run] | None]:
+    """(the Prompt-DT of each seed, the diffusion model of each seed or None), all FINISHED."""
     diffuse = None
     if config.method in NEEDS_DIFFUSE:
-        if config.diffuse_runs:
-            diffuse = {seed: require_finished(find_run(workspace, ref, "diffuse"))
-                       for seed, ref in zip(config.seeds, config.diffuse_runs, strict=True)}  # fmt: skip
+        if config.diffuse_runs:  # their Prompt-DTs are checked below, against each seed's
+            diffuse = runs_per_seed(
+                workspace, "diffuse", config.seeds, config.diffuse_runs, frozenset({"pretrain_run"})
+            )
         elif config.diffuse_run:
             diffuse = dict.fromkeys(
                 config.seeds, require_finished(find_run(workspace, config.diffuse_run, "diffuse"))
@@ -158,22 +160,27 @@ def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[Run, dict[
             diffuse = dict.fromkeys(config.seeds, latest)
         else:
             raise UsageError("no diffusion model to tune", hint="pass --env FAMILY or --diffuse RUN")
-        sources = {run.config["pretrain_run"] for run in diffuse.values()}
-        settings = {json.dumps({k: v for k, v in r.config.items() if k not in PER_SEED_DIFFUSE}, sort_keys=True)
-                    for r in diffuse.values()}  # fmt: skip
-        if len(settings) > 1 and len(sources) == 1:
-            raise UsageError("the diffusion models of diffuse_runs differ in more than their seed",
-                             hint="train them with the same settings: pdiff diffuse --seed S (nothing else changed)")  # fmt: skip
-        if len(sources) > 1:
-            raise UsageError(f"the diffusion models were guided by different Prompt-DTs ({', '.join(sorted(sources))})",
-                             hint="give diffuse_runs trained from one pretrain run")  # fmt: skip
-        pretrain = require_finished(find_run(workspace, sources.pop(), "pretrain"))
-    elif config.pretrain_run:
-        pretrain = require_finished(find_run(workspace, config.pretrain_run, "pretrain"))
-    elif config.env:
-        pretrain = require_finished(latest_finished(workspace, "pretrain", get_family(config.env).name))
+    if config.pretrain_runs:
+        pretrain = runs_per_seed(workspace, "pretrain", config.seeds, config.pretrain_runs)
     else:
-        raise UsageError("no Prompt-DT to tune", hint="pass --env FAMILY or --pretrain RUN")
+        if diffuse is not None:
+            sources = {run.config["pretrain_run"] for run in diffuse.values()}
+            if len(sources) > 1:
+                raise UsageError(f"the diffusion models were guided by different Prompt-DTs ({', '.join(sorted(sources))})",
+                                 hint="give diffuse_runs trained from one pretrain run, or each seed's in pretrain_runs")  # fmt: skip
+            shared = find_run(workspace, sources.pop(), "pretrain")
+        elif config.pretrain_run:
+            shared = find_run(workspace, config.pretrain_run, "pretrain")
+        elif config.env:
+            shared = latest_finished(workspace, "pretrain", get_family(config.env).name)
+        else:
+            raise UsageError("no Prompt-DT to tune", hint="pass --env FAMILY or --pretrain RUN")
+        pretrain = dict.fromkeys(config.seeds, require_finished(shared))
+    for seed, run in (diffuse or {}).items():
+        if run.config["pretrain_run"] != pretrain[seed].run_id:
+            raise UsageError(f"the diffusion model of seed {seed} ({run.run_id}) was guided by {run.config['pretrain_run']}, "
+                             f"not by that seed's Prompt-DT {pretrain[seed].run_id}",
+                             hint="give each seed the diffusion model trained from its own Prompt-DT")  # fmt: skip
     return pretrain, diffuse
 
 
@@ -224,7 +231,7 @@ def task_context(policy: FrozenPolicy, data: FamilyData, seed: int, task: int, s
 
 
 def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]], fewshot: dict[int, FamilyData],
-                    settings: dict[int, dict[str, Any]], policy: FrozenPolicy, device: Any) -> Selection | None:  # fmt: skip
+                    settings: dict[int, dict[str, Any]], policies: dict[int, FrozenPolicy], device: Any) -> Selection | None:  # fmt: skip
     """The selection protocol's choice (None when it is off, nothing is trained, or one shot leaves nothing
     to hold out). Under torchrun every rank selects alike, so all reach the same choice."""
     trains = config.steps > 0 and not (config.method in NEEDS_DIFFUSE and config.adapt == "condition-only")
@@ -234,12 +241,12 @@ def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]]
 
         def context_for(seed: int, task: int, data: FamilyData, trial: dict[str, Any]) -> TaskContext:
             return task_context(
-                policy, data, seed, task, {**settings[seed], **trial}, device, Path(scratch), stream=4
+                policies[seed], data, seed, task, {**settings[seed], **trial}, device, Path(scratch), stream=4
             )
 
         trials = len(candidates(grid_for(config.method))) * len(jobs)
         with StageProgress(f"select {config.method} settings", total=max(trials, 1), unit="trials") as bar:
-            return select(method, config.method, jobs, fewshot.__getitem__, context_for, policy, device,
+            return select(method, config.method, jobs, fewshot.__getitem__, context_for, policies.__getitem__, device,
                           on_trial=lambda: bar.update(1))  # fmt: skip
 
 
@@ -247,7 +254,7 @@ def tune(
     run: Run | None,
     workspace: Workspace,
     config: TuneConfig,
-    pretrain: Run,
+    pretrain: dict[int, Run],
     diffuse: dict[int, Run] | None,
     info: DistInfo = DistInfo(),
     run_dir: Path | None = None,
@@ -256,7 +263,7 @@ def tune(
     run_dir = run.dir if run is not None else run_dir
     family = get_family(config.env or "")
     device = resolve_device(config.device)
-    policy, _ = load_policy(checkpoint_of(pretrain), device)
+    policies = load_policies(pretrain, device, family.name)
     tasks = list(family.test_tasks)
     fewshot = {seed: load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
                for seed in config.seeds}  # fmt: skip
@@ -267,7 +274,7 @@ def tune(
     per_task: dict[str, Any] = {}
     tunable = 0
     jobs = [(seed, task) for seed in config.seeds for task in tasks]
-    selection = choose_settings(config, method, jobs, fewshot, settings, policy, device)
+    selection = choose_settings(config, method, jobs, fewshot, settings, policies, device)
     chosen = broadcast(
         selection.chosen if selection is not None else {}, info
     )  # rank 0's choice, whatever ties
@@ -275,7 +282,7 @@ def tune(
         f"tune {config.method} {family.name}", total=len(jobs), unit="(seed, task) adaptations"
     ) as bar:
         for seed, task in shard_jobs(jobs, info):  # jobs are independent: each seeds its own generators
-            context = task_context(policy, fewshot[seed], seed, task, {**settings[seed], **chosen}, device,
+            context = task_context(policies[seed], fewshot[seed], seed, task, {**settings[seed], **chosen}, device,
                                    run_dir / "tuned")  # fmt: skip
             result = method.tune_task(context)
             if result.model is not None:
@@ -299,7 +306,7 @@ def tune(
     run.record_output(run.dir / "prompts.h5", "prompts")
     if (run.dir / "tuned").is_dir():
         run.record_output(run.dir / "tuned", "tuned_weights")
-    plm_parameters = sum(p.numel() for p in policy.model.parameters())
+    plm_parameters = sum(p.numel() for p in policies[config.seeds[0]].model.parameters())
     distances = [m["prompt_state_rms"] for m in per_task.values() if "prompt_state_rms" in m]
     extra = {"prompt_state_rms": float(np.mean(distances))} if distances else {}
     return {**extra, **recorded, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
@@ -323,14 +330,16 @@ def run_tune(
         if resume is not None:  # tuning is redone from the start, with the run's recorded config and inputs
             config = TuneConfig.model_validate(find_run(workspace, resume, "tune").config)
         pretrain, diffuse = resolve_inputs(workspace, config)
-        family = get_family(config.env or pretrain.family or "")
+        first = pretrain[config.seeds[0]]
+        family = get_family(config.env or first.family or "")
         tasks = list(family.test_tasks)
         load_fewshot(
             workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots
         )  # fail before a run
         update = {
             "env": family.name,
-            "pretrain_run": pretrain.run_id,
+            "pretrain_run": first.run_id,
+            "pretrain_runs": [pretrain[s].run_id for s in config.seeds] if config.pretrain_runs else None,
             "diffuse_run": diffuse[config.seeds[0]].run_id if diffuse else None,
             "diffuse_runs": [diffuse[s].run_id for s in config.seeds] if config.diffuse_runs else None,
         }
@@ -339,7 +348,8 @@ def run_tune(
                                slug=f"{family.name}-{config.method}", resume=resume)  # fmt: skip
         broadcast((str(run.dir), config.model_dump(mode="json")), info)
         with stage_run(run):
-            run.record_input("pretrain", pretrain.run_id, None)
+            for source in dict.fromkeys(r.run_id for r in pretrain.values()):
+                run.record_input("pretrain", source, None)
             for source in dict.fromkeys(r.run_id for r in diffuse.values()) if diffuse else []:
                 run.record_input("diffuse", source, None)
             summary = tune(run, workspace, config, pretrain, diffuse, info)

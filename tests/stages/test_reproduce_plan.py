@@ -1,9 +1,11 @@
-"""The reproduce matrix gives each seed its own diffusion model; tune then adapts seed s from model s."""
+"""The reproduce matrix gives each seed its own diffusion model (and, on request, its own Prompt-DT); tune then
+adapts seed s from model s."""
 
 from __future__ import annotations
 
 import pytest
 
+from pdiff.stages.pipeline import stage_config
 from pdiff.stages.reproduce import ReproduceConfig, command_line, plan
 from pdiff.stages.tune import TuneConfig
 from pdiff.workspace.root import Workspace
@@ -39,3 +41,40 @@ def test_tune_seeds_set_for_the_matrix_decide_the_diffusion_models(tmp_path):
 def test_tune_needs_one_diffusion_model_per_seed():
     with pytest.raises(ValueError, match="names 1 runs for 2 seeds"):
         TuneConfig(env=FAMILY, seeds=[0, 1], diffuse_runs=["run-a"])
+
+
+def test_each_seed_can_get_its_own_prompt_dt(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "ws")
+    config = ReproduceConfig(envs=[FAMILY], methods=["prompt-diffuser", "prompt-dt", "random-prompt"],
+                             seeds=[0, 1], pretrain_per_seed=True)  # fmt: skip
+    steps = {s.key: s for s in plan(config, "smoke", ws)}
+    pretrains = [s for s in steps.values() if s.stage == "pretrain"]
+    assert [(s.key, s.flags["seed"]) for s in pretrains] == [
+        (f"pretrain:{FAMILY}:seed-0", 0), (f"pretrain:{FAMILY}:seed-1", 1)]  # fmt: skip
+    for seed in (0, 1):  # each seed's diffusion model is guided by that seed's Prompt-DT
+        assert (
+            steps[f"diffuse:{FAMILY}:project:seed-{seed}"].flags["pretrain_run"]
+            == f"@pretrain:{FAMILY}:seed-{seed}"
+        )
+    expected = [f"@{s.key}" for s in pretrains]
+    for key in (f"tune:{FAMILY}:prompt-diffuser:expert:project", f"tune:{FAMILY}:prompt-dt:expert",
+                f"eval:random-prompt:{FAMILY}"):  # fmt: skip
+        assert steps[key].flags["pretrain_runs"] == expected
+    resolved = TuneConfig(env=FAMILY, seeds=[0, 1], pretrain_runs=["pre-a", "pre-b"])
+    assert "--set pretrain_runs=[pre-a,pre-b]" in command_line(steps[f"tune:{FAMILY}:prompt-dt:expert"], resolved,
+                                                              "smoke", [])  # fmt: skip
+    one = ReproduceConfig(envs=[FAMILY], methods=["prompt-dt"], seeds=[0, 1])
+    assert "pretrain_runs" not in {k for s in plan(one, "smoke", ws) for k in s.flags}
+
+
+def test_a_prompt_dt_per_seed_needs_a_diffusion_model_per_seed():
+    with pytest.raises(ValueError, match="pretrain_per_seed needs diffusion_per_seed"):
+        ReproduceConfig(envs=[FAMILY], pretrain_per_seed=True, diffusion_per_seed=False)
+    with pytest.raises(ValueError, match="pretrain_runs names 1 runs for 2 seeds"):
+        TuneConfig(env=FAMILY, seeds=[0, 1], pretrain_runs=["pre-a"])
+
+
+def test_the_paper_preset_pretrains_a_prompt_dt_per_seed(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "ws")
+    assert stage_config(ws, "reproduce", "paper", {}).pretrain_per_seed
+    assert not stage_config(ws, "reproduce", "quick", {}).pretrain_per_seed

@@ -6,6 +6,7 @@ from typing import Any
 
 from pdiff.config import resolve_config
 from pdiff.stages.diffuse import DiffuseConfig, run_diffuse
+from pdiff.stages.eval import EvalConfig, run_eval
 from pdiff.stages.pretrain import PretrainConfig, run_pretrain
 from pdiff.stages.tune import TuneConfig, run_tune
 from pdiff.workspace.root import Workspace
@@ -13,7 +14,7 @@ from pdiff.workspace.runs import Run
 
 FAMILY = "metaworld-reach"
 _STAGES = {"pretrain": (PretrainConfig, run_pretrain), "diffuse": (DiffuseConfig, run_diffuse),
-           "tune": (TuneConfig, run_tune)}  # fmt: skip
+           "tune": (TuneConfig, run_tune), "eval": (EvalConfig, run_eval)}  # fmt: skip
 
 
 def smoke_config(ws: Workspace, stage: str, **flags: Any) -> Any:  # noqa: ANN401 - the stage's config model
