@@ -14,13 +14,18 @@ The other methods tune on the target's trajectories, so they have no zero-shot f
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from pdiff.data.batches import PromptBank, Segments
+from pdiff.data.loader import load_family_data
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
+
+if TYPE_CHECKING:
+    from pdiff.eval.rollout import FrozenPolicy
 
 ZERO_SHOT_METHODS = ("prompt-diffuser", "prompt-dt")
 ZeroShotSource = Literal["nearest", "pooled"]
@@ -31,8 +36,9 @@ def check_zero_shot(method: str, shots: int) -> None:
     """UsageError (exit 2) when `--shots 0` is asked of a method that needs target trajectories to tune."""
     if shots == 0 and method not in ZERO_SHOT_METHODS:
         raise UsageError(
-            f"--shots 0 (zero-shot) does not apply to {method}: it tunes on the target task's trajectories",
-            hint=f"zero-shot methods: {', '.join(ZERO_SHOT_METHODS)}; or give --shots N ≥ 1",
+            f"--shots 0: {method} tunes on the target task's trajectories; zero-shot methods: "
+            f"{', '.join(ZERO_SHOT_METHODS)}",
+            hint=f"use --method {'|'.join(ZERO_SHOT_METHODS)} with --shots 0, or --shots N ≥ 1 with {method}",
         )
 
 
@@ -44,6 +50,7 @@ class ZeroShotPrompts:
     bank: PromptBank  # tails of the training tasks' prompt-expert episodes
     family: TaskFamily
     source: ZeroShotSource
+    datasets: tuple[tuple[str, str], ...] = ()  # (dataset id, content sha256) of what the bank was cut from
 
     def sources(self, task: int) -> list[int]:
         """The training tasks a prompt for `task` may come from: never `task` itself (cheetah-dir trains on
@@ -83,6 +90,14 @@ class ZeroShotPrompts:
         """What a tune run's summary says about its zero-shot prompts."""
         return {"source": self.source, "kind": SOURCE_KIND, "training_tasks": self.bank.tasks(),
                 "reading": "ours (paper.md §12 #13)"}  # fmt: skip
+
+
+def training_prompts(datasets_root: Path, family: TaskFamily, train_tasks: list[int], policy: FrozenPolicy,
+                     source: ZeroShotSource) -> ZeroShotPrompts:  # fmt: skip
+    """The tail prompts of the Prompt-DT's training tasks, normalised as `policy` reads them."""
+    data = load_family_data(datasets_root, family.name, SOURCE_KIND, train_tasks)
+    datasets = tuple(zip(data.dataset_ids, data.content_sha256, strict=True))
+    return ZeroShotPrompts(policy.prompt_bank(data), family, source, datasets)
 
 
 def _for_target(segment: Segments, task: int) -> Segments:

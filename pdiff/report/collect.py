@@ -115,6 +115,8 @@ def setting_label(tune: Run | None, diffuse: Run | None, per_seed_prompt_dts: bo
         parts.append(f"lr {tune.config.get('lr')} by hand")
     if tune is not None and tune.config.get("method") == "ptdt" and tune.config.get("ptdt_online"):
         parts.append("ranked by simulator return")
+    if tune is not None and tune.config.get("shots") == 0 and tune.config.get("zero_shot_source") == "pooled":
+        parts.append("zero-shot from all training tasks")  # the default, `nearest`, goes unsaid
     if per_seed_prompt_dts:
         parts.append("a Prompt-DT per seed")
     return ", ".join(parts)

@@ -69,7 +69,11 @@ class EvalConfig(StageConfig):
         description="auto: the latest tune run's prompts if one exists, else few-shot; fewshot: the prompt-dt "
         "baseline; random: noise (control).",
     )
-    shots: int = Field(5, ge=1, description="Few-shot episodes per test task the prompt is cut from.")
+    shots: int = Field(
+        5,
+        ge=0,
+        description="Few-shot episodes per test task the prompt is cut from (0: a zero-shot tune run's).",
+    )
     data_kind: str = Field("expert", description="Quality of the few-shot data: expert | medium | random.")
     seeds: list[int] = Field(
         [0, 1, 2], min_length=1, description="Seeds (few-shot episodes, prompt choice and episode resets)."
@@ -147,8 +151,11 @@ def prompts_per_task(family: TaskFamily, config: EvalConfig, tuned: Run | None) 
 
 
 def fewshot_baseline(config: EvalConfig, tuned: Run | None) -> bool:
-    """Whether the prompts are the seed's real few-shot prompts (`eval --prompt fewshot`, `tune -m prompt-dt`)."""
-    return tuned.config["method"] == "prompt-dt" if tuned is not None else config.prompt == "fewshot"
+    """Whether the prompts are the seed's real few-shot prompts (`eval --prompt fewshot`, `tune -m prompt-dt`
+    with shots; zero-shot, its prompts come from training tasks and are read from the tune run)."""
+    if tuned is not None:
+        return tuned.config["method"] == "prompt-dt" and tuned.config["shots"] > 0
+    return config.prompt == "fewshot"
 
 
 def random_prompts(
@@ -353,6 +360,9 @@ def run_eval(
     if tuned is not None:
         update.update(tune_run=tuned.run_id, prompt="auto", seeds=tuned.config["seeds"],
                       shots=tuned.config["shots"], data_kind=tuned.config["data_kind"])  # fmt: skip
+    elif config.shots == 0:
+        raise UsageError("eval --shots 0 needs a zero-shot tune run to evaluate",
+                         hint="pdiff tune --shots 0 --method prompt-diffuser|prompt-dt, then pdiff eval --tune RUN")  # fmt: skip
     elif config.prompt == "auto":
         update["prompt"] = "fewshot"
     config = config.model_copy(update=update)

@@ -1,4 +1,5 @@
-"""`pdiff tune`: adapt to each test task from N few-shot episodes, for every seed.
+"""`pdiff tune`: adapt to each test task from N few-shot episodes, for every seed (N = 0: zero-shot, from the
+training tasks' prompts alone; pdiff.methods.zero_shot).
 
 Every method stores one prompt per (seed, test task) in `prompts.h5` (states normalised as the frozen
 Prompt-DT reads them). Weight-changing methods (soft-prompt, adaptor, lora, full-ft) also store their tuned
@@ -41,9 +42,11 @@ from pdiff.methods.finetuning import save_tuned, tuned_path
 from pdiff.methods.prompt_diffuser import SegmentCodec
 from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
 from pdiff.methods.selection import Selection, candidates, grid_for, select
+from pdiff.methods.zero_shot import ZeroShotPrompts, check_zero_shot, training_prompts
 from pdiff.models.checkpoint import load_inference
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.stages.common import checkpoint_of, load_policies, open_run, runs_per_seed, stage_run
+from pdiff.stages.pretrain import training_tasks
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
@@ -60,7 +63,14 @@ class TuneConfig(StageConfig):
     }
     env: str | None = Field(None, description="Task family (default: that of the input run).")
     method: MethodName = Field("prompt-diffuser", description="Tuning method (README: Tuning methods).")
-    shots: int = Field(5, ge=1, description="Few-shot episodes per test task.")
+    shots: int = Field(
+        5, ge=0, description="Few-shot episodes per test task; 0: zero-shot (prompt-diffuser, prompt-dt)."
+    )
+    zero_shot_source: Literal["nearest", "pooled"] = Field(
+        "nearest",
+        description="shots=0 [ours]: the training tasks the prompt (prompt-dt) or the generator's RTG and timesteps "
+        "(prompt-diffuser) come from: the one nearest the target's task parameters, or all (their mean; prompt-dt: a random one).",
+    )
     data_kind: str = Field("expert", description="Quality of the few-shot data: expert | medium | random.")
     seeds: list[int] = Field(
         [0, 1, 2],
@@ -221,13 +231,15 @@ def method_settings(
     return {**config.model_dump(), "lr": fallback_lr(config), "family": family}
 
 
-def task_context(policy: FrozenPolicy, data: FamilyData, seed: int, task: int, settings: dict[str, Any],
-                 device: Any, out_dir: Path, stream: int = 3) -> TaskContext:  # fmt: skip
-    """One (seed, task)'s tuning inputs; `stream` keeps the selection's random draws apart from the final
-    tuning's, so selecting does not change what the chosen setting then does."""
-    return TaskContext(seed=seed, task=task, policy=policy, fewshot=policy.segment_sampler(data),
-                       fewshot_prompts=policy.prompt_bank(data), rng=np.random.default_rng([seed, task, stream]),
-                       device=device, out_dir=out_dir, settings=settings)  # fmt: skip
+def task_context(policy: FrozenPolicy, data: FamilyData | None, seed: int, task: int, settings: dict[str, Any],
+                 device: Any, out_dir: Path, stream: int = 3, zero_shot: ZeroShotPrompts | None = None) -> TaskContext:  # fmt: skip
+    """One (seed, task)'s tuning inputs (zero-shot: no few-shot `data`, the training tasks' prompts instead);
+    `stream` keeps the selection's random draws apart from the final tuning's, so selecting does not change
+    what the chosen setting then does."""
+    return TaskContext(seed=seed, task=task, policy=policy, fewshot=policy.segment_sampler(data) if data is not None else None,
+                       fewshot_prompts=policy.prompt_bank(data) if data is not None else None,
+                       rng=np.random.default_rng([seed, task, stream]), device=device, out_dir=out_dir,
+                       settings=settings, zero_shot=zero_shot)  # fmt: skip
 
 
 def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]], fewshot: dict[int, FamilyData],
@@ -266,7 +278,13 @@ def tune(
     policies = load_policies(pretrain, device, family.name)
     tasks = list(family.test_tasks)
     fewshot = {seed: load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
-               for seed in config.seeds}  # fmt: skip
+               for seed in config.seeds if config.shots}  # fmt: skip
+    trained_on = {
+        seed: training_tasks(family, run.config.get("include_test_tasks", False))
+        for seed, run in pretrain.items()
+    }
+    zero_shot = {seed: training_prompts(workspace.datasets_dir, family, trained_on[seed], policies[seed],
+                                        config.zero_shot_source) for seed in config.seeds if not config.shots}  # fmt: skip
     settings = {seed: method_settings(config, family, diffuse[seed] if diffuse else None, device)
                 for seed in config.seeds}  # fmt: skip
     method = METHODS[config.method]
@@ -282,8 +300,8 @@ def tune(
         f"tune {config.method} {family.name}", total=len(jobs), unit="(seed, task) adaptations"
     ) as bar:
         for seed, task in shard_jobs(jobs, info):  # jobs are independent: each seeds its own generators
-            context = task_context(policies[seed], fewshot[seed], seed, task, {**settings[seed], **chosen}, device,
-                                   run_dir / "tuned")  # fmt: skip
+            context = task_context(policies[seed], fewshot.get(seed), seed, task, {**settings[seed], **chosen}, device,
+                                   run_dir / "tuned", zero_shot=zero_shot.get(seed))  # fmt: skip
             result = method.tune_task(context)
             if result.model is not None:
                 save_tuned(tuned_path(run_dir, seed, task), result.model, config.method, result.options)
@@ -312,8 +330,18 @@ def tune(
     return {**extra, **recorded, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
             "tunable_share_percent": 100.0 * tunable / plm_parameters, "shots": config.shots,
             "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task,
-            "fewshot_episodes": fewshot_record(workspace.datasets_dir, family.name, tasks, config.data_kind,
-                                               config.shots, config.seeds)}  # fmt: skip
+            **inputs_record(run, workspace, family, tasks, config, zero_shot)}  # fmt: skip
+
+
+def inputs_record(run: Run, workspace: Workspace, family: TaskFamily, tasks: list[int], config: TuneConfig,
+                  zero_shot: dict[int, ZeroShotPrompts]) -> dict[str, Any]:  # fmt: skip
+    """The summary's account of the target data: the few-shot episodes each seed used, or, zero-shot, the
+    training tasks' prompts (whose datasets become the run's inputs)."""
+    if config.shots:
+        return {"fewshot_episodes": fewshot_record(workspace.datasets_dir, family.name, tasks, config.data_kind,
+                                                   config.shots, config.seeds)}  # fmt: skip
+    run.record_inputs("dataset", dict.fromkeys(d for prompts in zero_shot.values() for d in prompts.datasets))
+    return {"zero_shot": zero_shot[config.seeds[0]].record()}
 
 
 def run_tune(
@@ -329,13 +357,13 @@ def run_tune(
             return None, tune(None, workspace, config, pretrain, diffuse, info, Path(run_dir))
         if resume is not None:  # tuning is redone from the start, with the run's recorded config and inputs
             config = TuneConfig.model_validate(find_run(workspace, resume, "tune").config)
+        check_zero_shot(config.method, config.shots)
         pretrain, diffuse = resolve_inputs(workspace, config)
         first = pretrain[config.seeds[0]]
         family = get_family(config.env or first.family or "")
         tasks = list(family.test_tasks)
-        load_fewshot(
-            workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots
-        )  # fail before a run
+        if config.shots:  # fail before a run
+            load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots)
         update = {
             "env": family.name,
             "pretrain_run": first.run_id,

@@ -66,4 +66,4 @@ def test_methods_that_tune_on_target_data_refuse_zero_shot():
     check_zero_shot("lora", 5)
     with pytest.raises(UsageError) as refused:
         check_zero_shot("lora", 0)
-    assert "lora" in refused.value.message and "prompt-diffuser, prompt-dt" in refused.value.hint
+    assert "lora" in refused.value.message and "prompt-diffuser, prompt-dt" in refused.value.message
