@@ -105,6 +105,11 @@ def reproduce(
         "--guidance-ablation/--no-guidance-ablation",
         help="Also run every guidance rule (project, sum, none, plm-only).",
     ),  # fmt: skip
+    ood: bool | None = typer.Option(
+        None,
+        "--ood/--no-ood",
+        help="Table 3: also each family's out-of-distribution variant (ant-dir-ood, …) and zero-shot cells.",
+    ),
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a stage setting: --set pretrain.steps=300."
     ),
@@ -124,7 +129,7 @@ def reproduce(
     count = seeds is not None and seeds.strip().isdigit()  # the older `--seeds 3`: seeds 0, 1, 2
     flags = {"envs": parse_names(env), "methods": parse_names(methods),
              "seeds": int(seeds) if count else parse_ids(seeds, "--seeds"),
-             "data_kinds": parse_names(data_kinds), "guidance_ablation": ablation}  # fmt: skip
+             "data_kinds": parse_names(data_kinds), "guidance_ablation": ablation, "ood": ood}  # fmt: skip
     matrix = stage_config(workspace, "reproduce", preset, flags, [o.removeprefix("reproduce.") for o in overrides
                                                                   if o.startswith("reproduce.")])  # fmt: skip
     stage_overrides = [o for o in overrides if not o.startswith("reproduce.")]

@@ -15,11 +15,19 @@ from pdiff.envs.metaworld_family import FAMILY_PREFIX, metaworld_family, scripte
 from pdiff.envs.ood import ANT_DIR_OOD, CHEETAH_VEL_OOD
 from pdiff.errors import UsageError
 
-__all__ = ["TaskFamily", "family_names", "get_family"]
+__all__ = ["TaskFamily", "family_names", "get_family", "ood_variant"]
 
 _LOCOMOTION = {
     family.name: family for family in (CHEETAH_VEL, CHEETAH_DIR, ANT_DIR, CHEETAH_VEL_OOD, ANT_DIR_OOD)
 }
+
+
+_OOD_OF = {family.ood.base: name for name, family in _LOCOMOTION.items() if family.ood}
+
+
+def ood_variant(name: str) -> str | None:
+    """The out-of-distribution family built on family `name` (ant-dir → ant-dir-ood), if there is one."""
+    return _OOD_OF.get(name)
 
 
 def family_names() -> list[str]:

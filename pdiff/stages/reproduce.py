@@ -2,7 +2,8 @@
 
 Per family: collect → pretrain (and a `--include-test-tasks` pretrain for the full-data bound) → diffuse
 (one per guidance rule when the ablation is on) → tune × methods × few-shot data kinds → eval; then one
-report over every evaluation. A step whose run already FINISHED with the same resolved config (input run
+report over every evaluation. `ood` (Table 3) adds each family's out-of-distribution variant and the
+zero-shot cells (`tune --shots 0` of prompt-diffuser and prompt-dt) of every family. A step whose run already FINISHED with the same resolved config (input run
 ids included, and for pretrain the same datasets) is skipped; one interrupted with that config (stale
 RUNNING or KILLED) is resumed; anything else runs. `dry_run` prints the plan.
 """
@@ -18,8 +19,9 @@ from pydantic import Field, field_validator, model_validator
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import err
 from pdiff.data.minari_format import dataset_id, latest_version
-from pdiff.envs import get_family
+from pdiff.envs import get_family, ood_variant
 from pdiff.errors import UsageError
+from pdiff.methods.zero_shot import ZERO_SHOT_METHODS
 from pdiff.stages.pipeline import (
     StepResult,
     finished_match,
@@ -54,6 +56,11 @@ class ReproduceConfig(StageConfig):
     ablation_rules: list[str] = Field(ABLATION_RULES, description="Guidance rules of the ablation.")
     diffusion_per_seed: bool = Field(
         True, description="Train one diffusion model per seed (its seed), so spreads over seeds include it."
+    )
+    ood: bool = Field(
+        False,
+        description="Table 3: also each family's out-of-distribution variant (cheetah-vel-ood, ant-dir-ood) and "
+        "the zero-shot cells (prompt-diffuser, prompt-dt with shots=0) of every family.",
     )
     pretrain_per_seed: bool = Field(
         False,
@@ -144,8 +151,10 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
     tune_seeds = stage_config(workspace, "tune", preset, {"seeds": seeds}, tune_overrides).seeds  # type: ignore[attr-defined]
     diffusion_seeds: list[int | None] = list(tune_seeds) if config.diffusion_per_seed else [None]
     steps: list[Step] = []
-    for env in config.envs:
-        family = get_family(env).name
+    envs = [get_family(env).name for env in config.envs]
+    if config.ood:  # after their base families, whose SAC teachers they reuse
+        envs = list(dict.fromkeys([*envs, *filter(None, map(ood_variant, envs))]))
+    for family in envs:
         needed = [k for k in KINDS if k in {"expert", "prompt-expert", *config.data_kinds}]
         steps.append(Step(f"collect:{family}", "collect", family, {"env": family, "kinds": needed},
                           ignore=frozenset({"kinds"})))  # fmt: skip
@@ -179,6 +188,13 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
                 flags = {"env": family, "pretrain_run": f"@pretrain-full:{family}", "prompt": "fewshot",
                          "data_kind": kind, "seeds": seeds}  # fmt: skip
                 steps.append(Step(f"eval:full-data:{family}:{kind}", "eval", family, flags))
+        for method in [m for m in tuned if m in ZERO_SHOT_METHODS] if config.ood else []:
+            rule = default_rule if method in needs_diffuse else None  # zero-shot: no data kind
+            tune = f"tune:{family}:{method}:zero-shot"
+            flags = {"env": family, "method": method, "shots": 0, "seeds": seeds, **prompt_dt_flags(prompt_dts),
+                     **diffusion_inputs(family, rule, diffusion_seeds)}  # fmt: skip
+            steps += [Step(tune, "tune", family, flags),
+                      Step(f"eval:{tune}", "eval", family, {"env": family, "tune_run": f"@{tune}"})]  # fmt: skip
         if "random-prompt" in methods:
             flags = {"env": family, **prompt_dt_flags(prompt_dts), "prompt": "random",
                      "seeds": list(tune_seeds) if config.pretrain_per_seed else seeds}  # fmt: skip

@@ -78,3 +78,23 @@ def test_the_paper_preset_pretrains_a_prompt_dt_per_seed(tmp_path):
     ws, _ = Workspace.init(tmp_path / "ws")
     assert stage_config(ws, "reproduce", "paper", {}).pretrain_per_seed
     assert not stage_config(ws, "reproduce", "quick", {}).pretrain_per_seed
+
+
+def test_ood_adds_the_ood_families_and_zero_shot_cells(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "ws")
+    config = ReproduceConfig(envs=["cheetah-vel", "cheetah-dir"], methods=["prompt-diffuser", "prompt-dt", "lora"],
+                             seeds=[0], ood=True)  # fmt: skip
+    steps = {s.key: s for s in plan(config, "smoke", ws)}
+    collects = [s.family for s in steps.values() if s.stage == "collect"]
+    assert collects == ["cheetah-vel", "cheetah-dir", "cheetah-vel-ood"]  # cheetah-dir has no OOD variant
+    zero_shot = sorted(k for k, s in steps.items() if s.stage == "tune" and s.flags.get("shots") == 0)
+    assert zero_shot == sorted(
+        f"tune:{f}:{m}:zero-shot" for f in collects for m in ("prompt-diffuser", "prompt-dt")
+    )
+    assert steps["tune:cheetah-vel-ood:prompt-diffuser:zero-shot"].flags["diffuse_runs"] == [
+        "@diffuse:cheetah-vel-ood:project:seed-0"
+    ]
+    assert "tune:cheetah-vel-ood:lora:expert" in steps  # every method few-shot on the OOD family
+    assert {f"@eval:{key}" for key in zero_shot} <= set(steps["report"].flags["runs"])
+    without = plan(config.model_copy(update={"ood": False}), "smoke", ws)
+    assert not any("zero-shot" in s.key or "-ood" in s.key for s in without)
