@@ -60,6 +60,7 @@ class TuneConfig(StageConfig):
         "segment_source": None,
         "diffuse_runs": None,
         "pretrain_runs": None,
+        "zero_shot_source": "nearest",  # older runs were never zero-shot: the value is never read
     }
     env: str | None = Field(None, description="Task family (default: that of the input run).")
     method: MethodName = Field("prompt-diffuser", description="Tuning method (README: Tuning methods).")
