@@ -107,5 +107,5 @@ SIMULATOR_DIFFERENCES = {
 
 
 def simulator_difference(family: str) -> str:
-    key = "metaworld" if family.startswith("metaworld-") else family
+    key = "metaworld" if family.startswith("metaworld-") else family.removesuffix("-ood")  # OOD: its base's
     return SIMULATOR_DIFFERENCES.get(key, "no paper counterpart")
