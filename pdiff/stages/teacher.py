@@ -19,7 +19,7 @@ import numpy as np
 
 from pdiff.console import StageProgress, log
 from pdiff.data.collectors import PolicySpec, build_policy, run_episode
-from pdiff.envs import get_family
+from pdiff.envs import get_family, ood_variant
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError
 from pdiff.teachers.policy import TeacherPolicy
@@ -45,8 +45,10 @@ def _teacher_updates(run: Run) -> int | None:
 
 
 def teacher_families(family: TaskFamily) -> set[str]:
-    """The families whose teacher can collect `family`'s data: its own, and an OOD family's base."""
-    return {family.name} | ({family.ood.base} if family.ood else set())
+    """The families whose collect runs hold a teacher for `family`'s tasks: a base family and its OOD variant
+    (same tasks; the teacher is trained under the base family's name either way)."""
+    base = family.ood.base if family.ood else family.name
+    return {base, *filter(None, [ood_variant(base)])}
 
 
 def teacher_family(family: TaskFamily) -> TaskFamily:
