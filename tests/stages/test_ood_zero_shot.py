@@ -84,6 +84,22 @@ def test_no_test_range_dataset_reaches_pretrain_or_diffuse(ood_ws):
         assert read_tasks == set(family.train_tasks), stage
 
 
+def test_a_teacher_of_another_family_is_refused(ood_ws):
+    ws, runs = ood_ws
+    args = [
+        "--preset",
+        "smoke",
+        "--env",
+        "ant-dir",
+        "--tasks",
+        "0",
+        "--set",
+        f"teacher_run={runs['teacher']}",
+    ]
+    refused = runner.invoke(app, ["-w", str(ws.root), "collect", *args])
+    assert refused.exit_code == 2 and "for cheetah-vel, not ant-dir" in refused.output, refused.output
+
+
 def tails(ws: Workspace, task: int, field: str) -> list[list[float]]:
     """`field` over the 5-step tail (T−6…T−2) of each of `task`'s prompt-expert episodes, raw."""
     data = load_family_data(ws.datasets_dir, OOD, "prompt-expert", [task])
