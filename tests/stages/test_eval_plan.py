@@ -4,6 +4,7 @@ one rollout repeated; results say how many distinct rollouts stand behind them."
 from __future__ import annotations
 
 import csv
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from pdiff.envs import get_family
 from pdiff.eval.plan import plan_episodes
 from pdiff.models.checkpoint import read_model_config
 from pdiff.stages.common import checkpoint_of
-from pdiff.stages.eval import EvalConfig, run_eval
+from pdiff.stages.eval import EvalConfig, prompts_per_task, run_eval
 from pdiff.stages.pretrain import PretrainConfig, run_pretrain
 
 REACH = "metaworld-reach"
@@ -34,6 +35,16 @@ def test_plan_rolls_every_prompt_for_each_reset():
     assert plan.resets == [[300, 301], [302, 303], [800, 801]]
     assert plan.episode_numbers == [[0, 1], [2, 3], [0, 1]]
     assert plan.prompts.rewards[:, 0].tolist() == [3, 3, 8] and plan.rows_of(3) == [0, 1]
+
+
+@pytest.mark.metaworld
+def test_a_zero_shot_prompt_dt_run_is_evaluated_with_its_one_prompt_per_task():
+    few, zero = (
+        SimpleNamespace(config={"method": "prompt-dt", "shots": n}) for n in (2, 0)
+    )  # tune runs' configs
+    reach = get_family(REACH)
+    assert prompts_per_task(reach, EvalConfig(env=REACH, shots=2), few) == 2  # each few-shot prompt in turn
+    assert prompts_per_task(reach, EvalConfig(env=REACH, shots=0), zero) == 1  # its own, from training tasks
 
 
 @pytest.mark.metaworld
