@@ -27,6 +27,11 @@ CURVE_LABELS = {
     "loss": ("loss", "action MSE of the Prompt-DT"),
     "lr": ("learning rate", ""),
     "grad_norm": ("gradient norm", "before clipping"),
+    "train_task_return": (
+        "return on training tasks",
+        "with their own prompts; the curve budgets are sized by",
+    ),
+    "train_task_success": ("success on training tasks", ""),
     "loss_dm": ("L_DM", "denoising loss of the diffusion model"),
     "loss_plm": ("L_PLM", "the frozen Prompt-DT's action loss on generated prompts"),
     "cosine": (

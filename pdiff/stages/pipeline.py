@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from pdiff.config import StageConfig, resolve_config, stage_models
 from pdiff.stages import load_stage_configs
 from pdiff.workspace.root import Workspace
@@ -55,11 +57,20 @@ def run_stage(
 def same_config(
     stage: str, config: StageConfig, ignore: frozenset[str] = frozenset()
 ) -> Callable[[Run], bool]:
-    """A matcher of runs whose recorded config equals `config` (keys in `ignore` aside)."""
+    """A matcher of runs whose recorded config equals `config` (keys in `ignore` aside). A config recorded
+    before some setting existed is read as the run ran, so upgrading pdiff does not redo finished work."""
     wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in ignore}
-    return lambda run: (
-        run.stage == stage and {k: v for k, v in run.config.items() if k not in ignore} == wanted
-    )
+
+    def matches(run: Run) -> bool:
+        recorded = run.config
+        if run.stage == stage and set(recorded) != set(type(config).model_fields):
+            try:  # recorded by an older pdiff: read as it ran (settings added since take OLDER or defaults)
+                recorded = type(config).model_validate(recorded).model_dump(mode="json")
+            except ValidationError:
+                return False
+        return run.stage == stage and {k: v for k, v in recorded.items() if k not in ignore} == wanted
+
+    return matches
 
 
 def finished_match(

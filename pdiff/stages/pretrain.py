@@ -24,6 +24,8 @@ from pdiff.distributed import DistInfo, all_reduce_sum, broadcast, init_distribu
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError
+from pdiff.eval.curve import TrainingTaskCurve
+from pdiff.eval.rollout import FrozenPolicy
 from pdiff.models.prompt_dt import PromptDT, PromptDTConfig
 from pdiff.stages.common import open_run, record_trained, stage_run
 from pdiff.training import CheckpointStore, check_finite, seed_everything
@@ -44,7 +46,12 @@ class ModelSettings(BaseModel):
 
 class PretrainConfig(StageConfig):
     # before eval_target was derived from the data, every run started from the family's constant
-    OLDER: ClassVar[dict[str, Any]] = {"eval_target": lambda data: get_family(str(data["env"])).eval_target}
+    OLDER: ClassVar[dict[str, Any]] = {
+        "eval_target": lambda data: get_family(str(data["env"])).eval_target,
+        "curve_every": None,
+        "curve_tasks": 5,
+        "curve_episodes": 1,
+    }
     env: str = Field("metaworld-reach", description="Task family.")
     data_kind: str = Field("expert", description="Dataset kind the model is trained on.")
     include_test_tasks: bool = Field(
@@ -73,6 +80,14 @@ class PretrainConfig(StageConfig):
         1000, ge=1, description="Write a resumable checkpoint every this many steps."
     )
     keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept on disk.")
+    curve_every: int | None = Field(
+        None,
+        ge=1,
+        description="Every this many steps, roll the model out on `curve_tasks` training tasks with their own "
+        "prompts and log train_task_return: the learning curve budgets are sized by (off: rollouts cost time).",
+    )
+    curve_tasks: int = Field(5, ge=1, description="Training tasks the learning curve rolls out.")
+    curve_episodes: int = Field(1, ge=1, description="Episodes per task and curve point.")
 
 
 register_stage_config("pretrain", PretrainConfig)
@@ -169,6 +184,12 @@ def train(
         log.info("resumed from step %d", step)
     trained = torch.nn.parallel.DistributedDataParallel(model) if info.enabled else model
     payload = model_config_payload(family, config, arch, mean, std, data)
+    curve = None
+    if config.curve_every and info.is_main:
+        curve = TrainingTaskCurve.build(
+            family, bank, tasks, config.curve_tasks, config.curve_episodes, config.seed
+        )
+        reader = FrozenPolicy(model, mean, std, family.rtg_scale, payload["eval_target"], device)
 
     with StageProgress(f"pretrain {family.name}", total=config.steps, completed=step) as bar:
         while step < config.steps:
@@ -197,6 +218,12 @@ def train(
                 if run is not None and (step % config.log_every == 0 or step == config.steps):
                     run.log_metrics({"step": step, "phase": "train", "loss": global_loss, "lr": scheduler.get_last_lr()[0],
                                      "grad_norm": grad_norm})  # fmt: skip
+                if (
+                    run is not None
+                    and curve is not None
+                    and (step % config.curve_every == 0 or step == config.steps)
+                ):
+                    run.log_metrics({"step": step, "phase": "curve", **curve.measure(model, reader)})
                 if step % config.checkpoint_every == 0 or step == config.steps:
                     store.save(step, model, payload, optimizer, scheduler, rng, extra={"loss": global_loss})
     return {
@@ -225,7 +252,8 @@ def run_pretrain(
         with stage_run(run):
             summary = train(run, run.dir, workspace, config, info)
             checkpoint = Path(summary.pop("checkpoint"))
-            record_trained(run, checkpoint, ["loss", "lr", "grad_norm"], f"pretrain {family.name}")
+            curves = ["loss", "lr", "grad_norm", "train_task_return", "train_task_success"]
+            record_trained(run, checkpoint, curves, f"pretrain {family.name}")
             summary["checkpoint"] = str(checkpoint.relative_to(run.dir))
             run.manifest["summary"].update(summary)
             run.save()
