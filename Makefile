@@ -6,7 +6,7 @@ PDIFF   = $(VENV)/bin/pdiff
 WORKSPACE ?= workspace
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-reliability test-full-matrix test-random-order lint format bench install clean
+.PHONY: demo results test test-reliability test-full-matrix test-random-order lint format bench install clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	MUJOCO_GL=egl $(PDIFF) -w $(WORKSPACE) demo
+
+# docs/results/README.md from the published reports' report.json (no workspace, no simulator).
+results: $(VENV)/.installed
+	$(PDIFF) report --summary docs/results
 
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check pdiff tests bench

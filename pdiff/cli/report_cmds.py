@@ -27,7 +27,13 @@ def report(
         [], "--env", "--envs", metavar="FAMILY,…", help="Only these task families."
     ),
     out_dir: Path | None = typer.Option(
-        None, "--out", help="Also copy report.md and figures/ into this directory."
+        None, "--out", help="Also copy report.md, report.json and figures/ into this directory."
+    ),
+    summary_dir: Path | None = typer.Option(
+        None,
+        "--summary",
+        metavar="DIR",
+        help="Instead: write DIR/README.md, one summary of every DIR/*/report.json (no workspace needed).",
     ),
     json_flag: bool = JSON_OPTION,
 ) -> None:
@@ -36,6 +42,17 @@ def report(
     from pdiff.stages.report import run_report
 
     opts = options(ctx)
+    if summary_dir is not None:
+        from pdiff.report.summary import write_summary
+
+        written = write_summary(summary_dir)
+        emit(
+            opts,
+            json_flag,
+            {"summary": str(written)},
+            lambda: out.print(f"summary: {written}", highlight=False),
+        )
+        return
     workspace = opts.open_workspace()
     flags = {"runs": parse_names(runs), "envs": parse_names(env), "out": str(out_dir) if out_dir else None}
     run, summary = run_report(

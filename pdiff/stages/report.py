@@ -1,5 +1,6 @@
 """`pdiff report`: collect finished eval runs into report.md (tables like the paper's, its numbers beside
-ours), report.json and PNG plots, inside a `report` run; `--out DIR` also copies them there."""
+ours), report.json and PNG plots, inside a `report` run; `--out DIR` also copies them there (and
+`pdiff report --summary` then summarises such directories: pdiff.report.summary)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ class ReportConfig(StageConfig):
         None, description="Eval runs to report (default: every finished eval run)."
     )
     envs: list[str] | None = Field(None, description="Only these task families.")
-    out: str | None = Field(None, description="Also copy report.md and its figures into this directory.")
+    out: str | None = Field(
+        None, description="Also copy report.md, report.json and the figures into this directory."
+    )
 
 
 register_stage_config("report", ReportConfig)
@@ -48,6 +51,7 @@ def run_report(workspace: Workspace, config: ReportConfig, *, argv: list[str]) -
             copied = Path(config.out)
             copied.mkdir(parents=True, exist_ok=True)
             shutil.copy2(report, copied / "report.md")
+            shutil.copy2(run.dir / "report.json", copied / "report.json")  # what `report --summary` reads
             shutil.copytree(run.dir / "figures", copied / "figures", dirs_exist_ok=True)
         summary = {"report": str(report.relative_to(workspace.root)), "cells": len(data.results),
                    "families": families, "figures": len(figures), "superseded": len(data.superseded),

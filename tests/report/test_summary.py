@@ -1,0 +1,42 @@
+"""`pdiff report --summary`: the committed docs/results/README.md is what the command makes of the committed
+reports, byte for byte; a report.json reads back into the same cells; one cell in two reports is refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pdiff.cli import app
+from pdiff.errors import ArtifactError
+from pdiff.report.summary import SUMMARY_NAME, read_report, render_summary
+
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
+runner = CliRunner()
+
+
+def test_the_committed_summary_is_what_the_command_writes(tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS, copy)
+    (copy / SUMMARY_NAME).unlink()
+    result = runner.invoke(app, ["report", "--summary", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert (copy / SUMMARY_NAME).read_bytes() == (RESULTS / SUMMARY_NAME).read_bytes()
+
+
+def test_a_report_json_reads_back_into_its_cells():
+    for path in sorted(RESULTS.glob("*/report.json")):
+        written = json.loads(path.read_text())["results"]
+        assert [r.to_dict() for r in read_report(path).results] == written
+
+
+def test_one_cell_in_two_reports_is_refused(tmp_path):
+    source = next(iter(sorted(RESULTS.glob("*/report.json"))))
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        shutil.copy(source, tmp_path / name / "report.json")
+    with pytest.raises(ArtifactError, match="both report"):
+        render_summary(tmp_path)
