@@ -93,7 +93,7 @@ def _score(summary: dict[str, Any], key: str) -> Score | None:
     return Score(float(summary[f"{key}_mean"]), float(summary[f"{key}_std"]), low, high, matrix)
 
 
-def setting_label(tune: Run | None, diffuse: Run | None, per_seed_prompt_dts: bool = False) -> str:
+def setting_label(tune: Run | None, diffuse: Run | None) -> str:
     """What sets this result apart from the current protocol's defaults, in words ("" when nothing)."""
     parts = []
     if diffuse is not None:
@@ -117,8 +117,6 @@ def setting_label(tune: Run | None, diffuse: Run | None, per_seed_prompt_dts: bo
         parts.append("ranked by simulator return")
     if tune is not None and tune.config.get("shots") == 0 and tune.config.get("zero_shot_source") == "pooled":
         parts.append("zero-shot from all training tasks")  # the default, `nearest`, goes unsaid
-    if per_seed_prompt_dts:
-        parts.append("a Prompt-DT per seed")
     return ", ".join(parts)
 
 
@@ -168,7 +166,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
             settings[f"{tune.config['method']} chosen"] = ", ".join(
                 f"{k} {v:g}" for k, v in sorted(chosen.items())
             )
-    setting = setting_label(tune, diffuse, per_seed_prompt_dts=len(pretrain_runs) > 1)
+    setting = setting_label(tune, diffuse)
     return Result(
         run_id=run.run_id,
         created_at=run.manifest.get("created_at", ""),

@@ -104,7 +104,7 @@ def table1_bars(data: ReportData, shots: int, out: Path) -> Path | None:
 
 def table2_bars(data: ReportData, shots: int, out: Path) -> Path | None:
     panels: dict[str, dict[str, dict[str, Result]]] = {}
-    for family in ordered(set(data.families()), FAMILY_ORDER):
+    for family in ordered({f for f in data.families() if not is_ood(f)}, FAMILY_ORDER):
         kinds = ordered(
             {r.data_kind for r in data.results if r.family == family and r.shots == shots}, KIND_ORDER
         )
@@ -120,7 +120,13 @@ def table2_bars(data: ReportData, shots: int, out: Path) -> Path | None:
 def ablation_bars(data: ReportData, shots: int, out: Path) -> Path | None:
     panels: dict[str, dict[str, dict[str, Result]]] = {}
     for r in data.results:
-        if r.method == "prompt-diffuser" and r.data_kind == "expert" and r.shots == shots and r.variant:
+        if (
+            r.method == "prompt-diffuser"
+            and r.data_kind == "expert"
+            and r.shots == shots
+            and r.variant
+            and not is_ood(r.family)
+        ):
             panels.setdefault(r.family, {})[r.variant] = {"ours": r}
     panels = {f: dict(sorted(g.items(), key=lambda kv: ordered(set(g), RULE_ORDER).index(kv[0])))
               for f, g in panels.items() if len(g) > 1}  # fmt: skip

@@ -121,6 +121,8 @@ def table1(data: ReportData, shots: int) -> Table:
 
 
 def table2(data: ReportData, family: str, shots: int) -> Table | None:
+    if is_ood(family):  # its rows are Table 3's
+        return None
     kinds = ordered(
         {r.data_kind for r in data.results if r.family == family and r.shots == shots}, KIND_ORDER
     )
@@ -142,7 +144,13 @@ def table2(data: ReportData, family: str, shots: int) -> Table | None:
 def ablation(data: ReportData, shots: int) -> Table | None:
     by_family: dict[str, dict[str, Result]] = {}
     for r in data.results:
-        if r.method == OURS and r.data_kind == "expert" and r.shots == shots and r.variant:
+        if (
+            r.method == OURS
+            and r.data_kind == "expert"
+            and r.shots == shots
+            and r.variant
+            and not is_ood(r.family)
+        ):
             by_family.setdefault(r.family, {})[r.variant] = r
     by_family = {f: rules for f, rules in by_family.items() if len(rules) > 1}
     if not by_family:
@@ -339,7 +347,7 @@ def all_tables(data: ReportData) -> list[Table]:
     """Every table that has data, each naming the figure drawn from it (one figure per shot count)."""
     tables = []
     for shots in shot_counts(data, "expert"):
-        if all(is_ood(r.family) for r in data.results if r.shots == shots):
+        if all(is_ood(r.family) for r in data.results if r.shots == shots and r.data_kind == "expert"):
             continue  # out-of-distribution families have their rows in Table 3
         tables.append(table1(data, shots))
         tables[-1].figure = f"table1-{shots}shots.png"

@@ -155,7 +155,11 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
     if config.ood:  # after their base families, whose SAC teachers they reuse
         envs = list(dict.fromkeys([*envs, *filter(None, map(ood_variant, envs))]))
     for family in envs:
-        needed = [k for k in KINDS if k in {"expert", "prompt-expert", *config.data_kinds}]
+        # Table 3 shows an out-of-distribution family with expert few-shot data and the default rule only
+        ood = get_family(family).ood is not None
+        kinds = ["expert"] if ood else config.data_kinds
+        family_rules = [default_rule] if ood else rules
+        needed = [k for k in KINDS if k in {"expert", "prompt-expert", *kinds}]
         steps.append(Step(f"collect:{family}", "collect", family, {"env": family, "kinds": needed},
                           ignore=frozenset({"kinds"})))  # fmt: skip
         pretrain = f"pretrain:{family}"
@@ -166,15 +170,15 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
             steps.append(Step(f"pretrain-full:{family}", "pretrain", family, {"env": family, "include_test_tasks": True},
                               extra_match=pretrain_datasets_match))  # fmt: skip
         if any(m in needs_diffuse for m in tuned):
-            for rule in rules:
+            for rule in family_rules:
                 for seed in diffusion_seeds:
                     key = f"diffuse:{family}:{rule}" + (f":seed-{seed}" if seed is not None else "")
                     source = f"@{pretrain}:seed-{seed}" if config.pretrain_per_seed else f"@{pretrain}"
                     flags = {"env": family, "pretrain_run": source, "guidance": rule, "seed": seed}
                     steps.append(Step(key, "diffuse", family, flags))
-        for kind in config.data_kinds:
+        for kind in kinds:
             for method in tuned:
-                for rule in rules if method in needs_diffuse else [None]:
+                for rule in family_rules if method in needs_diffuse else [None]:
                     if rule not in (None, default_rule) and kind != ablation_kind:
                         continue
                     tune = f"tune:{family}:{method}:{kind}" + (f":{rule}" if rule else "")

@@ -280,11 +280,8 @@ def tune(
     tasks = list(family.test_tasks)
     fewshot = {seed: load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
                for seed in config.seeds if config.shots}  # fmt: skip
-    trained_on = {
-        seed: training_tasks(family, run.config.get("include_test_tasks", False))
-        for seed, run in pretrain.items()
-    }
-    zero_shot = {seed: training_prompts(workspace.datasets_dir, family, trained_on[seed], policies[seed],
+    # zero-shot sources: the family's training tasks, also under a full-data Prompt-DT (never other test tasks)
+    zero_shot = {seed: training_prompts(workspace.datasets_dir, family, training_tasks(family, False), policies[seed],
                                         config.zero_shot_source) for seed in config.seeds if not config.shots}  # fmt: skip
     settings = {seed: method_settings(config, family, diffuse[seed] if diffuse else None, device)
                 for seed in config.seeds}  # fmt: skip

@@ -41,7 +41,7 @@ def test_each_seed_tunes_and_evaluates_through_its_own_prompt_dt(trained, second
     evaluated, _ = run_smoke(ws, "eval", tune_run=tuned.run_id)
     assert evaluated.config["pretrain_runs"] == prompt_dts
     result = result_of(ws, evaluated)
-    assert result.settings["Prompt-DTs"] == "one per seed" and "a Prompt-DT per seed" in result.method
+    assert result.settings["Prompt-DTs"] == "one per seed" and result.method == "prompt-diffuser"  # its row
     assert result.pretrain_runs == prompt_dts
 
 

@@ -101,3 +101,12 @@ def test_no_table3_without_ood_or_zero_shot_runs():
     rows = data(result("prompt-diffuser", -40.0, variant="project"), result("ptdt", -38.0))
     assert table3(rows) is None
     assert [t.title.split(":")[0] for t in all_tables(rows)] == ["Table 1"]
+
+
+def test_an_ood_family_has_no_table2_nor_ablation_column():
+    ood = "ant-dir-ood"
+    rows = data(result("ptdt", 500.0, family=ood), result("ptdt", 300.0, family=ood, kind="medium"),
+                result("prompt-diffuser", 510.0, family=ood, variant="project"),
+                result("prompt-diffuser", 490.0, family=ood, variant="sum"))  # fmt: skip
+    assert table2(rows, ood, 5) is None and ablation(rows, 5) is None
+    assert [t.title for t in all_tables(rows)] == ["Table 3: out-of-distribution tasks and zero-shot prompts"]

@@ -98,3 +98,23 @@ def test_ood_adds_the_ood_families_and_zero_shot_cells(tmp_path):
     assert {f"@eval:{key}" for key in zero_shot} <= set(steps["report"].flags["runs"])
     without = plan(config.model_copy(update={"ood": False}), "smoke", ws)
     assert not any("zero-shot" in s.key or "-ood" in s.key for s in without)
+
+
+def test_an_ood_family_gets_expert_data_and_the_default_rule_only(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "ws")
+    config = ReproduceConfig(envs=["cheetah-vel"], methods=["prompt-diffuser", "prompt-dt"], seeds=[0], ood=True,
+                             data_kinds=["expert", "medium"], guidance_ablation=True)  # fmt: skip
+    steps = plan(config, "smoke", ws)
+    ood = [s for s in steps if s.family == "cheetah-vel-ood"]
+    assert {s.flags["data_kind"] for s in ood if s.stage == "tune" and "data_kind" in s.flags} == {"expert"}
+    assert {s.flags["guidance"] for s in ood if s.stage == "diffuse"} == {"project"}
+    assert next(s for s in ood if s.stage == "collect").flags["kinds"] == ["expert", "prompt-expert"]
+    base = [
+        s for s in steps if s.family == "cheetah-vel"
+    ]  # the in-distribution family keeps the whole matrix
+    assert {s.flags["guidance"] for s in base if s.stage == "diffuse"} == {
+        "project",
+        "sum",
+        "none",
+        "plm-only",
+    }
