@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from typer.testing import CliRunner
-
-from pdiff.cli import app
+from support.cli import pdiff_json
 
 pytestmark = pytest.mark.metaworld
-runner = CliRunner()
 
 
 def _pdiff(ws, *args: str) -> dict | list:
-    result = runner.invoke(app, ["-w", str(ws.root), "--json", *args])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return pdiff_json("-w", str(ws.root), *args)
 
 
 def test_demo_reuses_only_runs_of_its_own_method_and_settings(reach_ws):

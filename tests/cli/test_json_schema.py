@@ -3,7 +3,6 @@ documented type, and no field is there that the page does not document (issue 17
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +10,11 @@ from typing import Any
 
 import pytest
 import typer
-from typer.testing import CliRunner
+from support.cli import pdiff_json
 
 from pdiff.cli import app
 
 pytestmark = pytest.mark.metaworld
-runner = CliRunner()
 DOC = Path(__file__).resolve().parents[2] / "docs" / "json.md"
 TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),),
          "object": (dict,), "array": (list,)}  # fmt: skip
@@ -88,40 +86,34 @@ def problems(fields: list[Field], output: Any) -> list[str]:
     return sorted(set(found), key=found.index)
 
 
-def _json(*args: str) -> Any:
-    result = runner.invoke(app, ["--json", *args])
-    assert result.exit_code == 0, (args, result.output)
-    return json.loads(result.stdout)
-
-
 def test_every_json_output_matches_docs_json_md(reach_ws, tmp_path):
     ws = ["-w", str(reach_ws.root)]
     smoke = ["--preset", "smoke"]
-    outputs: dict[str, Any] = {"init": _json("init", str(tmp_path / "fresh"))}
-    outputs["pretrain"] = _json(*ws, "pretrain", "--env", "metaworld-reach", *smoke)
-    outputs["eval"] = _json(*ws, "eval", "--pretrain", outputs["pretrain"]["run_id"], *smoke)
-    outputs["diffuse"] = _json(*ws, "diffuse", *smoke)
-    outputs["tune"] = _json(*ws, "tune", *smoke)
-    tuned = _json(*ws, "eval", "--tune", outputs["tune"]["run_id"], *smoke)
+    outputs: dict[str, Any] = {"init": pdiff_json("init", str(tmp_path / "fresh"))}
+    outputs["pretrain"] = pdiff_json(*ws, "pretrain", "--env", "metaworld-reach", *smoke)
+    outputs["eval"] = pdiff_json(*ws, "eval", "--pretrain", outputs["pretrain"]["run_id"], *smoke)
+    outputs["diffuse"] = pdiff_json(*ws, "diffuse", *smoke)
+    outputs["tune"] = pdiff_json(*ws, "tune", *smoke)
+    tuned = pdiff_json(*ws, "eval", "--tune", outputs["tune"]["run_id"], *smoke)
     assert not problems(documented()["eval"], tuned)  # the other eval shape: a tune run's prompts
-    outputs["demo"] = _json(*ws, "demo", *smoke)
-    outputs["report"] = _json(*ws, "report")
-    outputs["reproduce"] = _json(
+    outputs["demo"] = pdiff_json(*ws, "demo", *smoke)
+    outputs["report"] = pdiff_json(*ws, "report")
+    outputs["reproduce"] = pdiff_json(
         *ws, "reproduce", "--dry-run", "--env", "metaworld-reach", "--methods", "lora", *smoke
     )
-    outputs["sweep"] = _json(*ws, "sweep", "--env", "metaworld-reach")
-    outputs["ls"] = _json(*ws, "ls")
-    outputs["ls --datasets"] = _json(*ws, "ls", "--datasets")
-    outputs["show"] = _json(*ws, "show", outputs["eval"]["run_id"])
-    outputs["status"] = _json(*ws, "status")
-    outputs["verify"] = _json(*ws, "verify")
-    outputs["gc"] = _json(*ws, "gc", "--dry-run")
-    outputs["doctor"] = _json(*ws, "doctor")
-    outputs["envs"] = _json("envs")
-    outputs["envs FAMILY"] = _json("envs", "cheetah-vel")
-    outputs["config show STAGE"] = _json(*ws, "config", "show", "tune")
+    outputs["sweep"] = pdiff_json(*ws, "sweep", "--env", "metaworld-reach")
+    outputs["ls"] = pdiff_json(*ws, "ls")
+    outputs["ls --datasets"] = pdiff_json(*ws, "ls", "--datasets")
+    outputs["show"] = pdiff_json(*ws, "show", outputs["eval"]["run_id"])
+    outputs["status"] = pdiff_json(*ws, "status")
+    outputs["verify"] = pdiff_json(*ws, "verify")
+    outputs["gc"] = pdiff_json(*ws, "gc", "--dry-run")
+    outputs["doctor"] = pdiff_json(*ws, "doctor")
+    outputs["envs"] = pdiff_json("envs")
+    outputs["envs FAMILY"] = pdiff_json("envs", "cheetah-vel")
+    outputs["config show STAGE"] = pdiff_json(*ws, "config", "show", "tune")
     # last: a new dataset version with one episode would change what the stages above read
-    outputs["collect"] = _json(*ws, "collect", "--env", "metaworld-reach", "--kinds", "expert", "--tasks", "0",
+    outputs["collect"] = pdiff_json(*ws, "collect", "--env", "metaworld-reach", "--kinds", "expert", "--tasks", "0",
                                "--episodes", "1", *smoke)  # fmt: skip
 
     schemas = documented()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
-from typer.testing import CliRunner
+from support.cli import pdiff_json
 
-from pdiff.cli.app import app
 from pdiff.data.loader import load_family_data
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import find_run
@@ -18,7 +16,6 @@ from pdiff.workspace.verification import verify_run
 
 pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
 
-runner = CliRunner()
 # Enough teacher for an expert that clearly beats uniform actions, small enough for a test (~5 s a family).
 SMALL_TEACHER = [
     "--set", "teacher.total_updates=1500", "--set", "teacher.learning_starts=500", "--set", "teacher.batch_size=64",
@@ -27,9 +24,7 @@ SMALL_TEACHER = [
 
 
 def collect(root: Path, *args: str) -> dict:
-    result = runner.invoke(app, ["-w", str(root), "--json", "collect", "--preset", "smoke", *args])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return pdiff_json("-w", str(root), "collect", "--preset", "smoke", *args)
 
 
 def dataset_files(root: Path) -> dict[str, bytes]:

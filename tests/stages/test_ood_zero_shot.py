@@ -4,12 +4,12 @@ Prompt-DT and the diffusion model never read it, and zero-shot prompts (`tune --
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.cli import pdiff_json
 from support.stages import run_smoke
 from typer.testing import CliRunner
 
@@ -30,9 +30,7 @@ runner = CliRunner()
 
 
 def cli(root: Path, *args: str) -> dict:
-    result = runner.invoke(app, ["-w", str(root), "--json", *args])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return pdiff_json("-w", str(root), *args)
 
 
 @pytest.fixture(scope="module")
