@@ -15,7 +15,6 @@ import torch
 from pdiff.data.batches import PromptBank, Segments
 from pdiff.envs.base import TaskFamily
 from pdiff.eval.rollout import FrozenPolicy, rollout
-from pdiff.models.prompt_dt import PromptDT
 
 
 @dataclass(frozen=True)
@@ -40,16 +39,14 @@ class TrainingTaskCurve:
         return cls(family, picked, prompts, resets, family.horizon)
 
     @torch.no_grad()
-    def measure(self, model: PromptDT, policy: FrozenPolicy) -> dict[str, float]:
-        """Mean return (and success rate where the family has one) of `model` read through `policy`'s
-        normalisation; the model is left in train mode."""
+    def measure(self, policy: FrozenPolicy) -> dict[str, float]:
+        """Mean return (and success rate where the family has one) of the model under training, read
+        through `policy` (which wraps it); the model is left in train mode."""
         try:
-            policy = FrozenPolicy(model, policy.state_mean, policy.state_std, policy.rtg_scale,
-                                  policy.target_return, policy.device)  # fmt: skip
             results = rollout(self.family, policy, self.prompts.to_prompt(), self.tasks, self.resets,
                               horizon=self.horizon)  # fmt: skip
         finally:
-            model.train()
+            policy.model.train()
         metrics = {"train_task_return": float(np.mean([r.episode_return for r in results]))}
         if results[0].success is not None:
             metrics["train_task_success"] = float(np.mean([bool(r.success) for r in results]))

@@ -49,13 +49,15 @@ def render_summary(results_dir: Path) -> str:
     """The summary's Markdown, from the report.json files under `results_dir` alone."""
     files = report_files(results_dir)
     cells: dict[tuple, Path] = {}
+    results = []
     for file in files:
         for result in read_report(file).results:
             if result.cell in cells:
                 raise ArtifactError(f"{file} and {cells[result.cell]} both report {' / '.join(map(str, result.cell))}",
                                     hint="publish each study once (one directory per workspace's report)")  # fmt: skip
             cells[result.cell] = file
-    merged = ReportData([r for f in files for r in read_report(f).results], [], [], {})
+            results.append(result)
+    merged = ReportData(results, [], [], {})
     lines = [
         "# Results",
         "",

@@ -324,8 +324,8 @@ def resolve_sources(workspace: Workspace, config: EvalConfig) -> tuple[dict[int,
         if config.env is None:
             raise UsageError("no run to evaluate", hint="pass --env FAMILY, --pretrain RUN or --tune RUN")
         family = get_family(config.env).name
-        tuned_runs = [r for r in list_runs(workspace, "tune", family) if config.prompt == "auto"
-                      and r.status is RunStatus.FINISHED and not uses_full_data(workspace, r)]  # fmt: skip
+        tuned_runs = [r for r in list_runs(workspace, "tune", family)
+                      if r.status is RunStatus.FINISHED and not uses_full_data(workspace, r)] if config.prompt == "auto" else []  # fmt: skip
         if not tuned_runs:
             return dict.fromkeys(
                 config.seeds, require_finished(latest_finished(workspace, "pretrain", family))

@@ -62,13 +62,15 @@ def same_config(
     wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in ignore}
 
     def matches(run: Run) -> bool:
+        if run.stage != stage:
+            return False
         recorded = run.config
-        if run.stage == stage and set(recorded) != set(type(config).model_fields):
+        if set(recorded) != set(type(config).model_fields):
             try:  # recorded by an older pdiff: read as it ran (settings added since take OLDER or defaults)
                 recorded = type(config).model_validate(recorded).model_dump(mode="json")
             except ValidationError:
                 return False
-        return run.stage == stage and {k: v for k, v in recorded.items() if k not in ignore} == wanted
+        return {k: v for k, v in recorded.items() if k not in ignore} == wanted
 
     return matches
 

@@ -223,7 +223,7 @@ def train(
                     and curve is not None
                     and (step % config.curve_every == 0 or step == config.steps)
                 ):
-                    run.log_metrics({"step": step, "phase": "curve", **curve.measure(model, reader)})
+                    run.log_metrics({"step": step, "phase": "curve", **curve.measure(reader)})
                 if step % config.checkpoint_every == 0 or step == config.steps:
                     store.save(step, model, payload, optimizer, scheduler, rng, extra={"loss": global_loss})
     return {

@@ -280,9 +280,14 @@ def tune(
     tasks = list(family.test_tasks)
     fewshot = {seed: load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
                for seed in config.seeds if config.shots}  # fmt: skip
-    # zero-shot sources: the family's training tasks, also under a full-data Prompt-DT (never other test tasks)
-    zero_shot = {seed: training_prompts(workspace.datasets_dir, family, training_tasks(family, False), policies[seed],
-                                        config.zero_shot_source) for seed in config.seeds if not config.shots}  # fmt: skip
+    # zero-shot sources: the family's training tasks, also under a full-data Prompt-DT (never other test tasks);
+    # one bank per Prompt-DT, as each normalises the prompts its own way
+    banks: dict[str, ZeroShotPrompts] = {}
+    for seed in config.seeds if not config.shots else []:
+        if pretrain[seed].run_id not in banks:
+            banks[pretrain[seed].run_id] = training_prompts(workspace.datasets_dir, family, training_tasks(family, False),
+                                                            policies[seed], config.zero_shot_source)  # fmt: skip
+    zero_shot = {seed: banks[pretrain[seed].run_id] for seed in config.seeds if not config.shots}
     settings = {seed: method_settings(config, family, diffuse[seed] if diffuse else None, device)
                 for seed in config.seeds}  # fmt: skip
     method = METHODS[config.method]
