@@ -30,8 +30,8 @@ results: $(VENV)/.installed
 	$(PDIFF) report --summary docs/results
 
 test: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check pdiff tests bench
-	$(VENV)/bin/ruff format --check pdiff tests bench
+	$(VENV)/bin/ruff check pdiff tests bench scripts
+	$(VENV)/bin/ruff format --check pdiff tests bench scripts
 	MUJOCO_GL=egl $(PY) -m pytest -q $(PYTEST_ARGS)
 
 # The whole kill/corruption matrices (about 10 minutes on 2 cores); `make test` runs a subset of them.
@@ -47,12 +47,12 @@ test-random-order: $(VENV)/.installed-dev
 	MUJOCO_GL=egl $(PY) -m pytest -q --random-order $(if $(SEED),--random-order-seed=$(SEED)) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff check pdiff tests bench
-	$(VENV)/bin/ruff format --check pdiff tests bench
+	$(VENV)/bin/ruff check pdiff tests bench scripts
+	$(VENV)/bin/ruff format --check pdiff tests bench scripts
 
 format: $(VENV)/.installed-dev
-	$(VENV)/bin/ruff format pdiff tests bench
-	$(VENV)/bin/ruff check --fix pdiff tests bench
+	$(VENV)/bin/ruff format pdiff tests bench scripts
+	$(VENV)/bin/ruff check --fix pdiff tests bench scripts
 
 bench: $(VENV)/.installed-dev
 	$(PY) -m pip install --quiet -e ".[dev,bench]"

@@ -246,6 +246,10 @@ def envs(
 ) -> None:
     """List the task families (--env values) with their tasks, splits and horizons."""
     from pdiff.envs import family_names, get_family
+    from pdiff.stages.teacher import expert_source
+
+    def row(fam: Any) -> dict[str, Any]:
+        return {**inventory.family_row(fam), "expert": expert_source(fam)}
 
     opts = options(ctx)
     if family is not None:
@@ -256,23 +260,24 @@ def envs(
         emit(
             opts,
             json_flag,
-            {**inventory.family_row(fam), "tasks": rows},
+            {**row(fam), "tasks": rows},
             lambda: _print_tasks(fam.name + (f" ({fam.split_note})" if fam.split_note else ""), rows),
         )
         return
-    families = [inventory.family_row(get_family(name)) for name in family_names()]
+    families = [row(get_family(name)) for name in family_names()]
     emit(opts, json_flag, families, lambda: _print_families(families))
 
 
 def _print_families(rows: list[dict[str, Any]]) -> None:
     splits = "; ".join(f"{r['name']}: {r['split_note']}" for r in rows if r.get("split_note"))
-    table = Table("family", "paper", "simulator", "tasks", "test tasks", "horizon", "obs/act", "rtg scale", "target",
-                  caption="paper: one of the paper's four families (its name there); the others are ours to try"
+    table = Table("family", "paper", "simulator", "tasks", "test tasks", "horizon", "obs/act", "rtg scale", "target", "expert",
+                  caption="paper: one of the paper's four families (its name there); the others are ours to try. "
+                  "expert: who acts in the expert data (a SAC teacher ships inside pdiff or collect trains one)"
                   + (f". Out of distribution (Table 3), {splits}" if splits else ""))  # fmt: skip
     for r in rows:
         table.add_row(
             r["name"], f"✓ {r['paper']}" if r["paper"] else "", r["simulator"], str(r["num_tasks"]), ",".join(map(str, r["test_tasks"])), str(r["horizon"]),
-            f"{r['obs_dim']}/{r['act_dim']}", f"{r['rtg_scale']:g}", f"{r['eval_target']:g}",
+            f"{r['obs_dim']}/{r['act_dim']}", f"{r['rtg_scale']:g}", f"{r['eval_target']:g}", r["expert"],
         )  # fmt: skip
     out.print(table)
 

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium
 import numpy as np
@@ -36,7 +36,7 @@ from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError
 from pdiff.stages.common import open_run, stage_run
-from pdiff.stages.teacher import ensure_teacher
+from pdiff.stages.teacher import ensure_teacher, needs_teacher
 from pdiff.teachers.sac import SACConfig
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
@@ -73,7 +73,15 @@ class CollectConfig(StageConfig):
         lt=1,
         description="MuJoCo: medium = the teacher snapshot nearest random + f·(expert − random).",
     )
-    teacher: SACConfig = Field(default_factory=SACConfig, description="SAC teacher (MuJoCo families).")
+    teacher_source: Literal["train", "shipped"] = Field(
+        "train",
+        description="MuJoCo: `shipped` collects with the SAC teacher inside the package (minutes; `pdiff envs` "
+        "says which families have one), `train` trains one in this workspace or reuses one trained earlier "
+        "(the `teacher` settings).",
+    )
+    teacher: SACConfig = Field(
+        default_factory=SACConfig, description="SAC teacher (MuJoCo families, teacher_source=train)."
+    )
     teacher_run: str | None = Field(
         None,
         description="Reuse (or, given more teacher.total_updates, continue in a copy) the finished teacher of "
@@ -92,11 +100,6 @@ class CollectConfig(StageConfig):
 
 
 register_stage_config("collect", CollectConfig)
-
-
-def needs_teacher(family: TaskFamily) -> bool:
-    """Meta-World has scripted experts; the MuJoCo families learn a SAC teacher first."""
-    return not family.name.startswith("metaworld-")
 
 
 def plan_tasks(family: TaskFamily, config: CollectConfig) -> list[int]:

@@ -6,7 +6,8 @@ kinds or a new version never retrains it. Asking for more `teacher.total_updates
 continues a copy of it in the new run (the earlier run is never written to): the result is the teacher a
 single run of the larger budget would have trained. An out-of-distribution family (ant-dir-ood) has its base
 family's tasks, so it reuses the base family's teacher too: the teacher is a data source, trained on every
-task; only the Prompt-DT and the diffusion model must not see the test range.
+task; only the Prompt-DT and the diffusion model must not see the test range. `teacher_source=shipped` skips all
+of this and collects with the teacher inside the package (`pdiff.teachers.shipped`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from pdiff.console import StageProgress, log
 from pdiff.data.collectors import PolicySpec, build_policy, run_episode
 from pdiff.envs import get_family, ood_variant
 from pdiff.envs.base import TaskFamily
-from pdiff.errors import ArtifactError
+from pdiff.errors import ArtifactError, UsageError
 from pdiff.teachers.policy import TeacherPolicy
+from pdiff.teachers.shipped import load_shipped, read_provenance, shipped_families
 from pdiff.teachers.storage import nearest_snapshot
 from pdiff.teachers.training import train_teacher
 from pdiff.workspace.atomic import remove_tree
@@ -42,6 +44,18 @@ def _teacher_updates(run: Run) -> int | None:
     if not info or info.get("teacher_run") != run.run_id or not (run.dir / TEACHER_DIR).is_dir():
         return None
     return int(info["updates"])
+
+
+def needs_teacher(family: TaskFamily) -> bool:
+    """Meta-World has scripted experts; the MuJoCo families learn a SAC teacher first."""
+    return not family.name.startswith("metaworld-")
+
+
+def expert_source(family: TaskFamily) -> str:
+    """Who acts in a family's expert data, in words (`pdiff envs`)."""
+    if not needs_teacher(family):
+        return "scripted"
+    return "SAC (shipped)" if teacher_family(family).name in shipped_families() else "SAC (collect trains it)"
 
 
 def teacher_families(family: TaskFamily) -> set[str]:
@@ -121,10 +135,48 @@ def random_return(family: TaskFamily, horizon: int, seed: int) -> float:
     return float(np.mean(returns))
 
 
+def _shipped_teacher(run: Run, family: TaskFamily, config: CollectConfig) -> dict[str, Any]:
+    """The package's teacher for `family` (its base family's, for an OOD family), as `ensure_teacher` returns."""
+    base = teacher_family(family).name
+    provenance = read_provenance(base)
+    if config.medium_fraction != provenance["medium"]["medium_fraction"]:
+        raise UsageError(
+            f"the shipped {base} teacher's medium snapshot was chosen for medium_fraction "
+            f"{provenance['medium']['medium_fraction']}, not {config.medium_fraction}",
+            hint="keep the default medium_fraction, or `--set teacher_source=train` to train a teacher of your own",
+        )
+    expert, medium = load_shipped(base, "expert"), load_shipped(base, "medium")
+    info = {
+        "source": "shipped",
+        "teacher_dir": str(expert.directory.parent),
+        "teacher_run": f"shipped:{base}",
+        "expert_dir": str(expert.directory),
+        "expert_sha256": expert.sha256,
+        "expert_eval_return": provenance["expert"]["eval_return"],
+        "medium_dir": str(medium.directory),
+        "medium_update": provenance["medium"]["update"],
+        "medium_eval_return": provenance["medium"]["eval_return"],
+        "random_return": provenance["random_return"],
+        "medium_target_return": provenance["medium"]["target_return"],
+        "updates": provenance["updates"],
+        "trained_by": provenance["trained_by"],
+    }
+    run.record_input("teacher", info["teacher_run"], expert.sha256)
+    run.manifest["summary"]["teacher"] = info
+    run.save()
+    log.info("shipped teacher for %s: %d updates, expert %.1f, medium snapshot %d at %.1f",
+             base, info["updates"], info["expert_eval_return"], info["medium_update"],
+             info["medium_eval_return"])  # fmt: skip
+    return info
+
+
 def ensure_teacher(
     workspace: Workspace, run: Run, family: TaskFamily, config: CollectConfig
 ) -> dict[str, Any]:
-    """Train the family's teacher in this run (resuming it after a kill) or reuse an earlier one."""
+    """Train the family's teacher in this run (resuming it after a kill), reuse an earlier one, or take the
+    package's (teacher_source=shipped)."""
+    if config.teacher_source == "shipped":
+        return _shipped_teacher(run, family, config)
     total = config.teacher.total_updates
     base_updates, source = _source(workspace, family, config, run) or (0, None)
     reused = source is not None and base_updates >= total
@@ -161,6 +213,7 @@ def ensure_teacher(
     medium = nearest_snapshot(out_dir, target)
     expert = TeacherPolicy.load(summary.checkpoint_dir)
     info = {
+        "source": "train",
         "teacher_dir": str(out_dir),
         "teacher_run": source.run_id if reused else run.run_id,
         "expert_dir": str(summary.checkpoint_dir),

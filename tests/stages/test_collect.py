@@ -1,4 +1,5 @@
-"""`pdiff collect` end to end on real simulators: determinism, expert above random, teacher reuse and growth."""
+"""`pdiff collect` end to end on real simulators: determinism, expert above random, teacher reuse and growth,
+shipped teachers."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
-from support.cli import pdiff_json
+from support.cli import pdiff_json, runner
 
+from pdiff.cli import app
 from pdiff.data.loader import load_family_data
+from pdiff.teachers import shipped
+from pdiff.teachers.shipped import ship_teacher
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import find_run
 from pdiff.workspace.verification import verify_run
@@ -127,3 +131,36 @@ def test_more_teacher_updates_continue_the_earlier_teacher_in_a_copy(tmp_path):
     reusing = find_run(ws, again["run_id"], "collect")
     assert reusing.manifest["summary"]["teacher"]["teacher_run"] == grown.run_id
     assert not (reusing.dir / "teacher").exists()
+
+
+def test_a_shipped_teacher_collects_in_a_fresh_workspace_what_it_collected_where_it_was_trained(
+    tmp_path, monkeypatch
+):
+    args = ["--env", "cheetah-dir", "--tasks", "0", "--kinds", "expert,medium", "--episodes", "1"]
+    trained = workspace(tmp_path / "trained")
+    first = collect(trained, *args, "--set", "teacher.total_updates=300")
+    package = tmp_path / "package"  # stands in for pdiff/teachers/weights of an installed pdiff
+    monkeypatch.setattr(shipped, "SHIPPED_ROOT", package)
+    ship_teacher(find_run(Workspace.open(trained), first["run_id"], "collect"), package)
+    provenance = shipped.read_provenance("cheetah-dir")
+    assert provenance["updates"] == 300 and provenance["trained_by"]["collect_run"] == first["run_id"]
+    assert set(provenance["expert"]["eval_task_returns"]) == {"0", "1"}
+
+    fresh = workspace(tmp_path / "fresh")
+    again = collect(fresh, *args, "--set", "teacher_source=shipped")
+    run = find_run(Workspace.open(fresh), again["run_id"], "collect")
+    teacher = run.manifest["summary"]["teacher"]
+    assert teacher["source"] == "shipped" and not (run.dir / "teacher").exists()
+    inputs = [(i["ref"], i["sha256"]) for i in run.manifest["inputs"] if i["kind"] == "teacher"]
+    assert inputs == [("shipped:cheetah-dir", provenance["expert"]["sha256"])]
+    for kind in ("expert", "medium"):
+        assert np.array_equal(
+            episode_returns(fresh, "cheetah-dir", kind, 0), episode_returns(trained, "cheetah-dir", kind, 0)
+        )
+
+    refused = runner.invoke(app, ["-w", str(fresh), "collect", "--preset", "smoke", *args,
+                                  "--set", "teacher_source=shipped", "--set", "medium_fraction=0.3"])  # fmt: skip
+    assert refused.exit_code == 2 and "medium_fraction" in refused.output
+    missing = runner.invoke(app, ["-w", str(fresh), "collect", "--preset", "smoke", "--env", "ant-dir",
+                                  "--tasks", "0", "--set", "teacher_source=shipped"])  # fmt: skip
+    assert missing.exit_code == 2 and "shipped: cheetah-dir" in missing.output

@@ -1,4 +1,5 @@
-"""pyproject lists packages by hand (workspace_template is mapped into the wheel): none may be forgotten."""
+"""pyproject lists packages and package data by hand (workspace_template is mapped into the wheel): none may
+be forgotten, and the shipped teachers travel in the wheel."""
 
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ def test_a_built_wheel_ships_the_template_and_init_uses_it(tmp_path):
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
     assert (unpacked / "pdiff" / "workspace_template" / "config.yaml").is_file()
+    shipped = ROOT / "pdiff" / "teachers" / "weights"  # every shipped teacher file travels in the wheel
+    for path in (p for p in shipped.rglob("*") if p.is_file()):
+        assert (unpacked / path.relative_to(ROOT)).read_bytes() == path.read_bytes(), path
     code = (
         "import sys, pdiff; from pdiff.workspace.root import Workspace, template_dir; "
         "print(pdiff.__file__, template_dir(), Workspace.init(sys.argv[1])[1])"
