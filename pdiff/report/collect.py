@@ -155,17 +155,18 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         settings["diffuse steps"] = diffuse.config.get("steps")
         settings["diffusion N"] = diffuse.config.get("diffusion", {}).get("steps")
     if tune is not None:
-        settings["tune steps"] = tune.config.get("steps")
+        if tune.config.get("shots") != 0:  # zero-shot trains nothing
+            settings["tune steps"] = tune.config.get("steps")
         if tune.config.get("diffuse_runs"):
             settings["diffusion models"] = "one per seed"
-    pretrain_runs = list(dict.fromkeys(config.get("pretrain_runs") or [config.get("pretrain_run")]))
-    if len(pretrain_runs) > 1:
-        settings["Prompt-DTs"] = "one per seed"
         chosen = tune.manifest.get("summary", {}).get("selection", {}).get("chosen")
         if chosen:
             settings[f"{tune.config['method']} chosen"] = ", ".join(
                 f"{k} {v:g}" for k, v in sorted(chosen.items())
             )
+    pretrain_runs = list(dict.fromkeys(config.get("pretrain_runs") or [config.get("pretrain_run")]))
+    if len(pretrain_runs) > 1:
+        settings["Prompt-DTs"] = "one per seed"
     setting = setting_label(tune, diffuse)
     return Result(
         run_id=run.run_id,

@@ -69,6 +69,7 @@ def test_reproduce_runs_the_matrix_and_reports_it(reproduced):
         assert row in table1
     assert "555.7 ± 6.8" in table1 and "success" in table1  # the paper's reach figure; Meta-World detail
     assert "## Where Prompt Diffuser stands" in text and "### Setting: ours vs the paper's" in text
+    assert "prompt-diffuser chosen: lr " in text  # what the selection protocol chose is in the settings
     figures = sorted(p.name for p in (report.parent / "figures").iterdir())
     assert "table1-2shots.png" in figures and any(n.startswith("curve-pretrain-") for n in figures)
     assert all((report.parent / "figures" / n).read_bytes()[:4] == b"\x89PNG" for n in figures)
@@ -80,6 +81,9 @@ def test_a_second_reproduce_starts_nothing(reproduced):
     again = json.loads(invoke(ws, "--json", *MATRIX).stdout)
     assert {s["state"] for s in again["steps"]} == {"reused"}
     assert all_run_ids(ws) == before and again["report"] == first["report"]
+    # zero_shot_source is read only at shots=0: setting it leaves the few-shot cells as they are
+    pooled = invoke(ws, "--json", *MATRIX, "--set", "tune.zero_shot_source=pooled", "--dry-run")
+    assert {s["state"] for s in json.loads(pooled.stdout)["steps"]} == {"reused"}
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(reproduced):
