@@ -184,7 +184,8 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
                     tune = f"tune:{family}:{method}:{kind}" + (f":{rule}" if rule else "")
                     flags = {"env": family, "method": method, "data_kind": kind, "seeds": seeds, **prompt_dt_flags(prompt_dts),
                              **diffusion_inputs(family, rule, diffusion_seeds)}  # fmt: skip
-                    steps.append(Step(tune, "tune", family, flags))
+                    # zero_shot_source is read only at shots=0: setting it must not redo few-shot tunes
+                    steps.append(Step(tune, "tune", family, flags, ignore=frozenset({"zero_shot_source"})))
                     steps.append(
                         Step(f"eval:{tune}", "eval", family, {"env": family, "tune_run": f"@{tune}"})
                     )
