@@ -134,3 +134,46 @@ def collect_task(job: TaskJob) -> tuple[int, dict[str, list[Episode]]]:
         for env in envs.values():
             env.close()  # type: ignore[attr-defined]
     return job.task_id, result
+
+
+def calibrate_medium_noise(
+    family: TaskFamily,
+    fraction: float,
+    *,
+    tasks: list[int],
+    horizon: int,
+    seed: int,
+    episodes: int = 2,
+    highest: float = 4.0,
+    iterations: int = 6,
+) -> dict[str, float]:
+    """Meta-World's medium kind: the scripted expert's action-noise std whose mean return on `tasks` is
+    nearest random + fraction·(expert − random), the target the MuJoCo families' medium snapshot is chosen
+    by. Bisection on [0, `highest`]; every trial replays the same episode seeds, so the return falls
+    smoothly as the noise grows instead of jumping with the draws."""
+    envs = {task: family.make_env(task, horizon=horizon) for task in tasks}
+
+    def mean_return(spec: PolicySpec) -> float:
+        returns = [
+            run_episode(envs[task], build_policy(spec, family, task), episode_seed(seed, task, "medium", i))
+            for task in tasks
+            for i in range(episodes)
+        ]
+        return float(np.mean([episode.total_return for episode in returns]))
+
+    try:
+        expert = mean_return(PolicySpec("expert", "scripted"))
+        random = mean_return(PolicySpec("random", "uniform"))
+        target = random + fraction * (expert - random)
+        low, high = 0.0, highest
+        best = (abs(expert - target), 0.0, expert)  # (distance to the target, noise, return)
+        for _ in range(iterations):
+            noise = (low + high) / 2
+            achieved = mean_return(PolicySpec("medium", "scripted", noise))
+            best = min(best, (abs(achieved - target), noise, achieved))
+            low, high = (noise, high) if achieved > target else (low, noise)
+    finally:
+        for env in envs.values():
+            env.close()
+    return {"noise": best[1], "return": best[2], "target_return": target,
+            "expert_return": expert, "random_return": random}  # fmt: skip

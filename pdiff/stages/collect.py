@@ -21,7 +21,14 @@ from pydantic import Field, field_validator
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress, log
-from pdiff.data.collectors import KINDS, REFERENCE_RANDOM, PolicySpec, TaskJob, collect_task
+from pdiff.data.collectors import (
+    KINDS,
+    REFERENCE_RANDOM,
+    PolicySpec,
+    TaskJob,
+    calibrate_medium_noise,
+    collect_task,
+)
 from pdiff.data.minari_format import (
     Episode,
     dataset_dir,
@@ -61,17 +68,19 @@ class CollectConfig(StageConfig):
         0.1, ge=0, description="Gaussian action noise of expert episodes (distinct episodes)."
     )
     prompt_noise: float = Field(0.05, ge=0, description="Gaussian action noise of prompt-expert episodes.")
-    medium_noise: float = Field(
-        3.0,
+    medium_noise: float | None = Field(
+        None,
         ge=0,
-        description="Meta-World: Gaussian action noise of the medium kind; 3.0 gives about 55% of the expert "
-        "return on reach (expert ≈ 842, random ≈ 145 at horizon 100).",
+        description="Meta-World: Gaussian action noise of the medium kind (default: calibrated per family, see "
+        "medium_fraction).",
     )
     medium_fraction: float = Field(
         0.5,
         gt=0,
         lt=1,
-        description="MuJoCo: medium = the teacher snapshot nearest random + f·(expert − random).",
+        description="The medium kind's return: random + f·(expert − random). MuJoCo: the teacher snapshot "
+        "nearest it; Meta-World (medium_noise unset): the scripted expert's action noise that gives it on "
+        "ten training tasks.",
     )
     teacher_source: Literal["train", "shipped"] = Field(
         "train",
@@ -109,17 +118,38 @@ def plan_tasks(family: TaskFamily, config: CollectConfig) -> list[int]:
     return sorted(set(tasks))
 
 
+def medium_noise(run: Run, family: TaskFamily, config: CollectConfig, horizon: int) -> float:
+    """Meta-World: the medium kind's action noise, `medium_noise` or, unset, calibrated to `medium_fraction`
+    on ten training tasks (once per run: a resumed run reads what it calibrated)."""
+    if config.medium_noise is not None:
+        return config.medium_noise
+    calibration = run.manifest["summary"].get("medium_calibration")
+    if calibration is None:
+        tasks = list(family.train_tasks)[:: max(1, len(family.train_tasks) // 10)][:10]
+        log.info("calibrating the medium kind's action noise on %d training tasks", len(tasks))
+        calibration = calibrate_medium_noise(
+            family, config.medium_fraction, tasks=tasks, horizon=horizon, seed=config.seed
+        )
+        run.manifest["summary"]["medium_calibration"] = calibration
+        run.save()
+    log.info("medium: action noise %.3f, return %.1f (target %.1f; expert %.1f, random %.1f)",
+             calibration["noise"], calibration["return"], calibration["target_return"],
+             calibration["expert_return"], calibration["random_return"])  # fmt: skip
+    return float(calibration["noise"])
+
+
 def policy_specs(
-    family: TaskFamily, config: CollectConfig, teacher: dict[str, Any] | None
+    family: TaskFamily, config: CollectConfig, teacher: dict[str, Any] | None, medium_noise: float = 0.0
 ) -> dict[str, PolicySpec]:
-    """The actor behind each kind. Meta-World: the scripted expert; MuJoCo: the SAC teacher and a snapshot."""
+    """The actor behind each kind. Meta-World: the scripted expert (`medium_noise` for medium); MuJoCo: the
+    SAC teacher and a snapshot."""
     weak_terminates = False  # ant-dir: weak policies fall within ~14 steps; keep their episodes whole
     if not needs_teacher(family):
         expert = PolicySpec("expert", "scripted", config.expert_noise)
         return {
             "expert": expert,
             "prompt-expert": PolicySpec("prompt-expert", "scripted", config.prompt_noise),
-            "medium": PolicySpec("medium", "scripted", config.medium_noise),
+            "medium": PolicySpec("medium", "scripted", medium_noise),
             "random": PolicySpec("random", "uniform"),
         }
     if teacher is None:
@@ -288,7 +318,10 @@ def collect(
     family = get_family(config.env)
     horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
     tasks = plan_tasks(family, config)
-    specs = policy_specs(family, config, teacher)
+    noise = (
+        medium_noise(run, family, config, horizon) if "medium" in config.kinds and teacher is None else 0.0
+    )
+    specs = policy_specs(family, config, teacher, noise)
     write_namespace_metadata(
         workspace.datasets_dir,
         family.name,

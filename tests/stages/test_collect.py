@@ -3,6 +3,7 @@ shipped teachers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,19 @@ def test_same_seed_gives_byte_identical_datasets_whatever_the_workers(tmp_path):
     ]
     files, other_seed = seeded_datasets(tmp_path, args)
     assert other_seed != files
+
+
+@pytest.mark.metaworld
+def test_the_metaworld_medium_kind_is_calibrated_halfway_between_random_and_expert(tmp_path):
+    root = workspace(tmp_path / "ws")
+    args = ["--env", "metaworld-pick-place", "--tasks", "11", "--kinds", "medium", "--horizon", "100"]
+    run = find_run(Workspace.open(root), collect(root, *args)["run_id"], "collect")
+    calibration = run.manifest["summary"]["medium_calibration"]
+    gap = calibration["expert_return"] - calibration["random_return"]
+    assert gap > 100 and 0 < calibration["noise"] < 4  # pick-place: a scripted expert far above uniform
+    assert abs(calibration["return"] - calibration["target_return"]) < 0.15 * gap, calibration
+    metadata = root / "datasets/pdiff/metaworld-pick-place/task-11/medium-v0/data/metadata.json"
+    assert json.loads(metadata.read_text())["pdiff"]["policy"]["noise_std"] == calibration["noise"]
 
 
 def test_a_teacher_family_gives_byte_identical_datasets_with_a_fixed_seed(tmp_path):
