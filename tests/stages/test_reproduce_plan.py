@@ -74,10 +74,11 @@ def test_a_prompt_dt_per_seed_needs_a_diffusion_model_per_seed():
         TuneConfig(env=FAMILY, seeds=[0, 1], pretrain_runs=["pre-a"])
 
 
-def test_the_paper_preset_pretrains_a_prompt_dt_per_seed(tmp_path):
+def test_the_paper_preset_pretrains_a_prompt_dt_per_seed_and_adds_table_3(tmp_path):
     ws, _ = Workspace.init(tmp_path / "ws")
-    assert stage_config(ws, "reproduce", "paper", {}).pretrain_per_seed
-    assert not stage_config(ws, "reproduce", "quick", {}).pretrain_per_seed
+    paper, quick = (stage_config(ws, "reproduce", preset, {}) for preset in ("paper", "quick"))
+    assert paper.pretrain_per_seed and paper.ood
+    assert not quick.pretrain_per_seed and not quick.ood
 
 
 def test_ood_adds_the_ood_families_and_zero_shot_cells(tmp_path):
