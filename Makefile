@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 
 # docs/results/README.md from the published reports' report.json (no workspace, no simulator).
 results: $(VENV)/.installed
-	$(PDIFF) report --summary docs/results
+	$(PDIFF) report --summary docs/results --readme README.md
 
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check pdiff tests bench scripts

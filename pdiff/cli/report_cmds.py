@@ -15,6 +15,7 @@ from pdiff.cli.inspect_cmds import JSON_OPTION, emit
 from pdiff.cli.render import headline
 from pdiff.cli.stage_cmds import PRESET, parse_ids, parse_names
 from pdiff.console import err, out
+from pdiff.errors import UsageError
 
 
 @app.command()
@@ -35,6 +36,11 @@ def report(
         metavar="DIR",
         help="Instead: write DIR/README.md, one summary of every DIR/*/report.json (no workspace needed).",
     ),
+    readme: Path | None = typer.Option(
+        None,
+        "--readme",
+        help="With --summary: also rewrite the results table of this README (between its markers).",
+    ),
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Tables like the paper's (its numbers beside ours), where Prompt Diffuser loses, PNG plots: report.md."""
@@ -42,10 +48,14 @@ def report(
     from pdiff.stages.report import run_report
 
     opts = options(ctx)
+    if readme is not None and summary_dir is None:
+        raise UsageError(
+            "--readme needs --summary DIR", hint="pdiff report --summary docs/results --readme README.md"
+        )
     if summary_dir is not None:
         from pdiff.report.summary import write_summary
 
-        written = write_summary(summary_dir)
+        written = write_summary(summary_dir, readme)
         emit(
             opts,
             json_flag,

@@ -16,6 +16,9 @@ from pdiff.report.collect import ReportData, Result, Score
 from pdiff.workspace.atomic import atomic_write_text
 
 SUMMARY_NAME = "README.md"
+# The README's results table lives between these lines; `pdiff report --summary DIR --readme README.md` rewrites it.
+README_BEGIN = "<!-- results:begin (made by `make results` from docs/results; do not edit by hand) -->"
+README_END = "<!-- results:end -->"
 
 
 def result_from_dict(payload: dict[str, Any]) -> Result:
@@ -45,8 +48,8 @@ def report_files(results_dir: Path) -> list[Path]:
     return files
 
 
-def render_summary(results_dir: Path) -> str:
-    """The summary's Markdown, from the report.json files under `results_dir` alone."""
+def read_results(results_dir: Path) -> tuple[list[Path], ReportData]:
+    """The report.json files under `results_dir` and their cells together (a cell in two reports is refused)."""
     files = report_files(results_dir)
     cells: dict[tuple, Path] = {}
     results = []
@@ -57,7 +60,12 @@ def render_summary(results_dir: Path) -> str:
                                     hint="publish each study once (one directory per workspace's report)")  # fmt: skip
             cells[result.cell] = file
             results.append(result)
-    merged = ReportData(results, [], [], {})
+    return files, ReportData(results, [], [], {})
+
+
+def render_summary(results_dir: Path) -> str:
+    """The summary's Markdown, from the report.json files under `results_dir` alone."""
+    files, merged = read_results(results_dir)
     lines = [
         "# Results",
         "",
@@ -77,8 +85,44 @@ def render_summary(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def write_summary(results_dir: Path) -> Path:
-    """Write `results_dir/README.md`; returns its path."""
+def headline(results_dir: Path) -> str:
+    """The README's results table: each method's Table 1 cell (expert few-shot data, the most-run shot count,
+    the protocol's own settings only) per family, with the success rate where the family has one."""
+    _, data = read_results(results_dir)
+    shots = max(tables.shot_counts(data, "expert"), key=lambda n: sum(r.shots == n for r in data.results))
+    cells = tables.main_results(data, "expert", shots)
+    families = tables.ordered({f for _, f in cells if not tables.is_ood(f)}, tables.FAMILY_ORDER)
+    methods = tables.ordered({m for m, _ in cells if "[" not in m}, tables.METHOD_ORDER)
+    rows = [f"| method (expert few-shot data, {shots} shots) | " + " | ".join(families) + " |",
+            "|" + "---|" * (len(families) + 1)]  # fmt: skip
+    for method in methods:
+        texts = []
+        for family in families:
+            result = cells.get((method, family))
+            text = result.score.text() if result else "–"
+            if result and result.success is not None:
+                text += f" · {100 * result.success.mean:.0f}% success"
+            texts.append(text)
+        rows.append(f"| {method} | " + " | ".join(texts) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def update_readme(readme: Path, results_dir: Path) -> None:
+    """Rewrite the table between README_BEGIN and README_END in `readme` with `headline(results_dir)`."""
+    text = readme.read_text()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ArtifactError(
+            f"{readme} has no results block", hint=f"add the lines {README_BEGIN} and {README_END}"
+        )
+    block = f"{README_BEGIN}\n{headline(results_dir)}"
+    atomic_write_text(readme, text[:begin] + block + text[end:])
+
+
+def write_summary(results_dir: Path, readme: Path | None = None) -> Path:
+    """Write `results_dir/README.md` (and the results table of `readme`, if given); returns its path."""
     path = results_dir / SUMMARY_NAME
     atomic_write_text(path, render_summary(results_dir))
+    if readme is not None:
+        update_readme(readme, results_dir)
     return path

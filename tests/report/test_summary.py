@@ -1,5 +1,6 @@
-"""`pdiff report --summary`: the committed docs/results/README.md is what the command makes of the committed
-reports, byte for byte; a report.json reads back into the same cells; one cell in two reports is refused."""
+"""`pdiff report --summary`: the committed docs/results/README.md and the README's results table are what the
+command makes of the committed reports, byte for byte; a report.json reads back into the same cells; one cell
+in two reports is refused."""
 
 from __future__ import annotations
 
@@ -12,19 +13,25 @@ from typer.testing import CliRunner
 
 from pdiff.cli import app
 from pdiff.errors import ArtifactError
-from pdiff.report.summary import SUMMARY_NAME, read_report, render_summary
+from pdiff.report.summary import README_BEGIN, README_END, SUMMARY_NAME, read_report, render_summary
 
-RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS, README = ROOT / "docs" / "results", ROOT / "README.md"
 runner = CliRunner()
 
 
-def test_the_committed_summary_is_what_the_command_writes(tmp_path):
-    copy = tmp_path / "results"
+def test_the_committed_summary_and_readme_table_are_what_the_command_writes(tmp_path):
+    copy, readme = tmp_path / "results", tmp_path / "README.md"
     shutil.copytree(RESULTS, copy)
     (copy / SUMMARY_NAME).unlink()
-    result = runner.invoke(app, ["report", "--summary", str(copy)])
+    committed = README.read_text()
+    begin, end = committed.index(README_BEGIN), committed.index(README_END)
+    readme.write_text(committed[:begin] + README_BEGIN + "\nstale rows\n" + committed[end:])
+    result = runner.invoke(app, ["report", "--summary", str(copy), "--readme", str(readme)])
     assert result.exit_code == 0, result.output
     assert (copy / SUMMARY_NAME).read_bytes() == (RESULTS / SUMMARY_NAME).read_bytes()
+    assert readme.read_text() == committed
+    assert runner.invoke(app, ["report", "--readme", str(readme)]).exit_code == 2  # --readme needs --summary
 
 
 def test_a_report_json_reads_back_into_its_cells():
