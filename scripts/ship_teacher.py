@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import sys
 
+from pdiff.errors import PdiffError
 from pdiff.teachers.shipped import ship_teacher
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import find_run, require_finished
 
 
 def main(workspace: str, run_ref: str) -> None:
-    run = require_finished(find_run(Workspace.open(workspace), run_ref, "collect"))
-    target = ship_teacher(run)
+    try:
+        run = require_finished(find_run(Workspace.open(workspace), run_ref, "collect"))
+        target = ship_teacher(run)
+    except PdiffError as error:
+        sys.exit(f"error: {error}")
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
     print(f"shipped {target} ({size / 1e6:.2f} MB)")
 

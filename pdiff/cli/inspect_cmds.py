@@ -246,9 +246,10 @@ def envs(
 ) -> None:
     """List the task families (--env values) with their tasks, splits and horizons."""
     from pdiff.envs import family_names, get_family
-    from pdiff.stages.teacher import expert_source
+    from pdiff.envs.base import TaskFamily
+    from pdiff.teachers.shipped import expert_source
 
-    def row(fam: Any) -> dict[str, Any]:
+    def row(fam: TaskFamily) -> dict[str, Any]:
         return {**inventory.family_row(fam), "expert": expert_source(fam)}
 
     opts = options(ctx)

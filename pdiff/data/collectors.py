@@ -136,6 +136,11 @@ def collect_task(job: TaskJob) -> tuple[int, dict[str, list[Episode]]]:
     return job.task_id, result
 
 
+def medium_target(random: float, expert: float, fraction: float) -> float:
+    """The medium kind's return: `fraction` of the way from random to expert (MuJoCo and Meta-World alike)."""
+    return random + fraction * (expert - random)
+
+
 def calibrate_medium_noise(
     family: TaskFamily,
     fraction: float,
@@ -145,7 +150,7 @@ def calibrate_medium_noise(
     seed: int,
     episodes: int = 2,
     highest: float = 4.0,
-    iterations: int = 6,
+    iterations: int = 8,
 ) -> dict[str, float]:
     """Meta-World's medium kind: the scripted expert's action-noise std whose mean return on `tasks` is
     nearest random + fraction·(expert − random), the target the MuJoCo families' medium snapshot is chosen
@@ -164,7 +169,7 @@ def calibrate_medium_noise(
     try:
         expert = mean_return(PolicySpec("expert", "scripted"))
         random = mean_return(PolicySpec("random", "uniform"))
-        target = random + fraction * (expert - random)
+        target = medium_target(random, expert, fraction)
         low, high = 0.0, highest
         best = (abs(expert - target), 0.0, expert)  # (distance to the target, noise, return)
         for _ in range(iterations):

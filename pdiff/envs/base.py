@@ -81,6 +81,11 @@ class TaskFamily:
         return False
 
     @property
+    def scripted_expert(self) -> bool:
+        """Whether a scripted policy makes the expert data (Meta-World); else `collect` uses a SAC teacher."""
+        return False
+
+    @property
     def resets_vary(self) -> bool:
         """Whether episodes of one task differ from reset to reset under a fixed policy (MuJoCo's reset noise);
         evaluation repeats an episode only where they do."""

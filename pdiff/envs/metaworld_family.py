@@ -57,6 +57,10 @@ class MetaWorldFamily(TaskFamily):
     """One ML1 task: 50 goals (or goal + object positions), the goal hidden from the observation."""
 
     @property
+    def scripted_expert(self) -> bool:
+        return True
+
+    @property
     def task(self) -> str:
         """The Meta-World task name, e.g. "reach" (the env is `reach-v3`)."""
         return self.name.removeprefix(FAMILY_PREFIX)

@@ -19,6 +19,11 @@ SUMMARY_NAME = "README.md"
 # The README's results table lives between these lines; `pdiff report --summary DIR --readme README.md` rewrites it.
 README_BEGIN = "<!-- results:begin (made by `make results` from docs/results; do not edit by hand) -->"
 README_END = "<!-- results:end -->"
+HEADLINE_NOTES = {
+    "prompt-dt": " (the real few-shot prompt)",
+    "random-prompt": " (control)",
+    "full-data": " (Prompt-DT trained on the test tasks too)",
+}
 
 
 def result_from_dict(payload: dict[str, Any]) -> Result:
@@ -89,10 +94,13 @@ def headline(results_dir: Path) -> str:
     """The README's results table: each method's Table 1 cell (expert few-shot data, the most-run shot count,
     the protocol's own settings only) per family, with the success rate where the family has one."""
     _, data = read_results(results_dir)
-    shots = max(tables.shot_counts(data, "expert"), key=lambda n: sum(r.shots == n for r in data.results))
+    counts = tables.shot_counts(data, "expert")
+    if not counts:
+        return "No published report has expert few-shot cells yet.\n"
+    shots = max(counts, key=lambda n: sum(r.shots == n for r in data.results))
     cells = tables.main_results(data, "expert", shots)
     families = tables.ordered({f for _, f in cells if not tables.is_ood(f)}, tables.FAMILY_ORDER)
-    methods = tables.ordered({m for m, _ in cells if "[" not in m}, tables.METHOD_ORDER)
+    methods = tables.ordered({m for m, f in cells if f in families and "[" not in m}, tables.METHOD_ORDER)
     rows = [f"| method (expert few-shot data, {shots} shots) | " + " | ".join(families) + " |",
             "|" + "---|" * (len(families) + 1)]  # fmt: skip
     for method in methods:
@@ -103,26 +111,26 @@ def headline(results_dir: Path) -> str:
             if result and result.success is not None:
                 text += f" · {100 * result.success.mean:.0f}% success"
             texts.append(text)
-        rows.append(f"| {method} | " + " | ".join(texts) + " |")
+        rows.append(f"| {method}{HEADLINE_NOTES.get(method, '')} | " + " | ".join(texts) + " |")
     return "\n".join(rows) + "\n"
 
 
-def update_readme(readme: Path, results_dir: Path) -> None:
-    """Rewrite the table between README_BEGIN and README_END in `readme` with `headline(results_dir)`."""
+def readme_with_headline(readme: Path, results_dir: Path) -> str:
+    """`readme`'s text with the table between README_BEGIN and README_END made by `headline(results_dir)`."""
     text = readme.read_text()
     begin, end = text.find(README_BEGIN), text.find(README_END)
     if begin < 0 or end < begin:
         raise ArtifactError(
             f"{readme} has no results block", hint=f"add the lines {README_BEGIN} and {README_END}"
         )
-    block = f"{README_BEGIN}\n{headline(results_dir)}"
-    atomic_write_text(readme, text[:begin] + block + text[end:])
+    return text[:begin] + f"{README_BEGIN}\n{headline(results_dir)}" + text[end:]
 
 
 def write_summary(results_dir: Path, readme: Path | None = None) -> Path:
     """Write `results_dir/README.md` (and the results table of `readme`, if given); returns its path."""
     path = results_dir / SUMMARY_NAME
+    readme_text = readme_with_headline(readme, results_dir) if readme is not None else None  # fails first
     atomic_write_text(path, render_summary(results_dir))
-    if readme is not None:
-        update_readme(readme, results_dir)
+    if readme is not None and readme_text is not None:
+        atomic_write_text(readme, readme_text)
     return path

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import gymnasium
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress, log
@@ -43,7 +43,7 @@ from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError
 from pdiff.stages.common import open_run, stage_run
-from pdiff.stages.teacher import ensure_teacher, needs_teacher
+from pdiff.stages.teacher import ensure_teacher, needs_teacher, shipped_provenance
 from pdiff.teachers.sac import SACConfig
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
@@ -97,6 +97,21 @@ class CollectConfig(StageConfig):
         "this collect run (default: the most-trained one with the same settings and seed).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _medium_noise_is_metaworld_only(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic's raw input
+        # A SAC teacher's snapshot makes the MuJoCo medium kind: the noise means nothing there, and a run
+        # recorded with the old default (3.0) must still match today's config.
+        if isinstance(data, dict) and not str(data.get("env", "metaworld-")).startswith("metaworld-"):
+            data = {**data, "medium_noise": None}
+        return data
+
+    @model_validator(mode="after")
+    def _shipped_takes_no_teacher_run(self) -> CollectConfig:
+        if self.teacher_source == "shipped" and self.teacher_run:
+            raise ValueError("teacher_run names a trained teacher; teacher_source=shipped uses the package's")
+        return self
+
     @field_validator("kinds")
     @classmethod
     def _known_kinds(cls, kinds: list[str]) -> list[str]:
@@ -139,17 +154,17 @@ def medium_noise(run: Run, family: TaskFamily, config: CollectConfig, horizon: i
 
 
 def policy_specs(
-    family: TaskFamily, config: CollectConfig, teacher: dict[str, Any] | None, medium_noise: float = 0.0
+    family: TaskFamily, config: CollectConfig, teacher: dict[str, Any] | None, medium_std: float
 ) -> dict[str, PolicySpec]:
-    """The actor behind each kind. Meta-World: the scripted expert (`medium_noise` for medium); MuJoCo: the
-    SAC teacher and a snapshot."""
+    """The actor behind each kind. Meta-World: the scripted expert (with `medium_std` noise for medium);
+    MuJoCo: the SAC teacher and a snapshot."""
     weak_terminates = False  # ant-dir: weak policies fall within ~14 steps; keep their episodes whole
     if not needs_teacher(family):
         expert = PolicySpec("expert", "scripted", config.expert_noise)
         return {
             "expert": expert,
             "prompt-expert": PolicySpec("prompt-expert", "scripted", config.prompt_noise),
-            "medium": PolicySpec("medium", "scripted", medium_noise),
+            "medium": PolicySpec("medium", "scripted", medium_std),
             "random": PolicySpec("random", "uniform"),
         }
     if teacher is None:
@@ -394,8 +409,11 @@ def run_collect(
     workspace: Workspace, config: CollectConfig, *, argv: list[str], resume: str | None = None
 ) -> tuple[Run, dict[str, Any]]:
     """The whole stage: validate, open (or resume) the run, train or reuse a teacher, collect, summarise."""
-    if resume is None:
-        plan_tasks(get_family(config.env), config)  # bad family or task ids fail before a run exists
+    if resume is None:  # bad input fails before a run exists
+        family = get_family(config.env)
+        plan_tasks(family, config)
+        if needs_teacher(family) and config.teacher_source == "shipped":
+            shipped_provenance(family, config)
     run, config = open_run(
         workspace, "collect", config, argv=argv, family=config.env, seed=config.seed, resume=resume
     )

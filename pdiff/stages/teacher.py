@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pdiff.console import StageProgress, log
-from pdiff.data.collectors import PolicySpec, build_policy, run_episode
+from pdiff.data.collectors import PolicySpec, build_policy, medium_target, run_episode
 from pdiff.envs import get_family, ood_variant
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError, UsageError
 from pdiff.teachers.policy import TeacherPolicy
-from pdiff.teachers.shipped import load_shipped, read_provenance, shipped_families
+from pdiff.teachers.shipped import load_shipped, read_provenance, teacher_family_name
 from pdiff.teachers.storage import nearest_snapshot
 from pdiff.teachers.training import train_teacher
 from pdiff.workspace.atomic import remove_tree
@@ -48,27 +48,20 @@ def _teacher_updates(run: Run) -> int | None:
 
 def needs_teacher(family: TaskFamily) -> bool:
     """Meta-World has scripted experts; the MuJoCo families learn a SAC teacher first."""
-    return not family.name.startswith("metaworld-")
-
-
-def expert_source(family: TaskFamily) -> str:
-    """Who acts in a family's expert data, in words (`pdiff envs`)."""
-    if not needs_teacher(family):
-        return "scripted"
-    return "SAC (shipped)" if teacher_family(family).name in shipped_families() else "SAC (collect trains it)"
+    return not family.scripted_expert
 
 
 def teacher_families(family: TaskFamily) -> set[str]:
     """The families whose collect runs hold a teacher for `family`'s tasks: a base family and its OOD variant
     (same tasks; the teacher is trained under the base family's name either way)."""
-    base = family.ood.base if family.ood else family.name
+    base = teacher_family_name(family)
     return {base, *filter(None, [ood_variant(base)])}
 
 
 def teacher_family(family: TaskFamily) -> TaskFamily:
     """The family a teacher is trained on: an OOD family's base (the same tasks, all of them), so that one
     teacher serves both and its checkpoints resume under either."""
-    return get_family(family.ood.base) if family.ood else family
+    return get_family(teacher_family_name(family))
 
 
 def _source(
@@ -135,8 +128,9 @@ def random_return(family: TaskFamily, horizon: int, seed: int) -> float:
     return float(np.mean(returns))
 
 
-def _shipped_teacher(run: Run, family: TaskFamily, config: CollectConfig) -> dict[str, Any]:
-    """The package's teacher for `family` (its base family's, for an OOD family), as `ensure_teacher` returns."""
+def shipped_provenance(family: TaskFamily, config: CollectConfig) -> tuple[str, dict[str, Any]]:
+    """(base family, provenance) of the package's teacher for `family` (its base family's, for an OOD family);
+    a clear error when none ships or it does not fit the settings (checked before a collect run opens)."""
     base = teacher_family(family).name
     provenance = read_provenance(base)
     if config.medium_fraction != provenance["medium"]["medium_fraction"]:
@@ -145,6 +139,12 @@ def _shipped_teacher(run: Run, family: TaskFamily, config: CollectConfig) -> dic
             f"{provenance['medium']['medium_fraction']}, not {config.medium_fraction}",
             hint="keep the default medium_fraction, or `--set teacher_source=train` to train a teacher of your own",
         )
+    return base, provenance
+
+
+def _shipped_teacher(run: Run, family: TaskFamily, config: CollectConfig) -> dict[str, Any]:
+    """The package's teacher for `family`, as `ensure_teacher` returns."""
+    base, provenance = shipped_provenance(family, config)
     expert, medium = load_shipped(base, "expert"), load_shipped(base, "medium")
     info = {
         "source": "shipped",
@@ -209,7 +209,7 @@ def ensure_teacher(
         )
     horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
     low = random_return(family, horizon, config.seed)
-    target = low + config.medium_fraction * (summary.expert_return - low)
+    target = medium_target(low, summary.expert_return, config.medium_fraction)
     medium = nearest_snapshot(out_dir, target)
     expert = TeacherPolicy.load(summary.checkpoint_dir)
     info = {

@@ -16,7 +16,7 @@ from pdiff.data.loader import load_family_data
 from pdiff.teachers import shipped
 from pdiff.teachers.shipped import ship_teacher
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import find_run
+from pdiff.workspace.runs import find_run, list_runs
 from pdiff.workspace.verification import verify_run
 
 pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
@@ -87,6 +87,10 @@ def test_the_metaworld_medium_kind_is_calibrated_halfway_between_random_and_expe
     assert abs(calibration["return"] - calibration["target_return"]) < 0.15 * gap, calibration
     metadata = root / "datasets/pdiff/metaworld-pick-place/task-11/medium-v0/data/metadata.json"
     assert json.loads(metadata.read_text())["pdiff"]["policy"]["noise_std"] == calibration["noise"]
+    fixed = find_run(
+        Workspace.open(root), collect(root, *args, "--set", "medium_noise=1.0")["run_id"], "collect"
+    )
+    assert "medium_calibration" not in fixed.manifest["summary"]  # a noise given is not searched for
 
 
 def test_a_teacher_family_gives_byte_identical_datasets_with_a_fixed_seed(tmp_path):
@@ -172,9 +176,11 @@ def test_a_shipped_teacher_collects_in_a_fresh_workspace_what_it_collected_where
             episode_returns(fresh, "cheetah-dir", kind, 0), episode_returns(trained, "cheetah-dir", kind, 0)
         )
 
+    runs_before = len(list_runs(Workspace.open(fresh), "collect"))
     refused = runner.invoke(app, ["-w", str(fresh), "collect", "--preset", "smoke", *args,
                                   "--set", "teacher_source=shipped", "--set", "medium_fraction=0.3"])  # fmt: skip
     assert refused.exit_code == 2 and "medium_fraction" in refused.output
     missing = runner.invoke(app, ["-w", str(fresh), "collect", "--preset", "smoke", "--env", "ant-dir",
                                   "--tasks", "0", "--set", "teacher_source=shipped"])  # fmt: skip
     assert missing.exit_code == 2 and "shipped: cheetah-dir" in missing.output
+    assert len(list_runs(Workspace.open(fresh), "collect")) == runs_before  # refused before a run opens

@@ -106,3 +106,15 @@ def test_stage_sections_missing_from_an_older_workspace_come_from_the_template(t
     assert (
         resolve_config(DiffuseConfig, "diffuse", workspace=workspace, preset="smoke").steps == 10
     )  # template
+
+
+def test_a_collect_recorded_before_the_medium_calibration_reads_as_today_where_the_noise_means_nothing():
+    from pdiff.stages.collect import CollectConfig
+
+    for env, unchanged in (("cheetah-dir", True), ("metaworld-reach", False)):
+        today = CollectConfig(env=env)
+        older = {k: v for k, v in today.model_dump(mode="json").items() if k != "teacher_source"}
+        older["medium_noise"] = 3.0  # the default before the calibration
+        assert (CollectConfig.model_validate(older) == today) is unchanged, env  # Meta-World's data differs
+    with pytest.raises(ValueError, match="teacher_run"):
+        CollectConfig(env="ant-dir", teacher_source="shipped", teacher_run="some-run")

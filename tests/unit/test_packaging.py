@@ -17,6 +17,18 @@ def test_every_subpackage_is_listed_in_pyproject():
     assert found == listed, f"missing from pyproject: {found - listed}; stale there: {listed - found}"
 
 
+def test_every_file_a_shipped_teacher_has_is_package_data():
+    import fnmatch
+
+    from pdiff.teachers.shipped import INFERENCE_FILES, PROVENANCE_FILE
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    written = [f"weights/ant-dir/{PROVENANCE_FILE}"]  # what ship_teacher writes, relative to pdiff/teachers
+    written += [f"weights/ant-dir/{role}/{name}" for role in ("expert", "medium") for name in INFERENCE_FILES]
+    for path in written:
+        assert any(fnmatch.fnmatch(path, glob) for glob in globs["pdiff.teachers"]), path
+
+
 def test_the_template_holds_the_presets():
     text = (ROOT / "workspace_template" / "config.yaml").read_text()
     for preset in ("smoke:", "quick:", "paper:"):
