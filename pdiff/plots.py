@@ -29,7 +29,7 @@ CURVE_LABELS = {
     "grad_norm": ("gradient norm", "before clipping"),
     "train_task_return": (
         "return on training tasks",
-        "with their own prompts; the curve budgets are sized by",
+        "each with a prompt of its own (diffuse: generated); the curve budgets are sized by",
     ),
     "train_task_success": ("success on training tasks", ""),
     "loss_dm": ("L_DM", "denoising loss of the diffusion model"),

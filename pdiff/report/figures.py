@@ -23,7 +23,12 @@ from pdiff.report.tables import (
 )
 from pdiff.workspace.root import Workspace
 
-CURVE_KEYS = {"pretrain": ["loss", "lr", "grad_norm"], "diffuse": ["loss_dm", "loss_plm", "cosine"]}
+# The learning curve on training tasks (curve_every) shows only where a run logged it.
+CURVE = ["train_task_return", "train_task_success"]
+CURVE_KEYS = {
+    "pretrain": ["loss", "lr", "grad_norm", *CURVE],
+    "diffuse": ["loss_dm", "loss_plm", "cosine", *CURVE],
+}
 
 
 def _pyplot():  # noqa: ANN202 - matplotlib's module

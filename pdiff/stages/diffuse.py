@@ -37,8 +37,15 @@ from pdiff.distributed import (
 )
 from pdiff.envs import get_family
 from pdiff.errors import RunFailed, UsageError
+from pdiff.eval.curve import TrainingTaskCurve
 from pdiff.eval.rollout import FrozenPolicy, load_policy
-from pdiff.methods.prompt_diffuser import SegmentCodec, freeze, guided_step, prompt_segments
+from pdiff.methods.prompt_diffuser import (
+    SegmentCodec,
+    fixed_noise_prompts,
+    freeze,
+    guided_step,
+    prompt_segments,
+)
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.models.prompt_dt import Prompt, PromptDT
 from pdiff.stages.common import checkpoint_of, open_run, record_trained, stage_run
@@ -46,6 +53,7 @@ from pdiff.training import EMA, CheckpointStore, check_finite, seed_everything
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
+CURVE_KIND = "prompt-expert"  # the tails the learning curve's prompts are conditioned on
 Guidance = Literal["project", "sum", "none", "plm-only", "pcgrad"]
 SegmentSource = Literal["tail", "anywhere"]
 
@@ -67,7 +75,13 @@ class DiffusionSettings(BaseModel):
 
 
 class DiffuseConfig(StageConfig):
-    OLDER: ClassVar[dict[str, Any]] = {"segment_source": "anywhere", "ema_decay": None}
+    OLDER: ClassVar[dict[str, Any]] = {
+        "segment_source": "anywhere",
+        "ema_decay": None,
+        "curve_every": None,
+        "curve_tasks": 5,
+        "curve_episodes": 1,
+    }
     env: str | None = Field(None, description="Task family (default: that of the pretrain run).")
     pretrain_run: str | None = Field(
         None, description="Frozen Prompt-DT (default: latest finished pretrain)."
@@ -97,6 +111,15 @@ class DiffuseConfig(StageConfig):
     log_every: int = Field(50, ge=1, description="Metrics row every this many steps.")
     checkpoint_every: int = Field(1000, ge=1, description="Resumable checkpoint every this many steps.")
     keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept.")
+    curve_every: int | None = Field(
+        None,
+        ge=1,
+        description="Every this many steps, generate prompts for `curve_tasks` training tasks (conditioned on "
+        "their own prompt-expert tails, as at test time), roll the frozen Prompt-DT out with them and log "
+        "train_task_return: the learning curve budgets are sized by (off: rollouts cost time).",
+    )
+    curve_tasks: int = Field(5, ge=1, description="Training tasks the learning curve rolls out.")
+    curve_episodes: int = Field(1, ge=1, description="Episodes per task and curve point.")
 
 
 register_stage_config("diffuse", DiffuseConfig)
@@ -161,8 +184,13 @@ def train_denoiser(
     before = weights_sha256(plm)
     tasks = list(plm_config["train_tasks"])
     data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks)
+    # the learning curve's conditions: tails of the same training tasks' prompt-expert episodes
+    curve_data = None
+    if config.curve_every and info.is_main:
+        curve_data = load_family_data(workspace.datasets_dir, family.name, CURVE_KIND, tasks)
     if run is not None:  # what the generator saw: the Prompt-DT's training tasks only (checked by tests)
-        run.record_inputs("dataset", zip(data.dataset_ids, data.content_sha256, strict=True))
+        read = [data] if curve_data is None else [data, curve_data]
+        run.record_inputs("dataset", [(i, h) for d in read for i, h in zip(d.dataset_ids, d.content_sha256, strict=True)])  # fmt: skip
     sampler, tails = policy.segment_sampler(data), policy.prompt_bank(data)
     codec = build_codec(policy, family.horizon, data, family.obs_dim, family.act_dim)
     d = config.diffusion
@@ -183,6 +211,12 @@ def train_denoiser(
                                                        "guidance": config.guidance, "lam": config.lam,
                                                        "segment_source": config.segment_source})  # fmt: skip
     final = store.restored_extra  # the losses of the step checkpointed last, for a resume past the end
+    curve = None
+    if curve_data is not None:  # read through the weights a checkpoint saves (the averaged ones with an EMA)
+        curve = TrainingTaskCurve.build(family, policy.prompt_bank(curve_data), tasks, config.curve_tasks,
+                                        config.curve_episodes, config.seed)  # fmt: skip
+        generated = fixed_noise_prompts(ema.module if ema is not None else denoiser, schedule, codec, device,
+                                        config.seed)  # fmt: skip
     with StageProgress(
         f"diffuse {family.name} ({config.guidance})", total=config.steps, completed=step
     ) as bar:
@@ -208,6 +242,12 @@ def train_denoiser(
             if run is not None and (step % config.log_every == 0 or step == config.steps):
                 run.log_metrics({"step": step, "phase": "train", **row, "norm_dm": losses.gradient.norm_dm,
                                  "norm_plm": losses.gradient.norm_plm})  # fmt: skip
+            if (
+                curve is not None
+                and run is not None
+                and (step % config.curve_every == 0 or step == config.steps)
+            ):
+                run.log_metrics({"step": step, "phase": "curve", **curve.measure(policy, generated)})
             if step % config.checkpoint_every == 0 or step == config.steps:
                 final = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm}
                 store.save(step, denoiser, payload, optimizer, None, rng, extra=final, ema=ema)
@@ -253,8 +293,10 @@ def run_diffuse(
         with stage_run(run):
             run.record_input("pretrain", source.run_id, None)
             summary = train_denoiser(run, run.dir, workspace, config, source, info)
-            record_trained(run, run.dir / summary["checkpoint"], ["loss_dm", "loss_plm", "cosine"],
-                           f"diffuse {config.env} ({config.guidance})")  # fmt: skip
+            curves = ["loss_dm", "loss_plm", "cosine", "train_task_return", "train_task_success"]
+            record_trained(
+                run, run.dir / summary["checkpoint"], curves, f"diffuse {config.env} ({config.guidance})"
+            )
             run.manifest["summary"].update(summary)
             run.save()
         return run, summary
