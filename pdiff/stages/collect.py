@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -24,9 +23,7 @@ from pdiff.console import StageProgress, log
 from pdiff.data.collectors import (
     KINDS,
     REFERENCE_RANDOM,
-    PolicySpec,
     TaskJob,
-    calibrate_medium_noise,
     collect_task,
 )
 from pdiff.data.minari_format import (
@@ -42,13 +39,12 @@ from pdiff.data.minari_read import read_metadata, verify_dataset
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError
+from pdiff.stages.collect_sources import medium_noise, policy_lineage, policy_specs, task_job
 from pdiff.stages.common import open_run, stage_run
 from pdiff.stages.teacher import ensure_teacher, needs_teacher, shipped_provenance
 from pdiff.teachers.sac import SACConfig
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
-
-REFERENCE_EPISODES = 3  # random/expert episodes run for the normalised-score references when not collected
 
 
 class CollectConfig(StageConfig):
@@ -131,79 +127,6 @@ def plan_tasks(family: TaskFamily, config: CollectConfig) -> list[int]:
     for task in tasks:
         family.check_task_id(task)
     return sorted(set(tasks))
-
-
-def medium_noise(run: Run, family: TaskFamily, config: CollectConfig, horizon: int) -> float:
-    """Meta-World: the medium kind's action noise, `medium_noise` or, unset, calibrated to `medium_fraction`
-    on ten training tasks (once per run: a resumed run reads what it calibrated)."""
-    if config.medium_noise is not None:
-        return config.medium_noise
-    calibration = run.manifest["summary"].get("medium_calibration")
-    if calibration is None:
-        tasks = list(family.train_tasks)[:: max(1, len(family.train_tasks) // 10)][:10]
-        log.info("calibrating the medium kind's action noise on %d training tasks", len(tasks))
-        calibration = calibrate_medium_noise(
-            family, config.medium_fraction, tasks=tasks, horizon=horizon, seed=config.seed
-        )
-        run.manifest["summary"]["medium_calibration"] = calibration
-        run.save()
-    log.info("medium: action noise %.3f, return %.1f (target %.1f; expert %.1f, random %.1f)",
-             calibration["noise"], calibration["return"], calibration["target_return"],
-             calibration["expert_return"], calibration["random_return"])  # fmt: skip
-    return float(calibration["noise"])
-
-
-def policy_specs(
-    family: TaskFamily, config: CollectConfig, teacher: dict[str, Any] | None, medium_std: float
-) -> dict[str, PolicySpec]:
-    """The actor behind each kind. Meta-World: the scripted expert (with `medium_std` noise for medium);
-    MuJoCo: the SAC teacher and a snapshot."""
-    weak_terminates = False  # ant-dir: weak policies fall within ~14 steps; keep their episodes whole
-    if not needs_teacher(family):
-        expert = PolicySpec("expert", "scripted", config.expert_noise)
-        return {
-            "expert": expert,
-            "prompt-expert": PolicySpec("prompt-expert", "scripted", config.prompt_noise),
-            "medium": PolicySpec("medium", "scripted", medium_std),
-            "random": PolicySpec("random", "uniform"),
-        }
-    if teacher is None:
-        raise ValueError("MuJoCo families need a teacher")
-    return {
-        "expert": PolicySpec("expert", "teacher", config.expert_noise, teacher["expert_dir"]),
-        "prompt-expert": PolicySpec("prompt-expert", "teacher", config.prompt_noise, teacher["expert_dir"]),
-        "medium": PolicySpec(
-            "medium", "teacher", config.expert_noise, teacher["medium_dir"], weak_terminates
-        ),
-        "random": PolicySpec("random", "uniform", terminate_when_unhealthy=weak_terminates),
-        # the random reference return is measured as eval runs episodes: ending when the robot falls
-        REFERENCE_RANDOM: PolicySpec(REFERENCE_RANDOM, "uniform", terminate_when_unhealthy=True),
-    }
-
-
-def task_job(
-    family: TaskFamily, task: int, config: CollectConfig, specs: dict[str, PolicySpec], horizon: int
-) -> TaskJob:
-    counts = {
-        kind: (config.prompt_episodes if kind == "prompt-expert" else config.episodes)
-        for kind in config.kinds
-    }
-    for reference in ("expert", "random"):
-        counts.setdefault(reference, REFERENCE_EPISODES)
-    if REFERENCE_RANDOM in specs and family.terminates_early:
-        counts[REFERENCE_RANDOM] = counts["random"]
-    ordered = [(specs[kind], counts[kind]) for kind in (*KINDS, REFERENCE_RANDOM) if kind in counts]
-    return TaskJob(family.name, task, horizon, config.seed, tuple(ordered))
-
-
-def _policy_lineage(spec: PolicySpec, teacher: dict[str, Any] | None) -> dict[str, Any]:
-    lineage: dict[str, Any] = asdict(spec)
-    if spec.teacher_dir and teacher is not None:
-        from pdiff.teachers.policy import TeacherPolicy
-
-        lineage["teacher_sha256"] = TeacherPolicy.load(Path(spec.teacher_dir)).sha256
-        lineage["teacher_run"] = teacher["teacher_run"]
-    return lineage
 
 
 def written_pairs(run: Run) -> set[tuple[int, str]]:
@@ -356,7 +279,7 @@ def collect(
     jobs = [task_job(family, t, config, specs, horizon) for t in pending]
     writing = {
         "spaces": _spaces(family, tasks[0], horizon),
-        "lineage": {kind: _policy_lineage(specs[kind], teacher) for kind in config.kinds},
+        "lineage": {kind: policy_lineage(specs[kind], teacher) for kind in config.kinds},
         "horizon": horizon,
     }
     with StageProgress(
