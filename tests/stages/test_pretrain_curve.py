@@ -5,6 +5,9 @@ counts as finished for reproduce."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,3 +53,24 @@ def test_a_run_recorded_before_a_setting_existed_still_matches(reach_ws):
     config = smoke_config(reach_ws, "pretrain")
     assert same_config("pretrain", config)(older)
     assert not same_config("pretrain", config.model_copy(update={"curve_every": 5}))(older)
+
+
+def test_the_budget_script_reads_the_curve_and_draws_it(reach_ws, tmp_path):
+    curved, _ = run_smoke(reach_ws, "pretrain", curve_every=2, curve_tasks=2)
+    script = Path(__file__).parents[2] / "scripts" / "size_budget.py"
+    command = [
+        sys.executable,
+        str(script),
+        str(reach_ws.root),
+        curved.run_id,
+        "--json",
+        "--out",
+        str(tmp_path / "b.png"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    budget = json.loads(done.stdout)[f"pretrain {curved.run_id}"]
+    assert budget["last_step"] == 20 and 2 <= budget["reached_at"] <= 20 and (tmp_path / "b.png").is_file()
+    rows = [json.loads(line) for line in (curved.dir / "metrics.jsonl").read_text().splitlines()]
+    first = next(r["train_task_return"] for r in rows if r["phase"] == "curve")
+    assert budget["start"] == first

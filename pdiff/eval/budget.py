@@ -1,0 +1,102 @@
+"""Reading a training budget off a learning curve (the `study` preset's budgets come from here).
+
+The budget is the first step at which the curve has come `fraction` (95 %) of the way from where it started
+to its plateau. The plateau is the mean of the curve's last `tail` points; the crossing is read on the
+curve smoothed with a bias-corrected EMA (as the plots draw it), which lags the raw points, so a single lucky
+point early on does not set the budget and the reading errs towards more steps. Returns can be negative
+(cheetah-vel), so "95 % of the plateau" is measured as a share of the rise, not of the plateau's value.
+
+A curve still rising at its end has no plateau yet: `still_rising` says so, and the budget read off it is a
+lower bound (train longer and measure again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pdiff.plots import read_metrics, save_png, smoothed
+
+
+@dataclass(frozen=True)
+class Budget:
+    key: str
+    steps: list[int]
+    values: list[float]
+    smoothed: list[float]
+    start: float  # the first point
+    plateau: float  # mean of the last `tail` points
+    threshold: float  # start + fraction · (plateau − start)
+    reached_at: int  # first step whose smoothed value is at or above the threshold
+    fraction: float
+    still_rising: bool  # the last `tail` points still gain more than the 1 − fraction the budget leaves
+
+    def to_dict(self) -> dict[str, float | int | bool | str]:
+        return {"key": self.key, "start": self.start, "plateau": self.plateau, "threshold": self.threshold,
+                "reached_at": self.reached_at, "last_step": self.steps[-1], "fraction": self.fraction,
+                "still_rising": self.still_rising}  # fmt: skip
+
+
+def read_curve(
+    metrics: Path, key: str = "train_task_return", x: str = "step"
+) -> tuple[list[int], list[float]]:
+    """The (step, value) points of one logged curve, in step order (a resumed run may log a step twice:
+    the last record wins)."""
+    points = {int(r[x]): float(r[key]) for r in read_metrics(metrics) if r.get(key) is not None and x in r}
+    steps = sorted(points)
+    return steps, [points[s] for s in steps]
+
+
+def plateau_budget(
+    steps: Sequence[int], values: Sequence[float], *, key: str = "", fraction: float = 0.95, tail: int = 3,
+    smoothing: float = 0.6,
+) -> Budget:  # fmt: skip
+    """The budget a curve justifies (see the module docstring); needs at least 2 · `tail` points."""
+    if len(values) < 2 * tail:
+        raise ValueError(
+            f"a curve of {len(values)} points cannot show a plateau of {tail}: log it more often"
+        )
+    if not 0 < fraction <= 1:
+        raise ValueError("fraction must lie in (0, 1]")
+    start, plateau = float(values[0]), float(np.mean(values[-tail:]))
+    rise = plateau - start
+    threshold = start + fraction * rise
+    smooth = smoothed(list(values), smoothing)
+    if rise <= 0:  # it never improved on its first point: nothing to wait for
+        reached = int(steps[0])
+    else:
+        reached = next(int(s) for s, v in zip(steps, smooth, strict=True) if v >= threshold or s == steps[-1])
+    before = float(np.mean(values[-2 * tail : -tail]))
+    still_rising = rise > 0 and plateau - before > (1 - fraction) * rise
+    return Budget(key, [int(s) for s in steps], [float(v) for v in values], smooth, start, plateau, threshold,
+                  reached, fraction, still_rising)  # fmt: skip
+
+
+def plot_budgets(budgets: Sequence[tuple[str, Budget]], out: Path, title: str = "") -> Path:
+    """One panel per (title, budget): the logged and smoothed curve, the plateau, the threshold and the step
+    it is reached at."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(budgets), figsize=(4.8 * len(budgets), 3.6), squeeze=False)
+    for ax, (name, b) in zip(axes[0], budgets, strict=True):
+        ax.plot(b.steps, b.values, lw=0.8, alpha=0.4, color="C0", marker="o", ms=2.5, label="measured")
+        ax.plot(b.steps, b.smoothed, lw=1.6, color="C0", label="smoothed")
+        ax.axhline(b.plateau, color="C2", lw=1, ls="--", label=f"plateau {b.plateau:.1f}")
+        ax.axhline(
+            b.threshold, color="C1", lw=1, ls=":", label=f"{b.fraction:.0%} of the rise {b.threshold:.1f}"
+        )
+        ax.axvline(b.reached_at, color="C3", lw=1, label=f"budget: step {b.reached_at}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(b.key)
+        ax.set_title(name + (" (still rising)" if b.still_rising else ""), fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return save_png(fig, out)

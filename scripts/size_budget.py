@@ -1,0 +1,63 @@
+"""Read training budgets off learning curves (how the `study` preset's budgets were sized).
+
+    python scripts/size_budget.py WORKSPACE RUN [RUN ...] [--out PNG] [--key KEY] [--fraction 0.95]
+
+RUN is a finished or stopped pretrain or diffuse run trained with `--set curve_every=N` (its metrics log the
+training-task return). Prints, per run, where the curve started, its plateau and the first step at which it
+came `fraction` of the way there (pdiff.eval.budget); `--out` draws them side by side. `--json` prints the
+same as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pdiff.errors import PdiffError
+from pdiff.eval.budget import Budget, plateau_budget, plot_budgets, read_curve
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import find_run
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("workspace")
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--key", default="train_task_return", help="the logged curve (default: %(default)s)")
+    parser.add_argument(
+        "--fraction", type=float, default=0.95, help="share of the rise (default: %(default)s)"
+    )
+    parser.add_argument("--out", type=Path, help="PNG of the curves with their budgets")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    budgets: list[tuple[str, Budget]] = []
+    try:
+        workspace = Workspace.open(args.workspace)
+        for ref in args.runs:
+            run = find_run(workspace, ref)
+            steps, values = read_curve(run.dir / "metrics.jsonl", args.key)
+            try:
+                budget = plateau_budget(steps, values, key=args.key, fraction=args.fraction)
+            except ValueError as error:
+                sys.exit(f"error: {run.run_id}: {error}")
+            budgets.append((f"{run.stage} {run.run_id}", budget))
+    except PdiffError as error:
+        sys.exit(f"error: {error}")
+    if args.json:
+        print(json.dumps({name: b.to_dict() for name, b in budgets}, indent=2))
+    else:
+        for name, b in budgets:
+            rising = "  STILL RISING: a lower bound, train longer" if b.still_rising else ""
+            print(f"{name}: {b.key} {b.start:.1f} at step {b.steps[0]} -> plateau {b.plateau:.1f} "
+                  f"(last 3 of {len(b.steps)} points, to step {b.steps[-1]}); {b.fraction:.0%} of the rise "
+                  f"({b.threshold:.1f}) at step {b.reached_at}{rising}")  # fmt: skip
+    if args.out:
+        print(f"wrote {plot_budgets(budgets, args.out)}", file=sys.stderr if args.json else sys.stdout)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,47 @@
+"""Budgets read off learning curves (pdiff.eval.budget): the step that reaches 95 % of the rise to the plateau,
+robust to a lucky early point, correct for negative returns, and honest about a curve that is still rising."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pdiff.eval.budget import plateau_budget
+
+
+def saturating(steps: np.ndarray, start: float, end: float, scale: float) -> np.ndarray:
+    return end + (start - end) * np.exp(-steps / scale)
+
+
+def test_a_saturating_curve_gives_the_step_it_reaches_95_percent_of_its_rise():
+    steps = np.arange(0, 6001, 250)
+    budget = plateau_budget(steps, saturating(steps, 0.0, 500.0, 600.0))
+    exact = -600 * np.log(0.05)  # 1797: where 95 % of the rise is reached without noise or smoothing
+    assert budget.plateau == pytest.approx(500.0, abs=1.0) and not budget.still_rising
+    assert exact <= budget.reached_at <= exact + 750  # the EMA lags by a few points, never leads
+
+
+def test_negative_returns_are_measured_as_a_share_of_the_rise():
+    steps = np.arange(0, 6001, 250)
+    budget = plateau_budget(steps, saturating(steps, -300.0, -40.0, 600.0))
+    assert budget.threshold == pytest.approx(-300 + 0.95 * (budget.plateau + 300))
+    assert 1797 <= budget.reached_at <= 2550
+
+
+def test_one_lucky_early_point_does_not_set_the_budget():
+    steps = np.arange(0, 6001, 250)
+    values = saturating(steps, 0.0, 500.0, 600.0)
+    values[2] = 520.0  # a single point above the plateau at step 500
+    assert plateau_budget(steps, values).reached_at > 1000
+
+
+def test_a_curve_still_rising_at_its_end_is_flagged_and_a_flat_one_costs_nothing():
+    steps = np.arange(0, 3001, 250)
+    assert plateau_budget(steps, 0.2 * steps).still_rising
+    flat = plateau_budget(steps, np.full(len(steps), 100.0) - 0.01 * steps)
+    assert flat.reached_at == 0 and not flat.still_rising
+
+
+def test_too_few_points_are_refused():
+    with pytest.raises(ValueError, match="log it more often"):
+        plateau_budget([0, 1, 2, 3, 4], [0, 1, 2, 3, 4])
