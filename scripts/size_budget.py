@@ -6,6 +6,10 @@ RUN is a finished or stopped pretrain or diffuse run trained with `--set curve_e
 training-task return). Prints, per run, where the curve started, its plateau and the first step at which it
 came `fraction` of the way there (pdiff.eval.budget); `--out` draws them side by side. `--json` prints the
 same as JSON.
+
+Tune runs make one curve per method instead: tune the same method at several `--set steps=N` (selection on),
+and each run gives a point, the selection's best held-out few-shot loss at N steps (the untuned loss is step
+0; the plateau is the longest run's loss).
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import sys
 from pathlib import Path
 
 from pdiff.errors import PdiffError
-from pdiff.eval.budget import Budget, plateau_budget, plot_budgets, read_curve
+from pdiff.eval.budget import Budget, plateau_budget, plot_budgets, read_curve, selection_curve
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import find_run
+from pdiff.workspace.runs import Run, find_run
 
 
 def main(argv: list[str]) -> None:
@@ -37,24 +41,29 @@ def main(argv: list[str]) -> None:
     budgets: list[tuple[str, Budget]] = []
     try:
         workspace = Workspace.open(args.workspace)
-        for ref in args.runs:
-            run = find_run(workspace, ref)
+        runs = [find_run(workspace, ref) for ref in args.runs]
+        tuned: dict[str, list[Run]] = {}
+        for run in runs:
+            if run.stage == "tune":
+                tuned.setdefault(run.config["method"], []).append(run)
+                continue
             steps, values = read_curve(run.dir / "metrics.jsonl", args.key)
-            try:
-                budget = plateau_budget(steps, values, key=args.key, fraction=args.fraction)
-            except ValueError as error:
-                sys.exit(f"error: {run.run_id}: {error}")
-            budgets.append((f"{run.stage} {run.run_id}", budget))
-    except PdiffError as error:
+            budgets.append((f"{run.stage} {run.run_id}", plateau_budget(steps, values, key=args.key,
+                                                                        fraction=args.fraction)))  # fmt: skip
+        for method, method_runs in tuned.items():
+            steps, values = selection_curve(method_runs)
+            budgets.append((f"tune {method}", plateau_budget(steps, values, key="-heldout_loss",
+                                                             fraction=args.fraction, tail=1, smoothing=0.0)))  # fmt: skip
+    except (PdiffError, ValueError) as error:
         sys.exit(f"error: {error}")
     if args.json:
         print(json.dumps({name: b.to_dict() for name, b in budgets}, indent=2))
     else:
         for name, b in budgets:
             rising = "  STILL RISING: a lower bound, train longer" if b.still_rising else ""
-            print(f"{name}: {b.key} {b.start:.1f} at step {b.steps[0]} -> plateau {b.plateau:.1f} "
-                  f"(last 3 of {len(b.steps)} points, to step {b.steps[-1]}); {b.fraction:.0%} of the rise "
-                  f"({b.threshold:.1f}) at step {b.reached_at}{rising}")  # fmt: skip
+            print(f"{name}: {b.key} {b.start:.4g} at step {b.steps[0]} -> plateau {b.plateau:.4g} "
+                  f"({len(b.steps)} points, to step {b.steps[-1]}); {b.fraction:.0%} of the rise "
+                  f"({b.threshold:.4g}) at step {b.reached_at}{rising}")  # fmt: skip
     if args.out:
         print(f"wrote {plot_budgets(budgets, args.out)}", file=sys.stderr if args.json else sys.stdout)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pdiff.plots import read_metrics, save_png, smoothed
+from pdiff.workspace.runs import Run
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,29 @@ def read_curve(
     return steps, [points[s] for s in steps]
 
 
+def selection_curve(runs: Sequence[Run]) -> tuple[list[int], list[float]]:
+    """Tune's curve: one point per tune run of one method at a different `steps`, the selection protocol's
+    best held-out loss (negated: higher is better, as for returns), plus the untuned loss at step 0. Only
+    few-shot data enters it (pdiff.methods.selection), never a test task's return."""
+    points: dict[int, float] = {}
+    for run in runs:
+        selection = (run.manifest.get("summary") or {}).get("selection")
+        if not selection or not selection.get("scores"):
+            raise ValueError(
+                f"tune run {run.run_id} ran without the selection protocol: it has no held-out loss"
+            )
+        points[0] = -float(selection["heldout_loss_untuned"])
+        points[int(run.config["steps"])] = -min(float(row["heldout_loss"]) for row in selection["scores"])
+    steps = sorted(points)
+    return steps, [points[s] for s in steps]
+
+
 def plateau_budget(
     steps: Sequence[int], values: Sequence[float], *, key: str = "", fraction: float = 0.95, tail: int = 3,
     smoothing: float = 0.6,
 ) -> Budget:  # fmt: skip
-    """The budget a curve justifies (see the module docstring); needs at least 2 · `tail` points."""
+    """The budget a curve justifies (see the module docstring); needs at least 2 · `tail` points. Tune's
+    few points (one run each) read best with `tail=1` and no smoothing."""
     if len(values) < 2 * tail:
         raise ValueError(
             f"a curve of {len(values)} points cannot show a plateau of {tail}: log it more often"

@@ -8,6 +8,7 @@ import pytest
 
 from pdiff.config import resolve_config
 from pdiff.envs.metaworld_family import MetaWorldFamily
+from pdiff.eval.budget import plateau_budget, selection_curve
 from pdiff.methods.selection import LR_GRID, candidates, grid_for
 from pdiff.stages.tune import TuneConfig, run_tune
 
@@ -64,3 +65,16 @@ def test_a_fixed_learning_rate_needs_selection_off(trained):
     config = resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
                             flags={"env": REACH, "method": "lora", "lr": 1e-3, "selection": "off"})  # fmt: skip
     assert config.lr == 1e-3
+
+
+def test_tune_runs_at_several_budgets_make_a_held_out_curve(trained):
+    ws, _, _ = trained
+    runs = [_tune(ws, "lora", steps=steps)[0] for steps in (1, 3)]
+    steps, values = selection_curve(runs)
+    assert steps == [0, 1, 3]
+    selections = [run.manifest["summary"]["selection"] for run in runs]
+    assert values[0] == -selections[0]["heldout_loss_untuned"] == -selections[1]["heldout_loss_untuned"]
+    assert values[2] == -min(row["heldout_loss"] for row in selections[1]["scores"])
+    assert plateau_budget(steps, values, tail=1, smoothing=0.0).reached_at in steps
+    with pytest.raises(ValueError, match="without the selection protocol"):
+        selection_curve([_tune(ws, "lora", steps=1, selection="off")[0]])
