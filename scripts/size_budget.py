@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
         for method, method_runs in tuned.items():
             steps, values = selection_curve(method_runs)
             budgets.append((f"tune {method}", plateau_budget(steps, values, key="-heldout_loss",
-                                                             fraction=args.fraction, tail=1, smoothing=0.0)))  # fmt: skip
+                                                             fraction=args.fraction, tail=1, window=1)))  # fmt: skip
     except (PdiffError, ValueError) as error:
         sys.exit(f"error: {error}")
     if args.json:

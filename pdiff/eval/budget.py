@@ -2,8 +2,8 @@
 
 The budget is the first step at which the curve has come `fraction` (95 %) of the way from where it started
 to its plateau. The plateau is the mean of the curve's last `tail` points; the crossing is read on the
-curve smoothed with a bias-corrected EMA (as the plots draw it), which lags the raw points, so a single lucky
-point early on does not set the budget and the reading errs towards more steps. Returns can be negative
+curve smoothed by a centred moving average of `window` points (an EMA would lag by a point or two and
+overstate the budget), so one lucky point needs its neighbours to set the budget. Returns can be negative
 (cheetah-vel), so "95 % of the plateau" is measured as a share of the rise, not of the plateau's value.
 
 A curve still rising at its end has no plateau yet: `still_rising` says so, and the budget read off it is a
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pdiff.plots import read_metrics, save_png, smoothed
+from pdiff.plots import read_metrics, save_png
 from pdiff.workspace.runs import Run
 
 
@@ -68,12 +68,18 @@ def selection_curve(runs: Sequence[Run]) -> tuple[list[int], list[float]]:
     return steps, [points[s] for s in steps]
 
 
+def centred_average(values: Sequence[float], window: int) -> list[float]:
+    """Mean of each point and its (window − 1) / 2 neighbours on each side (fewer at the ends)."""
+    half = window // 2
+    return [float(np.mean(values[max(0, i - half) : i + half + 1])) for i in range(len(values))]
+
+
 def plateau_budget(
     steps: Sequence[int], values: Sequence[float], *, key: str = "", fraction: float = 0.95, tail: int = 3,
-    smoothing: float = 0.6,
+    window: int = 3,
 ) -> Budget:  # fmt: skip
     """The budget a curve justifies (see the module docstring); needs at least 2 · `tail` points. Tune's
-    few points (one run each) read best with `tail=1` and no smoothing."""
+    few points (one run each) read best with `tail=1` and `window=1` (no smoothing)."""
     if len(values) < 2 * tail:
         raise ValueError(
             f"a curve of {len(values)} points cannot show a plateau of {tail}: log it more often"
@@ -83,7 +89,7 @@ def plateau_budget(
     start, plateau = float(values[0]), float(np.mean(values[-tail:]))
     rise = plateau - start
     threshold = start + fraction * rise
-    smooth = smoothed(list(values), smoothing)
+    smooth = centred_average(values, window)
     if rise <= 0:  # it never improved on its first point: nothing to wait for
         reached = int(steps[0])
     else:
@@ -105,7 +111,7 @@ def plot_budgets(budgets: Sequence[tuple[str, Budget]], out: Path, title: str = 
     fig, axes = plt.subplots(1, len(budgets), figsize=(4.8 * len(budgets), 3.6), squeeze=False)
     for ax, (name, b) in zip(axes[0], budgets, strict=True):
         ax.plot(b.steps, b.values, lw=0.8, alpha=0.4, color="C0", marker="o", ms=2.5, label="measured")
-        ax.plot(b.steps, b.smoothed, lw=1.6, color="C0", label="smoothed")
+        ax.plot(b.steps, b.smoothed, lw=1.6, color="C0", label="smoothed (centred mean)")
         ax.axhline(b.plateau, color="C2", lw=1, ls="--", label=f"plateau {b.plateau:.1f}")
         ax.axhline(
             b.threshold, color="C1", lw=1, ls=":", label=f"{b.fraction:.0%} of the rise {b.threshold:.1f}"
