@@ -6,8 +6,9 @@ curve smoothed by a centred moving average of `window` points (an EMA would lag 
 overstate the budget), so one lucky point needs its neighbours to set the budget. Returns can be negative
 (cheetah-vel), so "95 % of the plateau" is measured as a share of the rise, not of the plateau's value.
 
-A curve still rising at its end has no plateau yet: `still_rising` says so, and the budget read off it is a
-lower bound (train longer and measure again).
+A curve still rising at its end has no plateau yet: `still_rising` says so (its last `tail` points gain on the
+`tail` before them more than the 1 − `fraction` the budget leaves and more than the spread of those points),
+and the budget read off it is a lower bound (train longer and measure again).
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ class Budget:
     threshold: float  # start + fraction · (plateau − start)
     reached_at: int  # first step whose smoothed value is at or above the threshold
     fraction: float
-    still_rising: bool  # the last `tail` points still gain more than the 1 − fraction the budget leaves
+    still_rising: (
+        bool  # the last `tail` points gain more than the 1 − fraction the budget leaves and the noise
+    )
 
     def to_dict(self) -> dict[str, float | int | bool | str]:
         return {"key": self.key, "start": self.start, "plateau": self.plateau, "threshold": self.threshold,
@@ -95,7 +98,8 @@ def plateau_budget(
     else:
         reached = next(int(s) for s, v in zip(steps, smooth, strict=True) if v >= threshold or s == steps[-1])
     before = float(np.mean(values[-2 * tail : -tail]))
-    still_rising = rise > 0 and plateau - before > (1 - fraction) * rise
+    noise = float(np.std(values[-2 * tail :], ddof=1)) if tail > 1 else 0.0  # a flat but noisy end is no rise
+    still_rising = rise > 0 and plateau - before > max((1 - fraction) * rise, noise)
     return Budget(key, [int(s) for s in steps], [float(v) for v in values], smooth, start, plateau, threshold,
                   reached, fraction, still_rising)  # fmt: skip
 

@@ -45,3 +45,11 @@ def test_a_curve_still_rising_at_its_end_is_flagged_and_a_flat_one_costs_nothing
 def test_too_few_points_are_refused():
     with pytest.raises(ValueError, match="log it more often"):
         plateau_budget([0, 1, 2, 3, 4], [0, 1, 2, 3, 4])
+
+
+def test_a_flat_noisy_end_is_not_a_rise():
+    steps = np.arange(250, 3001, 250)
+    # pick-place's diffuse curve (scripts/size_budget.py on the curves workspace): flat from step 500 on
+    values = [296.5, 334.3, 331.9, 319.1, 317.1, 322.5, 330.4, 318.0, 319.2, 327.8, 333.5, 322.6]
+    budget = plateau_budget(steps, values)
+    assert not budget.still_rising and budget.reached_at == 750
