@@ -1,6 +1,6 @@
 """Stage configuration: one pydantic model per stage, resolved from layered sources.
 
-Precedence, lowest to highest: the model's defaults < a preset (`smoke`, `quick`, `paper`, from the
+Precedence, lowest to highest: the model's defaults < a preset (`smoke`, `quick`, `study`, `paper`, from the
 workspace's config.yaml or the packaged template) < `--config FILE` < `--set a.b=c` < dedicated flags.
 Unknown keys and wrong types are rejected with the dotted key and the source that set it.
 """
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from pdiff.errors import UsageError
 from pdiff.workspace.root import STAGES, Workspace, template_dir
 
-PRESETS = ("smoke", "quick", "paper")
+PRESETS = ("smoke", "quick", "study", "paper")
 DEFAULT_PRESET = "quick"
 
 

@@ -38,7 +38,7 @@ def init(
     path: Path | None = typer.Argument(None, help="Where to create the workspace [default: --workspace]."),
     json_flag: bool = JSON_OPTION,
 ) -> None:
-    """Create a workspace: config.yaml with the smoke/quick/paper presets, a README, datasets/ and runs/."""
+    """Create a workspace: config.yaml with the smoke/quick/study/paper presets, a README, datasets/ and runs/."""
     opts = options(ctx)
     root = path or opts.workspace
     workspace, created = Workspace.init(root)

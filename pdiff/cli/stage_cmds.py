@@ -18,7 +18,7 @@ from pdiff.console import err, next_step, out
 from pdiff.errors import UsageError
 
 PRESET = typer.Option(
-    None, "--preset", help="smoke | quick | paper (default: the workspace's default_preset)."
+    None, "--preset", help="smoke | quick | study | paper (default: the workspace's default_preset)."
 )
 CONFIG = typer.Option(None, "--config", help="YAML file with stage sections, e.g. `collect: {episodes: 10}`.")
 
@@ -124,7 +124,7 @@ def _print_summary(title: str, run_id: str, summary: dict[str, Any]) -> None:
 def demo(
     ctx: typer.Context,
     env: str = typer.Option("metaworld-reach", "--env", help="Task family."),
-    preset: str = typer.Option("quick", "--preset", help="smoke | quick | paper."),
+    preset: str = typer.Option("quick", "--preset", help="smoke | quick | study | paper."),
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Run the whole pipeline on one family (creating the workspace if needed); finished stages are reused."""

@@ -89,7 +89,7 @@ def bad_arguments(draw, p, fault: str) -> tuple[list[str], str]:  # noqa: ANN001
         device = draw(word.filter(lambda s: s not in ("auto", "cpu", "cuda")))
         return [draw(st.sampled_from(["pretrain", "diffuse", "tune", "eval"])), "--device", device], device
     if fault == "preset":
-        preset = draw(word.filter(lambda s: s not in ("smoke", "quick", "paper")))
+        preset = draw(word.filter(lambda s: s not in ("smoke", "quick", "study", "paper")))
         return [stage, "--preset", preset], preset
     if fault == "other-family":  # a checkpoint of metaworld-reach evaluated on another family
         other = draw(st.sampled_from(["cheetah-vel", "ant-dir", "metaworld-push"]))

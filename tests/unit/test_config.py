@@ -118,3 +118,24 @@ def test_a_collect_recorded_before_the_medium_calibration_reads_as_today_where_t
         assert (CollectConfig.model_validate(older) == today) is unchanged, env  # Meta-World's data differs
     with pytest.raises(ValueError, match="teacher_run"):
         CollectConfig(env="ant-dir", teacher_source="shipped", teacher_run="some-run")
+
+
+def test_every_packaged_preset_resolves_for_every_stage_and_study_collects_the_papers_data(tmp_path):
+    from pdiff.config import PRESETS, stage_models
+    from pdiff.stages import load_stage_configs
+
+    load_stage_configs()
+    workspace, _ = Workspace.init(tmp_path / "w")
+    older, _ = Workspace.init(tmp_path / "older")  # its config.yaml predates the study preset
+    older.config_file.write_text(yaml.safe_dump({"presets": {"quick": {"tune": {"steps": 7}}}}))
+    for preset in PRESETS:
+        for stage, model in stage_models().items():
+            resolve_config(model, stage, workspace=workspace, preset=preset)
+    collect = stage_models()["collect"]
+    study, paper = (
+        resolve_config(collect, "collect", workspace=workspace, preset=p) for p in ("study", "paper")
+    )
+    assert study == paper
+    assert (
+        resolve_config(stage_models()["pretrain"], "pretrain", workspace=older, preset="study").steps == 4000
+    )
