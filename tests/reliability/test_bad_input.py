@@ -53,7 +53,7 @@ def bad_arguments(draw, p, fault: str) -> tuple[list[str], str]:  # noqa: ANN001
         name = draw(word.filter(lambda s: s not in ("prompt_dt",)))
         return ["tune", "--method", name], name
     if fault == "shots":
-        shots = draw(st.integers(-(10**6), 0))
+        shots = draw(st.integers(-(10**6), -1))  # 0 is zero-shot adaptation (prompt-diffuser, prompt-dt)
         return [draw(st.sampled_from(["tune", "eval"])), "--shots", str(shots)], f"--shots {shots}"
     if fault == "too-many-shots":
         shots = draw(st.integers(3, 10**4))  # the smoke data has 2 episodes per task
