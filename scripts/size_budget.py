@@ -9,7 +9,7 @@ same as JSON.
 
 Tune runs make one curve per method instead: tune the same method at several `--set steps=N` (selection on),
 and each run gives a point, the selection's best held-out few-shot loss at N steps (the untuned loss is step
-0; the plateau is the longest run's loss).
+0; the plateau is the best of them, since tuning longer can overfit the few shots).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
         for method, method_runs in tuned.items():
             steps, values = selection_curve(method_runs)
             budgets.append((f"tune {method}", plateau_budget(steps, values, key="-heldout_loss",
-                                                             fraction=args.fraction, tail=1, window=1)))  # fmt: skip
+                                                             fraction=args.fraction, tail=1, window=1, best=True)))  # fmt: skip
     except (PdiffError, ValueError) as error:
         sys.exit(f"error: {error}")
     if args.json:

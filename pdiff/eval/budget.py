@@ -30,7 +30,7 @@ class Budget:
     values: list[float]
     smoothed: list[float]
     start: float  # the first point
-    plateau: float  # mean of the last `tail` points
+    plateau: float  # mean of the last `tail` points (with `best`: the best point)
     threshold: float  # start + fraction · (plateau − start)
     reached_at: int  # first step whose smoothed value is at or above the threshold
     fraction: float
@@ -79,17 +79,19 @@ def centred_average(values: Sequence[float], window: int) -> list[float]:
 
 def plateau_budget(
     steps: Sequence[int], values: Sequence[float], *, key: str = "", fraction: float = 0.95, tail: int = 3,
-    window: int = 3,
+    window: int = 3, best: bool = False,
 ) -> Budget:  # fmt: skip
-    """The budget a curve justifies (see the module docstring); needs at least 2 · `tail` points. Tune's
-    few points (one run each) read best with `tail=1` and `window=1` (no smoothing)."""
+    """The budget a curve justifies (see the module docstring); needs at least 2 · `tail` points. With
+    `best`, the plateau is the curve's best point instead: tune's curve turns down where tuning overfits the
+    few shots. Tune's few points (one run each) read with `tail=1`, `window=1` (no smoothing) and `best`."""
     if len(values) < 2 * tail:
         raise ValueError(
             f"a curve of {len(values)} points cannot show a plateau of {tail}: log it more often"
         )
     if not 0 < fraction <= 1:
         raise ValueError("fraction must lie in (0, 1]")
-    start, plateau = float(values[0]), float(np.mean(values[-tail:]))
+    start = float(values[0])
+    plateau = float(np.max(values)) if best else float(np.mean(values[-tail:]))
     rise = plateau - start
     threshold = start + fraction * rise
     smooth = centred_average(values, window)

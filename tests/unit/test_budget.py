@@ -53,3 +53,11 @@ def test_a_flat_noisy_end_is_not_a_rise():
     values = [296.5, 334.3, 331.9, 319.1, 317.1, 322.5, 330.4, 318.0, 319.2, 327.8, 333.5, 322.6]
     budget = plateau_budget(steps, values)
     assert not budget.still_rising and budget.reached_at == 750
+
+
+def test_a_curve_that_turns_down_reads_its_budget_off_its_best_point():
+    # adaptor's held-out few-shot loss on pick-place (negated) at 0, 10, 30 and 90 tune steps: it overfits
+    steps, values = [0, 10, 30, 90], [-0.01198, -0.01063, -0.01022, -0.01058]
+    budget = plateau_budget(steps, values, tail=1, window=1, best=True)
+    assert budget.plateau == -0.01022 and budget.reached_at == 30
+    assert plateau_budget(steps, values, tail=1, window=1).reached_at == 10  # the last point would say 10
