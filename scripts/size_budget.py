@@ -64,6 +64,10 @@ def main(argv: list[str]) -> None:
             print(f"{name}: {b.key} {b.start:.4g} at step {b.steps[0]} -> plateau {b.plateau:.4g} "
                   f"({len(b.steps)} points, to step {b.steps[-1]}); {b.fraction:.0%} of the rise "
                   f"({b.threshold:.4g}) at step {b.reached_at}{rising}")  # fmt: skip
+            if name.startswith("tune "):  # few points: how far each budget got
+                print(
+                    "  share of the rise by step: " + ", ".join(f"{s} {v:.2f}" for s, v in b.shares().items())
+                )
     if args.out:
         print(f"wrote {plot_budgets(budgets, args.out)}", file=sys.stderr if args.json else sys.stdout)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pdiff.plots import read_metrics, save_png
-from pdiff.workspace.runs import Run
+from pdiff.workspace.runs import Run, RunStatus
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,18 @@ class Budget:
         bool  # the last `tail` points gain more than the 1 − fraction the budget leaves and the noise
     )
 
-    def to_dict(self) -> dict[str, float | int | bool | str]:
+    def shares(self) -> dict[int, float]:
+        """How much of the rise to the plateau each measured point has made (1.0: all of it)."""
+        rise = self.plateau - self.start
+        return {
+            s: (v - self.start) / rise if rise > 0 else 1.0
+            for s, v in zip(self.steps, self.values, strict=True)
+        }
+
+    def to_dict(self) -> dict[str, object]:
         return {"key": self.key, "start": self.start, "plateau": self.plateau, "threshold": self.threshold,
                 "reached_at": self.reached_at, "last_step": self.steps[-1], "fraction": self.fraction,
-                "still_rising": self.still_rising}  # fmt: skip
+                "still_rising": self.still_rising, "shares": self.shares()}  # fmt: skip
 
 
 def read_curve(
@@ -60,6 +68,10 @@ def selection_curve(runs: Sequence[Run]) -> tuple[list[int], list[float]]:
     few-shot data enters it (pdiff.methods.selection), never a test task's return."""
     points: dict[int, float] = {}
     for run in runs:
+        if run.status is not RunStatus.FINISHED:
+            raise ValueError(
+                f"tune run {run.run_id} is {run.status.value}: only finished runs have a held-out loss"
+            )
         selection = (run.manifest.get("summary") or {}).get("selection")
         if not selection or not selection.get("scores"):
             raise ValueError(

@@ -61,3 +61,8 @@ def test_a_curve_that_turns_down_reads_its_budget_off_its_best_point():
     budget = plateau_budget(steps, values, tail=1, window=1, best=True)
     assert budget.plateau == -0.01022 and budget.reached_at == 30
     assert plateau_budget(steps, values, tail=1, window=1).reached_at == 10  # the last point would say 10
+
+
+def test_shares_say_how_far_each_point_got():
+    budget = plateau_budget([0, 10, 30, 90], [-4.0, -2.0, 0.0, -1.0], tail=1, window=1, best=True)
+    assert budget.shares() == {0: 0.0, 10: 0.5, 30: 1.0, 90: 0.75}
