@@ -111,9 +111,10 @@ def plateau_budget(
         reached = int(steps[0])
     else:
         reached = next(int(s) for s, v in zip(steps, smooth, strict=True) if v >= threshold or s == steps[-1])
+    end = float(np.mean(values[-tail:]))  # with `best`, still rising only if the end is the best so far
     before = float(np.mean(values[-2 * tail : -tail]))
     noise = float(np.std(values[-2 * tail :], ddof=1)) if tail > 1 else 0.0  # a flat but noisy end is no rise
-    still_rising = rise > 0 and plateau - before > max((1 - fraction) * rise, noise)
+    still_rising = rise > 0 and end >= plateau and end - before > max((1 - fraction) * rise, noise)
     return Budget(key, [int(s) for s in steps], [float(v) for v in values], smooth, start, plateau, threshold,
                   reached, fraction, still_rising)  # fmt: skip
 
@@ -126,13 +127,17 @@ def plot_budgets(budgets: Sequence[tuple[str, Budget]], out: Path, title: str = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(budgets), figsize=(4.8 * len(budgets), 3.6), squeeze=False)
-    for ax, (name, b) in zip(axes[0], budgets, strict=True):
+    columns = min(3, len(budgets))
+    rows = -(-len(budgets) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(budgets) :]:
+        ax.set_visible(False)
+    for ax, (name, b) in zip(axes.flat, budgets, strict=False):
         ax.plot(b.steps, b.values, lw=0.8, alpha=0.4, color="C0", marker="o", ms=2.5, label="measured")
         ax.plot(b.steps, b.smoothed, lw=1.6, color="C0", label="smoothed (centred mean)")
-        ax.axhline(b.plateau, color="C2", lw=1, ls="--", label=f"plateau {b.plateau:.1f}")
+        ax.axhline(b.plateau, color="C2", lw=1, ls="--", label=f"plateau {b.plateau:.4g}")
         ax.axhline(
-            b.threshold, color="C1", lw=1, ls=":", label=f"{b.fraction:.0%} of the rise {b.threshold:.1f}"
+            b.threshold, color="C1", lw=1, ls=":", label=f"{b.fraction:.0%} of the rise {b.threshold:.4g}"
         )
         ax.axvline(b.reached_at, color="C3", lw=1, label=f"budget: step {b.reached_at}")
         ax.set_xlabel("training step")

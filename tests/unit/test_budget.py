@@ -66,3 +66,9 @@ def test_a_curve_that_turns_down_reads_its_budget_off_its_best_point():
 def test_shares_say_how_far_each_point_got():
     budget = plateau_budget([0, 10, 30, 90], [-4.0, -2.0, 0.0, -1.0], tail=1, window=1, best=True)
     assert budget.shares() == {0: 0.0, 10: 0.5, 30: 1.0, 90: 0.75}
+
+
+def test_a_curve_past_its_best_is_not_still_rising_but_one_ending_on_its_best_is():
+    past = plateau_budget([0, 10, 30, 60, 90], [-4.0, -1.0, 0.0, -0.4, -0.3], tail=1, window=1, best=True)
+    ending = plateau_budget([0, 10, 30, 60, 90], [-4.0, -1.0, -0.5, -0.4, 0.0], tail=1, window=1, best=True)
+    assert not past.still_rising and ending.still_rising
