@@ -39,10 +39,11 @@ class Budget:
     )
 
     def shares(self) -> dict[int, float]:
-        """How much of the rise to the plateau each measured point has made (1.0: all of it)."""
+        """How much of the rise to the plateau each measured point has made (1.0: all of it; NaN for a curve
+        that never rose)."""
         rise = self.plateau - self.start
         return {
-            s: (v - self.start) / rise if rise > 0 else 1.0
+            s: (v - self.start) / rise if rise > 0 else float("nan")
             for s, v in zip(self.steps, self.values, strict=True)
         }
 
@@ -64,8 +65,10 @@ def read_curve(
 
 def selection_curve(runs: Sequence[Run]) -> tuple[list[int], list[float]]:
     """Tune's curve: one point per tune run of one method at a different `steps`, the selection protocol's
-    best held-out loss (negated: higher is better, as for returns), plus the untuned loss at step 0. Only
-    few-shot data enters it (pdiff.methods.selection), never a test task's return."""
+    best held-out loss (negated: higher is better, as for returns), plus at step 0 the untuned Prompt-DT's with
+    its few-shot prompt (the same for every method). Only few-shot data enters it (pdiff.methods.selection),
+    never a test task's return. Runs on different data (their untuned losses differ) or at the same `steps`
+    do not make one curve and are refused."""
     points: dict[int, float] = {}
     for run in runs:
         if run.status is not RunStatus.FINISHED:
@@ -77,8 +80,14 @@ def selection_curve(runs: Sequence[Run]) -> tuple[list[int], list[float]]:
             raise ValueError(
                 f"tune run {run.run_id} ran without the selection protocol: it has no held-out loss"
             )
-        points[0] = -float(selection["heldout_loss_untuned"])
-        points[int(run.config["steps"])] = -min(float(row["heldout_loss"]) for row in selection["scores"])
+        untuned, steps = -float(selection["heldout_loss_untuned"]), int(run.config["steps"])
+        if points.setdefault(0, untuned) != untuned:
+            raise ValueError(
+                f"tune run {run.run_id} read other few-shot data or another Prompt-DT than the rest"
+            )
+        if steps in points:
+            raise ValueError(f"two tune runs at steps={steps}: one point each")
+        points[steps] = -min(float(row["heldout_loss"]) for row in selection["scores"])
     steps = sorted(points)
     return steps, [points[s] for s in steps]
 
@@ -96,6 +105,10 @@ def plateau_budget(
     """The budget a curve justifies (see the module docstring); needs at least 2 · `tail` points. With
     `best`, the plateau is the curve's best point instead: tune's curve turns down where tuning overfits the
     few shots. Tune's few points (one run each) read with `tail=1`, `window=1` (no smoothing) and `best`."""
+    if tail < 1 or window < 1 or window % 2 == 0:
+        raise ValueError("tail must be 1 or more and window an odd number")
+    if best and window != 1:  # a smoothed curve peaks below its best point and might never reach it
+        raise ValueError("best reads the raw points: use window=1")
     if len(values) < 2 * tail:
         raise ValueError(
             f"a curve of {len(values)} points cannot show a plateau of {tail}: log it more often"

@@ -320,7 +320,7 @@ def settings(data: ReportData) -> Table:
         ])  # fmt: skip
     notes = ["Paper's setting: " + "; ".join(f"{k}: {v}" for k, v in paper.PAPER_SETTING.items()) + ".",
              "Budgets (steps, episodes) are those recorded in the runs behind the numbers; small budgets "
-             "(smoke/quick presets) give numbers that are not comparable with the paper's."]  # fmt: skip
+             "(smoke/quick/study presets) give numbers that are not comparable with the paper's."]  # fmt: skip
     header = [
         "family",
         "simulator",

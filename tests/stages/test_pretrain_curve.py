@@ -17,6 +17,7 @@ from support.weights import assert_same_weights, latest_weights
 from pdiff.data.batches import PromptBank
 from pdiff.data.loader import load_family_data
 from pdiff.envs import get_family
+from pdiff.eval.budget import plateau_budget
 from pdiff.eval.curve import TrainingTaskCurve
 from pdiff.stages.pipeline import same_config
 from pdiff.stages.pretrain import training_tasks
@@ -70,7 +71,11 @@ def test_the_budget_script_reads_the_curve_and_draws_it(reach_ws, tmp_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     budget = json.loads(done.stdout)[f"pretrain {curved.run_id}"]
-    assert budget["last_step"] == 20 and 2 <= budget["reached_at"] <= 20 and (tmp_path / "b.png").is_file()
+    assert (tmp_path / "b.png").is_file()
     rows = [json.loads(line) for line in (curved.dir / "metrics.jsonl").read_text().splitlines()]
-    first = next(r["train_task_return"] for r in rows if r["phase"] == "curve")
-    assert budget["start"] == first
+    points = [(r["step"], r["train_task_return"]) for r in rows if r["phase"] == "curve"]
+    assert [s for s, _ in points] == list(range(2, 21, 2))
+    expected = plateau_budget([s for s, _ in points], [v for _, v in points], key="train_task_return")
+    # the script reads what the run logged (compared as JSON text: a curve that never rose has NaN shares)
+    as_read = json.loads(json.dumps(expected.to_dict()))
+    assert json.dumps(budget, sort_keys=True) == json.dumps(as_read, sort_keys=True)

@@ -69,6 +69,14 @@ def test_shares_say_how_far_each_point_got():
 
 
 def test_a_curve_past_its_best_is_not_still_rising_but_one_ending_on_its_best_is():
-    past = plateau_budget([0, 10, 30, 60, 90], [-4.0, -1.0, 0.0, -0.4, -0.3], tail=1, window=1, best=True)
+    past = plateau_budget([0, 10, 30, 60, 90], [-4.0, -1.0, 0.0, -2.0, -0.5], tail=1, window=1, best=True)
     ending = plateau_budget([0, 10, 30, 60, 90], [-4.0, -1.0, -0.5, -0.4, 0.0], tail=1, window=1, best=True)
     assert not past.still_rising and ending.still_rising
+
+
+def test_settings_that_cannot_read_a_curve_are_refused():
+    steps, values = list(range(8)), [float(v) for v in range(8)]
+    for bad in ({"tail": 0}, {"window": 2}, {"best": True}):  # best needs the raw points (window=1)
+        with pytest.raises(ValueError):
+            plateau_budget(steps, values, **bad)
+    assert np.isnan(plateau_budget(steps, values[::-1]).shares()[3])  # a curve that never rose has no shares

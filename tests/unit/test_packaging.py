@@ -31,7 +31,7 @@ def test_every_file_a_shipped_teacher_has_is_package_data():
 
 def test_the_template_holds_the_presets():
     text = (ROOT / "workspace_template" / "config.yaml").read_text()
-    for preset in ("smoke:", "quick:", "paper:"):
+    for preset in ("smoke:", "quick:", "study:", "paper:"):
         assert preset in text
 
 
