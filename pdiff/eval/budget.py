@@ -34,9 +34,8 @@ class Budget:
     threshold: float  # start + fraction · (plateau − start)
     reached_at: int  # first step whose smoothed value is at or above the threshold
     fraction: float
-    still_rising: (
-        bool  # the last `tail` points gain more than the 1 − fraction the budget leaves and the noise
-    )
+    # the last `tail` points gain more than the 1 − fraction the budget leaves and the noise
+    still_rising: bool
 
     def shares(self) -> dict[int, float]:
         """How much of the rise to the plateau each measured point has made (1.0: all of it; NaN for a curve
