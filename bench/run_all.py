@@ -27,6 +27,7 @@ SUITE = {
     "diffusion": ["bench_diffusion.py", "--iterations", "20"],
     "collect": ["bench_collect.py", "--tasks", "10", "--episodes", "5", "--horizon", "100"],
     "memory": ["bench_memory.py"],
+    "reproduce_jobs": ["bench_reproduce_jobs.py"],
 }  # fmt: skip
 
 

@@ -63,6 +63,12 @@ def reset_consoles() -> None:
     err.file = sys.stderr
 
 
+def plain_progress() -> None:
+    """Plain progress and log lines on stderr even on a terminal: for a process whose output shares the
+    terminal with others' (`reproduce --jobs`), where live bars would overwrite each other."""
+    err._force_terminal = False  # Rich's own switch; Console(force_terminal=False) sets the same
+
+
 def setup_logging(verbosity: int = 0, quiet: bool = False) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbosity > 0 else logging.INFO)
     log.setLevel(level)

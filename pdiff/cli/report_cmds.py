@@ -140,6 +140,14 @@ def reproduce(
     overrides: list[str] = typer.Option(
         [], "--set", help="Override a stage setting: --set pretrain.steps=300."
     ),
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        metavar="N",
+        help="Steps at once, each in its own process (default 1; 2 on a 2-core machine: see docs/study.md).",
+    ),  # fmt: skip
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (skip / resume / run) and stop."),
     json_flag: bool = JSON_OPTION,
 ) -> None:
@@ -156,7 +164,7 @@ def reproduce(
     count = seeds is not None and seeds.strip().isdigit()  # the older `--seeds 3`: seeds 0, 1, 2
     flags = {"envs": parse_names(env), "methods": parse_names(methods),
              "seeds": int(seeds) if count else parse_ids(seeds, "--seeds"),
-             "data_kinds": parse_names(data_kinds), "guidance_ablation": ablation, "ood": ood}  # fmt: skip
+             "data_kinds": parse_names(data_kinds), "guidance_ablation": ablation, "ood": ood, "jobs": jobs}  # fmt: skip
     matrix = stage_config(workspace, "reproduce", preset, flags, [o.removeprefix("reproduce.") for o in overrides
                                                                   if o.startswith("reproduce.")])  # fmt: skip
     stage_overrides = [o for o in overrides if not o.startswith("reproduce.")]

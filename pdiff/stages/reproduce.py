@@ -62,6 +62,9 @@ class ReproduceConfig(StageConfig):
         description="Table 3: also each family's out-of-distribution variant (cheetah-vel-ood, ant-dir-ood) and "
         "the zero-shot cells (prompt-diffuser, prompt-dt with shots=0) of every family.",
     )
+    jobs: int = Field(
+        1, ge=1, description="Steps run at once, each in its own process; a step still waits for its inputs."
+    )
     pretrain_per_seed: bool = Field(
         False,
         description="Also pretrain one Prompt-DT per seed (its seed), each seed's diffusion model guided by "
@@ -322,40 +325,72 @@ def run_matrix(workspace: Workspace, config: ReproduceConfig, *, preset: str | N
                overrides: list[str] | None = None, dry_run: bool = False) -> tuple[list[StepResult], Run | None]:  # fmt: skip
     """Run (or with `dry_run`, only print) every step; returns the step results and the report run."""
     steps = plan(config, preset, workspace, split_overrides(overrides or []).get("tune"))
-    return run_steps(workspace, steps, preset=preset, argv=argv, overrides=overrides, dry_run=dry_run)
+    return run_steps(workspace, steps, preset=preset, argv=argv, overrides=overrides, dry_run=dry_run,
+                     jobs=config.jobs)  # fmt: skip
+
+
+@dataclass
+class Prepared:
+    """A step ready to start: its resolved config and command, and the finished run to reuse or stale one to resume."""
+
+    config: StageConfig
+    command: str
+    done: Run | None = None
+    stale: Run | None = None
+
+    def announce(self, prefix: str) -> None:
+        if self.done is not None:
+            line = f"{prefix} skip (finished {self.done.run_id}): {self.command}"
+        elif self.stale is not None:
+            line = f"{prefix} resume {self.stale.run_id}: {self.command} --resume {self.stale.run_id}"
+        else:
+            line = f"{prefix} run: {self.command}"
+        err.print(line, highlight=False, soft_wrap=True)
+
+
+def prepare(workspace: Workspace, step: Step, preset: str | None, grouped: dict[str, list[str]],
+            ids: dict[str, str], configs: dict[str, StageConfig]) -> Prepared:  # fmt: skip
+    """Resolve a step whose upstream steps are done (`ids`, `configs`) and find what it can reuse or resume."""
+    stage_cfg = step_config(workspace, step, preset, grouped, ids, configs)
+    configs[step.key] = stage_cfg
+    command = command_line(step, stage_cfg, preset, grouped.get(step.stage, []))
+    done = find_done(workspace, step, stage_cfg)
+    if done is not None:
+        return Prepared(stage_cfg, command, done=done)
+    if step.stage == "collect":
+        stage_cfg = collect_config(workspace, step, stage_cfg)
+        command = command_line(step, stage_cfg, preset, grouped.get(step.stage, []))
+    stale = interrupted_match(workspace, step.stage, step.family, same_config(step.stage, stage_cfg, step.ignore - {"kinds"}))  # fmt: skip
+    return Prepared(stage_cfg, command, stale=stale)
 
 
 def run_steps(workspace: Workspace, steps: list[Step], *, preset: str | None, argv: list[str],
-              overrides: list[str] | None = None, dry_run: bool = False) -> tuple[list[StepResult], Run | None]:  # fmt: skip
-    """Reuse, resume or run each step in order (the rule `pdiff demo` shares); the results and the report run."""
+              overrides: list[str] | None = None, dry_run: bool = False,
+              jobs: int = 1) -> tuple[list[StepResult], Run | None]:  # fmt: skip
+    """Reuse, resume or run each step in order (the rule `pdiff demo` shares); the results and the report run.
+    With `jobs` > 1, up to that many steps run at once, each in its own process (pdiff.stages.schedule)."""
+    if jobs > 1 and not dry_run:
+        from pdiff.stages.schedule import run_parallel
+
+        return run_parallel(workspace, steps, preset=preset, argv=argv, overrides=overrides, jobs=jobs)
     grouped = split_overrides(overrides or [])
     ids: dict[str, str] = {}
     configs: dict[str, StageConfig] = {}
     results: list[StepResult] = []
     report: Run | None = None
     for number, step in enumerate(steps, 1):
-        stage_cfg = step_config(workspace, step, preset, grouped, ids, configs)
-        configs[step.key] = stage_cfg
-        command = command_line(step, stage_cfg, preset, grouped.get(step.stage, []))
-        prefix = f"[{number}/{len(steps)}]"
-        done = find_done(workspace, step, stage_cfg)
-        if done is not None:
-            err.print(f"{prefix} skip (finished {done.run_id}): {command}", highlight=False, soft_wrap=True)
-            ids[step.key], run = done.run_id, done
-            results.append(StepResult(step.key, "reused", done.run_id, done.manifest.get("summary")))
+        ready = prepare(workspace, step, preset, grouped, ids, configs)
+        ready.announce(f"[{number}/{len(steps)}]")
+        if ready.done is not None:
+            ids[step.key], run = ready.done.run_id, ready.done
+            results.append(StepResult(step.key, "reused", run.run_id, run.manifest.get("summary")))
+        elif dry_run:
+            ids[step.key] = f"<{step.key}>"
+            results.append(StepResult(step.key, "planned"))
+            continue
         else:
-            if step.stage == "collect":
-                stage_cfg = collect_config(workspace, step, stage_cfg)
-                command = command_line(step, stage_cfg, preset, grouped.get(step.stage, []))
-            stale = interrupted_match(workspace, step.stage, step.family, same_config(step.stage, stage_cfg, step.ignore - {"kinds"}))  # fmt: skip
-            action = f"resume {stale.run_id}" if stale else "run"
-            err.print(f"{prefix} {action}: {command}" + (f" --resume {stale.run_id}" if stale else ""),
-                      highlight=False, soft_wrap=True)  # fmt: skip
-            if dry_run:
-                ids[step.key] = f"<{step.key}>"
-                results.append(StepResult(step.key, "planned"))
-                continue
-            run = run_stage(workspace, step.stage, stage_cfg, argv, resume=stale.run_id if stale else None)
+            stale = ready.stale
+            run = run_stage(workspace, step.stage, ready.config, argv, resume=stale.run_id if stale else None)
             ids[step.key] = run.run_id
             results.append(StepResult(step.key, "resumed" if stale else "ran", run.run_id, run.manifest.get("summary")))  # fmt: skip
         if step.stage == "report":

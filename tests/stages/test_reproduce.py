@@ -147,3 +147,36 @@ def test_an_interrupted_reproduce_resumes_the_killed_step(reproduced):
     assert resumed.status is RunStatus.FINISHED and resumed.manifest["resumes"]
     assert resumed.manifest["summary"]["steps"] == 150
     assert {s["state"] for s in steps.values()} <= {"reused", "ran", "resumed"}
+
+
+def summaries(payload: dict) -> dict[str, dict]:
+    return {s["step"]: s["summary"] for s in payload["steps"] if s["step"].startswith("eval:")}
+
+
+def test_jobs_run_the_same_matrix_in_parallel(reproduced_template, collected_template, tmp_path):
+    """`--jobs 2` runs steps in processes of their own and computes what the sequential run computed: the same
+    evaluations, and a matrix that a sequential `reproduce` then finds finished."""
+    _, sequential, _ = reproduced_template
+    root = tmp_path / "ws"
+    shutil.copytree(collected_template, root)
+    ws = Workspace.open(root)
+    parallel = json.loads(invoke(ws, "--json", *MATRIX, "--jobs", "2").stdout)
+    assert {s["state"] for s in parallel["steps"]} == {"reused", "ran"} and Path(parallel["report"]).is_file()
+    first = summaries(json.loads(sequential))
+    assert first.keys() == summaries(parallel).keys()
+    for key, summary in summaries(parallel).items():
+        assert summary["return_mean"] == first[key]["return_mean"], key
+    again = json.loads(invoke(ws, "--json", *MATRIX).stdout)
+    assert {s["state"] for s in again["steps"]} == {"reused"}
+
+
+def test_a_failing_parallel_step_stops_the_matrix_with_its_error(collected_template, tmp_path):
+    root = tmp_path / "ws"
+    shutil.copytree(collected_template, root)
+    shutil.rmtree(root / "datasets" / "pdiff" / FAMILY / "task-11")  # the full-data pretrain needs it
+    result = runner.invoke(app, ["-w", str(root), *MATRIX, "--jobs", "2"])
+    assert result.exit_code == 2 and "pretrain-full:metaworld-reach" in result.stderr
+    assert "--include-test-tasks" in result.stderr
+    ws = Workspace.open(root)
+    assert [r.status for r in list_runs(ws, "pretrain")] == [RunStatus.FINISHED]  # the other one finished
+    assert not list_runs(ws, "diffuse")  # nothing started after the failure

@@ -1,0 +1,165 @@
+"""`pdiff reproduce --jobs N`: up to N steps of the plan at once, each stage in a process of its own.
+
+A step starts once the steps whose runs it names (`@key`) are done and every collect before it has finished
+(the others read the datasets; collects run one at a time, since a family and its OOD variant share a SAC
+teacher). Steps start in plan order. A finished run is reused and a stale one resumed exactly as in the
+sequential loop (pdiff.stages.reproduce.prepare), so `--jobs` changes when steps run, never what they compute:
+a finished matrix reads as finished to a later `reproduce` with any `--jobs`. Each child gets the parent's
+torch threads divided among the jobs (at least one), so N steps share the cores instead of fighting over them.
+Its progress lines go to stderr as plain lines (two live bars cannot share a terminal) and to its run's log.txt.
+When a step fails, no new step starts; the running ones finish, and the first failure is raised.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import torch
+
+from pdiff.config import StageConfig
+from pdiff.console import err, log, plain_progress, setup_logging
+from pdiff.errors import ArtifactError, PdiffError, RunFailed, UsageError
+from pdiff.stages.pipeline import StepResult, run_stage
+from pdiff.stages.reproduce import Prepared, Step, prepare, split_overrides
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import Run, load_run
+
+ERRORS: dict[str, type[PdiffError]] = {
+    e.__name__: e for e in (UsageError, ArtifactError, RunFailed, PdiffError)
+}
+
+
+def upstream(value: Any) -> set[str]:
+    """The step keys a flag value names (`@key`, possibly in a list)."""
+    if isinstance(value, str) and value.startswith("@"):
+        return {value[1:]}
+    if isinstance(value, list):
+        return set().union(*map(upstream, value)) if value else set()
+    return set()
+
+
+def dependencies(steps: list[Step]) -> dict[str, set[str]]:
+    """Each step's key → the keys of the steps that must be done before it starts."""
+    needs: dict[str, set[str]] = {}
+    collects: set[str] = set()
+    for step in steps:
+        needs[step.key] = set().union(*map(upstream, step.flags.values())) | collects
+        if step.stage == "collect":
+            collects = collects | {step.key}
+    return needs
+
+
+def child(workspace: Workspace, stage: str, config: StageConfig, argv: list[str], resume: str | None,
+          threads: int, conn: Connection) -> None:  # fmt: skip
+    """One stage in a spawned process; sends ("ok", run_id) or ("error", class name, message, hint)."""
+    plain_progress()
+    setup_logging()
+    torch.set_num_threads(threads)
+    try:
+        conn.send(("ok", run_stage(workspace, stage, config, argv, resume=resume).run_id))
+    except PdiffError as exc:
+        conn.send(("error", type(exc).__name__, exc.message, exc.hint))
+    except KeyboardInterrupt:
+        conn.send(("error", "RunFailed", f"{stage} interrupted", "run `pdiff reproduce` again to resume it"))
+    except BaseException:  # a bug: its traceback, so that it can be reported
+        conn.send(("error", "RunFailed", f"{stage} crashed:\n{traceback.format_exc()}", None))
+    finally:
+        conn.close()
+
+
+@dataclass
+class Running:
+    number: int
+    step: Step
+    process: Any  # a spawn-context Process
+    conn: Connection
+    resumed: bool
+    started: float
+
+
+def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None, argv: list[str],
+                 overrides: list[str] | None, jobs: int) -> tuple[list[StepResult], Run | None]:  # fmt: skip
+    grouped = split_overrides(overrides or [])
+    needs = dependencies(steps)
+    numbers = {step.key: number for number, step in enumerate(steps, 1)}
+    threads = max(1, torch.get_num_threads() // jobs)
+    context = mp.get_context("spawn")  # a fresh interpreter: no forked torch or simulator state
+    ids: dict[str, str] = {}
+    configs: dict[str, StageConfig] = {}
+    results: dict[str, StepResult] = {}
+    pending = list(steps)
+    running: list[Running] = []
+    failure: PdiffError | None = None
+
+    def prefix(step: Step) -> str:
+        return f"[{numbers[step.key]}/{len(steps)}]"
+
+    def start(step: Step, ready: Prepared) -> None:
+        receive, send = context.Pipe(duplex=False)
+        resume = ready.stale.run_id if ready.stale else None
+        process = context.Process(target=child, name=step.key, daemon=False,
+                                  args=(workspace, step.stage, ready.config, argv, resume, threads, send))  # fmt: skip
+        process.start()
+        send.close()
+        running.append(
+            Running(numbers[step.key], step, process, receive, resume is not None, time.monotonic())
+        )
+
+    def finish(job: Running) -> None:
+        nonlocal failure
+        message = (
+            job.conn.recv() if job.conn.poll() else ("error", "RunFailed", "exited without a result", None)
+        )
+        job.process.join()
+        job.conn.close()
+        running.remove(job)
+        if message[0] == "ok":
+            run = load_run(workspace, job.step.stage, message[1])
+            ids[job.step.key] = run.run_id
+            state = "resumed" if job.resumed else "ran"
+            results[job.step.key] = StepResult(job.step.key, state, run.run_id, run.manifest.get("summary"))
+            err.print(f"{prefix(job.step)} done in {time.monotonic() - job.started:.0f} s: {job.step.key} "
+                      f"({run.run_id})", highlight=False, soft_wrap=True)  # fmt: skip
+            return
+        _, name, text, hint = message
+        err.print(f"{prefix(job.step)} failed: {job.step.key}", highlight=False, soft_wrap=True)
+        if failure is None:
+            failure = ERRORS.get(name, RunFailed)(f"{job.step.key}: {text}", hint=hint)
+
+    try:
+        while pending or running:
+            for step in list(pending):
+                if failure is not None or len(running) >= jobs:
+                    break
+                if not needs[step.key] <= ids.keys():
+                    continue
+                pending.remove(step)
+                ready = prepare(workspace, step, preset, grouped, ids, configs)
+                ready.announce(prefix(step))
+                if ready.done is not None:
+                    ids[step.key] = ready.done.run_id
+                    results[step.key] = StepResult(step.key, "reused", ready.done.run_id,
+                                                   ready.done.manifest.get("summary"))  # fmt: skip
+                else:
+                    start(step, ready)
+            if not running:
+                if failure is None and pending:  # cannot happen for a plan in input order
+                    raise RunFailed(f"no step can start: {pending[0].key} waits for {sorted(needs[pending[0].key] - ids.keys())}")  # fmt: skip
+                break
+            ready_conns = wait([job.process.sentinel for job in running])
+            for job in [j for j in running if j.process.sentinel in ready_conns]:
+                finish(job)
+    except KeyboardInterrupt:  # the children got the same SIGINT: let them mark their runs, then stop
+        log.warning("interrupted: waiting for %d running step(s) to stop", len(running))
+        for job in running:
+            job.process.join()
+        raise
+    if failure is not None:
+        raise failure
+    report = next((load_run(workspace, "report", results[s.key].run_id or "") for s in steps if s.stage == "report"), None)  # fmt: skip
+    return [results[s.key] for s in steps], report
