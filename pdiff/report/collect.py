@@ -17,7 +17,7 @@ import numpy as np
 from pdiff.errors import ArtifactError, UsageError
 from pdiff.stats import mean_interval
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
+from pdiff.workspace.runs import Run, RunStatus, active_seconds, find_run, list_runs
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ class Result:
         None  # different episodes behind the number (None: not counted by that eval)
     )
     pretrain_runs: list[str] = field(default_factory=list)  # every Prompt-DT behind the number
+    # stage → {run id: seconds it ran (None: unknown)} of every run behind the number, this eval included
+    compute_s: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def cell(self) -> tuple[str, str, str | None, str, int]:
@@ -129,6 +131,16 @@ def _optional_run(workspace: Workspace, ref: str | None, stage: str) -> Run | No
         return None
 
 
+def compute_behind(workspace: Workspace, run: Run, tune: Run | None, pretrain_refs: list[str]) -> dict[str, dict[str, float | None]]:  # fmt: skip
+    """The seconds each run behind an eval ran: the eval, its tune run, the tune's diffusion models, the Prompt-DTs."""
+    diffuse_refs = (tune.config.get("diffuse_runs") or [tune.config.get("diffuse_run")]) if tune else []
+    runs = {"pretrain": [_optional_run(workspace, ref, "pretrain") for ref in pretrain_refs],
+            "diffuse": [_optional_run(workspace, ref, "diffuse") for ref in diffuse_refs],
+            "tune": [tune], "eval": [run]}  # fmt: skip
+    return {stage: {r.run_id: active_seconds(r.manifest) for r in found if r is not None}
+            for stage, found in runs.items()}  # fmt: skip
+
+
 def result_of(workspace: Workspace, run: Run) -> Result:
     """Read an eval run's summary and walk its inputs for method, guidance and budgets."""
     summary, config = run.manifest.get("summary", {}), run.config
@@ -188,6 +200,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         tune_run=tune.run_id if tune else None,
         diffuse_run=diffuse.run_id if diffuse else None,
         settings={k: v for k, v in settings.items() if v is not None},
+        compute_s=compute_behind(workspace, run, tune, [str(r) for r in pretrain_runs]),
         versions={k: run.manifest.get("versions", {}).get(k) for k in ("mujoco", "metaworld", "gymnasium", "torch")},
     )  # fmt: skip
 

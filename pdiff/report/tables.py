@@ -302,6 +302,33 @@ def family_facts(family: str) -> tuple[str, int | None]:
     return spec.simulator, spec.horizon
 
 
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:02.0f} min"
+
+
+def compute_text(results: list[Result]) -> str:
+    """Seconds run per stage by the runs behind `results` (each run once), e.g. "pretrain 24 min · tune 1 h 05 min"."""
+    runs: dict[str, dict[str, float | None]] = {}
+    for result in results:
+        for stage, seconds in result.compute_s.items():
+            runs.setdefault(stage, {}).update(seconds)
+    parts = []
+    for stage in ("pretrain", "diffuse", "tune", "eval"):
+        known = [s for s in runs.get(stage, {}).values() if s is not None]
+        unknown = len(runs.get(stage, {})) - len(known)
+        if known or unknown:
+            parts.append(
+                f"{stage} "
+                + (duration(sum(known)) if known else "")
+                + ("+" if known and unknown else "?" if unknown else "")
+            )
+    return " · ".join(parts) or "–"
+
+
 def settings(data: ReportData) -> Table:
     rows = []
     for family in ordered(set(data.families()), FAMILY_ORDER):
@@ -316,11 +343,15 @@ def settings(data: ReportData) -> Table:
         rows.append([
             family, simulator, paper.simulator_difference(family), ", ".join(map(str, horizons)),
             ", ".join(sorted({str(len(r.seeds)) for r in results})), ", ".join(sorted({str(r.shots) for r in results})),
-            "; ".join(f"{k}: {'/'.join(sorted(v))}" for k, v in sorted(budgets.items())), ", ".join(sorted(versions)),
+            "; ".join(f"{k}: {'/'.join(sorted(v))}" for k, v in sorted(budgets.items())), compute_text(results),
+            ", ".join(sorted(versions)),
         ])  # fmt: skip
     notes = ["Paper's setting: " + "; ".join(f"{k}: {v}" for k, v in paper.PAPER_SETTING.items()) + ".",
              "Budgets (steps, episodes) are those recorded in the runs behind the numbers; small budgets "
-             "(smoke/quick/study presets) give numbers that are not comparable with the paper's."]  # fmt: skip
+             "(smoke/quick/study presets) give numbers that are not comparable with the paper's.",
+             "Compute: how long the runs behind the numbers ran, summed per stage (each run once; collect and "
+             "SAC teachers not included; runs that ran beside others count in full). + : the stage also has runs "
+             "resumed before pdiff recorded when they stopped, whose time is not in the sum; ? : only such runs."]  # fmt: skip
     header = [
         "family",
         "simulator",
@@ -329,6 +360,7 @@ def settings(data: ReportData) -> Table:
         "seeds",
         "shots",
         "budgets",
+        "compute",
         "versions",
     ]
     return Table("Setting: ours vs the paper's", header, rows, notes)

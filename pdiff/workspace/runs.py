@@ -162,6 +162,18 @@ class Run:
             self.lock = None
 
 
+def active_seconds(manifest: dict[str, Any]) -> float | None:
+    """Seconds a finished run spent running: its duration less the gaps between stopping and each resume
+    (from its last manifest write, so the minutes between that write and a kill count as gap). None when a
+    resume recorded no `stopped_at` (runs resumed before pdiff recorded it): the gap is unknown."""
+    gaps = 0.0
+    for resume in manifest.get("resumes", []):
+        if not resume.get("stopped_at"):
+            return None
+        gaps += parse_utc(resume["at"]) - parse_utc(resume["stopped_at"])
+    return max(0.0, float(manifest.get("duration_s", 0.0)) - gaps)
+
+
 def manifest_hash(manifest: dict[str, Any]) -> str:
     return sha256_json({k: v for k, v in manifest.items() if k != SELF_HASH})
 
@@ -366,7 +378,9 @@ def reopen_for_resume(workspace: Workspace, stage: str, ref: str) -> Run:
             f"run {run.run_id} already FINISHED", hint="nothing to resume; start a new run instead"
         )
     run.lock = _acquire(run.dir, run.run_id)
-    run.manifest["resumes"].append({"at": utc_now(), "previous_status": run.manifest["status"]})
+    # when it last wrote its manifest before stopping: the gap until now is not time it ran (active_seconds)
+    run.manifest["resumes"].append({"at": utc_now(), "previous_status": run.manifest["status"],
+                                    "stopped_at": run.manifest.get("updated_at")})  # fmt: skip
     run.manifest["status"] = RunStatus.RUNNING.value
     run.manifest["error"] = None
     run.manifest["host"] = {"hostname": socket.gethostname(), "pid": os.getpid()}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pdiff.report import render_markdown
 from pdiff.report.collect import ReportData, Result, Score
-from pdiff.report.tables import ablation, all_tables, losses, table1, table2, table3
+from pdiff.report.tables import ablation, all_tables, compute_text, losses, table1, table2, table3
 
 
 def result(method: str, mean: float, *, family: str = "cheetah-vel", kind: str = "expert", variant: str | None = None,
@@ -110,3 +110,14 @@ def test_an_ood_family_has_no_table2_nor_ablation_column():
                 result("prompt-diffuser", 490.0, family=ood, variant="sum"))  # fmt: skip
     assert table2(rows, ood, 5) is None and ablation(rows, 5) is None
     assert [t.title for t in all_tables(rows)] == ["Table 3: out-of-distribution tasks and zero-shot prompts"]
+
+
+def test_compute_counts_each_run_behind_the_numbers_once():
+    shared = {"pretrain": {"p": 1500.0}, "diffuse": {"d0": 100.0, "d1": 140.0}}
+    diffuser, dt = result("prompt-diffuser", 10.0), result("prompt-dt", 9.0)
+    diffuser.compute_s = {**shared, "tune": {"t1": 65.0}, "eval": {"e1": 30.0}}
+    dt.compute_s = {"pretrain": {"p": 1500.0}, "tune": {"t2": 6000.0}, "eval": {"e2": None}}
+    assert compute_text([diffuser, dt]) == "pretrain 25 min · diffuse 4 min · tune 1 h 41 min · eval 30 s+"
+    assert (
+        compute_text([result("prompt-dt", 9.0)]) == "–"
+    )  # a report.json written before compute was recorded

@@ -15,6 +15,7 @@ from pdiff.errors import ArtifactError, PdiffError, UsageError
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import (
     RunStatus,
+    active_seconds,
     create_run,
     find_run,
     latest_finished,
@@ -127,10 +128,15 @@ def test_sigkilled_run_is_stale_refused_and_resumable(ws):
         require_finished(run)
     with pytest.raises(ArtifactError):
         latest_finished(ws, "collect", "metaworld-reach")
+    time.sleep(1.5)  # the run stands killed: time it did not run
     resumed = reopen_for_resume(ws, "collect", run_id)
     assert not resumed.is_stale() and len(resumed.manifest["resumes"]) == 1
     with running(resumed):
         pass
+    assert resumed.manifest["resumes"][0]["stopped_at"] == run.manifest["updated_at"]
+    assert active_seconds(resumed.manifest) <= resumed.manifest["duration_s"] - 1.0
+    del resumed.manifest["resumes"][0]["stopped_at"]  # resumed by a pdiff that did not record it
+    assert active_seconds(resumed.manifest) is None
     assert latest_finished(ws, "collect", "metaworld-reach").run_id == run_id
     assert os.path.exists(ws.root / "runs" / "collect" / run_id / "argv.txt")
 
