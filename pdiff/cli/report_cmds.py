@@ -146,7 +146,7 @@ def reproduce(
         "-j",
         min=1,
         metavar="N",
-        help="Steps at once, each in its own process (default 1; 2 on a 2-core machine: see docs/study.md).",
+        help="Steps at once, each in its own process (default 1; see docs/stages/reproduce.md).",
     ),  # fmt: skip
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (skip / resume / run) and stop."),
     json_flag: bool = JSON_OPTION,

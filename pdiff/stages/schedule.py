@@ -13,6 +13,8 @@ When a step fails, no new step starts; the running ones finish, and the first fa
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
 import time
 import traceback
 from dataclasses import dataclass
@@ -66,8 +68,8 @@ def child(workspace: Workspace, stage: str, config: StageConfig, argv: list[str]
         conn.send(("error", type(exc).__name__, exc.message, exc.hint))
     except KeyboardInterrupt:
         conn.send(("error", "RunFailed", f"{stage} interrupted", "run `pdiff reproduce` again to resume it"))
-    except BaseException:  # a bug: its traceback, so that it can be reported
-        conn.send(("error", "RunFailed", f"{stage} crashed:\n{traceback.format_exc()}", None))
+    except BaseException:  # a bug: the end of its traceback (a pipe holds ~64 KiB unread)
+        conn.send(("error", "RunFailed", f"{stage} crashed:\n{traceback.format_exc()[-4000:]}", None))
     finally:
         conn.close()
 
@@ -112,10 +114,14 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
 
     def finish(job: Running) -> None:
         nonlocal failure
-        message = (
-            job.conn.recv() if job.conn.poll() else ("error", "RunFailed", "exited without a result", None)
-        )
         job.process.join()
+        try:
+            message = job.conn.recv()
+        except (
+            EOFError
+        ):  # killed before it could say (the OOM killer, a SIGKILL): its run is stale, resumable
+            message = ("error", "RunFailed", f"its process ended without a result (exit code {job.process.exitcode})",
+                       "run `pdiff reproduce` again to resume it")  # fmt: skip
         job.conn.close()
         running.remove(job)
         if message[0] == "ok":
@@ -154,10 +160,15 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
             ready_conns = wait([job.process.sentinel for job in running])
             for job in [j for j in running if j.process.sentinel in ready_conns]:
                 finish(job)
-    except KeyboardInterrupt:  # the children got the same SIGINT: let them mark their runs, then stop
-        log.warning("interrupted: waiting for %d running step(s) to stop", len(running))
+    except BaseException:  # Ctrl-C (the children got it too, unless only this process was signalled) or a bug
+        log.warning("stopping: waiting for %d running step(s) to mark their runs", len(running))
         for job in running:
-            job.process.join()
+            job.process.join(timeout=10)
+            if job.process.is_alive():
+                os.kill(
+                    job.process.pid, signal.SIGINT
+                )  # as Ctrl-C would: the run is marked KILLED, resumable
+                job.process.join()
         raise
     if failure is not None:
         raise failure

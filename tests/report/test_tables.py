@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pdiff.report import render_markdown
 from pdiff.report.collect import ReportData, Result, Score
-from pdiff.report.tables import ablation, all_tables, compute_text, losses, table1, table2, table3
+from pdiff.report.tables import ablation, all_tables, compute_text, duration, losses, table1, table2, table3
 
 
 def result(method: str, mean: float, *, family: str = "cheetah-vel", kind: str = "expert", variant: str | None = None,
@@ -118,6 +118,7 @@ def test_compute_counts_each_run_behind_the_numbers_once():
     diffuser.compute_s = {**shared, "tune": {"t1": 65.0}, "eval": {"e1": 30.0}}
     dt.compute_s = {"pretrain": {"p": 1500.0}, "tune": {"t2": 6000.0}, "eval": {"e2": None}}
     assert compute_text([diffuser, dt]) == "pretrain 25 min · diffuse 4 min · tune 1 h 41 min · eval 30 s+"
-    assert (
-        compute_text([result("prompt-dt", 9.0)]) == "–"
-    )  # a report.json written before compute was recorded
+    dt.compute_s["pretrain"] = {"p2": None}
+    assert compute_text([dt]).startswith("pretrain ? · tune")  # only runs of unknown time
+    assert compute_text([result("prompt-dt", 9.0)]) == "–"  # a report.json from before compute was recorded
+    assert [duration(s) for s in (89, 5399, 7190)] == ["89 s", "90 min", "2 h 00 min"]

@@ -160,8 +160,12 @@ def test_jobs_run_the_same_matrix_in_parallel(reproduced_template, collected_tem
     root = tmp_path / "ws"
     shutil.copytree(collected_template, root)
     ws = Workspace.open(root)
-    parallel = json.loads(invoke(ws, "--json", *MATRIX, "--jobs", "2").stdout)
+    result = invoke(ws, "--json", *MATRIX, "--jobs", "2")
+    parallel = json.loads(result.stdout)
     assert {s["state"] for s in parallel["steps"]} == {"reused", "ran"} and Path(parallel["report"]).is_file()
+    assert "done in" in result.stderr  # the parallel scheduler ran them
+    spans = [(r.manifest["created_at"], r.manifest["finished_at"]) for r in list_runs(ws, "pretrain")]
+    assert len(spans) == 2 and spans[0][0] <= spans[1][1] and spans[1][0] <= spans[0][1]  # at the same time
     first = summaries(json.loads(sequential))
     assert first.keys() == summaries(parallel).keys()
     for key, summary in summaries(parallel).items():
@@ -175,8 +179,31 @@ def test_a_failing_parallel_step_stops_the_matrix_with_its_error(collected_templ
     shutil.copytree(collected_template, root)
     shutil.rmtree(root / "datasets" / "pdiff" / FAMILY / "task-11")  # the full-data pretrain needs it
     result = runner.invoke(app, ["-w", str(root), *MATRIX, "--jobs", "2"])
-    assert result.exit_code == 2 and "pretrain-full:metaworld-reach" in result.stderr
-    assert "--include-test-tasks" in result.stderr
+    error = result.stderr.split("failed: pretrain-full:metaworld-reach")[
+        1
+    ]  # the child's own error, passed on
+    assert result.exit_code == 2 and "collect --env metaworld-reach --tasks 11,17,25,36,41" in error
     ws = Workspace.open(root)
-    assert [r.status for r in list_runs(ws, "pretrain")] == [RunStatus.FINISHED]  # the other one finished
-    assert not list_runs(ws, "diffuse")  # nothing started after the failure
+    statuses = {r.config["include_test_tasks"]: r.status for r in list_runs(ws, "pretrain")}
+    assert statuses == {False: RunStatus.FINISHED}  # the running one finished; the full one refused its data
+
+
+def test_a_step_whose_process_is_killed_fails_the_matrix_and_resumes(collected_template, tmp_path):
+    """A child killed without a word (the OOM killer) ends `reproduce --jobs` with an error, not a hang; the
+    next `reproduce` resumes the run it left stale."""
+    root = tmp_path / "ws"
+    shutil.copytree(collected_template, root)
+    ws = Workspace.open(root)
+    args = [*MATRIX[1:-1], "prompt-dt", "--jobs", "2", "--set", "pretrain.steps=150",
+            "--set", "pretrain.checkpoint_every=10"]  # fmt: skip
+    killed = kill_at(ws, "reproduce", args, checkpoint_at(10), watch="pretrain", run_process=True)
+    assert killed.returncode == 1 and "ended without a result" in killed.stderr
+    assert find_run(ws, killed.run_id, "pretrain").is_stale()
+    steps = {
+        s["step"]: s
+        for s in json.loads(invoke(ws, "--json", *MATRIX[:-1], "prompt-dt", *args[-4:]).stdout)["steps"]
+    }
+    assert (
+        steps[f"pretrain:{FAMILY}"]["state"] == "resumed"
+        and steps[f"pretrain:{FAMILY}"]["run_id"] == killed.run_id
+    )

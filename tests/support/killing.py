@@ -84,11 +84,14 @@ def kill_at(
     delay: float = 0.0,
     watch: str | None = None,
     sig: signal.Signals = signal.SIGKILL,
+    run_process: bool = False,
 ) -> Kill:
     """Run `pdiff <stage> <args>` in a subprocess and send it `sig` once its new run satisfies `point` (+ delay).
 
     `watch` names the stage whose new run to watch when it is not `stage` (pretrain inside reproduce).
-    Fails the test if the process ends, or its run finishes, before the kill."""
+    `run_process`: signal the process that holds the run (its run.json's host pid: a `reproduce --jobs` child)
+    instead, and let the command end on its own. Fails the test if the process ends, or its run finishes,
+    before the kill."""
     stage_dir = ws.root / "runs" / (watch or stage)
     before = set(os.listdir(stage_dir)) if stage_dir.is_dir() else set()
     env = {**os.environ, "PDIFF_WORKSPACE": str(ws.root)}
@@ -107,7 +110,9 @@ def kill_at(
             time.sleep(0.005)
     finally:
         alive = child.poll() is None
-        if alive:
+        if alive and reached and run_process:
+            os.kill(json.loads((run_dir / "run.json").read_text())["host"]["pid"], sig)
+        elif alive:
             child.send_signal(sig if reached else signal.SIGKILL)
         try:
             _, stderr = child.communicate(timeout=120)
