@@ -16,8 +16,8 @@ import numpy as np
 
 from pdiff.errors import ArtifactError, UsageError
 from pdiff.stats import mean_interval
-from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import Run, RunStatus, active_seconds, find_run, list_runs
+from pdiff.workspace.root import Workspace, parse_utc
+from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
 
 
 @dataclass(frozen=True)
@@ -129,6 +129,18 @@ def _optional_run(workspace: Workspace, ref: str | None, stage: str) -> Run | No
         return find_run(workspace, ref, stage)
     except (UsageError, ArtifactError):
         return None
+
+
+def active_seconds(manifest: dict[str, Any]) -> float | None:
+    """Seconds a finished run spent running (`resumes[].stopped_at` is written by `reopen_for_resume`): its duration less the gaps between stopping and each resume
+    (from its last manifest write, so the minutes between that write and a kill count as gap). None when a
+    resume recorded no `stopped_at` (runs resumed before pdiff recorded it): the gap is unknown."""
+    gaps = 0.0
+    for resume in manifest.get("resumes", []):
+        if not resume.get("stopped_at"):
+            return None
+        gaps += parse_utc(resume["at"]) - parse_utc(resume["stopped_at"])
+    return max(0.0, float(manifest.get("duration_s", 0.0)) - gaps)
 
 
 def compute_behind(workspace: Workspace, run: Run, tune: Run | None, pretrain_refs: list[str]) -> dict[str, dict[str, float | None]]:  # fmt: skip

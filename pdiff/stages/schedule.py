@@ -76,7 +76,6 @@ def child(workspace: Workspace, stage: str, config: StageConfig, argv: list[str]
 
 @dataclass
 class Running:
-    number: int
     step: Step
     process: Any  # a spawn-context Process
     conn: Connection
@@ -108,18 +107,15 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
                                   args=(workspace, step.stage, ready.config, argv, resume, threads, send))  # fmt: skip
         process.start()
         send.close()
-        running.append(
-            Running(numbers[step.key], step, process, receive, resume is not None, time.monotonic())
-        )
+        running.append(Running(step, process, receive, resume is not None, time.monotonic()))
 
     def finish(job: Running) -> None:
         nonlocal failure
         job.process.join()
         try:
             message = job.conn.recv()
-        except (
-            EOFError
-        ):  # killed before it could say (the OOM killer, a SIGKILL): its run is stale, resumable
+        # killed before it could say (the OOM killer, a SIGKILL): its run is stale, resumable
+        except EOFError:
             message = ("error", "RunFailed", f"its process ended without a result (exit code {job.process.exitcode})",
                        "run `pdiff reproduce` again to resume it")  # fmt: skip
         job.conn.close()
@@ -165,9 +161,8 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
         for job in running:
             job.process.join(timeout=10)
             if job.process.is_alive():
-                os.kill(
-                    job.process.pid, signal.SIGINT
-                )  # as Ctrl-C would: the run is marked KILLED, resumable
+                # as Ctrl-C would: the child marks its run KILLED, resumable
+                os.kill(job.process.pid, signal.SIGINT)
                 job.process.join()
         raise
     if failure is not None:

@@ -162,18 +162,6 @@ class Run:
             self.lock = None
 
 
-def active_seconds(manifest: dict[str, Any]) -> float | None:
-    """Seconds a finished run spent running: its duration less the gaps between stopping and each resume
-    (from its last manifest write, so the minutes between that write and a kill count as gap). None when a
-    resume recorded no `stopped_at` (runs resumed before pdiff recorded it): the gap is unknown."""
-    gaps = 0.0
-    for resume in manifest.get("resumes", []):
-        if not resume.get("stopped_at"):
-            return None
-        gaps += parse_utc(resume["at"]) - parse_utc(resume["stopped_at"])
-    return max(0.0, float(manifest.get("duration_s", 0.0)) - gaps)
-
-
 def manifest_hash(manifest: dict[str, Any]) -> str:
     return sha256_json({k: v for k, v in manifest.items() if k != SELF_HASH})
 

@@ -12,10 +12,10 @@ import time
 import pytest
 
 from pdiff.errors import ArtifactError, PdiffError, UsageError
+from pdiff.report.collect import active_seconds
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import (
     RunStatus,
-    active_seconds,
     create_run,
     find_run,
     latest_finished,
