@@ -1,6 +1,6 @@
 """`pdiff report --summary`: the committed docs/results/README.md and the README's results table are what the
-command makes of the committed reports, byte for byte; a report.json reads back into the same cells; one cell
-in two reports is refused."""
+command makes of the committed reports, byte for byte; a report.json reads back into the same cells; each
+family's Setting row is its report's; one cell in two reports is refused."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from pdiff.cli import app
 from pdiff.errors import ArtifactError
+from pdiff.report import tables
 from pdiff.report.summary import README_BEGIN, README_END, SUMMARY_NAME, read_report, render_summary
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +39,19 @@ def test_a_report_json_reads_back_into_its_cells():
     for path in sorted(RESULTS.glob("*/report.json")):
         written = json.loads(path.read_text())["results"]
         assert [r.to_dict() for r in read_report(path).results] == written
+
+
+def test_the_summary_states_each_familys_setting_as_its_report_does():
+    summary = render_summary(RESULTS)
+    families = set()
+    for path in sorted(RESULTS.glob("*/report.json")):
+        own = tables.settings(read_report(path))
+        for row in own.rows:
+            assert "| " + " | ".join(row) + " |" in summary, f"{path.parent.name}: {row[0]}"
+            families.add(row[0])
+    section = summary[summary.index("### Setting") :].splitlines()
+    rows = [line.split(" | ")[0].removeprefix("| ") for line in section if line.startswith("| ")][1:]
+    assert sorted(rows) == sorted(families)  # one row per family
 
 
 def test_one_cell_in_two_reports_is_refused(tmp_path):
