@@ -98,10 +98,14 @@ def select(
     policy_of: Callable[[int], FrozenPolicy],
     device: torch.device,
     on_trial: Callable[[], None] = lambda: None,
+    known: Callable[[dict[str, float], int, int], float | None] = lambda candidate, seed, task: None,
+    record: Callable[[dict[str, float], int, int, float], None] = lambda candidate, seed, task, loss: None,
 ) -> Selection:
     """Run the protocol for `method` over every (seed, task) job; `data_of(seed)` is the seed's few-shot
     data, `policy_of(seed)` its frozen Prompt-DT, `context_for(seed, task, data, overrides)` builds a
-    TaskContext for tuning on `data` with the seed's settings and these overrides (a candidate)."""
+    TaskContext for tuning on `data` with the seed's settings and these overrides (a candidate).
+    `known(candidate, seed, task)` gives a trial's held-out loss finished before (a resumed run), `record`
+    keeps each new one."""
     grid = grid_for(method_name)
     splits = {seed: split_heldout(data_of(seed)) for seed in {s for s, _ in jobs}}
     untuned = [heldout_loss(policy_of(seed), prompt_dt.tune_task(context_for(seed, task, splits[seed][0], {})),
@@ -111,13 +115,17 @@ def select(
         trial = {**candidate, "ptdt_online": False}
         losses = []
         for seed, task in jobs:
-            train, heldout = splits[seed]
-            try:
-                result = method.tune_task(context_for(seed, task, train, trial))
-                loss = heldout_loss(policy_of(seed), result, heldout, task, device)
-            except RunFailed:  # diverged (a non-finite loss): the candidate loses
-                loss = math.inf
-            losses.append(loss if math.isfinite(loss) else math.inf)
+            loss = known(candidate, seed, task)
+            if loss is None:
+                train, heldout = splits[seed]
+                try:
+                    result = method.tune_task(context_for(seed, task, train, trial))
+                    loss = heldout_loss(policy_of(seed), result, heldout, task, device)
+                except RunFailed:  # diverged (a non-finite loss): the candidate loses
+                    loss = math.inf
+                loss = loss if math.isfinite(loss) else math.inf
+                record(candidate, seed, task, loss)
+            losses.append(loss)
             on_trial()
         scores.append({**candidate, "heldout_loss": float(np.mean(losses))})
     best = min(scores, key=lambda row: row["heldout_loss"]) if scores else {}

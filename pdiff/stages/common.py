@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 C = TypeVar("C", bound=StageConfig)
 # Stages that keep no partial results: a resumed run starts its work again, in the same run directory.
 REDONE_ON_RESUME = {
-    "tune": "tuning starts again from the first (seed, task): partial adaptations are not kept",
     "eval": "evaluation starts again from the first episode: episodes are not checkpointed",
 }
 

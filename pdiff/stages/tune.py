@@ -47,6 +47,7 @@ from pdiff.models.checkpoint import load_inference
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.stages.common import checkpoint_of, load_policies, open_run, runs_per_seed, stage_run
 from pdiff.stages.pretrain import training_tasks
+from pdiff.stages.tune_progress import TuneProgress
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
@@ -244,9 +245,11 @@ def task_context(policy: FrozenPolicy, data: FamilyData | None, seed: int, task:
 
 
 def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]], fewshot: dict[int, FamilyData],
-                    settings: dict[int, dict[str, Any]], policies: dict[int, FrozenPolicy], device: Any) -> Selection | None:  # fmt: skip
+                    settings: dict[int, dict[str, Any]], policies: dict[int, FrozenPolicy], device: Any,
+                    progress: TuneProgress | None = None) -> Selection | None:  # fmt: skip
     """The selection protocol's choice (None when it is off, nothing is trained, or one shot leaves nothing
-    to hold out). Under torchrun every rank selects alike, so all reach the same choice."""
+    to hold out), reusing and keeping finished trials in `progress`. Under torchrun every rank selects alike,
+    so all reach the same choice."""
     trains = config.steps > 0 and not (config.method in NEEDS_DIFFUSE and config.adapt == "condition-only")
     if config.selection != "holdout" or config.shots < 2 or not grid_for(config.method) or not trains:
         return None
@@ -259,8 +262,9 @@ def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]]
 
         trials = len(candidates(grid_for(config.method))) * len(jobs)
         with StageProgress(f"select {config.method} settings", total=max(trials, 1), unit="trials") as bar:
+            kept = {"known": progress.trial_loss, "record": progress.add_trial} if progress else {}
             return select(method, config.method, jobs, fewshot.__getitem__, context_for, policies.__getitem__, device,
-                          on_trial=lambda: bar.update(1))  # fmt: skip
+                          on_trial=lambda: bar.update(1), **kept)  # fmt: skip
 
 
 def tune(
@@ -295,7 +299,8 @@ def tune(
     per_task: dict[str, Any] = {}
     tunable = 0
     jobs = [(seed, task) for seed in config.seeds for task in tasks]
-    selection = choose_settings(config, method, jobs, fewshot, settings, policies, device)
+    progress = TuneProgress(run_dir) if not info.enabled else None  # torchrun's ranks start again
+    selection = choose_settings(config, method, jobs, fewshot, settings, policies, device, progress)
     chosen = broadcast(
         selection.chosen if selection is not None else {}, info
     )  # rank 0's choice, whatever ties
@@ -303,11 +308,15 @@ def tune(
         f"tune {config.method} {family.name}", total=len(jobs), unit="(seed, task) adaptations"
     ) as bar:
         for seed, task in shard_jobs(jobs, info):  # jobs are independent: each seeds its own generators
-            context = task_context(policies[seed], fewshot.get(seed), seed, task, {**settings[seed], **chosen}, device,
-                                   run_dir / "tuned", zero_shot=zero_shot.get(seed))  # fmt: skip
-            result = method.tune_task(context)
-            if result.model is not None:
-                save_tuned(tuned_path(run_dir, seed, task), result.model, config.method, result.options)
+            result = progress.result(seed, task) if progress is not None else None
+            if result is None:
+                context = task_context(policies[seed], fewshot.get(seed), seed, task, {**settings[seed], **chosen},
+                                       device, run_dir / "tuned", zero_shot=zero_shot.get(seed))  # fmt: skip
+                result = method.tune_task(context)
+                if result.model is not None:  # before the record, which says its tensors are on disk
+                    save_tuned(tuned_path(run_dir, seed, task), result.model, config.method, result.options)
+                if progress is not None:
+                    progress.add_result(seed, task, result)
             prompts[(seed, task)] = result.prompt
             tunable = result.tunable_parameters
             per_task[f"seed-{seed}/task-{task:02d}"] = result.metrics
@@ -327,6 +336,8 @@ def tune(
     run.record_output(run.dir / "prompts.h5", "prompts")
     if (run.dir / "tuned").is_dir():
         run.record_output(run.dir / "tuned", "tuned_weights")
+    if progress is not None:
+        progress.clear()
     plm_parameters = sum(p.numel() for p in policies[config.seeds[0]].model.parameters())
     distances = [m["prompt_state_rms"] for m in per_task.values() if "prompt_state_rms" in m]
     extra = {"prompt_state_rms": float(np.mean(distances))} if distances else {}
@@ -358,7 +369,7 @@ def run_tune(
             config = TuneConfig.model_validate(payload)
             pretrain, diffuse = resolve_inputs(workspace, config)
             return None, tune(None, workspace, config, pretrain, diffuse, info, Path(run_dir))
-        if resume is not None:  # tuning is redone from the start, with the run's recorded config and inputs
+        if resume is not None:  # its recorded config and inputs (finished trials and adaptations are kept)
             config = TuneConfig.model_validate(find_run(workspace, resume, "tune").config)
         check_zero_shot(config.method, config.shots)
         pretrain, diffuse = resolve_inputs(workspace, config)

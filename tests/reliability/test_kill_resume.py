@@ -163,3 +163,32 @@ def test_a_resume_refuses_inputs_changed_since_the_kill(reach_ws):
     assert f"run {kill.run_id} started on other dataset inputs" in line and "task-00/expert" in line, line
     assert "pretrain` run instead of resuming this one" in resumed.stderr  # the hint: start a new run
     assert checkpoint_step(kill.run_dir) == kill.step  # refused before training: its checkpoint untouched
+
+
+def finished_trials(run_dir: Path) -> int:
+    """Selection trials recorded whole (a line cut by the kill does not count)."""
+    path = run_dir / "progress" / "trials.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return sum(1 for line in lines if line.endswith("}") and "loss" in line)
+
+
+@pytest.mark.parametrize(
+    "point",
+    [file_exists("progress/trials.jsonl"), file_exists("progress/seed-*-task-*.h5")],
+    ids=["during-selection", "during-adaptations"],
+)
+def test_a_killed_tune_resumes_from_what_it_had_finished(point, pipeline):
+    """Finished selection trials and (seed, task) adaptations survive a SIGKILL and are not tuned again, and
+    the resumed run's prompts are the uninterrupted run's."""
+    reference = result_of(pipeline.ws, "tune", pipeline.tune)
+    kill = kill_at(pipeline.ws, "tune", ["--diffuse", pipeline.diffuse, "--preset", "smoke"], point)
+    trials = finished_trials(kill.run_dir)
+    adaptations = len(list((kill.run_dir / "progress").glob("seed-*-task-*.h5")))
+    assert trials > 0
+
+    resumed = cli(pipeline.ws, "tune", "--resume", kill.run_id)
+    assert resumed.exit_code == 0, resumed.output
+    log = (kill.run_dir / "log.txt").read_text()
+    assert f"resuming: {trials} selection trials and {adaptations} adaptations were finished before" in log
+    assert result_of(pipeline.ws, "tune", kill.run_id) == reference
+    assert not (kill.run_dir / "progress").exists()  # dropped once prompts.h5 is written
