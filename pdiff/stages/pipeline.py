@@ -19,7 +19,7 @@ from pdiff.workspace.runs import Run, RunStatus, list_runs
 if TYPE_CHECKING:
     from pdiff.stages.reproduce import Step
 
-RESUMABLE = {"collect", "pretrain", "diffuse"}  # stages whose run_<stage> takes resume=RUN
+RESUMABLE = {"collect", "pretrain", "diffuse", "tune"}  # stages that keep work done before a kill
 
 
 @dataclass(frozen=True)

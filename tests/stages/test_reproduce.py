@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.killing import checkpoint_at, kill_at
+from support.killing import checkpoint_at, file_exists, kill_at
 from typer.testing import CliRunner
 
 from pdiff.cli import app
@@ -147,6 +147,20 @@ def test_an_interrupted_reproduce_resumes_the_killed_step(reproduced):
     assert resumed.status is RunStatus.FINISHED and resumed.manifest["resumes"]
     assert resumed.manifest["summary"]["steps"] == 150
     assert {s["state"] for s in steps.values()} <= {"reused", "ran", "resumed"}
+
+
+def test_an_interrupted_reproduce_resumes_a_killed_tune_from_its_finished_trials(reproduced):
+    ws, _, _ = reproduced
+    args = [*MATRIX[:-1], "prompt-diffuser", "--set", "tune.steps=4"]  # a new tune on the finished models
+    killed = kill_at(ws, "reproduce", args[1:], file_exists("progress/trials.jsonl"), watch="tune")
+    result = invoke(ws, "--json", *args)
+    steps = {s["step"]: s for s in json.loads(result.stdout)["steps"]}
+    tune = next(s for key, s in steps.items() if key.startswith("tune:"))
+    assert tune["state"] == "resumed" and tune["run_id"] == killed.run_id
+    assert (
+        "selection trials and 0 adaptations were finished before" in (killed.run_dir / "log.txt").read_text()
+    )
+    assert find_run(ws, killed.run_id, "tune").status is RunStatus.FINISHED
 
 
 def summaries(payload: dict) -> dict[str, dict]:
