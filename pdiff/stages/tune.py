@@ -47,7 +47,7 @@ from pdiff.models.checkpoint import load_inference
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.stages.common import checkpoint_of, load_policies, open_run, runs_per_seed, stage_run
 from pdiff.stages.pretrain import training_tasks
-from pdiff.stages.tune_progress import TuneProgress
+from pdiff.stages.tune_progress import TuneProgress, clear_progress, inputs_of
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
@@ -299,7 +299,8 @@ def tune(
     per_task: dict[str, Any] = {}
     tunable = 0
     jobs = [(seed, task) for seed in config.seeds for task in tasks]
-    progress = TuneProgress(run_dir) if not info.enabled else None  # torchrun's ranks start again
+    # torchrun's ranks keep no progress (they would race for its files)
+    progress = TuneProgress(run_dir, inputs_of(device, fewshot, zero_shot)) if not info.enabled else None
     selection = choose_settings(config, method, jobs, fewshot, settings, policies, device, progress)
     chosen = broadcast(
         selection.chosen if selection is not None else {}, info
@@ -313,10 +314,11 @@ def tune(
                 context = task_context(policies[seed], fewshot.get(seed), seed, task, {**settings[seed], **chosen},
                                        device, run_dir / "tuned", zero_shot=zero_shot.get(seed))  # fmt: skip
                 result = method.tune_task(context)
-                if result.model is not None:  # before the record, which says its tensors are on disk
-                    save_tuned(tuned_path(run_dir, seed, task), result.model, config.method, result.options)
+                weights = tuned_path(run_dir, seed, task) if result.model is not None else None
+                if weights is not None:  # before the record, which names it
+                    save_tuned(weights, result.model, config.method, result.options)
                 if progress is not None:
-                    progress.add_result(seed, task, result)
+                    progress.add_result(seed, task, result, weights)
             prompts[(seed, task)] = result.prompt
             tunable = result.tunable_parameters
             per_task[f"seed-{seed}/task-{task:02d}"] = result.metrics
@@ -336,8 +338,6 @@ def tune(
     run.record_output(run.dir / "prompts.h5", "prompts")
     if (run.dir / "tuned").is_dir():
         run.record_output(run.dir / "tuned", "tuned_weights")
-    if progress is not None:
-        progress.clear()
     plm_parameters = sum(p.numel() for p in policies[config.seeds[0]].model.parameters())
     distances = [m["prompt_state_rms"] for m in per_task.values() if "prompt_state_rms" in m]
     extra = {"prompt_state_rms": float(np.mean(distances))} if distances else {}
@@ -397,6 +397,7 @@ def run_tune(
             summary = tune(run, workspace, config, pretrain, diffuse, info)
             run.manifest["summary"].update({k: v for k, v in summary.items() if k != "per_task"})
             run.save()
+            clear_progress(run.dir)
         return run, summary
     finally:
         shutdown(info)

@@ -25,6 +25,9 @@ from support.killing import (
 )
 
 from pdiff.data.prompts_file import read_prompts
+from pdiff.envs import get_family
+from pdiff.methods.registry import METHODS
+from pdiff.methods.selection import candidates, grid_for
 from pdiff.stages.common import checkpoint_of
 from pdiff.workspace.inventory import verify_workspace
 from pdiff.workspace.root import Workspace
@@ -168,27 +171,72 @@ def test_a_resume_refuses_inputs_changed_since_the_kill(reach_ws):
 def finished_trials(run_dir: Path) -> int:
     """Selection trials recorded whole (a line cut by the kill does not count)."""
     path = run_dir / "progress" / "trials.jsonl"
-    lines = path.read_text().splitlines() if path.exists() else []
-    return sum(1 for line in lines if line.endswith("}") and "loss" in line)
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+def tuned_tensors(run_dir: Path) -> dict[str, bytes]:
+    return {f"{path.parent.name}/{path.name}/{name}": tensor.numpy().tobytes()
+            for path in sorted((run_dir / "tuned").glob("*/*.safetensors"))
+            for name, tensor in load_file(str(path)).items()}  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "point",
-    [file_exists("progress/trials.jsonl"), file_exists("progress/seed-*-task-*.h5")],
-    ids=["during-selection", "during-adaptations"],
-)
-def test_a_killed_tune_resumes_from_what_it_had_finished(point, pipeline):
+    ("method", "point"),
+    [("prompt-diffuser", lambda run_dir: finished_trials(run_dir) > 0),
+     ("prompt-diffuser", file_exists("progress/seed-*-task-*.h5")),
+     ("lora", file_exists("progress/seed-*-task-*.h5"))],
+    ids=["during-selection", "during-adaptations", "weights-during-adaptations"],
+)  # fmt: skip
+def test_a_killed_tune_resumes_from_what_it_had_finished(method, point, pipeline, monkeypatch):
     """Finished selection trials and (seed, task) adaptations survive a SIGKILL and are not tuned again, and
-    the resumed run's prompts are the uninterrupted run's."""
-    reference = result_of(pipeline.ws, "tune", pipeline.tune)
-    kill = kill_at(pipeline.ws, "tune", ["--diffuse", pipeline.diffuse, "--preset", "smoke"], point)
+    the resumed run's prompts (and tuned tensors) are the uninterrupted run's."""
+    ws = pipeline.ws
+    args = (
+        ["--diffuse", pipeline.diffuse] if method == "prompt-diffuser" else ["--pretrain", pipeline.pretrain]
+    )
+    args = [*args, "--method", method, "--preset", "smoke"]
+    uninterrupted = json.loads(cli(ws, "--json", "tune", *args).stdout)["run_id"]
+    kill = kill_at(ws, "tune", args, point)
     trials = finished_trials(kill.run_dir)
     adaptations = len(list((kill.run_dir / "progress").glob("seed-*-task-*.h5")))
     assert trials > 0
 
+    calls = []  # every trial and adaptation tuned after the resume
+    real = METHODS[method].tune_task
+    monkeypatch.setattr(METHODS[method], "tune_task", lambda context: calls.append(1) or real(context))
+    resumed = cli(ws, "tune", "--resume", kill.run_id)
+    assert resumed.exit_code == 0, resumed.output
+    config = load_run(ws, "tune", kill.run_id).config
+    jobs = len(config["seeds"]) * len(get_family(FAMILY).test_tasks)
+    assert len(calls) == len(candidates(grid_for(method))) * jobs + jobs - trials - adaptations
+    log = (kill.run_dir / "log.txt").read_text()
+    assert f"resuming: {trials} selection trials and {adaptations} adaptations were finished before" in log
+    assert result_of(ws, "tune", kill.run_id) == result_of(ws, "tune", uninterrupted)
+    assert tuned_tensors(kill.run_dir) == tuned_tensors(load_run(ws, "tune", uninterrupted).dir)
+    assert not (kill.run_dir / "progress").exists()  # dropped once the run's outputs and summary are written
+
+
+def test_a_killed_tune_keeps_nothing_when_its_fewshot_data_changed(pipeline):
+    """A test task's few-shot dataset re-collected (a new version) between the kill and the resume: the
+    finished trials were computed from the old data, so the resumed run tunes everything again."""
+    args = ["--diffuse", pipeline.diffuse, "--preset", "smoke"]
+    kill = kill_at(pipeline.ws, "tune", args, lambda run_dir: finished_trials(run_dir) > 0)
+    task = get_family(FAMILY).test_tasks[0]
+    again = cli(
+        pipeline.ws,
+        "collect",
+        "--env",
+        FAMILY,
+        "--preset",
+        "smoke",
+        "--tasks",
+        str(task),
+        "--kinds",
+        "expert",
+    )
+    assert again.exit_code == 0, again.output
     resumed = cli(pipeline.ws, "tune", "--resume", kill.run_id)
     assert resumed.exit_code == 0, resumed.output
     log = (kill.run_dir / "log.txt").read_text()
-    assert f"resuming: {trials} selection trials and {adaptations} adaptations were finished before" in log
-    assert result_of(pipeline.ws, "tune", kill.run_id) == reference
-    assert not (kill.run_dir / "progress").exists()  # dropped once prompts.h5 is written
+    assert "the few-shot data or device changed since the kill; tuning starts again" in log
+    assert "selection trials and" not in log.split("tuning starts again")[-1]  # nothing kept after that
