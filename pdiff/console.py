@@ -154,7 +154,14 @@ class StageProgress:
             )
         return self
 
-    def update(self, advance: int = 1, **fields: float | str) -> None:
+    def update(self, advance: int = 1, *, reused: bool = False, **fields: float | str) -> None:
+        """Count `advance` more units; `reused` ones were finished by an earlier run (a resume) and take
+        no part in the rate or the ETA."""
+        if reused and self.completed == self._start_completed:  # nothing new yet: start the clock after them
+            self.restart_at(self.completed + advance)
+            advance = 0
+        elif reused:
+            self._start_completed += advance
         self.completed += advance
         if fields:
             self._fields = " ".join(

@@ -97,7 +97,7 @@ def select(
     context_for: Callable[[int, int, FamilyData, dict[str, Any]], TaskContext],
     policy_of: Callable[[int], FrozenPolicy],
     device: torch.device,
-    on_trial: Callable[[], None] = lambda: None,
+    on_trial: Callable[[bool], None] = lambda reused: None,
     known: Callable[[dict[str, float], int, int], float | None] = lambda candidate, seed, task: None,
     record: Callable[[dict[str, float], int, int, float], None] = lambda candidate, seed, task, loss: None,
 ) -> Selection:
@@ -105,7 +105,7 @@ def select(
     data, `policy_of(seed)` its frozen Prompt-DT, `context_for(seed, task, data, overrides)` builds a
     TaskContext for tuning on `data` with the seed's settings and these overrides (a candidate).
     `known(candidate, seed, task)` gives a trial's held-out loss finished before (a resumed run), `record`
-    keeps each new one."""
+    keeps each new one; `on_trial(reused)` follows every trial."""
     grid = grid_for(method_name)
     splits = {seed: split_heldout(data_of(seed)) for seed in {s for s, _ in jobs}}
     untuned = [heldout_loss(policy_of(seed), prompt_dt.tune_task(context_for(seed, task, splits[seed][0], {})),
@@ -116,7 +116,8 @@ def select(
         losses = []
         for seed, task in jobs:
             loss = known(candidate, seed, task)
-            if loss is None:
+            reused = loss is not None
+            if not reused:
                 train, heldout = splits[seed]
                 try:
                     result = method.tune_task(context_for(seed, task, train, trial))
@@ -126,7 +127,7 @@ def select(
                 loss = loss if math.isfinite(loss) else math.inf
                 record(candidate, seed, task, loss)
             losses.append(loss)
-            on_trial()
+            on_trial(reused)
         scores.append({**candidate, "heldout_loss": float(np.mean(losses))})
     best = min(scores, key=lambda row: row["heldout_loss"]) if scores else {}
     return Selection(chosen={k: best[k] for k in grid}, scores=scores, untuned_loss=float(np.mean(untuned)))

@@ -264,7 +264,7 @@ def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]]
         with StageProgress(f"select {config.method} settings", total=max(trials, 1), unit="trials") as bar:
             kept = {"known": progress.trial_loss, "record": progress.add_trial} if progress else {}
             return select(method, config.method, jobs, fewshot.__getitem__, context_for, policies.__getitem__, device,
-                          on_trial=lambda: bar.update(1), **kept)  # fmt: skip
+                          on_trial=lambda reused: bar.update(1, reused=reused), **kept)  # fmt: skip
 
 
 def tune(
@@ -310,7 +310,8 @@ def tune(
     ) as bar:
         for seed, task in shard_jobs(jobs, info):  # jobs are independent: each seeds its own generators
             result = progress.result(seed, task) if progress is not None else None
-            if result is None:
+            reused = result is not None
+            if not reused:
                 context = task_context(policies[seed], fewshot.get(seed), seed, task, {**settings[seed], **chosen},
                                        device, run_dir / "tuned", zero_shot=zero_shot.get(seed))  # fmt: skip
                 result = method.tune_task(context)
@@ -322,7 +323,7 @@ def tune(
             prompts[(seed, task)] = result.prompt
             tunable = result.tunable_parameters
             per_task[f"seed-{seed}/task-{task:02d}"] = result.metrics
-            bar.update(1, task=task)
+            bar.update(1, reused=reused, task=task)
     shares = gather_to_main((prompts, per_task, tunable), info)
     recorded = {"selection": selection.to_dict()} if selection is not None else {}
     if run is None or shares is None:  # a non-zero rank: rank 0 writes every rank's prompts

@@ -24,3 +24,19 @@ def test_resumed_progress_rates_only_the_new_work(caplog, monkeypatch):
     eta = float(re.search(r"eta (\d+)s", line).group(1))
     # 10 units in 0.5 s since the restart, so the 90 left take 4.5 s (counting from zero: ~10 s).
     assert 4 <= eta <= 5, line
+
+
+def test_units_reused_from_an_earlier_run_take_no_part_in_the_rate(caplog, monkeypatch):
+    now = [time.monotonic()]
+    monkeypatch.setattr(pdiff.console, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    with caplog.at_level(logging.INFO, logger="pdiff"), StageProgress("job", total=100, every_s=0.0) as bar:
+        for _ in range(50):  # a resumed tune's kept trials: read back in no time
+            bar.update(1, reused=True)
+        now[0] += 10.0
+        bar.update(5)  # 5 new ones in 10 s
+        bar.update(5, reused=True)  # a kept one after new work: still not counted as speed
+    line = caplog.messages[-1]
+    assert line.startswith("job: 60/100 (60%)"), line
+    assert "0.50/s" in line and "eta 80s" in line, (
+        line
+    )  # 40 left at 0.5/s; counting the kept ones: 6/s, eta 7s
