@@ -170,8 +170,9 @@ def result_of(workspace: Workspace, run: Run) -> Result:
     if pretrain is not None:
         settings["pretrain steps"] = pretrain.config.get("steps")
         settings["pretrain data"] = pretrain.config.get("data_kind")
+        # only the full-data bound's Prompt-DT trains on test tasks; saying so plainly keeps a family's row honest
         if pretrain.config.get("include_test_tasks"):
-            settings["pretrain tasks"] = "train + test"
+            settings["full-data Prompt-DT's tasks"] = "train + test"
     if diffuse is not None:
         guidance = (tune.config.get("guidance") if tune else None) or diffuse.config.get("guidance")
         adapt = tune.config.get("adapt", "finetune") if tune else "finetune"
