@@ -109,8 +109,8 @@ def collect(
                          overrides=overrides, flags=flags)  # fmt: skip
     run, summary = run_collect(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
-    emit(opts, json_flag, payload, lambda: _print_summary(f"collect {cfg.env}", run.run_id, summary))
-    next_step(f"pdiff pretrain --env {cfg.env}{_preset(preset)}")
+    emit(opts, json_flag, payload, lambda: _print_summary(f"collect {run.family}", run.run_id, summary))
+    next_step(f"pdiff pretrain --env {run.family}{_preset(preset)}")
 
 
 def _print_summary(title: str, run_id: str, summary: dict[str, Any]) -> None:

@@ -34,9 +34,10 @@ from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, load_run
 
 pytestmark = pytest.mark.metaworld
+COLLECT_FAMILY = "metaworld-pick-place"  # not collect's default family: a resume must take its run's
 COLLECT_ARGS = [
     "--env",
-    FAMILY,
+    COLLECT_FAMILY,
     "--preset",
     "smoke",
     "--tasks",
@@ -148,6 +149,10 @@ def test_sigkill_then_resume(stage, predicate, delay, request, tmp_path):
     assert verify_workspace(ws)["problems"] == []
     if stage == "collect":  # datasets written before the kill are kept, not duplicated as a new version
         assert not list((ws.root / "datasets").glob("pdiff/*/task-*/*-v1"))
+        assert (
+            f"collect {COLLECT_FAMILY}" in resumed.output
+            and f"pretrain --env {COLLECT_FAMILY}" in resumed.output
+        )
 
 
 def test_a_resume_refuses_inputs_changed_since_the_kill(reach_ws):
