@@ -171,7 +171,8 @@ class StageProgress:
             self._progress.update(self._task, completed=self.completed, info=self._fields)
         now = time.monotonic()
         finished_now = self.completed >= self.total and not self._finished_line
-        if now - self._last_line >= self.every_s or finished_now:
+        # kept units print no line of their own (the resume logs what it kept), so a line's rate is the new work's
+        if finished_now or (not reused and now - self._last_line >= self.every_s):
             self._finished_line = self._finished_line or finished_now
             self._last_line = now
             self._plain_line()

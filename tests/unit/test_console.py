@@ -30,13 +30,17 @@ def test_units_reused_from_an_earlier_run_take_no_part_in_the_rate(caplog, monke
     now = [time.monotonic()]
     monkeypatch.setattr(pdiff.console, "time", SimpleNamespace(monotonic=lambda: now[0]))
     with caplog.at_level(logging.INFO, logger="pdiff"), StageProgress("job", total=100, every_s=0.0) as bar:
-        for _ in range(50):  # a resumed tune's kept trials: read back in no time
+        for _ in range(50):  # a resumed tune's kept trials: read back in no time, no line of their own
             bar.update(1, reused=True)
+        assert not caplog.messages
         now[0] += 10.0
         bar.update(5)  # 5 new ones in 10 s
-        bar.update(5, reused=True)  # a kept one after new work: still not counted as speed
+        assert caplog.messages[-1].startswith("job: 55/100 (55%)"), caplog.messages[-1]
+        assert (
+            "0.50/s" in caplog.messages[-1] and "eta 90s" in caplog.messages[-1]
+        )  # counting kept ones: 5.5/s
+        bar.update(5, reused=True)  # kept ones after new work: still not speed
+        now[0] += 10.0
+        bar.update(5)
     line = caplog.messages[-1]
-    assert line.startswith("job: 60/100 (60%)"), line
-    assert "0.50/s" in line and "eta 80s" in line, (
-        line
-    )  # 40 left at 0.5/s; counting the kept ones: 6/s, eta 7s
+    assert line.startswith("job: 65/100 (65%)") and "0.50/s" in line and "eta 70s" in line, line
