@@ -44,6 +44,11 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).strftime(UTC_FORMAT)
 
 
+def utc_stamp(seconds: float) -> str:
+    """The `utc_now()` stamp of a time in seconds since the epoch (e.g. a file's mtime)."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime(UTC_FORMAT)
+
+
 def parse_utc(stamp: str) -> float:
     """Seconds since the epoch of a `utc_now()` stamp."""
     return dt.datetime.strptime(stamp, UTC_FORMAT).replace(tzinfo=dt.UTC).timestamp()

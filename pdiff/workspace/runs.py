@@ -24,7 +24,7 @@ from filelock import FileLock, Timeout
 from pdiff.errors import ArtifactError, PdiffError, UsageError
 from pdiff.workspace.atomic import atomic_write_json, atomic_write_text, sha256_file, sha256_json
 from pdiff.workspace.provenance import git_state, library_versions
-from pdiff.workspace.root import STAGES, Workspace, parse_utc, utc_now
+from pdiff.workspace.root import STAGES, Workspace, parse_utc, utc_now, utc_stamp
 
 RUN_SCHEMA = 1
 LOCK_NAME = ".lock"
@@ -358,6 +358,18 @@ def require_finished(run: Run) -> Run:
     )
 
 
+def last_write(run: Run) -> str | None:
+    """When the run last wrote anything: its manifest's `updated_at`, or a later file in its directory (the log,
+    a tune's progress records), which a stage that saves its manifest only at the start and the end keeps writing."""
+    newest = max(
+        (p.stat().st_mtime for p in run.dir.rglob("*") if p.is_file() and p.name != LOCK_NAME), default=None
+    )
+    stamp = run.manifest.get("updated_at")
+    if newest is None or (stamp and parse_utc(stamp) >= int(newest)):
+        return stamp
+    return utc_stamp(newest)
+
+
 def reopen_for_resume(workspace: Workspace, stage: str, ref: str) -> Run:
     """Lock an unfinished run again so that its stage can continue it."""
     run = find_run(workspace, ref, stage)
@@ -365,10 +377,11 @@ def reopen_for_resume(workspace: Workspace, stage: str, ref: str) -> Run:
         raise UsageError(
             f"run {run.run_id} already FINISHED", hint="nothing to resume; start a new run instead"
         )
+    stopped_at = last_write(run)  # before the lock touches the directory
     run.lock = _acquire(run.dir, run.run_id)
-    # when it last wrote its manifest before stopping: the gap until now is not time it ran (active_seconds)
+    # the gap from its last write until now is not time it ran (active_seconds)
     run.manifest["resumes"].append({"at": utc_now(), "previous_status": run.manifest["status"],
-                                    "stopped_at": run.manifest.get("updated_at")})  # fmt: skip
+                                    "stopped_at": stopped_at})  # fmt: skip
     run.manifest["status"] = RunStatus.RUNNING.value
     run.manifest["error"] = None
     run.manifest["host"] = {"hostname": socket.gethostname(), "pid": os.getpid()}

@@ -13,7 +13,7 @@ import pytest
 
 from pdiff.errors import ArtifactError, PdiffError, UsageError
 from pdiff.report.collect import active_seconds
-from pdiff.workspace.root import Workspace
+from pdiff.workspace.root import Workspace, parse_utc, utc_stamp
 from pdiff.workspace.runs import (
     RunStatus,
     create_run,
@@ -133,12 +133,45 @@ def test_sigkilled_run_is_stale_refused_and_resumable(ws):
     assert not resumed.is_stale() and len(resumed.manifest["resumes"]) == 1
     with running(resumed):
         pass
-    assert resumed.manifest["resumes"][0]["stopped_at"] == run.manifest["updated_at"]
+    # its last write: the manifest, or its other files written in the same second or the next
+    assert (
+        0
+        <= parse_utc(resumed.manifest["resumes"][0]["stopped_at"]) - parse_utc(run.manifest["updated_at"])
+        <= 1
+    )
     assert active_seconds(resumed.manifest) <= resumed.manifest["duration_s"] - 1.0
     del resumed.manifest["resumes"][0]["stopped_at"]  # resumed by a pdiff that did not record it
     assert active_seconds(resumed.manifest) is None
     assert latest_finished(ws, "collect", "metaworld-reach").run_id == run_id
     assert os.path.exists(ws.root / "runs" / "collect" / run_id / "argv.txt")
+
+
+KILLED_AFTER_WRITING = """
+import os, signal, sys, time
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import create_run
+run = create_run(Workspace.open(sys.argv[1]), "tune", config={"k": 1}, argv=["pdiff"], seed=0, family="metaworld-reach")
+print(run.run_id, flush=True)
+time.sleep(2.5)  # working: a tune writes its progress records, not its manifest
+(run.dir / "progress").mkdir()
+(run.dir / "progress" / "trials.jsonl").write_text("{}")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_resume_counts_a_run_as_stopped_at_its_last_write_of_any_file(ws):
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_WRITING, str(ws.root)], capture_output=True, text=True
+    )
+    run = load_run(ws, "tune", child.stdout.strip())
+    written = (run.dir / "progress" / "trials.jsonl").stat().st_mtime
+    time.sleep(1.5)
+    resumed = reopen_for_resume(ws, "tune", run.run_id)
+    stopped_at = resumed.manifest["resumes"][0]["stopped_at"]
+    assert (
+        stopped_at == utc_stamp(written)
+        and parse_utc(stopped_at) >= parse_utc(run.manifest["updated_at"]) + 2
+    )
 
 
 def test_corrupt_manifest_is_a_clear_error(ws):
