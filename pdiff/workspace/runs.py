@@ -358,16 +358,12 @@ def require_finished(run: Run) -> Run:
     )
 
 
-def last_write(run: Run) -> str | None:
-    """When the run last wrote anything: its manifest's `updated_at`, or a later file in its directory (the log,
-    a tune's progress records), which a stage that saves its manifest only at the start and the end keeps writing."""
-    newest = max(
-        (p.stat().st_mtime for p in run.dir.rglob("*") if p.is_file() and p.name != LOCK_NAME), default=None
+def last_write(run: Run) -> str:
+    """When the run last wrote anything (its run.json among them): a stage that saves its manifest only at the
+    start and the end keeps writing its log and a tune its progress records."""
+    return utc_stamp(
+        max(p.stat().st_mtime for p in run.dir.rglob("*") if p.is_file() and p.name != LOCK_NAME)
     )
-    stamp = run.manifest.get("updated_at")
-    if newest is None or (stamp and parse_utc(stamp) >= int(newest)):
-        return stamp
-    return utc_stamp(newest)
 
 
 def reopen_for_resume(workspace: Workspace, stage: str, ref: str) -> Run:
