@@ -90,9 +90,18 @@ def render_summary(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def budget(result: Result) -> str:
+    """A cell's training budgets and distinct rollouts in a few words (columns may come from different presets)."""
+    steps = [f"{stage} {result.settings[f'{stage} steps']}" for stage in ("pretrain", "diffuse", "tune")
+             if f"{stage} steps" in result.settings]  # fmt: skip
+    text = " · ".join(steps) + " steps" if steps else "–"
+    return text + (f", {result.distinct_rollouts} distinct rollouts" if result.distinct_rollouts else "")
+
+
 def headline(results_dir: Path) -> str:
     """The README's results table: each method's Table 1 cell (expert few-shot data, the most-run shot count,
-    the protocol's own settings only) per family, with the success rate where the family has one."""
+    the protocol's own settings only) per family, with the success rate where the family has one; its last row
+    is each family's budget (that of Prompt Diffuser's cell)."""
     _, data = read_results(results_dir)
     counts = tables.shot_counts(data, "expert")
     if not counts:
@@ -112,6 +121,10 @@ def headline(results_dir: Path) -> str:
                 text += f" · {100 * result.success.mean:.0f}% success"
             texts.append(text)
         rows.append(f"| {method}{HEADLINE_NOTES.get(method, '')} | " + " | ".join(texts) + " |")
+    budgets = [cells.get(("prompt-diffuser", family)) for family in families]
+    rows.append(
+        "| *budget (Prompt Diffuser's cell)* | " + " | ".join(budget(r) if r else "–" for r in budgets) + " |"
+    )
     return "\n".join(rows) + "\n"
 
 

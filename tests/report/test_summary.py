@@ -14,7 +14,15 @@ from typer.testing import CliRunner
 from pdiff.cli import app
 from pdiff.errors import ArtifactError
 from pdiff.report import tables
-from pdiff.report.summary import README_BEGIN, README_END, SUMMARY_NAME, read_report, render_summary
+from pdiff.report.summary import (
+    README_BEGIN,
+    README_END,
+    SUMMARY_NAME,
+    headline,
+    read_report,
+    read_results,
+    render_summary,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS, README = ROOT / "docs" / "results", ROOT / "README.md"
@@ -61,3 +69,15 @@ def test_one_cell_in_two_reports_is_refused(tmp_path):
         shutil.copy(source, tmp_path / name / "report.json")
     with pytest.raises(ArtifactError, match="both report"):
         render_summary(tmp_path)
+
+
+def test_the_readme_table_states_each_columns_budget():
+    lines = headline(RESULTS).splitlines()
+    families = lines[0].split(" | ")[1:]
+    budgets = lines[-1].split(" | ")[1:]
+    assert lines[-1].startswith("| *budget")
+    for family, text in zip(families, budgets, strict=True):
+        family = family.rstrip(" |")
+        cells = [r for r in read_results(RESULTS)[1].results
+                 if (r.family, r.method, r.data_kind, r.variant) == (family, "prompt-diffuser", "expert", "project")]  # fmt: skip
+        assert f"pretrain {cells[0].settings['pretrain steps']} " in text, family
