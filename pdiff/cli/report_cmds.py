@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,12 @@ def reproduce(
     from pdiff.workspace.root import Workspace
 
     opts = options(ctx)
-    workspace, _ = Workspace.init(opts.workspace)  # like `pdiff demo`: one command from nothing
+    # Like `pdiff demo`: one command from nothing. A dry run writes nothing, so it plans a missing workspace
+    # in a scratch one (every step planned, as it would be there).
+    scratch = None
+    if dry_run and not Workspace(opts.workspace).manifest_file.exists():
+        scratch = tempfile.TemporaryDirectory(prefix="pdiff-plan-")
+    workspace, _ = Workspace.init(scratch.name if scratch else opts.workspace)
     count = seeds is not None and seeds.strip().isdigit()  # the older `--seeds 3`: seeds 0, 1, 2
     flags = {"envs": parse_names(env), "methods": parse_names(methods),
              "seeds": int(seeds) if count else parse_ids(seeds, "--seeds"),
@@ -173,7 +179,13 @@ def reproduce(
     path = report_run.dir / "report.md" if report_run is not None else None
 
     def render() -> None:
-        table = Table("step", "state", "run", "result", title=f"reproduce in {workspace.root}")
+        table = Table(
+            "step",
+            "state",
+            "run",
+            "result",
+            title=f"reproduce in {opts.workspace if scratch else workspace.root}",
+        )
         for r in results:
             table.add_row(r.step, r.state, r.run_id or "", headline(r.summary or {}))
         out.print(table)
@@ -186,3 +198,5 @@ def reproduce(
     err.print(", ".join(f"{n} {state}" for state, n in counts.items() if n))
     if path is not None:
         err.print(f"report: {path}")
+    if scratch is not None:
+        scratch.cleanup()

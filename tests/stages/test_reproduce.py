@@ -96,6 +96,14 @@ def test_dry_run_prints_the_plan_and_creates_nothing(reproduced):
     assert all_run_ids(ws) == before
 
 
+def test_a_dry_run_on_a_new_path_plans_everything_and_leaves_no_workspace(tmp_path):
+    root = tmp_path / "not-yet"
+    result = runner.invoke(app, ["-w", str(root), "--json", *MATRIX, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    states = {s["state"] for s in json.loads(result.stdout)["steps"]}
+    assert states == {"planned"} and not root.exists()
+
+
 def test_full_data_pretrain_trains_on_every_task(reproduced):
     ws, payload, _ = reproduced
     ids = {s["step"]: s["run_id"] for s in payload["steps"]}
