@@ -167,6 +167,7 @@ def reproduce(
     if dry_run and not Workspace(opts.workspace).manifest_file.exists():
         scratch = tempfile.TemporaryDirectory(prefix="pdiff-plan-")
     workspace, _ = Workspace.init(scratch.name if scratch else opts.workspace)
+    shown = opts.workspace if scratch else workspace.root
     count = seeds is not None and seeds.strip().isdigit()  # the older `--seeds 3`: seeds 0, 1, 2
     flags = {"envs": parse_names(env), "methods": parse_names(methods),
              "seeds": int(seeds) if count else parse_ids(seeds, "--seeds"),
@@ -179,13 +180,7 @@ def reproduce(
     path = report_run.dir / "report.md" if report_run is not None else None
 
     def render() -> None:
-        table = Table(
-            "step",
-            "state",
-            "run",
-            "result",
-            title=f"reproduce in {opts.workspace if scratch else workspace.root}",
-        )
+        table = Table("step", "state", "run", "result", title=f"reproduce in {shown}")
         for r in results:
             table.add_row(r.step, r.state, r.run_id or "", headline(r.summary or {}))
         out.print(table)

@@ -373,7 +373,7 @@ def reopen_for_resume(workspace: Workspace, stage: str, ref: str) -> Run:
         raise UsageError(
             f"run {run.run_id} already FINISHED", hint="nothing to resume; start a new run instead"
         )
-    stopped_at = last_write(run)  # before the lock touches the directory
+    stopped_at = last_write(run)
     run.lock = _acquire(run.dir, run.run_id)
     # the gap from its last write until now is not time it ran (active_seconds)
     run.manifest["resumes"].append({"at": utc_now(), "previous_status": run.manifest["status"],

@@ -76,8 +76,7 @@ def test_the_readme_table_states_each_columns_budget():
     families = lines[0].split(" | ")[1:]
     budgets = lines[-1].split(" | ")[1:]
     assert lines[-1].startswith("| *budget")
+    pretrain_steps = {r.family: r.settings["pretrain steps"] for r in read_results(RESULTS)[1].results
+                      if (r.method, r.data_kind, r.variant) == ("prompt-diffuser", "expert", "project")}  # fmt: skip
     for family, text in zip(families, budgets, strict=True):
-        family = family.rstrip(" |")
-        cells = [r for r in read_results(RESULTS)[1].results
-                 if (r.family, r.method, r.data_kind, r.variant) == (family, "prompt-diffuser", "expert", "project")]  # fmt: skip
-        assert f"pretrain {cells[0].settings['pretrain steps']} " in text, family
+        assert f"pretrain {pretrain_steps[family.rstrip(' |')]} " in text, family
