@@ -1,7 +1,8 @@
 """One summary of several published reports: `pdiff report --summary DIR` reads every `DIR/<name>/report.json`
 (as `pdiff report --out DIR/<name>` writes it) and writes `DIR/README.md` with the same tables as a report,
-over all of them together. It reads only those files, so the summary of committed reports is reproducible
-byte for byte; it has no date and no commit in it for that reason.
+over all of them together; a report replaced by a larger study of the same family moves to `DIR/earlier/<name>/`
+and is linked, not tabulated (one cell in two reports is refused). It reads only those files, so the summary
+of committed reports is reproducible byte for byte; it has no date and no commit in it for that reason.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pdiff.report.collect import ReportData, Result, Score
 from pdiff.workspace.atomic import atomic_write_text
 
 SUMMARY_NAME = "README.md"
+# A report a larger study of the same family replaced moves to DIR/EARLIER_DIR/<name>/: listed, not tabulated.
+EARLIER_DIR = "earlier"
 # The README's results table lives between these lines; `pdiff report --summary DIR --readme README.md` rewrites it.
 README_BEGIN = "<!-- results:begin (made by `make results` from docs/results; do not edit by hand) -->"
 README_END = "<!-- results:end -->"
@@ -68,6 +71,18 @@ def read_results(results_dir: Path) -> tuple[list[Path], ReportData]:
     return files, ReportData(results, [], [], {})
 
 
+def earlier_reports(results_dir: Path) -> list[str]:
+    """The line that links the replaced reports under DIR/earlier (none: no line)."""
+    names = sorted(path.parent.name for path in (results_dir / EARLIER_DIR).glob("*/report.md"))
+    if not names:
+        return []
+    links = " · ".join(f"[{name}]({EARLIER_DIR}/{name}/report.md)" for name in names)
+    return [
+        "",
+        f"Earlier reports, replaced by a larger study of the same family (not in the tables): {links}",
+    ]
+
+
 def render_summary(results_dir: Path) -> str:
     """The summary's Markdown, from the report.json files under `results_dir` alone."""
     files, merged = read_results(results_dir)
@@ -80,6 +95,7 @@ def render_summary(results_dir: Path) -> str:
         "rollouts, compute and differences from the paper: the Setting table at the end (its report's own).",
         "",
         "Reports: " + " · ".join(f"[{f.parent.name}]({f.parent.name}/report.md)" for f in files),
+        *earlier_reports(results_dir),
         "",
         "## Where Prompt Diffuser stands",
         "",

@@ -1,6 +1,7 @@
 """`pdiff report --summary`: the committed docs/results/README.md and the README's results table are what the
 command makes of the committed reports, byte for byte; a report.json reads back into the same cells; each
-family's Setting row is its report's; one cell in two reports is refused."""
+family's Setting row is its report's; one cell in two reports is refused; a report moved to earlier/ is
+linked, not tabulated."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pdiff.cli import app
 from pdiff.errors import ArtifactError
 from pdiff.report import tables
 from pdiff.report.summary import (
+    EARLIER_DIR,
     README_BEGIN,
     README_END,
     SUMMARY_NAME,
@@ -80,3 +82,18 @@ def test_the_readme_table_states_each_columns_budget():
                       if (r.method, r.data_kind, r.variant) == ("prompt-diffuser", "expert", "project")}  # fmt: skip
     for family, text in zip(families, budgets, strict=True):
         assert f"pretrain {pretrain_steps[family.rstrip(' |')]} " in text, family
+
+
+def test_an_earlier_report_is_linked_and_left_out_of_the_tables(tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS, copy)
+    moved = next(iter(sorted(copy.glob("*/report.json")))).parent
+    family = read_report(moved / "report.json").results[0].family
+    (copy / EARLIER_DIR).mkdir()
+    moved.rename(copy / EARLIER_DIR / moved.name)
+    summary = render_summary(copy)
+    assert (
+        f"replaced by a larger study of the same family (not in the tables): [{moved.name}]({EARLIER_DIR}/"
+        in summary
+    )
+    assert f"{family} (ours)" not in summary and f"[{moved.name}]({moved.name}/" not in summary
