@@ -89,7 +89,7 @@ def test_an_earlier_report_is_linked_and_left_out_of_the_tables(tmp_path):
     shutil.copytree(RESULTS, copy)
     moved = next(iter(sorted(copy.glob("*/report.json")))).parent
     family = read_report(moved / "report.json").results[0].family
-    (copy / EARLIER_DIR).mkdir()
+    (copy / EARLIER_DIR).mkdir(exist_ok=True)
     moved.rename(copy / EARLIER_DIR / moved.name)
     summary = render_summary(copy)
     assert (
