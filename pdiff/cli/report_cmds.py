@@ -35,7 +35,8 @@ def report(
         None,
         "--summary",
         metavar="DIR",
-        help="Instead: write DIR/README.md, one summary of every DIR/*/report.json (no workspace needed).",
+        help="Instead: write DIR/README.md, one summary of every DIR/*/report.json (no workspace needed; "
+        "DIR/earlier/* is linked, not tabulated).",
     ),
     readme: Path | None = typer.Option(
         None,

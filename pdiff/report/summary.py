@@ -1,8 +1,9 @@
 """One summary of several published reports: `pdiff report --summary DIR` reads every `DIR/<name>/report.json`
 (as `pdiff report --out DIR/<name>` writes it) and writes `DIR/README.md` with the same tables as a report,
-over all of them together; a report replaced by a larger study of the same family moves to `DIR/earlier/<name>/`
-and is linked, not tabulated (one cell in two reports is refused). It reads only those files, so the summary
-of committed reports is reproducible byte for byte; it has no date and no commit in it for that reason.
+over all of them together. One cell in two reports is refused, so a report that a larger study of the same
+family replaced moves to `DIR/earlier/<name>/`, which the summary links and leaves out of its tables. It reads
+only those files and names, so the summary of committed reports is reproducible byte for byte; it has no date
+and no commit in it for that reason.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def read_results(results_dir: Path) -> tuple[list[Path], ReportData]:
 
 
 def earlier_reports(results_dir: Path) -> list[str]:
-    """The line that links the replaced reports under DIR/earlier (none: no line)."""
+    """The summary's lines (a blank one, then the links) for the reports under DIR/earlier; none if none."""
     names = sorted(path.parent.name for path in (results_dir / EARLIER_DIR).glob("*/report.md"))
     if not names:
         return []

@@ -20,6 +20,7 @@ from pdiff.report.summary import (
     README_BEGIN,
     README_END,
     SUMMARY_NAME,
+    earlier_reports,
     headline,
     read_report,
     read_results,
@@ -87,13 +88,11 @@ def test_the_readme_table_states_each_columns_budget():
 def test_an_earlier_report_is_linked_and_left_out_of_the_tables(tmp_path):
     copy = tmp_path / "results"
     shutil.copytree(RESULTS, copy)
-    moved = next(iter(sorted(copy.glob("*/report.json")))).parent
-    family = read_report(moved / "report.json").results[0].family
+    assert earlier_reports(tmp_path) == []  # no earlier/: no line
+    moved = copy / "cheetah-dir-study"  # a Table 1 family: its column would show
+    assert "| cheetah-dir (ours) |" in render_summary(copy)
     (copy / EARLIER_DIR).mkdir(exist_ok=True)
     moved.rename(copy / EARLIER_DIR / moved.name)
     summary = render_summary(copy)
-    assert (
-        f"replaced by a larger study of the same family (not in the tables): [{moved.name}]({EARLIER_DIR}/"
-        in summary
-    )
-    assert f"{family} (ours)" not in summary and f"[{moved.name}]({moved.name}/" not in summary
+    assert f"[{moved.name}]({EARLIER_DIR}/{moved.name}/report.md)" in summary.split("Earlier reports")[1]
+    assert "cheetah-dir (ours)" not in summary and f"[{moved.name}]({moved.name}/" not in summary
