@@ -15,6 +15,7 @@ import pytest
 from reliability_tools import FAMILY, cli, one_line_error
 from safetensors.torch import load_file
 from support.killing import (
+    after,
     checkpoint_at,
     checkpoint_step,
     file_exists,
@@ -52,36 +53,35 @@ def dataset_in_place(run_dir: Path) -> bool:
     return any((run_dir.parents[2] / "datasets").glob("pdiff/*/task-*/*-v0/data/metadata.json"))
 
 
-# (stage, kill point, predicate on the run directory, extra delay in s, in the default run?)
+# (stage, kill point, predicate on the run directory, in the default run?); the `after-Ns` points are capped by
+# a progress point so that a fast machine cannot finish the run first
 KILL_POINTS = [
-    ("collect", "first-dataset-recorded", recorded_outputs(1), 0.0, True),
-    ("collect", "run-opened", started, 0.0, False),
-    ("collect", "dataset-renamed", dataset_in_place, 0.0, False),
-    ("collect", "after-2s", started, 2.0, False),
-    ("pretrain", "checkpoint-10", checkpoint_at(10), 0.0, True),  # of 20 steps: half the training is left
-    ("pretrain", "final-checkpoint", checkpoint_at(20), 0.0, False),
-    ("pretrain", "run-opened", started, 0.0, False),
-    ("pretrain", "first-metrics", metrics_rows(1), 0.0, False),
-    ("pretrain", "after-1s", started, 1.0, False),
-    ("pretrain", "after-2s", started, 2.0, False),
-    ("diffuse", "run-opened", started, 0.0, True),
-    ("diffuse", "checkpoint-5", checkpoint_at(5), 0.0, False),
-    ("diffuse", "final-checkpoint", checkpoint_at(10), 0.0, False),
-    ("diffuse", "first-metrics", metrics_rows(1), 0.0, False),
-    ("diffuse", "after-1s", started, 1.0, False),
-    ("diffuse", "after-2s", started, 2.0, False),
-    ("tune", "run-opened", started, 0.0, True),
-    ("tune", "first-tuned-weights", file_exists("tuned/*/*.safetensors"), 0.0, False),
-    ("tune", "after-1s", started, 1.0, False),
-    ("eval", "run-opened", started, 0.0, True),
-    ("eval", "episodes-written", file_exists("eval/episodes.csv"), 0.0, False),
-    ("eval", "after-1s", started, 1.0, False),
+    ("collect", "first-dataset-recorded", recorded_outputs(1), True),
+    ("collect", "run-opened", started, False),
+    ("collect", "dataset-renamed", dataset_in_place, False),
+    ("collect", "after-2s", after(2.0, at_latest=recorded_outputs(1)), False),
+    ("pretrain", "checkpoint-10", checkpoint_at(10), True),  # of 20 steps: half the training is left
+    ("pretrain", "final-checkpoint", checkpoint_at(20), False),
+    ("pretrain", "run-opened", started, False),
+    ("pretrain", "first-metrics", metrics_rows(1), False),
+    ("pretrain", "after-1s", after(1.0, at_latest=checkpoint_at(20)), False),
+    ("pretrain", "after-2s", after(2.0, at_latest=checkpoint_at(20)), False),
+    ("diffuse", "run-opened", started, True),
+    ("diffuse", "checkpoint-5", checkpoint_at(5), False),
+    ("diffuse", "final-checkpoint", checkpoint_at(10), False),
+    ("diffuse", "first-metrics", metrics_rows(1), False),
+    ("diffuse", "after-1s", after(1.0, at_latest=checkpoint_at(10)), False),
+    ("diffuse", "after-2s", after(2.0, at_latest=checkpoint_at(10)), False),
+    ("tune", "run-opened", started, True),
+    ("tune", "first-tuned-weights", file_exists("tuned/*/*.safetensors"), False),
+    ("tune", "after-1s", after(1.0, at_latest=file_exists("tuned/*/*.safetensors")), False),
+    ("eval", "run-opened", started, True),
+    ("eval", "episodes-written", file_exists("eval/episodes.csv"), False),
+    ("eval", "after-1s", after(1.0, at_latest=file_exists("eval/episodes.csv")), False),
 ]
 MATRIX = [
-    pytest.param(
-        stage, predicate, delay, id=f"{stage}-{point}", marks=() if default else pytest.mark.full_matrix
-    )
-    for stage, point, predicate, delay, default in KILL_POINTS
+    pytest.param(stage, predicate, id=f"{stage}-{point}", marks=() if default else pytest.mark.full_matrix)
+    for stage, point, predicate, default in KILL_POINTS
 ]
 DOWNSTREAM = {  # how a later stage names a run of this stage
     "pretrain": ["diffuse", "--pretrain"],
@@ -115,8 +115,8 @@ def collect_reference(tmp_path_factory) -> object:
     return result_of(ws, "collect", json.loads(result.stdout)["run_id"])
 
 
-@pytest.mark.parametrize(("stage", "predicate", "delay"), MATRIX)
-def test_sigkill_then_resume(stage, predicate, delay, request, tmp_path):
+@pytest.mark.parametrize(("stage", "predicate"), MATRIX)
+def test_sigkill_then_resume(stage, predicate, request, tmp_path):
     if stage == "collect":
         reference = request.getfixturevalue("collect_reference")
         ws, _ = Workspace.init(tmp_path / "ws")
@@ -128,7 +128,7 @@ def test_sigkill_then_resume(stage, predicate, delay, request, tmp_path):
         args = {"pretrain": ["--env", FAMILY], "diffuse": ["--pretrain", p.pretrain],
                 "tune": ["--diffuse", p.diffuse], "eval": ["--tune", p.tune, "--device", "cpu"]}[stage]  # fmt: skip
         args = [*args, "--preset", "smoke"]
-    kill = kill_at(ws, stage, args, predicate, delay=delay)
+    kill = kill_at(ws, stage, args, predicate)
 
     # marked unfinished: stale in the manifest and in `pdiff status`
     assert load_run(ws, stage, kill.run_id).is_stale()

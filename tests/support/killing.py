@@ -59,6 +59,20 @@ def recorded_outputs(count: int) -> KillPoint:
     return ready
 
 
+def after(seconds: float, at_latest: KillPoint) -> KillPoint:
+    """`seconds` after the run opened, or at `at_latest` if that comes first: a time point that leaves work to
+    resume however fast the machine (a fixed delay outran a smoke diffusion on a fast CI runner)."""
+    opened_at: dict[Path, float] = {}
+
+    def ready(run_dir: Path) -> bool:
+        if not started(run_dir):
+            return False
+        opened = opened_at.setdefault(run_dir, time.monotonic())
+        return time.monotonic() - opened >= seconds or at_latest(run_dir)
+
+    return ready
+
+
 def _status(run_dir: Path) -> str | None:
     try:
         return json.loads((run_dir / "run.json").read_text())["status"]
@@ -81,12 +95,11 @@ def kill_at(
     args: list[str],
     point: KillPoint,
     *,
-    delay: float = 0.0,
     watch: str | None = None,
     sig: signal.Signals = signal.SIGKILL,
     run_process: bool = False,
 ) -> Kill:
-    """Run `pdiff <stage> <args>` in a subprocess and send it `sig` once its new run satisfies `point` (+ delay).
+    """Run `pdiff <stage> <args>` in a subprocess and send it `sig` once its new run satisfies `point`.
 
     `watch` names the stage whose new run to watch when it is not `stage` (pretrain inside reproduce).
     `run_process`: signal the process that holds the run (its run.json's host pid: a `reproduce --jobs` child)
@@ -107,7 +120,6 @@ def kill_at(
                 run_dir = stage_dir / new[0] if new else None
             if run_dir is not None and point(run_dir):
                 reached = True
-                time.sleep(delay)
                 break
             time.sleep(0.005)
     finally:
