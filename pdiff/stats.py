@@ -34,14 +34,25 @@ def _strata(scores: np.ndarray) -> list[np.ndarray]:
 def mean_interval(scores: np.ndarray) -> tuple[float, float] | None:
     """95% stratified bootstrap interval of the mean over tasks and seeds of a (seeds × tasks) matrix; None
     with fewer than two seeds (nothing to resample)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2 or scores.shape[0] < 2:
+    return average_interval([scores])
+
+
+def average_interval(results: Sequence[np.ndarray]) -> tuple[float, float] | None:
+    """95% stratified bootstrap interval of the mean over results (a method's families, say) of each one's mean
+    over its tasks, given each as a (seeds × tasks) matrix: every task of every result is a stratum. None when
+    a result has fewer than two seeds."""
+    results = [np.asarray(scores, dtype=np.float64) for scores in results]
+    if any(scores.ndim != 2 or scores.shape[0] < 2 for scores in results):
         return None
+    ends = np.cumsum([scores.shape[1] for scores in results])
 
-    def mean_over_tasks(*per_task: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.mean([np.mean(x, axis=axis) for x in per_task], axis=0)
+    def average(*per_task: np.ndarray, axis: int = -1) -> np.ndarray:
+        task_means = [np.mean(x, axis=axis) for x in per_task]
+        return np.mean([np.mean(task_means[end - scores.shape[1] : end], axis=0)
+                        for scores, end in zip(results, ends, strict=True)], axis=0)  # fmt: skip
 
-    result = stats.bootstrap(_strata(scores), mean_over_tasks, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
+    strata = [stratum for scores in results for stratum in _strata(scores)]
+    result = stats.bootstrap(strata, average, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
                              method="percentile", vectorized=True, rng=np.random.default_rng(SEED))  # fmt: skip
     interval = result.confidence_interval
     return float(interval.low), float(interval.high)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from pdiff.errors import ArtifactError, UsageError
-from pdiff.stats import mean_interval
+from pdiff.stats import average_interval, mean_interval, sample_std
 from pdiff.workspace.root import Workspace, parse_utc
 from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
 
@@ -93,6 +93,18 @@ def _score(summary: dict[str, Any], key: str) -> Score | None:
     interval = mean_interval(np.array(matrix)) if matrix else None
     low, high = interval if interval else (None, None)
     return Score(float(summary[f"{key}_mean"]), float(summary[f"{key}_std"]), low, high, matrix)
+
+
+def average_score(scores: list[Score]) -> Score | None:
+    """The mean of several results (Table 1's average over families), ± std over seeds of the per-seed average,
+    with the stratified interval of `average_interval`; None unless all have their (seeds × tasks) scores
+    over as many seeds."""
+    matrices = [np.array(score.by_seed_task) for score in scores if score.by_seed_task]
+    if len(matrices) < len(scores) or len({m.shape[0] for m in matrices}) != 1:
+        return None
+    per_seed = np.mean([m.mean(axis=1) for m in matrices], axis=0)
+    low, high = average_interval(matrices) or (None, None)
+    return Score(float(np.mean([score.mean for score in scores])), sample_std(per_seed), low, high)
 
 
 def setting_label(tune: Run | None, diffuse: Run | None) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from pdiff.envs import get_family
 from pdiff.errors import PdiffError
 from pdiff.report import paper
-from pdiff.report.collect import ReportData, Result
+from pdiff.report.collect import ReportData, Result, average_score
 from pdiff.stats import probability_of_improvement
 
 METHOD_ORDER = ("prompt-diffuser", "ptdt", "full-ft", "soft-prompt", "adaptor", "lora", "prompt-dt",
@@ -105,17 +105,19 @@ def table1(data: ReportData, shots: int) -> Table:
             row.append(score_text(cells.get((method, family)), detail=True))
             if family in paper.PAPER_FAMILIES:
                 row.append(reported[family].text() if family in reported else "n/r")
-        ours = [cells[(method, f)].score.mean for f in paper.PAPER_FAMILIES if (method, f) in cells]
+        ours = [cells[(method, f)].score for f in paper.PAPER_FAMILIES if (method, f) in cells]
         full = len(ours) == len(paper.PAPER_FAMILIES)
-        row.append(f"{sum(ours) / len(ours):.1f}" if full else "–")
+        average = average_score(ours) if full else None  # None: a bare mean (runs without per-seed scores)
+        row.append(average.text() if average else f"{np.mean([s.mean for s in ours]):.1f}" if full else "–")
         row.append(reported["average"].text() if "average" in reported else "n/r")
         row.append(paper.TABLE1_TUNABLE.get(method, "n/r"))
         rows.append(row)
     notes = [
         f"Raw return, mean ± std over seeds of the mean over the test tasks; expert few-shot data, {shots} shots. "
         "Each cell adds the normalised score 100·(R − R_random)/(R_expert − R_random); Meta-World cells the success rate.",
-        "Our average is shown only where a method has all four paper families"
-        + ("" if len(in_paper) == len(paper.PAPER_FAMILIES) else " (not the case here)") + ".",
+        "Our average, where a method has all four paper families"
+        + ("" if len(in_paper) == len(paper.PAPER_FAMILIES) else " (not the case here)")
+        + ": their mean ± std over seeds [95% stratified bootstrap, each family's test tasks its strata].",
     ]  # fmt: skip
     return Table(f"Table 1: few-shot policy generalisation ({shots} expert shots)", header, rows, notes)
 

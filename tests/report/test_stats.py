@@ -8,7 +8,7 @@ from scipy import stats
 
 from pdiff.report.collect import ReportData, Result, Score, setting_label
 from pdiff.report.tables import losses
-from pdiff.stats import mean_interval, probability_of_improvement, sample_std
+from pdiff.stats import average_interval, mean_interval, probability_of_improvement, sample_std
 from pdiff.workspace.runs import Run
 
 SCORES = np.array([[1.0, 4.0, 2.5, 7.0], [2.0, 3.0, 3.5, 6.0], [1.5, 5.0, 2.0, 8.0]])  # seeds × tasks
@@ -27,6 +27,16 @@ def test_interval_is_scipys_stratified_bootstrap_of_the_mean() -> None:
     assert high - low < np.ptp(SCORES.mean(axis=0))
     assert mean_interval(SCORES[:1]) is None
     assert sample_std([1.0, 2.0, 3.0]) == 1.0 and sample_std([5.0]) == 0.0
+
+
+def test_the_average_over_families_weighs_each_family_once_whatever_its_task_count() -> None:
+    assert average_interval([SCORES]) == mean_interval(SCORES)
+    one_task = np.array([[100.0], [101.0], [99.5]])  # a family of one test task, far above the other
+    low, high = average_interval([SCORES, one_task])
+    assert low < (SCORES.mean() + one_task.mean()) / 2 < high
+    pooled = np.hstack([SCORES, one_task]).mean()  # what treating the five tasks alike would give
+    assert not low < pooled < high
+    assert average_interval([SCORES, one_task[:1]]) is None
 
 
 def test_probability_of_improvement_is_the_mann_whitney_statistic_averaged_over_tasks() -> None:

@@ -33,6 +33,29 @@ def test_table1_has_every_method_as_a_row_and_the_paper_beside_ours():
     assert by_method["my-new-method"][2] == "n/r"
 
 
+def test_the_average_column_needs_all_four_paper_families_and_carries_an_interval():
+    by_seed_task = {"cheetah-dir": [[800.0, 810.0], [820.0, 790.0], [805.0, 815.0]],
+                    "cheetah-vel": [[-40.0], [-42.0], [-38.0]], "ant-dir": [[350.0], [340.0], [365.0]],
+                    "metaworld-reach": [[850.0], [852.0], [851.0]]}  # fmt: skip
+
+    def with_seeds(family: str) -> Result:
+        seed_means = [sum(row) / len(row) for row in by_seed_task[family]]
+        row = result("ptdt", sum(seed_means) / 3, family=family)
+        row.score = Score(row.score.mean, row.score.std, by_seed_task=by_seed_task[family])
+        return row
+
+    three = table1(data(*(with_seeds(f) for f in ["cheetah-dir", "cheetah-vel", "ant-dir"])), 5)
+    assert three.rows[0][three.header.index("average (ours)")] == "–"
+    four = table1(data(*(with_seeds(f) for f in by_seed_task)), 5)
+    average = four.rows[0][four.header.index("average (ours)")]
+    per_family = [806.6667, -40.0, 351.6667, 851.0]  # the means over seeds of the per-seed means above
+    assert average.startswith(f"{sum(per_family) / 4:.1f} ± ") and average.count("[") == 1, average
+    bare = table1(
+        data(*(result("ptdt", m, family=f) for m, f in zip(per_family, by_seed_task, strict=True))), 5
+    )
+    assert bare.rows[0][bare.header.index("average (ours)")] == f"{sum(per_family) / 4:.1f}"
+
+
 def test_losses_are_stated_plainly():
     lines = losses(data(result("prompt-diffuser", -40.0, variant="project"), result("ptdt", -39.5),
                         result("prompt-dt", -45.0), result("full-data", -30.0)))  # fmt: skip
