@@ -95,16 +95,16 @@ def _score(summary: dict[str, Any], key: str) -> Score | None:
     return Score(float(summary[f"{key}_mean"]), float(summary[f"{key}_std"]), low, high, matrix)
 
 
-def average_score(scores: list[Score]) -> Score | None:
+def average_score(results: list[Result]) -> Score | None:
     """The mean of several results (Table 1's average over families), ± std over seeds of the per-seed average,
-    with the stratified interval of `average_interval`; None unless all have their (seeds × tasks) scores
-    over as many seeds."""
-    matrices = [np.array(score.by_seed_task) for score in scores if score.by_seed_task]
-    if len(matrices) < len(scores) or len({m.shape[0] for m in matrices}) != 1:
+    with the stratified interval of `average_interval`; None unless all have their (seeds × tasks) scores over
+    the same seeds."""
+    matrices = [np.array(r.score.by_seed_task) for r in results if r.score.by_seed_task]
+    if len(matrices) < len(results) or len({tuple(r.seeds) for r in results}) != 1:
         return None
     per_seed = np.mean([m.mean(axis=1) for m in matrices], axis=0)
     low, high = average_interval(matrices) or (None, None)
-    return Score(float(np.mean([score.mean for score in scores])), sample_std(per_seed), low, high)
+    return Score(float(np.mean([r.score.mean for r in results])), sample_std(per_seed), low, high)
 
 
 def setting_label(tune: Run | None, diffuse: Run | None) -> str:

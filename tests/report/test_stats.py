@@ -30,12 +30,14 @@ def test_interval_is_scipys_stratified_bootstrap_of_the_mean() -> None:
 
 
 def test_the_average_over_families_weighs_each_family_once_whatever_its_task_count() -> None:
-    assert average_interval([SCORES]) == mean_interval(SCORES)
     one_task = np.array([[100.0], [101.0], [99.5]])  # a family of one test task, far above the other
     low, high = average_interval([SCORES, one_task])
     assert low < (SCORES.mean() + one_task.mean()) / 2 < high
     pooled = np.hstack([SCORES, one_task]).mean()  # what treating the five tasks alike would give
     assert not low < pooled < high
+    # the same resamples with one family raised by 10: the average moves by 10 / 2, whatever its task count
+    shifted_low, shifted_high = average_interval([SCORES, one_task + 10.0])
+    assert np.isclose(shifted_low, low + 5.0) and np.isclose(shifted_high, high + 5.0)
     assert average_interval([SCORES, one_task[:1]]) is None
 
 

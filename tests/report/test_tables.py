@@ -8,6 +8,7 @@ from __future__ import annotations
 from pdiff.report import render_markdown
 from pdiff.report.collect import ReportData, Result, Score
 from pdiff.report.tables import ablation, all_tables, compute_text, duration, losses, table1, table2, table3
+from pdiff.stats import sample_std
 
 
 def result(method: str, mean: float, *, family: str = "cheetah-vel", kind: str = "expert", variant: str | None = None,
@@ -49,7 +50,18 @@ def test_the_average_column_needs_all_four_paper_families_and_carries_an_interva
     four = table1(data(*(with_seeds(f) for f in by_seed_task)), 5)
     average = four.rows[0][four.header.index("average (ours)")]
     per_family = [806.6667, -40.0, 351.6667, 851.0]  # the means over seeds of the per-seed means above
-    assert average.startswith(f"{sum(per_family) / 4:.1f} ± ") and average.count("[") == 1, average
+    per_seed = [
+        (805.0 - 40.0 + 350.0 + 850.0) / 4,
+        (805.0 - 42.0 + 340.0 + 852.0) / 4,
+        (810.0 - 38.0 + 365.0 + 851.0) / 4,
+    ]
+    assert average.startswith(f"{sum(per_family) / 4:.1f} ± {sample_std(per_seed):.1f} ["), average
+    low, high = (float(x) for x in average.split("[")[1].rstrip("]").split(", "))
+    assert low < sum(per_family) / 4 < high
+    other_seeds = data(*(with_seeds(f) for f in by_seed_task))
+    other_seeds.results[0].seeds = [3, 4, 5]  # seed i of one family is not seed i of the others: no pairing
+    lone = table1(other_seeds, 5)
+    assert lone.rows[0][lone.header.index("average (ours)")] == f"{sum(per_family) / 4:.1f}"
     bare = table1(
         data(*(result("ptdt", m, family=f) for m, f in zip(per_family, by_seed_task, strict=True))), 5
     )
