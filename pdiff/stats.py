@@ -12,6 +12,7 @@ a fixed random generator so a report is reproducible).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 from scipy import stats
@@ -44,12 +45,11 @@ def average_interval(results: Sequence[np.ndarray]) -> tuple[float, float] | Non
     results = [np.asarray(scores, dtype=np.float64) for scores in results]
     if any(scores.ndim != 2 or scores.shape[0] < 2 for scores in results):
         return None
-    ends = np.cumsum([scores.shape[1] for scores in results])
+    bounds = list(pairwise(np.cumsum([0] + [scores.shape[1] for scores in results])))  # each result's strata
 
     def average(*per_task: np.ndarray, axis: int = -1) -> np.ndarray:
         task_means = [np.mean(x, axis=axis) for x in per_task]
-        return np.mean([np.mean(task_means[end - scores.shape[1] : end], axis=0)
-                        for scores, end in zip(results, ends, strict=True)], axis=0)  # fmt: skip
+        return np.mean([np.mean(task_means[start:end], axis=0) for start, end in bounds], axis=0)
 
     strata = [stratum for scores in results for stratum in _strata(scores)]
     result = stats.bootstrap(strata, average, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,

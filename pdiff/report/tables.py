@@ -108,9 +108,8 @@ def table1(data: ReportData, shots: int) -> Table:
         ours = [cells[(method, f)] for f in paper.PAPER_FAMILIES if (method, f) in cells]
         full = len(ours) == len(paper.PAPER_FAMILIES)
         average = average_score(ours) if full else None  # None: a bare mean (no per-seed scores, other seeds)
-        row.append(
-            average.text() if average else f"{np.mean([r.score.mean for r in ours]):.1f}" if full else "–"
-        )
+        bare = f"{np.mean([r.score.mean for r in ours]):.1f}" if full else "–"
+        row.append(average.text() if average else bare)
         row.append(reported["average"].text() if "average" in reported else "n/r")
         row.append(paper.TABLE1_TUNABLE.get(method, "n/r"))
         rows.append(row)
