@@ -28,6 +28,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from pdiff.interrupts import raise_if_dropped
+
 _no_color = bool(os.environ.get("NO_COLOR"))
 # Piped output is read by scripts and people alike: no 80-column truncation of ids in tables.
 out = Console(no_color=_no_color, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -157,6 +159,7 @@ class StageProgress:
     def update(self, advance: int = 1, *, reused: bool = False, **fields: float | str) -> None:
         """Count `advance` more units; `reused` ones were finished by an earlier run (a resume) and take
         no part in the rate or the ETA."""
+        raise_if_dropped()  # each update is a point where a run may stop
         if reused and self.completed == self._start_completed:  # nothing new yet: start the clock after them
             self.restart_at(self.completed + advance)
             advance = 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pdiff.cli import inspect_cmds, report_cmds, stage_cmds, sweep_cmd  # noqa: F401 - registers commands
 from pdiff.cli.app import app
+from pdiff.interrupts import notice_dropped_ctrl_c
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
+    notice_dropped_ctrl_c()
     app()

@@ -26,6 +26,7 @@ import torch
 from pdiff.config import StageConfig
 from pdiff.console import err, log, plain_progress, setup_logging
 from pdiff.errors import ArtifactError, PdiffError, RunFailed, UsageError
+from pdiff.interrupts import notice_dropped_ctrl_c
 from pdiff.stages.pipeline import StepResult, run_stage
 from pdiff.stages.reproduce import Prepared, Step, prepare, split_overrides
 from pdiff.workspace.root import Workspace
@@ -59,6 +60,7 @@ def dependencies(steps: list[Step]) -> dict[str, set[str]]:
 def child(workspace: Workspace, stage: str, config: StageConfig, argv: list[str], resume: str | None,
           threads: int, conn: Connection) -> None:  # fmt: skip
     """One stage in a spawned process; sends ("ok", run_id) or ("error", class name, message, hint)."""
+    notice_dropped_ctrl_c()
     plain_progress()
     setup_logging()
     torch.set_num_threads(threads)
