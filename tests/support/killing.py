@@ -136,5 +136,7 @@ def kill_at(
     detail = stderr.decode()[-2000:]
     assert alive, f"`pdiff {stage}` ended (exit {child.returncode}) before the kill point: {detail}"
     assert reached and run_dir is not None, f"`pdiff {stage}` never reached the kill point in 240 s: {detail}"
-    assert _status(run_dir) != "FINISHED", f"{run_dir.name} had finished before the kill: nothing to resume"
+    assert _status(run_dir) != "FINISHED", (
+        f"{run_dir.name} had finished before the kill: nothing to resume: {detail}"
+    )
     return Kill(run_dir.name, run_dir, checkpoint_step(run_dir), child.returncode, stderr.decode())
