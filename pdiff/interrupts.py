@@ -3,34 +3,36 @@
 CPython raises KeyboardInterrupt wherever the main thread is when it handles SIGINT. Inside a finalizer or a
 weakref callback (torch and Python's weakref containers run many) the exception cannot propagate: Python hands
 it to `sys.unraisablehook`, which prints "Exception ignored in ...", and the run carries on after one Ctrl-C
-(python/cpython#95959). `notice_dropped_ctrl_c` wraps that hook to note a dropped KeyboardInterrupt, and every
-progress update (`StageProgress.update`) calls `raise_if_dropped`, so the run stops at its next unit of work.
+(python/cpython#95959). `notice_dropped_ctrl_c` wraps that hook to note a dropped KeyboardInterrupt;
+`raise_if_dropped` raises it again, at every progress update (`StageProgress.update`) and as a run ends
+(`running`), so such a run stops early and is marked KILLED, never FINISHED.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+import threading
 
-_dropped = False
+_dropped_ctrl_c = False
 
 
 def notice_dropped_ctrl_c() -> None:
     """Wrap `sys.unraisablehook` (it still prints) so that a dropped KeyboardInterrupt is noted."""
     previous = sys.unraisablehook
 
-    def hook(unraisable: Any) -> None:
-        global _dropped
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        global _dropped_ctrl_c
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            _dropped = True
+            _dropped_ctrl_c = True
         previous(unraisable)
 
     sys.unraisablehook = hook
 
 
 def raise_if_dropped() -> None:
-    """Raise again the KeyboardInterrupt Python dropped since the last call, if it did."""
-    global _dropped
-    if _dropped:
-        _dropped = False
+    """Raise again the KeyboardInterrupt Python dropped since the last call, if it did (main thread only: that
+    is where Python raises it)."""
+    global _dropped_ctrl_c
+    if _dropped_ctrl_c and threading.current_thread() is threading.main_thread():
+        _dropped_ctrl_c = False
         raise KeyboardInterrupt

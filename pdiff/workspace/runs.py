@@ -22,6 +22,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from pdiff.errors import ArtifactError, PdiffError, UsageError
+from pdiff.interrupts import raise_if_dropped
 from pdiff.workspace.atomic import atomic_write_json, atomic_write_text, sha256_file, sha256_json
 from pdiff.workspace.provenance import git_state, library_versions
 from pdiff.workspace.root import STAGES, Workspace, parse_utc, utc_now, utc_stamp
@@ -390,6 +391,7 @@ def running(run: Run) -> Iterator[Run]:
     """Mark the run FINISHED on success, FAILED on error, KILLED on Ctrl-C; always release its lock."""
     try:
         yield run
+        raise_if_dropped()  # a Ctrl-C Python dropped after the stage's last progress update
     except KeyboardInterrupt:
         run.end_badly(RunStatus.KILLED, "interrupted")
         raise

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from support.interrupts import DropsCtrlC, noticing_dropped_ctrl_c
 
 from pdiff.errors import ArtifactError, PdiffError, UsageError
 from pdiff.report.collect import active_seconds
@@ -76,6 +77,14 @@ def test_failures_and_interrupts_are_recorded(ws):
     assert killed.status is RunStatus.KILLED
     with pytest.raises(ArtifactError, match="resume"):
         require_finished(killed)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_dropped_after_the_last_progress_update_still_kills_the_run(ws):
+    run = _new(ws)
+    with noticing_dropped_ctrl_c(), pytest.raises(KeyboardInterrupt), running(run):
+        DropsCtrlC()  # Python prints the KeyboardInterrupt and the stage would go on to finish
+    assert load_run(ws, "pretrain", run.run_id).status is RunStatus.KILLED
 
 
 def test_lock_keeps_a_second_writer_out(ws):
