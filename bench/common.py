@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from pdiff.compute import cpu_bf16_features, cpu_model
+
 
 @dataclass
 class Figure:
@@ -34,19 +36,10 @@ class Figure:
         return "pass" if self.ratio >= self.target else "MISS"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_line() -> str:
     return (
-        f"machine: {cpu_model()}, {os.cpu_count()} cores, python {platform.python_version()}, "
+        f"machine: {cpu_model()} (native bf16: {', '.join(cpu_bf16_features()) or 'none'}), "
+        f"{os.cpu_count()} cores, python {platform.python_version()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
     )

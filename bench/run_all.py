@@ -4,7 +4,7 @@ Each benchmark also runs alone (see its docstring); here they run with sizes tha
 few minutes on 2 cores. Ratios are measured within one process run, so machine load mostly cancels in them;
 absolute figures move with the load.
 
-    python bench/run_all.py [--only train_step eval diffusion collect memory] [--json all.json]
+    python bench/run_all.py [--only train_step precision eval diffusion collect memory] [--json all.json]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from common import machine_line, read_json, table
 HERE = Path(__file__).resolve().parent
 SUITE = {
     "train_step": ["bench_train_step.py", "--steps", "40"],
+    "precision": ["bench_precision.py", "--steps", "12"],
     "eval": ["bench_eval.py", "--env", "metaworld-reach", "--episodes", "10", "--horizon", "100", "--rounds", "2"],
     "diffusion": ["bench_diffusion.py", "--iterations", "20"],
     "collect": ["bench_collect.py", "--tasks", "10", "--episodes", "5", "--horizon", "100"],

@@ -63,6 +63,19 @@ def check_torch_device() -> Check:
     )
 
 
+def check_precision() -> Check:
+    """What the CPU supports and what `precision: auto` picks on it (a second's measurement)."""
+    try:
+        from pdiff.compute import describe_cpu
+    except ImportError:
+        return Check("precision", "fail", "torch not importable", "pip install torch==2.13.0")
+    cpu = describe_cpu()
+    native = ", ".join(cpu["bf16"]) or "none (bf16 would be emulated)"
+    return Check(
+        "precision", "ok", f"{cpu['cpu']}: native bf16 {native}; auto picks {cpu['auto']} ({cpu['why']})"
+    )
+
+
 def check_rendering() -> Check:
     """Render one HalfCheetah frame in a subprocess (a broken GL stack can crash the interpreter)."""
     backend = os.environ.get("MUJOCO_GL") or "egl"
@@ -141,6 +154,6 @@ def check_workspace(root: Path) -> list[Check]:
 def run_checks(workspace_root: Path) -> list[Check]:
     checks = [check_python()]
     checks += [check_pin(name) for name in REQUIRED_PINS]
-    checks += [check_torch_device(), check_metaworld(), check_rendering()]
+    checks += [check_torch_device(), check_precision(), check_metaworld(), check_rendering()]
     checks += check_workspace(workspace_root)
     return checks

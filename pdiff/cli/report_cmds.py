@@ -17,6 +17,7 @@ from pdiff.cli.render import headline
 from pdiff.cli.stage_cmds import PRESET, parse_ids, parse_names
 from pdiff.console import err, out
 from pdiff.errors import UsageError
+from pdiff.methods.guidance import ABLATION_RULES
 
 
 @app.command()
@@ -132,7 +133,7 @@ def reproduce(
     ablation: bool | None = typer.Option(
         None,
         "--guidance-ablation/--no-guidance-ablation",
-        help="Also run every guidance rule (project, sum, none, plm-only).",
+        help=f"Also run every rule of the guidance ablation ({', '.join(ABLATION_RULES)}).",
     ),  # fmt: skip
     ood: bool | None = typer.Option(
         None,

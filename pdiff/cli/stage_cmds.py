@@ -16,6 +16,7 @@ from pdiff.cli.render import headline
 from pdiff.config import resolve_config
 from pdiff.console import err, next_step, out
 from pdiff.errors import UsageError
+from pdiff.methods.guidance import rules_text
 
 PRESET = typer.Option(
     None, "--preset", help="smoke | quick | study | paper (default: the workspace's default_preset)."
@@ -272,8 +273,10 @@ def diffuse(
     ctx: typer.Context,
     env: str | None = typer.Option(None, "--env", help="Task family (default: that of the latest pretrain)."),
     pretrain_run: str | None = typer.Option(None, "--pretrain", help="Frozen Prompt-DT run."),
-    guidance: str | None = typer.Option(None, "--guidance", help="project | sum | none | plm-only | pcgrad."),
-    lam: float | None = typer.Option(None, "--lambda", help="λ, weight of the PLM gradient."),
+    guidance: str | None = typer.Option(None, "--guidance", help=f"{rules_text()}."),
+    lam: float | None = typer.Option(
+        None, "--lambda", help="λ, weight of the PLM gradient (the paper's: 1)."
+    ),
     diffusion_steps: int | None = typer.Option(
         None, "--diffusion-steps", help="N, the reverse-chain length."
     ),

@@ -6,7 +6,7 @@ Our reading of the method (reference/paper.md §3–§8; every open choice is a 
 - condition y = the segment's returns-to-go / RTG scale and timesteps / horizon (10 numbers).
 - L_DM = ε-prediction MSE; L_PLM = the frozen Prompt-DT's action MSE on K-step contexts of the same task,
   given the prompt sampled through the differentiable reverse chain; combined by gradient projection
-  g = g_DM + λ·(g_PLM − (g_PLM·û)û) (or the ablation rule chosen).
+  g = g_DM + λ·(g_PLM − (g_PLM·û)û) (or the ablation rule chosen, or gpm's multi-vector projection).
 - `diffuse` trains on the training tasks; `tune` fine-tunes a copy on each test task's few-shot episodes
   with the same loss, then generates the task's prompt conditioned on a few-shot tail segment's (rtg, t).
   Zero-shot (`--shots 0`) nothing is fine-tuned: the trained model generates the prompt conditioned on a
@@ -26,6 +26,7 @@ import torch
 from pdiff.data.batches import PromptBank, Segments, SegmentSampler
 from pdiff.diffusion import VPSchedule, denoising_loss, sample
 from pdiff.methods.base import TaskContext, TaskResult
+from pdiff.methods.gradient_basis import GradientBasis
 from pdiff.methods.guidance import CombinedGradient, combine_gradients
 from pdiff.models.denoiser import Denoiser
 from pdiff.models.prompt_dt import Prompt, PromptDT, action_loss
@@ -110,9 +111,11 @@ def guided_step(
     lam: float,
     grad_clip: float | None,
     device: torch.device,
+    basis: GradientBasis | None = None,
 ) -> StepLosses:
     """One update of the denoiser: L_DM on `prompt_segments`; L_PLM of the frozen PLM on `contexts` (row b of
-    contexts belongs to the task of prompt row b) given prompts sampled through the differentiable chain."""
+    contexts belongs to the task of prompt row b) given prompts sampled through the differentiable chain.
+    `basis`: gpm's state, needed with rule "gpm"."""
     x0, cond = codec.encode(prompt_segments, device)
     loss_dm = denoising_loss(denoiser, schedule, x0, cond) if rule != "plm-only" else None
     loss_plm = None
@@ -131,7 +134,7 @@ def guided_step(
         loss_plm = action_loss(pred, batch["actions"], batch["mask"])
     optimizer.zero_grad(set_to_none=True)
     params = [p for p in denoiser.parameters() if p.requires_grad]
-    gradient = combine_gradients(params, loss_dm, loss_plm, rule=rule, lam=lam)
+    gradient = combine_gradients(params, loss_dm, loss_plm, rule=rule, lam=lam, basis=basis)
     if grad_clip:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
@@ -229,12 +232,15 @@ def tune_task(context: TaskContext) -> TaskResult:
     if settings["adapt"] == "finetune" and settings["steps"] > 0:
         optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings["lr"])
         tasks = [context.task] * settings["batch_size"]
+        # gpm starts each tuning from an empty memory: the basis is of this task's denoising gradients
+        basis = GradientBasis(**settings.get("gpm", {})) if settings["guidance"] == "gpm" else None
         for step in range(1, settings["steps"] + 1):
             segments = prompt_segments(settings["segment_source"], context.fewshot, context.fewshot_prompts,
                                        context.rng, np.array(tasks), codec.prompt_len)  # fmt: skip
             contexts = context.fewshot.sample(context.rng, tasks, 1)
             losses = guided_step(denoiser, schedule, plm, codec, segments, contexts, optimizer, rule=settings["guidance"],
-                                 lam=settings["lam"], grad_clip=settings["grad_clip"], device=context.device)  # fmt: skip
+                                 lam=settings["lam"], grad_clip=settings["grad_clip"], device=context.device,
+                                 basis=basis)  # fmt: skip
             loss_dm = None if settings["guidance"] == "plm-only" else losses.loss_dm  # NaN: not computed
             check_finite("tune", step, {"loss_dm": loss_dm, "loss_plm": losses.loss_plm},
                          where=f"seed {context.seed}, task {context.task}")  # fmt: skip

@@ -60,22 +60,25 @@ def candidates_from(x: np.ndarray, base: Segments, fields: tuple[str, ...], max_
 
 @torch.no_grad()
 def offline_scores(context: TaskContext, candidates: Segments, batches: int) -> np.ndarray:
-    """Minus the frozen model's action MSE of each candidate prompt, on the same few-shot batches."""
+    """Minus the frozen model's action MSE of each candidate prompt, on the same few-shot batches: every
+    (candidate, batch) pair in one forward pass (rows candidate-major), each batch's MSE averaged."""
     model, device, m = context.policy.model, context.device, len(candidates)
     model.eval()
-    prompt = candidates.to_prompt(device)
     batch_size = context.settings["batch_size"]
+    drawn = [context.fewshot.sample(context.rng, [context.task] * batch_size, 1).to_torch(device)
+             for _ in range(batches)]  # fmt: skip
+    shared = {k: torch.cat([batch[k] for batch in drawn]) for k in drawn[0]}
+    rows = {k: v.repeat(m, *([1] * (v.dim() - 1))) for k, v in shared.items()}  # candidate-major copies
+    prompt = candidates.to_prompt(device)
+    prompt.rows = torch.arange(m, device=device).repeat_interleave(batches * batch_size)
+    pred = model(
+        rows["states"], rows["actions"], rows["returns_to_go"], rows["timesteps"], rows["mask"], prompt
+    )
     mse = np.zeros(m)
-    for _ in range(batches):
-        batch = context.fewshot.sample(context.rng, [context.task] * batch_size, 1).to_torch(device)
-        rows = {k: v.repeat(m, *([1] * (v.dim() - 1))) for k, v in batch.items()}  # candidate-major copies
-        prompt.rows = torch.arange(m, device=device).repeat_interleave(batch_size)
-        pred = model(
-            rows["states"], rows["actions"], rows["returns_to_go"], rows["timesteps"], rows["mask"], prompt
-        )
-        for j in range(m):
-            part = slice(j * batch_size, (j + 1) * batch_size)
-            mse[j] += float(action_loss(pred[part], rows["actions"][part], rows["mask"][part])) / batches
+    for part in range(m * batches):
+        rows_of = slice(part * batch_size, (part + 1) * batch_size)
+        loss = action_loss(pred[rows_of], rows["actions"][rows_of], rows["mask"][rows_of])
+        mse[part // batches] += float(loss) / batches
     return -mse
 
 

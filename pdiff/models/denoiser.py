@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
+from pdiff.models.precision import Autocast
+
 
 @dataclass(frozen=True)
 class DenoiserConfig:
@@ -58,7 +60,7 @@ class SinusoidalEmbedding(nn.Module):
         return torch.cat((angles.sin(), angles.cos()), dim=-1)
 
 
-class Denoiser(nn.Module):
+class Denoiser(Autocast, nn.Module):
     def __init__(self, config: DenoiserConfig) -> None:
         super().__init__()
         self.config = config
@@ -81,8 +83,9 @@ class Denoiser(nn.Module):
                 f"denoiser built for x_dim {self.config.x_dim} / cond_dim {self.config.cond_dim} got "
                 f"x {tuple(x.shape)} and cond {tuple(cond.shape)}"
             )
-        features = torch.cat((x, self.time_mlp(n).to(x.dtype), cond.to(x.dtype)), dim=-1)
-        return self.out(self.mid(features))
+        with self.autocast():
+            features = torch.cat((x, self.time_mlp(n).to(x.dtype), cond.to(x.dtype)), dim=-1)
+            return self.out(self.mid(features)).to(x.dtype)
 
 
 def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:

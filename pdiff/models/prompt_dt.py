@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pdiff.models.precision import Autocast
+
 # Index into the (R̂, s, a) triple of each step.
 _STATE_TOKEN = 1
 
@@ -126,11 +128,13 @@ class CausalSelfAttention(nn.Module):
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
         """Attention output (B, Tq, E) after the output projection; mask (B, 1, Tq, Tk) bool, True = may attend."""
-        if self.training and 0.0 < self.dropout < 1.0 and q.device.type == "cpu":
-            # SDPA's CPU dropout draws a number per weight; this is the same maths with the cheap mask.
+        dropout = self.training and 0.0 < self.dropout < 1.0
+        # On CPU two plain products beat SDPA's kernel where it would draw a dropout number per weight, and
+        # in bf16, where its flash kernel is slower than they are; softmax stays in float32.
+        if q.device.type == "cpu" and (dropout or q.dtype == torch.bfloat16):
             scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
-            weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
-            out = _cpu_dropout(weights, self.dropout) @ v
+            weights = torch.softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1).to(v.dtype)
+            out = (_cpu_dropout(weights, self.dropout) if dropout else weights) @ v
         else:
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
@@ -233,7 +237,7 @@ def _rows(tensor: Tensor, rows: Tensor | None, batch: int) -> Tensor:
     raise ValueError(f"prompt batch {tensor.shape[0]} does not match batch {batch}; pass prompt rows")
 
 
-class PromptDT(nn.Module):
+class PromptDT(Autocast, nn.Module):
     def __init__(self, config: PromptDTConfig) -> None:
         super().__init__()
         self.config = config
@@ -269,9 +273,11 @@ class PromptDT(nn.Module):
         The prompt is either `prompt` or token embeddings `prompt_embeddings` (P, 3H, E) with an optional
         step mask `prompt_mask` (P, H) and `prompt_rows` (as Prompt.rows).
         """
-        cache = self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
-        steps = states.shape[1]
-        return self._predict(states, actions, returns_to_go, timesteps, attention_mask, cache, steps)
+        with self.autocast():
+            cache = self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
+            steps = states.shape[1]
+            pred = self._predict(states, actions, returns_to_go, timesteps, attention_mask, cache, steps)
+        return pred.float()
 
     @torch.no_grad()
     def encode_prompt(
@@ -286,7 +292,8 @@ class PromptDT(nn.Module):
 
         Exact: prompt tokens come first, so under the causal mask they never see the main sequence.
         """
-        cache = self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
+        with self.autocast():
+            cache = self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
         if cache is None:
             raise ValueError("encode_prompt needs a prompt or prompt_embeddings")
         return cache
@@ -310,12 +317,14 @@ class PromptDT(nn.Module):
         Evaluation should pass a PromptCache from `encode_prompt` (once per evaluation, with `rows` mapping
         episodes to their task's prompt), so the prompt is not recomputed at every environment step.
         """
-        cache = (
-            prompt
-            if isinstance(prompt, PromptCache)
-            else self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
-        )
-        return self._predict(states, actions, returns_to_go, timesteps, attention_mask, cache, 1)[:, -1]
+        with self.autocast():
+            cache = (
+                prompt
+                if isinstance(prompt, PromptCache)
+                else self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
+            )
+            pred = self._predict(states, actions, returns_to_go, timesteps, attention_mask, cache, 1)
+        return pred[:, -1].float()
 
     def _encode(
         self, prompt: Prompt | None, embeddings: Tensor | None, step_mask: Tensor | None, rows: Tensor | None

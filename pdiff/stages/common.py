@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+from pdiff.compute import Compute, use_precision
 from pdiff.config import StageConfig
 from pdiff.console import attach_run_log, detach_run_log, err, log, pasteable
 from pdiff.errors import ArtifactError, UsageError
@@ -117,9 +118,11 @@ def runs_per_seed(workspace: Workspace, stage: str, seeds: list[int], refs: list
     return runs
 
 
-def load_policies(runs: dict[int, Run], device: Any, family: str) -> dict[int, FrozenPolicy]:  # noqa: ANN401
+def load_policies(
+    runs: dict[int, Run], device: Any, family: str, compute: Compute | None = None
+) -> dict[int, FrozenPolicy]:
     """Seed → the frozen Prompt-DT of its pretrain run, each checkpoint loaded once and checked to be
-    `family`'s."""
+    `family`'s, running in `compute`'s precision."""
     from pdiff.eval.rollout import load_policy
 
     loaded: dict[str, FrozenPolicy] = {}
@@ -131,4 +134,6 @@ def load_policies(runs: dict[int, Run], device: Any, family: str) -> dict[int, F
             raise UsageError(f"checkpoint of {run.run_id} is for {model_config['family']}, not {family}",
                              hint=f"evaluate it with --env {model_config['family']}")  # fmt: skip
         loaded[run.run_id] = policy
+        if compute is not None:
+            use_precision(policy.model, compute)
     return {seed: loaded[run.run_id] for seed, run in runs.items()}

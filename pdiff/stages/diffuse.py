@@ -14,15 +14,17 @@ The result is that of one process up to floating-point reduction order.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pdiff.config import StageConfig, register_stage_config
+from pdiff.compute import ComputeConfig, setup_compute, use_precision
+from pdiff.config import register_stage_config
 from pdiff.console import StageProgress, log
 from pdiff.data.loader import FamilyData, load_family_data
 from pdiff.diffusion import Prediction, VPSchedule
@@ -39,6 +41,8 @@ from pdiff.envs import get_family
 from pdiff.errors import RunFailed, UsageError
 from pdiff.eval.curve import TrainingTaskCurve
 from pdiff.eval.rollout import FrozenPolicy, load_policy
+from pdiff.methods.gradient_basis import DEFAULT_ENERGY, DEFAULT_MEMORY, DEFAULT_REFRESH_EVERY, GradientBasis
+from pdiff.methods.guidance import GuidanceRule, GuidanceTrace
 from pdiff.methods.prompt_diffuser import (
     SegmentCodec,
     fixed_noise_prompts,
@@ -54,7 +58,6 @@ from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
 CURVE_KIND = "prompt-expert"  # the tails the learning curve's prompts are conditioned on
-Guidance = Literal["project", "sum", "none", "plm-only", "pcgrad"]
 SegmentSource = Literal["tail", "anywhere"]
 
 
@@ -74,13 +77,39 @@ class DiffusionSettings(BaseModel):
     )
 
 
-class DiffuseConfig(StageConfig):
+class GpmSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    memory: int = Field(
+        DEFAULT_MEMORY, ge=1, description="M: past denoising gradients whose span gpm projects out."
+    )
+    refresh_every: int = Field(
+        DEFAULT_REFRESH_EVERY,
+        ge=1,
+        description="K: steps between recomputations of the basis (1: every step).",
+    )
+    energy: float = Field(
+        DEFAULT_ENERGY,
+        description="Share of the gradients' energy (squared singular values) the basis keeps, in (0, 1].",
+    )
+
+    @field_validator("energy")
+    @classmethod
+    def _energy_in_range(cls, energy: float) -> float:
+        if not (math.isfinite(energy) and 0 < energy <= 1):
+            raise ValueError("gpm energy must be in (0, 1]")
+        return energy
+
+
+class DiffuseConfig(ComputeConfig):
     OLDER: ClassVar[dict[str, Any]] = {
         "segment_source": "anywhere",
         "ema_decay": None,
         "curve_every": None,
         "curve_tasks": 5,
         "curve_episodes": 1,
+        "gpm": {},  # read only with guidance gpm, which came later
+        "threads": None,
+        "precision": "fp32",
     }
     env: str | None = Field(None, description="Task family (default: that of the pretrain run).")
     pretrain_run: str | None = Field(
@@ -95,8 +124,13 @@ class DiffuseConfig(StageConfig):
     ema_decay: float | None = Field(
         None, gt=0, lt=1, description="Exponential moving average of the denoiser's weights (none: off)."
     )
-    guidance: Guidance = Field("project", description="project | sum | none (L_DM only) | plm-only | pcgrad.")
-    lam: float = Field(1.0, ge=0, description="λ: weight of the (projected) PLM gradient.")
+    guidance: GuidanceRule = Field(
+        "project",
+        description="How g_DM and g_PLM combine: project (rank 1), gpm (a basis of past g_DM, see gpm.*), sum, "
+        "none (L_DM only), plm-only, pcgrad.",
+    )
+    lam: float = Field(1.0, ge=0, description="λ: weight of the (projected) PLM gradient (the paper: 1).")
+    gpm: GpmSettings = Field(default_factory=GpmSettings, description="Basis of guidance gpm.")
     diffusion: DiffusionSettings = Field(
         default_factory=DiffusionSettings, description="Schedule and denoiser."
     )
@@ -107,7 +141,6 @@ class DiffuseConfig(StageConfig):
         1.0, gt=0, description="Clip of the combined gradient's norm (none: off)."
     )
     seed: int = Field(0, ge=0, description="Seed.")
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
     log_every: int = Field(50, ge=1, description="Metrics row every this many steps.")
     checkpoint_every: int = Field(1000, ge=1, description="Resumable checkpoint every this many steps.")
     keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept.")
@@ -177,9 +210,12 @@ def train_denoiser(
     run: Run | None, run_dir: Path, workspace: Workspace, config: DiffuseConfig, source: Run, info: DistInfo
 ) -> dict[str, Any]:
     family = get_family(config.env or "")
-    device = resolve_device(config.device)
+    compute = setup_compute(config, workspace.root, run.manifest.get("compute") if run else None, info)
+    if run is not None:
+        run.manifest["compute"] = compute.record()
+    device = compute.torch_device
     policy, plm_config = load_policy(checkpoint_of(source), device)
-    plm = freeze(policy.model)
+    plm = freeze(use_precision(policy.model, compute))
     scorer = ShardedPLM(plm, info) if info.enabled else plm
     before = weights_sha256(plm)
     tasks = list(plm_config["train_tasks"])
@@ -198,7 +234,7 @@ def train_denoiser(
     arch = DenoiserConfig(x_dim=codec.x_dim, cond_dim=codec.cond_dim, hidden=d.hidden, layers=d.layers,
                           time_embed=d.time_embed)  # fmt: skip
     seed_everything(config.seed)
-    denoiser = Denoiser(arch).to(device)
+    denoiser = use_precision(Denoiser(arch).to(device), compute)
     average_gradients(denoiser, info)
     optimizer = torch.optim.Adam(denoiser.parameters(), lr=config.lr)
     ema = EMA(denoiser, config.ema_decay) if config.ema_decay else None
@@ -207,8 +243,15 @@ def train_denoiser(
     step = store.restore(denoiser, optimizer, None, rng, ema=ema)
     if step:
         log.info("resumed from step %d", step)
+    # gpm's memory of past gradients and every step's share removed resume with the weights
+    basis = GradientBasis(**config.gpm.model_dump()) if config.guidance == "gpm" else None
+    if basis is not None and "gpm" in store.restored_extra:
+        basis.load_state_dict(store.restored_extra["gpm"], device)
+    trace = GuidanceTrace()
+    trace.load_state_dict(store.restored_extra.get("guidance_trace", {}))
     payload = denoiser_payload(arch, schedule, codec, {"family": family.name, "pretrain_run": source.run_id,
                                                        "guidance": config.guidance, "lam": config.lam,
+                                                       "gpm": config.gpm.model_dump(),
                                                        "segment_source": config.segment_source})  # fmt: skip
     final = store.restored_extra  # the losses of the step checkpointed last, for a resume past the end
     curve = None
@@ -225,7 +268,7 @@ def train_denoiser(
             segments = prompt_segments(config.segment_source, sampler, tails, rng, rows, codec.prompt_len)
             contexts = sampler.sample(rng, rows, 1)
             losses = guided_step(denoiser, schedule, scorer, codec, segments, contexts, optimizer, rule=config.guidance,
-                                 lam=config.lam, grad_clip=config.grad_clip, device=device)  # fmt: skip
+                                 lam=config.lam, grad_clip=config.grad_clip, device=device, basis=basis)  # fmt: skip
             if ema is not None:
                 ema.update(denoiser, step + 1)
             if info.enabled and losses.loss_plm is not None:  # each rank holds its scaled share
@@ -237,7 +280,11 @@ def train_denoiser(
             step += 1
             if not info.is_main:
                 continue
-            row = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm, "cosine": losses.gradient.cosine}
+            trace.add(losses.gradient)
+            row = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm, "cosine": losses.gradient.cosine,
+                   "removed_share": losses.gradient.removed_share}  # fmt: skip
+            if basis is not None:
+                row["basis_rank"] = losses.gradient.basis_rank
             bar.update(1, **{k: v for k, v in row.items() if v is not None and not np.isnan(v)})
             if run is not None and (step % config.log_every == 0 or step == config.steps):
                 run.log_metrics({"step": step, "phase": "train", **row, "norm_dm": losses.gradient.norm_dm,
@@ -249,7 +296,10 @@ def train_denoiser(
             ):
                 run.log_metrics({"step": step, "phase": "curve", **curve.measure(policy, generated)})
             if step % config.checkpoint_every == 0 or step == config.steps:
-                final = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm}
+                final = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm,
+                         "guidance_trace": trace.state_dict()}  # fmt: skip
+                if basis is not None:
+                    final["gpm"] = basis.state_dict()
                 store.save(step, denoiser, payload, optimizer, None, rng, extra=final, ema=ema)
     after = weights_sha256(plm)
     if after != before:
@@ -257,7 +307,7 @@ def train_denoiser(
             "the frozen Prompt-DT's weights changed during diffusion training", hint="report this bug"
         )
     return {"steps": step, "final_loss_dm": final.get("loss_dm"), "final_loss_plm": final.get("loss_plm"),
-            "plm_sha256": before,
+            "plm_sha256": before, **trace.summary(),
             "checkpoint": str(Path(store.latest_dir()).relative_to(run_dir)) if info.is_main else None}  # fmt: skip
 
 
@@ -293,7 +343,8 @@ def run_diffuse(
         with stage_run(run):
             run.record_input("pretrain", source.run_id, None)
             summary = train_denoiser(run, run.dir, workspace, config, source, info)
-            curves = ["loss_dm", "loss_plm", "cosine", "train_task_return", "train_task_success"]
+            curves = ["loss_dm", "loss_plm", "cosine", "removed_share", "train_task_return"]
+            curves.append("train_task_success")
             record_trained(
                 run, run.dir / summary["checkpoint"], curves, f"diffuse {config.env} ({config.guidance})"
             )

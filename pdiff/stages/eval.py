@@ -16,18 +16,18 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from pdiff.config import StageConfig, register_stage_config
+from pdiff.compute import ComputeConfig, setup_compute
+from pdiff.config import register_stage_config
 from pdiff.console import StageProgress
 from pdiff.data.batches import PromptBank, Segments
 from pdiff.data.minari_format import dataset_dir, dataset_id, latest_version
 from pdiff.data.minari_read import read_metadata
 from pdiff.data.prompts_file import read_prompts
-from pdiff.distributed import resolve_device
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
@@ -53,7 +53,8 @@ from pdiff.workspace.runs import (
 from pdiff.workspace.verification import verified_output
 
 
-class EvalConfig(StageConfig):
+class EvalConfig(ComputeConfig):
+    OLDER: ClassVar[dict[str, Any]] = {"threads": None, "precision": "fp32"}
     env: str | None = Field(None, description="Task family (default: that of the evaluated run).")
     pretrain_run: str | None = Field(
         None, description="Pretrain run to evaluate (default: the latest finished)."
@@ -86,7 +87,6 @@ class EvalConfig(StageConfig):
     )
     tasks: list[int] | None = Field(None, description="Tasks to evaluate (default: the family's test tasks).")
     horizon: int | None = Field(None, ge=1, description="Episode length (default: the family's).")
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
     video: int = Field(0, ge=0, description="Record GIFs of the first N episodes of each task (first seed).")
     workers: int = Field(
         1, ge=1, description="Processes stepping the simulators (1: this one); results do not depend on it."
@@ -178,8 +178,9 @@ def evaluate(
     workspace: Workspace, run: Run, config: EvalConfig, sources: dict[int, Run], tuned: Run | None
 ) -> dict[str, Any]:
     family = get_family(config.env or sources[config.seeds[0]].family or "")
-    device = resolve_device(config.device)
-    policies = load_policies(sources, device, family.name)
+    compute = setup_compute(config, workspace.root, run.manifest.get("compute"))
+    run.manifest["compute"] = compute.record()
+    policies = load_policies(sources, compute.torch_device, family.name, compute)
     tasks = config.tasks or list(family.test_tasks)
     horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
     generated = (

@@ -21,6 +21,7 @@ from pdiff.console import err
 from pdiff.data.minari_format import dataset_id, latest_version
 from pdiff.envs import get_family, ood_variant
 from pdiff.errors import UsageError
+from pdiff.methods.guidance import ABLATION_RULES, GuidanceRule
 from pdiff.methods.zero_shot import ZERO_SHOT_METHODS
 from pdiff.stages.pipeline import (
     StepResult,
@@ -34,7 +35,6 @@ from pdiff.workspace.root import STAGES, Workspace
 from pdiff.workspace.runs import Run, RunStatus, list_runs
 
 PAPER_FAMILIES = ["cheetah-dir", "cheetah-vel", "ant-dir", "metaworld-reach"]
-ABLATION_RULES = ["project", "sum", "none", "plm-only"]
 EVAL_ONLY_METHODS = ("full-data", "random-prompt")  # rows made by eval alone, no tune method
 
 
@@ -53,7 +53,9 @@ class ReproduceConfig(StageConfig):
     guidance_ablation: bool = Field(
         False, description="Also diffuse, tune and eval with every ablation rule."
     )
-    ablation_rules: list[str] = Field(ABLATION_RULES, description="Guidance rules of the ablation.")
+    ablation_rules: list[GuidanceRule] = Field(
+        list(ABLATION_RULES), description="Guidance rules of the ablation (the paper's four and gpm)."
+    )
     diffusion_per_seed: bool = Field(
         True, description="Train one diffusion model per seed (its seed), so spreads over seeds include it."
     )

@@ -4,8 +4,8 @@ A step starts once the steps whose runs it names (`@key`) are done and every col
 (the others read the datasets; collects run one at a time, since a family and its OOD variant share a SAC
 teacher). Steps start in plan order. A finished run is reused and a stale one resumed exactly as in the
 sequential loop (pdiff.stages.reproduce.prepare), so `--jobs` changes when steps run, never what they compute:
-a finished matrix reads as finished to a later `reproduce` with any `--jobs`. Each child gets the parent's
-torch threads divided among the jobs (at least one), so N steps share the cores instead of fighting over them.
+a finished matrix reads as finished to a later `reproduce` with any `--jobs`. Each step sets the torch threads
+its config records (`threads`, default 1: pdiff.compute), so its numbers do not depend on `--jobs` either.
 Its progress lines go to stderr as plain lines (two live bars cannot share a terminal) and to its run's log.txt.
 When a step fails, no new step starts; the running ones finish, and the first failure is raised.
 """
@@ -20,8 +20,6 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
-
-import torch
 
 from pdiff.config import StageConfig
 from pdiff.console import err, log, plain_progress, setup_logging
@@ -58,12 +56,11 @@ def dependencies(steps: list[Step]) -> dict[str, set[str]]:
 
 
 def child(workspace: Workspace, stage: str, config: StageConfig, argv: list[str], resume: str | None,
-          threads: int, conn: Connection) -> None:  # fmt: skip
+          conn: Connection) -> None:  # fmt: skip
     """One stage in a spawned process; sends ("ok", run_id) or ("error", class name, message, hint)."""
     notice_dropped_ctrl_c()
     plain_progress()
     setup_logging()
-    torch.set_num_threads(threads)
     try:
         conn.send(("ok", run_stage(workspace, stage, config, argv, resume=resume).run_id))
     except PdiffError as exc:
@@ -90,7 +87,6 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
     grouped = split_overrides(overrides or [])
     needs = dependencies(steps)
     numbers = {step.key: number for number, step in enumerate(steps, 1)}
-    threads = max(1, torch.get_num_threads() // jobs)
     context = mp.get_context("spawn")  # a fresh interpreter: no forked torch or simulator state
     ids: dict[str, str] = {}
     configs: dict[str, StageConfig] = {}
@@ -106,7 +102,7 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
         receive, send = context.Pipe(duplex=False)
         resume = ready.stale.run_id if ready.stale else None
         process = context.Process(target=child, name=step.key, daemon=False,
-                                  args=(workspace, step.stage, ready.config, argv, resume, threads, send))  # fmt: skip
+                                  args=(workspace, step.stage, ready.config, argv, resume, send))  # fmt: skip
         process.start()
         send.close()
         running.append(Running(step, process, receive, resume is not None, time.monotonic()))

@@ -17,7 +17,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from pdiff.config import StageConfig, register_stage_config
+from pdiff.compute import Compute, ComputeConfig, setup_compute, use_precision
+from pdiff.config import register_stage_config
 from pdiff.console import StageProgress
 from pdiff.data.batches import Segments
 from pdiff.data.fewshot import fewshot_record
@@ -39,6 +40,7 @@ from pdiff.errors import UsageError
 from pdiff.eval.rollout import FrozenPolicy
 from pdiff.methods.base import TaskContext, load_fewshot
 from pdiff.methods.finetuning import save_tuned, tuned_path
+from pdiff.methods.guidance import GuidanceRule, rules_text
 from pdiff.methods.prompt_diffuser import SegmentCodec
 from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
 from pdiff.methods.selection import Selection, candidates, grid_for, select
@@ -55,13 +57,15 @@ MethodName = Literal["prompt-diffuser", "prompt-dt", "soft-prompt", "adaptor", "
 LoraTarget = Literal["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"]
 
 
-class TuneConfig(StageConfig):
+class TuneConfig(ComputeConfig):
     OLDER: ClassVar[dict[str, Any]] = {
         "selection": "off",
         "segment_source": None,
         "diffuse_runs": None,
         "pretrain_runs": None,
         "zero_shot_source": "nearest",  # older runs were never zero-shot: the value is never read
+        "threads": None,
+        "precision": "fp32",
     }
     env: str | None = Field(None, description="Task family (default: that of the input run).")
     method: MethodName = Field("prompt-diffuser", description="Tuning method (README: Tuning methods).")
@@ -111,13 +115,16 @@ class TuneConfig(StageConfig):
         description="Learning rate (ptdt: η) with selection=off. Default per method: prompt-diffuser 1e-4, "
         "soft-prompt 1e-3, adaptor 1e-3, lora 1e-3, ptdt 1e-4, full-ft 1e-4.",
     )
-    guidance: str | None = Field(None, description="Guidance rule while tuning (default: the diffuse run's).")
+    guidance: GuidanceRule | None = Field(
+        None,
+        description=f"Guidance rule while tuning: {rules_text()} (default: the diffuse run's; gpm with its "
+        "basis settings).",
+    )
     segment_source: Literal["tail", "anywhere"] | None = Field(
         None, description="prompt-diffuser: few-shot prompt segments tuned on (default: the diffuse run's)."
     )
     lam: float | None = Field(None, ge=0, description="λ while tuning (default: the diffuse run's).")
     grad_clip: float | None = Field(1.0, gt=0, description="Gradient-norm clip while tuning.")
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N.")
     adapter_width: int = Field(16, ge=1, description="adaptor: bottleneck width of each adapter.")
     lora_rank: int = Field(4, ge=1, description="lora: rank r of each update.")
     lora_alpha: float = Field(4.0, gt=0, description="lora: the update is scaled by alpha / rank.")
@@ -196,12 +203,12 @@ def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[dict[int, 
     return pretrain, diffuse
 
 
-def diffuser_settings(config: TuneConfig, diffuse: Run, device: Any) -> dict[str, Any]:
+def diffuser_settings(config: TuneConfig, diffuse: Run, compute: Compute) -> dict[str, Any]:
     def build(payload: dict[str, Any]) -> Denoiser:
         return Denoiser(DenoiserConfig.from_dict(payload["architecture"]))
 
     trained, payload = load_inference(checkpoint_of(diffuse), build)
-    trained.to(device)
+    use_precision(trained.to(compute.torch_device), compute)
     return {
         "denoiser_factory": lambda: copy.deepcopy(trained),
         "schedule": VPSchedule(**payload["schedule"]),
@@ -214,6 +221,7 @@ def diffuser_settings(config: TuneConfig, diffuse: Run, device: Any) -> dict[str
         # runs made before the setting existed trained on windows anywhere in an episode
         "segment_source": config.segment_source or payload.get("segment_source", "anywhere"),
         "lam": config.lam if config.lam is not None else payload["lam"],
+        "gpm": payload.get("gpm", {}),  # diffusion runs made before gpm existed: its defaults
         "grad_clip": config.grad_clip,
     }
 
@@ -225,11 +233,11 @@ def fallback_lr(config: TuneConfig) -> float | None:
 
 
 def method_settings(
-    config: TuneConfig, family: TaskFamily, diffuse: Run | None, device: Any
+    config: TuneConfig, family: TaskFamily, diffuse: Run | None, compute: Compute
 ) -> dict[str, Any]:
     """TaskContext.settings: the diffusion model's for prompt-diffuser, else the config + family."""
     if diffuse is not None:
-        return diffuser_settings(config, diffuse, device)
+        return diffuser_settings(config, diffuse, compute)
     return {**config.model_dump(), "lr": fallback_lr(config), "family": family}
 
 
@@ -279,8 +287,11 @@ def tune(
     """Every (seed, task) adaptation; under torchrun each rank takes a share of them and rank 0 writes all."""
     run_dir = run.dir if run is not None else run_dir
     family = get_family(config.env or "")
-    device = resolve_device(config.device)
-    policies = load_policies(pretrain, device, family.name)
+    compute = setup_compute(config, workspace.root, run.manifest.get("compute") if run else None, info)
+    if run is not None:
+        run.manifest["compute"] = compute.record()
+    device = compute.torch_device
+    policies = load_policies(pretrain, device, family.name, compute)
     tasks = list(family.test_tasks)
     fewshot = {seed: load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
                for seed in config.seeds if config.shots}  # fmt: skip
@@ -292,7 +303,7 @@ def tune(
             banks[pretrain[seed].run_id] = training_prompts(workspace.datasets_dir, family, training_tasks(family, False),
                                                             policies[seed], config.zero_shot_source)  # fmt: skip
     zero_shot = {seed: banks[pretrain[seed].run_id] for seed in config.seeds if not config.shots}
-    settings = {seed: method_settings(config, family, diffuse[seed] if diffuse else None, device)
+    settings = {seed: method_settings(config, family, diffuse[seed] if diffuse else None, compute)
                 for seed in config.seeds}  # fmt: skip
     method = METHODS[config.method]
     prompts: dict[tuple[int, int], Segments] = {}

@@ -1,11 +1,16 @@
-"""Shared builders for the diffusion tests: a small denoiser, a seeded generator, the two losses."""
+"""Shared builders for the diffusion tests: a small denoiser, a seeded generator, the two losses, and the
+gradients of the guidance rules (by plain backward, as written into .grad, as combined)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pdiff.diffusion import VPSchedule, denoising_loss, sample
+from pdiff.methods.gradient_basis import GradientBasis
+from pdiff.methods.guidance import CombinedGradient, combine_gradients
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 
 X_DIM, COND_DIM, BATCH = 6, 3, 8
@@ -37,3 +42,43 @@ def chain_loss(denoiser: Denoiser, schedule: VPSchedule, seed: int = 3) -> Tenso
     x_hat = sample(denoiser, schedule, cond, (BATCH, X_DIM), generator=seeded(seed), grad=True)
     target = torch.linspace(-1.0, 1.0, X_DIM)
     return ((x_hat - target) ** 2).mean()
+
+
+SCHEDULE = VPSchedule()
+LossFn = Callable[[nn.Module], Tensor]
+
+
+def plain_dm(model: nn.Module) -> Tensor:
+    return dm_loss(model, SCHEDULE)
+
+
+def plain_plm(model: nn.Module) -> Tensor:
+    return chain_loss(model, SCHEDULE)
+
+
+def reference_gradient(model: nn.Module, loss_fn: LossFn) -> Tensor:
+    """∇loss by an ordinary backward(), independent of combine_gradients' autograd.grad path."""
+    model.zero_grad(set_to_none=True)
+    loss_fn(model).backward()
+    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in model.parameters()]
+    flat = torch.cat([g.reshape(-1) for g in grads]).clone()
+    model.zero_grad(set_to_none=True)
+    return flat
+
+
+def written_gradient(model: nn.Module) -> Tensor:
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+
+
+def combine(
+    model: nn.Module,
+    dm: LossFn,
+    plm: LossFn,
+    rule: str,
+    lam: float = 1.0,
+    basis: GradientBasis | None = None,
+) -> CombinedGradient:
+    """combine_gradients of the two losses; gpm gets `basis`, by default a fresh one of memory 1."""
+    if rule == "gpm" and basis is None:
+        basis = GradientBasis(memory=1)
+    return combine_gradients(list(model.parameters()), dm(model), plm(model), rule=rule, lam=lam, basis=basis)

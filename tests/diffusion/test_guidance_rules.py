@@ -3,41 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import pytest
 import torch
-from diffusion_cases import chain_loss, dm_loss, small_denoiser
+from diffusion_cases import (
+    combine,
+    plain_dm,
+    plain_plm,
+    reference_gradient,
+    small_denoiser,
+    written_gradient,
+)
 from torch import Tensor, nn
 
-from pdiff.diffusion import VPSchedule
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import GUIDANCE_RULES, combine_gradients
-
-SCHEDULE = VPSchedule()
-LossFn = Callable[[nn.Module], Tensor]
-
-
-def plain_dm(model: nn.Module) -> Tensor:
-    return dm_loss(model, SCHEDULE)
-
-
-def plain_plm(model: nn.Module) -> Tensor:
-    return chain_loss(model, SCHEDULE)
-
-
-def reference_gradient(model: nn.Module, loss_fn: LossFn) -> Tensor:
-    """∇loss by an ordinary backward(), independent of combine_gradients' autograd.grad path."""
-    model.zero_grad(set_to_none=True)
-    loss_fn(model).backward()
-    grads = [torch.zeros_like(p) if p.grad is None else p.grad for p in model.parameters()]
-    flat = torch.cat([g.reshape(-1) for g in grads]).clone()
-    model.zero_grad(set_to_none=True)
-    return flat
-
-
-def written_gradient(model: nn.Module) -> Tensor:
-    return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
 
 
 def formula(rule: str, g_dm: Tensor, g_plm: Tensor, lam: float) -> Tensor:
@@ -51,16 +31,13 @@ def formula(rule: str, g_dm: Tensor, g_plm: Tensor, lam: float) -> Tensor:
         "none": g_dm,
         "plm-only": g_plm,
         "pcgrad": projected if g_plm @ g_dm < 0 else g_dm + lam * g_plm,
+        "gpm": projected,  # with a memory of one gradient (what `combine` gives it)
     }[rule]
 
 
 def assert_close_to(actual: Tensor, expected: Tensor) -> None:
     """Equal up to float32 rounding of the vector as a whole (single entries may lose relative precision)."""
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6 * float(expected.norm()))
-
-
-def combine(model: nn.Module, dm: LossFn, plm: LossFn, rule: str, lam: float = 1.0):
-    return combine_gradients(list(model.parameters()), dm(model), plm(model), rule=rule, lam=lam)
 
 
 @pytest.mark.parametrize("rule", GUIDANCE_RULES)

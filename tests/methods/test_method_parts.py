@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_methods import CPU, REACH
+from test_methods import CPU, CPU_FP32, REACH
 
 from pdiff.config import resolve_config
 from pdiff.envs import get_family
@@ -76,7 +76,7 @@ def _ptdt_context(ws, pretrain, **flags) -> TaskContext:  # noqa: ANN001
     fewshot = load_fewshot(ws.datasets_dir, family.name, [task], config.data_kind, config.shots)
     return TaskContext(seed=0, task=task, policy=policy, fewshot=policy.segment_sampler(fewshot),
                        fewshot_prompts=policy.prompt_bank(fewshot), rng=np.random.default_rng(5), device=CPU,
-                       out_dir=ws.root, settings=method_settings(config, family, None, CPU))  # fmt: skip
+                       out_dir=ws.root, settings=method_settings(config, family, None, CPU_FP32))  # fmt: skip
 
 
 @pytest.mark.metaworld

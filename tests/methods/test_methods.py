@@ -18,6 +18,7 @@ from method_suite import (
 from typer.testing import CliRunner
 
 from pdiff.cli import app
+from pdiff.compute import Compute
 from pdiff.config import resolve_config
 from pdiff.data.prompts_file import read_prompts, write_prompts
 from pdiff.envs import get_family
@@ -32,6 +33,7 @@ from pdiff.stages.tune import TuneConfig, method_settings
 pytestmark = pytest.mark.metaworld
 REACH = "metaworld-reach"
 CPU = torch.device("cpu")
+CPU_FP32 = Compute("cpu", 1, "fp32", "tests", "")  # how tune computes, for method_settings
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -45,7 +47,7 @@ def test_method_tunes_saves_and_loads_as_eval_does(trained, method, tmp_path):
     frozen_sha = weights_sha256(policy.model)
     fewshot = load_fewshot(ws.datasets_dir, family.name, [task], config.data_kind, config.shots)
     sampler, bank = policy.segment_sampler(fewshot), policy.prompt_bank(fewshot)
-    settings = method_settings(config, family, diffuse if method in NEEDS_DIFFUSE else None, CPU)
+    settings = method_settings(config, family, diffuse if method in NEEDS_DIFFUSE else None, CPU_FP32)
     context = TaskContext(seed=0, task=task, policy=policy, fewshot=sampler, fewshot_prompts=bank,
                           rng=np.random.default_rng(0), device=CPU, out_dir=tmp_path / "out", settings=settings)  # fmt: skip
 

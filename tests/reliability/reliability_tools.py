@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from support.cli import one_line_error  # noqa: F401 - the reliability tests import it from here
 from typer.testing import CliRunner
 
 from pdiff.cli import app
@@ -44,12 +45,3 @@ def truncate(path: Path) -> None:
     """Cut the file to half its length (a copy or a write that stopped early)."""
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-
-
-def one_line_error(stderr: str) -> str:
-    """The `error:` line of a failed command; asserts there is exactly one and no traceback."""
-    assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, stderr
-    assert "internal error" not in lines[0], stderr
-    return lines[0]

@@ -38,13 +38,17 @@ def test_diffuse_keeps_the_prompt_dt_frozen_and_logs_both_losses(pretrained):
     assert (run.dir / "learning_curve.png").is_file()
 
 
-@pytest.mark.parametrize("rule", ["none", "plm-only", "sum"])
+@pytest.mark.parametrize("rule", ["none", "plm-only", "sum", "gpm"])
 def test_each_guidance_rule_trains(pretrained, rule):
     ws, _ = pretrained
     run, summary = _diffuse(ws, guidance=rule, steps=3)
     assert run.status is RunStatus.FINISHED and run.config["guidance"] == rule
     if rule == "none":
         assert summary["final_loss_plm"] is None  # the L_DM-only ablation never runs the PLM
+        assert summary["guidance_removed_share_median"] is None  # no g_PLM to remove anything from
+    if rule == "gpm":  # tuning follows the diffuse run's rule, with a basis of its own per task
+        tuned, _ = run_smoke(ws, "tune", diffuse_run=run.run_id)
+        assert tuned.status is RunStatus.FINISHED
 
 
 def test_tune_then_eval_through_the_cli(pretrained):
@@ -103,13 +107,31 @@ def test_tune_rejects_bad_shots(pretrained):
     assert not (ws.root / "runs" / "tune").exists()
 
 
-def test_diffuse_resume_after_sigkill_matches_an_uninterrupted_run(pretrained):
+# gpm with a basis refreshed every 3 steps from a ring of 4: the kill falls between refreshes and after the ring
+# wrapped, so the resume needs both the ring and the stale basis from the checkpoint.
+GPM = {"guidance": "gpm", "gpm.memory": 4, "gpm.refresh_every": 3}
+
+
+@pytest.mark.parametrize("flags", [{}, GPM], ids=["project", "gpm"])
+def test_diffuse_resume_after_sigkill_matches_an_uninterrupted_run(pretrained, flags):
     ws, _ = pretrained
-    straight, _ = _diffuse(ws, steps=40)
+    straight, summary = _diffuse(ws, steps=40, **flags)
     args = ["--env", FAMILY, "--preset", "smoke", "--steps", "40"]
+    args += [item for key, value in flags.items() for item in ("--set", f"{key}={value}")]
     killed = kill_at(ws, "diffuse", args, checkpoint_at(10))
     assert killed.step is not None and killed.step < 40
     assert load_run(ws, "diffuse", killed.run_id).is_stale()
     result = runner.invoke(app, ["-w", str(ws.root), "diffuse", "--resume", killed.run_id])
     assert result.exit_code == 0, result.output
     assert_same_weights(latest_weights(killed.run_dir), latest_weights(straight.dir))
+    # the summary's guidance figures are medians over all 40 steps, the killed ones included
+    resumed = load_run(ws, "diffuse", killed.run_id).manifest["summary"]
+    keys = ["guidance_removed_share_median", "guidance_cosine_median", "guidance_basis_rank_median"]
+    assert {k: resumed[k] for k in keys} == {k: summary[k] for k in keys}
+    assert 0 < summary["guidance_removed_share_median"] < 1
+    assert (summary["guidance_basis_rank_median"] is None) is (flags.get("guidance") != "gpm")
+    if flags:
+        rows = [json.loads(line) for line in (straight.dir / "metrics.jsonl").read_text().splitlines()]
+        assert all(
+            1 <= r["basis_rank"] <= 5 and 0 < r["removed_share"] < 1 for r in rows if r["phase"] == "train"
+        )

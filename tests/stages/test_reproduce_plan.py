@@ -118,4 +118,5 @@ def test_an_ood_family_gets_expert_data_and_the_default_rule_only(tmp_path):
         "sum",
         "none",
         "plm-only",
+        "gpm",
     }
