@@ -1,12 +1,12 @@
 """`pdiff report`: eval runs → Markdown tables laid out like the paper's, the paper's numbers beside ours,
-PNG plots, and a plain statement of where Prompt Diffuser loses."""
+PNG plots, and where Prompt Diffuser stands by the written verdict rule."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from pdiff.report import tables
+from pdiff.report import standing, tables
 from pdiff.report.collect import ReportData, gather
 from pdiff.report.figures import all_figures
 from pdiff.workspace.root import Workspace, utc_now
@@ -27,7 +27,9 @@ def render_markdown(data: ReportData, figures: list[Path], figures_dir: Path, *,
         "",
         "## Where Prompt Diffuser stands",
         "",
-        *(tables.losses(data) or ["- nothing to compare (a single method)."]),
+        standing.RULE_LINE,
+        "",
+        *(standing.standings(data) or ["- nothing to compare (a single method)."]),
         "",
     ]  # fmt: skip
     drawn = {p.name for p in figures}
@@ -51,7 +53,7 @@ def report_payload(data: ReportData) -> dict[str, Any]:
         "superseded": [{"run": old, "used": new} for old, new in data.superseded],
         "ignored": [{"run": run, "reason": why} for run, why in data.ignored],
         "lineage": data.lineage,
-        "losses": tables.losses(data),
+        "losses": standing.standings(data),  # the key `pdiff report --json` readers already know
     }
 
 

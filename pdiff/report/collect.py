@@ -9,7 +9,7 @@ finished one is used and the others are listed as superseded.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
 
 @dataclass(frozen=True)
 class Score:
-    """Mean ± sample std over seeds, the 95% stratified bootstrap interval, and the (seeds × tasks) scores
+    """Mean ± sample std over seeds, the 95% bootstrap interval over seeds, and the (seeds × tasks) scores
     behind them (eval runs made before intervals existed have neither)."""
 
     mean: float
@@ -36,6 +36,12 @@ class Score:
         if self.low is not None and self.high is not None:
             text += f" [{scale * self.low:.{digits}f}, {scale * self.high:.{digits}f}]"
         return text
+
+    def with_interval(self) -> Score:
+        """This score with the interval `pdiff.stats` gives its (seeds × tasks) scores today (unchanged without
+        them): a summary of stored reports states every interval by one estimator."""
+        interval = mean_interval(np.array(self.by_seed_task)) if self.by_seed_task else None
+        return replace(self, low=interval[0], high=interval[1]) if interval else self
 
 
 @dataclass
@@ -66,6 +72,8 @@ class Result:
     pretrain_runs: list[str] = field(default_factory=list)  # every Prompt-DT behind the number
     # stage → {run id: seconds it ran (None: unknown)} of every run behind the number, this eval included
     compute_s: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # medians over the diffuse run's steps: share of ‖g_PLM‖ its rule removed, cos(g_DM, g_PLM)
+    guidance_trace: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def cell(self) -> tuple[str, str, str | None, str, int]:
@@ -90,15 +98,15 @@ def _score(summary: dict[str, Any], key: str) -> Score | None:
     if f"{key}_mean" not in summary:
         return None
     matrix = (summary.get("by_seed_task") or {}).get(key)
-    interval = mean_interval(np.array(matrix)) if matrix else None
-    low, high = interval if interval else (None, None)
-    return Score(float(summary[f"{key}_mean"]), float(summary[f"{key}_std"]), low, high, matrix)
+    return Score(
+        float(summary[f"{key}_mean"]), float(summary[f"{key}_std"]), by_seed_task=matrix
+    ).with_interval()
 
 
 def average_score(results: list[Result]) -> Score | None:
     """The mean of several results (Table 1's average over families), ± std over seeds of the per-seed average,
-    with the stratified interval of `average_interval`; None unless all have their (seeds × tasks) scores over
-    the same seeds."""
+    with the interval of `average_interval` (resampling those seeds); None unless all have their (seeds × tasks)
+    scores over the same seeds."""
     matrices = [np.array(r.score.by_seed_task) for r in results if r.score.by_seed_task]
     if len(matrices) < len(results) or len({tuple(r.seeds) for r in results}) != 1:
         return None
@@ -165,6 +173,16 @@ def compute_behind(workspace: Workspace, run: Run, tune: Run | None, pretrain_re
             for stage, found in runs.items()}  # fmt: skip
 
 
+def compute_settings(runs: list[Run | None]) -> dict[str, str]:
+    """CPU, torch threads and precision of the runs behind a cell, as recorded (older runs recorded none)."""
+    recorded = [r.manifest["compute"] for r in runs if r is not None and "compute" in r.manifest]
+    return {
+        key: "/".join(sorted({str(c.get(field)) for c in recorded if c.get(field)}))
+        for key, field in (("cpu", "cpu"), ("torch threads", "threads"), ("precision", "precision"))
+        if any(c.get(field) for c in recorded)
+    }
+
+
 def result_of(workspace: Workspace, run: Run) -> Result:
     """Read an eval run's summary and walk its inputs for method, guidance and budgets."""
     summary, config = run.manifest.get("summary", {}), run.config
@@ -179,6 +197,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
     settings: dict[str, Any] = {"eval episodes": summary.get("episodes_per_task", config.get("episodes")),
                                 "distinct rollouts": summary.get("distinct_rollouts")}  # fmt: skip
     variant = None
+    trace: dict[str, float | None] = {}
     if pretrain is not None:
         settings["pretrain steps"] = pretrain.config.get("steps")
         settings["pretrain data"] = pretrain.config.get("data_kind")
@@ -190,6 +209,8 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         adapt = tune.config.get("adapt", "finetune") if tune else "finetune"
         variant = guidance if adapt == "finetune" else f"{guidance}, {adapt}"
         settings["diffuse steps"] = diffuse.config.get("steps")
+        trace = {key: diffuse.manifest.get("summary", {}).get(f"guidance_{key}_median")
+                 for key in ("removed_share", "cosine")}  # fmt: skip
         settings["diffusion N"] = diffuse.config.get("diffusion", {}).get("steps")
     if tune is not None:
         if tune.config.get("shots") != 0:  # zero-shot trains nothing
@@ -204,6 +225,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
     pretrain_runs = list(dict.fromkeys(config.get("pretrain_runs") or [config.get("pretrain_run")]))
     if len(pretrain_runs) > 1:
         settings["Prompt-DTs"] = "one per seed"
+    settings.update(compute_settings([pretrain, diffuse, tune, run]))
     setting = setting_label(tune, diffuse)
     return Result(
         run_id=run.run_id,
@@ -226,6 +248,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         diffuse_run=diffuse.run_id if diffuse else None,
         settings={k: v for k, v in settings.items() if v is not None},
         compute_s=compute_behind(workspace, run, tune, [str(r) for r in pretrain_runs]),
+        guidance_trace=trace,
         versions={k: run.manifest.get("versions", {}).get(k) for k in ("mujoco", "metaworld", "gymnasium", "torch")},
     )  # fmt: skip
 

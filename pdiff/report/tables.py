@@ -1,6 +1,6 @@
 """Markdown tables laid out like the paper's: Table 1 (methods × families), Table 2 (few-shot data quality),
-the guidance ablation, Table 3 (Ant-dir OOD), with the paper's figures beside ours, plus the plain
-statement of where Prompt Diffuser loses."""
+the guidance ablation, Table 3 (Ant-dir OOD), with the paper's figures beside ours (where Prompt Diffuser
+stands against each method is `pdiff.report.standing`'s)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import numpy as np
 
 from pdiff.envs import get_family
 from pdiff.errors import PdiffError
+from pdiff.methods.guidance import GUIDANCE_RULES
 from pdiff.report import paper
 from pdiff.report.collect import ReportData, Result, average_score
-from pdiff.stats import probability_of_improvement
 
 METHOD_ORDER = ("prompt-diffuser", "ptdt", "full-ft", "soft-prompt", "adaptor", "lora", "prompt-dt",
                 "random-prompt", "full-data")  # fmt: skip
 FAMILY_ORDER = ("cheetah-dir", "cheetah-vel", "ant-dir", "metaworld-reach")
 KIND_ORDER = ("expert", "medium", "random")
-RULE_ORDER = ("project", "sum", "none", "plm-only", "pcgrad")
+RULE_ORDER = GUIDANCE_RULES
 OURS = "prompt-diffuser"
 UPPER_BOUND = "full-data"
 CONTROLS = {"random-prompt"}
@@ -118,7 +118,7 @@ def table1(data: ReportData, shots: int) -> Table:
         "Each cell adds the normalised score 100·(R − R_random)/(R_expert − R_random); Meta-World cells the success rate.",
         "Our average, where a method has all four paper families"
         + ("" if len(in_paper) == len(paper.PAPER_FAMILIES) else " (not the case here)")
-        + ": their mean ± std over seeds [95% stratified bootstrap, each family's test tasks its strata]"
+        + ": their mean ± std over seeds of the per-seed average [95% bootstrap interval resampling those seeds]"
         " (a bare mean where the four lack per-seed scores or share no seeds).",
     ]  # fmt: skip
     return Table(f"Table 1: few-shot policy generalisation ({shots} expert shots)", header, rows, notes)
@@ -143,6 +143,14 @@ def table2(data: ReportData, family: str, shots: int) -> Table | None:
     notes = [f"{family}, {shots} shots; columns: the quality of the few-shot data the prompt or tuning uses.",
              paper.TABLE2_NOTE]  # fmt: skip
     return Table(f"Table 2: few-shot data quality on {family}", ["method", *kinds], rows, notes)
+
+
+def trace_text(result: Result | None) -> str:
+    """ "; removes 0.03, cos -0.03" from the diffuse run's guidance medians (empty where none were logged)."""
+    trace = result.guidance_trace if result is not None else {}
+    parts = [f"{name} {trace[key]:{form}}" for key, name, form in
+             (("removed_share", "removes", ".2f"), ("cosine", "cos", "+.2f")) if trace.get(key) is not None]  # fmt: skip
+    return "; " + ", ".join(parts) if parts else ""
 
 
 def ablation(data: ReportData, shots: int) -> Table | None:
@@ -171,9 +179,11 @@ def ablation(data: ReportData, shots: int) -> Table | None:
                 text += (
                     f" ({100 * (result.score.mean - base.score.mean) / abs(base.score.mean):+.1f}% vs `none`)"
                 )
-            row.append(text)
+            row.append(text + trace_text(result))
         rows.append(row)
-    notes = [f"prompt-diffuser, expert few-shot data, {shots} shots; `--guidance` of the diffuse run.",
+    notes = [f"prompt-diffuser, expert few-shot data, {shots} shots; `--guidance` of the diffuse run; "
+             "removes: the median share of ‖g_PLM‖ the rule took out over the diffuse run's steps, cos: the "
+             "median cosine between g_DM and g_PLM (runs made before they were logged show neither).",
              paper.ABLATION_NOTE]  # fmt: skip
     for family in families:
         best = max(by_family[family].values(), key=lambda r: r.score.mean)
@@ -226,7 +236,7 @@ def table3(data: ReportData) -> Table | None:
                              f"{best[0]}: {best[1].score.text()}" if best else "–",
                              f"{paper_best[1].text()} ({paper_best[0]})" if paper_best else "n/r"])  # fmt: skip
     notes = [
-        "Raw return, mean ± std over seeds of the mean over the test tasks [95% stratified bootstrap interval], "
+        "Raw return, mean ± std over seeds of the mean over the test tasks [95% bootstrap interval over seeds], "
         "expert data; each cell adds the normalised score. Zero-shot: no trajectory of the target task; the "
         "prompt (prompt-dt) or the diffusion model's returns-to-go and timesteps (prompt-diffuser) come from "
         "the training tasks' prompts, our reading (docs/tuning-methods.md#zero-shot---shots-0).",
@@ -242,60 +252,6 @@ def ood_split_note(family: str) -> str:
         return get_family(family).split_note
     except PdiffError:
         return ""
-
-
-def compare(ours: Result, other: Result) -> tuple[str, str]:
-    """(verdict, evidence) of Prompt Diffuser against another result: decided by the 95% interval of the
-    probability of improvement when both runs have per-seed scores, else by the gap alone (older runs)."""
-    x, y = ours.score.by_seed_task, other.score.by_seed_task
-    if x and y and len(x[0]) == len(y[0]):
-        p, interval = probability_of_improvement(np.array(x), np.array(y))
-        if interval is not None:
-            low, high = interval
-            verdict = "wins" if low > 0.5 else "loses" if high < 0.5 else "ties"
-            return verdict, f"P(improvement) {p:.2f} [{low:.2f}, {high:.2f}]"
-        return "ties", f"P(improvement) {p:.2f}; one seed: no interval, no verdict"
-    gap = ours.score.mean - other.score.mean
-    spread = max(ours.score.std, other.score.std)
-    verdict = "wins" if gap >= 0 else "loses"
-    return (
-        verdict,
-        f"{gap:+.3g}{', within one std' if abs(gap) <= spread else ''}; no per-seed scores: no interval",
-    )
-
-
-def losses(data: ReportData) -> list[str]:
-    """Where Prompt Diffuser stands against every other method of each group: the comparisons it loses,
-    stated plainly first, then ties and wins, each with the probability of improvement and its interval."""
-    lines: list[str] = []
-    groups = sorted({(r.family, r.data_kind, r.shots) for r in data.results})
-    for family, kind, shots in groups:
-        cells = main_results(data, kind, shots)
-        ours = cells.get((OURS, family))
-        others = [(m, r) for (m, f), r in cells.items() if f == family and m != OURS]
-        where = f"{family} (zero-shot)" if shots == 0 else f"{family} ({kind} few-shot data, {shots} shots)"
-        if ours is None:
-            if others:
-                lines.append(f"- {where}: no prompt-diffuser run to compare.")
-            continue
-        verdicts: dict[str, list[str]] = {"wins": [], "ties": []}
-        for method, other in sorted(others, key=lambda mr: -mr[1].score.mean):
-            verdict, evidence = compare(ours, other)
-            label = {UPPER_BOUND: "the full-data upper bound"}.get(method, f"the {method} control"
-                                                                   if method in CONTROLS else method)  # fmt: skip
-            if verdict == "loses":
-                lines.append(f"- {where}: **prompt-diffuser loses to {label}**: {ours.score.text()} vs "
-                             f"{other.score.text()} ({evidence}).")  # fmt: skip
-            else:
-                verdicts[verdict].append(f"{method} ({evidence})")
-        if verdicts["ties"]:
-            lines.append(f"- {where}: prompt-diffuser ({ours.score.text()}) is not distinguishable from "
-                         f"{'; '.join(verdicts['ties'])}.")  # fmt: skip
-        if verdicts["wins"]:
-            lines.append(
-                f"- {where}: prompt-diffuser ({ours.score.text()}) is ahead of {'; '.join(verdicts['wins'])}."
-            )
-    return lines
 
 
 def family_facts(family: str) -> tuple[str, int | None]:

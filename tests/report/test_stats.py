@@ -1,30 +1,42 @@
-"""The report's uncertainty: intervals and probabilities of improvement as rliable defines them, computed
-by scipy; Prompt Diffuser's standing decided on those intervals; settings that change results keep apart."""
+"""The report's uncertainty: seed-level intervals and probabilities of improvement (rliable's definitions,
+resampled by scipy); settings that change results keep apart."""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
 
-from pdiff.report.collect import ReportData, Result, Score, setting_label
-from pdiff.report.tables import losses
-from pdiff.stats import average_interval, mean_interval, probability_of_improvement, sample_std
+from pdiff.report.collect import setting_label
+from pdiff.stats import (
+    average_interval,
+    mean_interval,
+    paired_by_seed,
+    probability_of_improvement,
+    sample_std,
+)
 from pdiff.workspace.runs import Run
 
 SCORES = np.array([[1.0, 4.0, 2.5, 7.0], [2.0, 3.0, 3.5, 6.0], [1.5, 5.0, 2.0, 8.0]])  # seeds × tasks
+# Seeds that move every task together (one few-shot draw, one model, one tuning per seed), as in a study.
+SEED_LEVEL = np.array([0.0, 10.0, 20.0])
+CORRELATED = SEED_LEVEL[:, None] + np.array([[1.0, 4.0, 2.5, 7.0]])
 
 
-def test_interval_is_scipys_stratified_bootstrap_of_the_mean() -> None:
-    def mean_over_tasks(*per_task: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.mean([np.mean(x, axis=axis) for x in per_task], axis=0)
-
-    library = stats.bootstrap([SCORES[:, t] for t in range(4)], mean_over_tasks, n_resamples=2000,
-                              method="percentile", vectorized=True, rng=np.random.default_rng(0))  # fmt: skip
-    low, high = mean_interval(SCORES)
+def test_a_cells_interval_resamples_whole_seeds() -> None:
+    per_seed = CORRELATED.mean(axis=1)
+    library = stats.bootstrap((per_seed,), np.mean, n_resamples=2000, confidence_level=0.95,
+                              method="percentile", rng=np.random.default_rng(0))  # fmt: skip
+    low, high = mean_interval(CORRELATED)
     assert (low, high) == (library.confidence_interval.low, library.confidence_interval.high)
-    assert low < SCORES.mean() < high
-    # stratified: only seeds are resampled, so a task's level never leaks into another's
-    assert high - low < np.ptp(SCORES.mean(axis=0))
+    # by hand: a resample repeats one seed three times with chance 1/27 > 2.5%, so with three seeds the
+    # percentile interval runs from the lowest seed's mean to the highest's
+    assert (low, high) == (per_seed.min(), per_seed.max())
+    # more tasks that move with their seed add no information: the interval stays (resampling each task's
+    # seeds on their own would narrow it with every task added)
+    assert mean_interval(np.hstack([CORRELATED] * 5)) == (low, high)
+    # the interval and the std over seeds describe the same seeds: no spread, no width
+    flat = np.array([[0.25, 0.75], [0.75, 0.25], [0.5, 0.5]])  # each seed's mean is 0.5
+    assert sample_std(flat.mean(axis=1)) == 0.0 and mean_interval(flat) == (0.5, 0.5)
     assert mean_interval(SCORES[:1]) is None
     assert sample_std([1.0, 2.0, 3.0]) == 1.0 and sample_std([5.0]) == 0.0
 
@@ -38,35 +50,40 @@ def test_the_average_over_families_weighs_each_family_once_whatever_its_task_cou
     # the same resamples with one family raised by 10: the average moves by 10 / 2, whatever its task count
     shifted_low, shifted_high = average_interval([SCORES, one_task + 10.0])
     assert np.isclose(shifted_low, low + 5.0) and np.isclose(shifted_high, high + 5.0)
+    # seed s of every family is resampled as one: the interval of the per-seed averages
+    per_seed = (SCORES.mean(axis=1) + one_task.mean(axis=1)) / 2
+    assert (low, high) == mean_interval(per_seed[:, None])
     assert average_interval([SCORES, one_task[:1]]) is None
 
 
 def test_probability_of_improvement_is_the_mann_whitney_statistic_averaged_over_tasks() -> None:
     other = SCORES + np.array([[0.5], [-1.0], [2.0]])
-    p, (low, high) = probability_of_improvement(SCORES, other)
+    improvement = probability_of_improvement(SCORES, other, paired=True)
     per_task = [stats.mannwhitneyu(SCORES[:, t], other[:, t]).statistic / 9 for t in range(4)]
-    assert np.isclose(p, np.mean(per_task))
-    assert 0.0 <= low <= p <= high <= 1.0
-    assert probability_of_improvement(SCORES + 100, SCORES)[0] == 1.0
+    assert np.isclose(improvement.probability, np.mean(per_task))
+    assert np.allclose(improvement.by_task, per_task)
+    low, high = improvement.interval
+    assert 0.0 <= low <= improvement.probability <= high <= 1.0
+    assert probability_of_improvement(SCORES + 100, SCORES).probability == 1.0
 
 
-def _result(method: str, matrix: np.ndarray) -> Result:
-    means = matrix.mean(axis=1)
-    score = Score(float(means.mean()), sample_std(means), by_seed_task=matrix.tolist())
-    return Result(run_id=method, created_at="", family="metaworld-reach", method=method, variant=None,
-                  data_kind="expert", shots=5, seeds=[0, 1, 2], episodes=1, horizon=None, score=score,
-                  normalized=None, success=None, pretrain_run="p", tune_run=None, diffuse_run=None)  # fmt: skip
+def test_a_comparison_over_shared_seeds_resamples_them_together() -> None:
+    ours, other = CORRELATED + 1.0, CORRELATED  # each seed's draw lifts both; ours is 1 higher on every one
+    paired = probability_of_improvement(ours, other, paired=True)
+    # all seed pairs (rliable): seed i of ours beats seed j of the other when i >= j, 6 pairs of 9
+    assert paired.probability == 6 / 9
+    # by hand: a resample of seeds (the same for both) with k distinct seeds scores (9 - (k choose 2)) / 9 of
+    # its pairs, 6/9 at least (all three distinct, chance 6/27) and 1 at most (one seed repeated, 3/27)
+    assert paired.interval == (6 / 9, 1.0)
+    # resampled apart, the other method's best seed meets our worst: the interval reaches below 0.5
+    unpaired = probability_of_improvement(ours, other, paired=False)
+    assert unpaired.probability == paired.probability and unpaired.interval[0] < 0.5 < paired.interval[0]
 
 
-def test_standing_is_decided_on_the_interval_not_the_mean() -> None:
-    ours = _result("prompt-diffuser", SCORES)
-    clearly_worse = _result("lora", SCORES - 10)
-    clearly_better = _result("ptdt", SCORES + 10)
-    close = _result("adaptor", SCORES[::-1] + 0.1)  # higher mean, overlapping seeds
-    text = "\n".join(losses(ReportData([ours, clearly_worse, clearly_better, close], [], [], {})))
-    assert "**prompt-diffuser loses to ptdt**" in text and "P(improvement) 0.00 [0.00, 0.00]" in text
-    assert "ahead of lora (P(improvement) 1.00 [1.00, 1.00])" in text
-    assert "not distinguishable from adaptor" in text and "loses to adaptor" not in text
+def test_pairs_are_matched_by_seed_id_not_by_position() -> None:
+    shuffled = CORRELATED[[2, 0, 1]]  # the same runs, listed as seeds 2, 0, 1
+    assert np.array_equal(paired_by_seed(CORRELATED + 1.0, [0, 1, 2], shuffled, [2, 0, 1]), CORRELATED)
+    assert paired_by_seed(CORRELATED, [0, 1, 2], CORRELATED, [3, 4, 5]) is None  # no shared draw
 
 
 def _run(stage: str, config: dict) -> Run:

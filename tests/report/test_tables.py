@@ -1,26 +1,14 @@
-"""The report's tables from report rows: layout, the paper's numbers, plain losses, optional tables.
-
-The rows are built by hand here (what `pdiff.report.collect` reads from eval runs, which
-tests/stages/test_reproduce.py covers with real runs)."""
+"""The report's tables from report rows: layout, the paper's numbers, optional tables."""
 
 from __future__ import annotations
 
+from report_rows import data, result
+
 from pdiff.report import render_markdown
-from pdiff.report.collect import ReportData, Result, Score
-from pdiff.report.tables import ablation, all_tables, compute_text, duration, losses, table1, table2, table3
+from pdiff.report.collect import Result, Score
+from pdiff.report.standing import standings
+from pdiff.report.tables import ablation, all_tables, compute_text, duration, table1, table2, table3
 from pdiff.stats import sample_std
-
-
-def result(method: str, mean: float, *, family: str = "cheetah-vel", kind: str = "expert", variant: str | None = None,
-           std: float = 1.0, created: str = "2026-01-01T00:00:00Z", shots: int = 5) -> Result:  # fmt: skip
-    return Result(run_id=f"{family}-{method}-{kind}-{variant}-{shots}", created_at=created, family=family, method=method,
-                  variant=variant, data_kind=kind, shots=shots, seeds=[0, 1, 2], episodes=3, horizon=None,
-                  score=Score(mean, std), normalized=None, success=None, pretrain_run="p", tune_run=None,
-                  diffuse_run=None)  # fmt: skip
-
-
-def data(*results: Result) -> ReportData:
-    return ReportData(list(results), [], [], {})
 
 
 def test_table1_has_every_method_as_a_row_and_the_paper_beside_ours():
@@ -68,18 +56,6 @@ def test_the_average_column_needs_all_four_paper_families_and_carries_an_interva
     assert bare.rows[0][bare.header.index("average (ours)")] == f"{sum(per_family) / 4:.1f}"
 
 
-def test_losses_are_stated_plainly():
-    lines = losses(data(result("prompt-diffuser", -40.0, variant="project"), result("ptdt", -39.5),
-                        result("prompt-dt", -45.0), result("full-data", -30.0)))  # fmt: skip
-    text = "\n".join(lines)
-    assert (
-        "**prompt-diffuser loses to ptdt**" in text
-        and "(-0.5, within one std; no per-seed scores: no interval)" in text
-    )
-    assert "**prompt-diffuser loses to the full-data upper bound**" in text
-    assert "is ahead of prompt-dt" in text
-
-
 def test_ablation_and_table2_only_with_several_rules_or_kinds():
     single = data(result("prompt-diffuser", -40.0, variant="project"))
     assert ablation(single, 5) is None and table2(single, "cheetah-vel", 5) is None and table3(single) is None
@@ -91,6 +67,14 @@ def test_ablation_and_table2_only_with_several_rules_or_kinds():
     assert any("projection is **not** the best rule" in note for note in table.notes)
     kinds = data(result("ptdt", -40.0), result("ptdt", -90.0, kind="random"))
     assert table2(kinds, "cheetah-vel", 5).header == ["method", "expert", "random"]
+
+
+def test_the_ablation_shows_what_each_rule_removed_beside_its_score():
+    gpm = result("prompt-diffuser", -38.0, variant="gpm")
+    gpm.guidance_trace = {"removed_share": 0.41, "cosine": -0.03}
+    table = ablation(data(result("prompt-diffuser", -40.0, variant="project"), gpm), 5)
+    assert [row[0].split()[0] for row in table.rows] == ["`project`", "`gpm`"]
+    assert table.rows[1][1].endswith("; removes 0.41, cos -0.03") and "removes" not in table.rows[0][1]
 
 
 def test_the_newest_variant_when_the_projection_was_not_run_and_ood_gets_table3():
@@ -129,7 +113,7 @@ def test_table3_has_few_shot_and_zero_shot_rows_with_the_papers_numbers_and_the_
     titles = [t.title for t in all_tables(rows)]
     assert titles == ["Table 1: few-shot policy generalisation (5 expert shots)",
                       "Table 3: out-of-distribution tasks and zero-shot prompts"]  # fmt: skip
-    assert any("cheetah-vel (zero-shot)" in line for line in losses(rows))
+    assert any("cheetah-vel (zero-shot)" in line for line in standings(rows))
 
 
 def test_no_table3_without_ood_or_zero_shot_runs():

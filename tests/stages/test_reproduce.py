@@ -70,6 +70,7 @@ def test_reproduce_runs_the_matrix_and_reports_it(reproduced):
     assert "555.7 ± 6.8" in table1 and "success" in table1  # the paper's reach figure; Meta-World detail
     assert "## Where Prompt Diffuser stands" in text and "### Setting: ours vs the paper's" in text
     assert "prompt-diffuser chosen: lr " in text  # what the selection protocol chose is in the settings
+    assert "precision: fp32" in text and "torch threads: 1" in text and "cpu: " in text  # what computed them
     figures = sorted(p.name for p in (report.parent / "figures").iterdir())
     assert "table1-2shots.png" in figures and any(n.startswith("curve-pretrain-") for n in figures)
     assert all((report.parent / "figures" / n).read_bytes()[:4] == b"\x89PNG" for n in figures)
@@ -177,7 +178,8 @@ def summaries(payload: dict) -> dict[str, dict]:
 
 def test_jobs_run_the_same_matrix_in_parallel(reproduced_template, collected_template, tmp_path):
     """`--jobs 2` runs steps in processes of their own and computes what the sequential run computed: the same
-    evaluations, and a matrix that a sequential `reproduce` then finds finished."""
+    cells, seed by seed and task by task (each step's thread count is a recorded setting, not --jobs'), and a
+    matrix that a sequential `reproduce` then finds finished."""
     _, sequential, _ = reproduced_template
     root = tmp_path / "ws"
     shutil.copytree(collected_template, root)
@@ -191,7 +193,8 @@ def test_jobs_run_the_same_matrix_in_parallel(reproduced_template, collected_tem
     first = summaries(json.loads(sequential))
     assert first.keys() == summaries(parallel).keys()
     for key, summary in summaries(parallel).items():
-        assert summary["return_mean"] == first[key]["return_mean"], key
+        assert summary["by_seed_task"] == first[key]["by_seed_task"], key
+    assert {r.manifest["compute"]["threads"] for r in list_runs(ws, "pretrain")} == {1}
     again = json.loads(invoke(ws, "--json", *MATRIX).stdout)
     assert {s["state"] for s in again["steps"]} == {"reused"}
 
