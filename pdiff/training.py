@@ -108,10 +108,6 @@ class CheckpointStore:
         steps = self._step_dirs()
         return steps[-1] if steps else None
 
-    def latest_step(self) -> int:
-        latest = self.latest()
-        return int(latest.name) if latest is not None else 0
-
     def latest_dir(self) -> str:
         latest = self.latest()
         if latest is None:

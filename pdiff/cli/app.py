@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 from pdiff import __version__
 from pdiff.console import err, pasteable, reset_consoles, setup_logging, suggest_with_workspace
 from pdiff.errors import EXIT_INTERRUPTED, PdiffError, RunFailed, from_os_error
-from pdiff.workspace.root import WORKSPACE_ENV, Workspace, resolve_root
+from pdiff.workspace.root import STAGES, WORKSPACE_ENV, Workspace, resolve_root
 
 
 @dataclass
@@ -69,8 +69,16 @@ def with_placeholders(command: Any) -> Any:
     return command
 
 
+# `pdiff --help` lists the stages in the order a user runs them, then the commands around them.
+AFTER_STAGES = ("demo", "sweep", "init", "ls", "show", "status", "verify", "gc", "config", "envs", "doctor")
+
+
 class PdiffGroup(TyperGroup):
     """Turns domain errors into one red line, a hint and the exit code, for the console and CliRunner alike."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        order = {name: rank for rank, name in enumerate((*STAGES, *AFTER_STAGES))}
+        return sorted(super().list_commands(ctx), key=lambda name: order.get(name, len(order)))
 
     def get_params(self, ctx: Any) -> list[Any]:
         with_placeholders(self)

@@ -148,13 +148,10 @@ def workspace_status(workspace: Workspace) -> dict[str, Any]:
 def verify_workspace(workspace: Workspace) -> dict[str, Any]:
     problems: list[str] = []
     dirs = dataset_dirs(workspace)
-    try:
-        from pdiff.data.minari_read import verify_dataset
-    except ImportError:  # the dataset module is optional until collect exists
-        verify_dataset = None
-    if verify_dataset is not None:
-        for directory in dirs:
-            problems += [f"{directory.relative_to(workspace.root)}: {p}" for p in verify_dataset(directory)]
+    from pdiff.data.minari_read import verify_dataset
+
+    for directory in dirs:
+        problems += [f"{directory.relative_to(workspace.root)}: {p}" for p in verify_dataset(directory)]
     files = 0
     for run in list_runs(workspace):
         files += len(run.manifest.get("outputs", []))

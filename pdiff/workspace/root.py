@@ -67,10 +67,6 @@ class Workspace:
         return self.root / "runs"
 
     @property
-    def trash_dir(self) -> Path:
-        return self.root / ".trash"
-
-    @property
     def config_file(self) -> Path:
         return self.root / "config.yaml"
 

@@ -112,6 +112,12 @@ def test_help_shows_placeholders_and_stage_examples_that_work(tmp_path):
     assert "prompt-diffuser" in method["type"] and "lora" in method["type"]  # a Literal lists its values
 
 
+def test_help_lists_the_stages_in_the_order_they_run():
+    listed = re.findall(r"^│ ([a-z]+) ", runner.invoke(app, ["--help"]).stdout, re.M)
+    stages = ["collect", "pretrain", "diffuse", "tune", "eval", "report", "reproduce"]
+    assert listed[: len(stages)] == stages and {"init", "ls", "doctor"} <= set(listed[len(stages) :])
+
+
 def test_tune_in_an_empty_workspace_says_what_to_run_first(tmp_path):
     ws, _ = Workspace.init(tmp_path / "w")
     result = runner.invoke(app, ["-w", str(ws.root), "tune"])
