@@ -25,9 +25,10 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	MUJOCO_GL=egl $(PDIFF) -w $(WORKSPACE) demo
 
-# docs/results/README.md from the published reports' report.json (no workspace, no simulator).
+# docs/results/README.md, the README's results table and docs/study.md's compute table from the published
+# reports' report.json (no workspace, no simulator).
 results: $(VENV)/.installed
-	$(PDIFF) report --summary docs/results --readme README.md
+	$(PDIFF) report --summary docs/results --readme README.md --study docs/study.md
 
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check pdiff tests bench scripts

@@ -7,9 +7,11 @@ training-task return). Prints, per run, where the curve started, its plateau and
 came `fraction` of the way there (pdiff.eval.budget); `--out` draws them side by side. `--json` prints the
 same as JSON.
 
-Tune runs make one curve per method instead: tune the same method at several `--set steps=N` (selection on),
-and each run gives a point, the selection's best held-out few-shot loss at N steps (the untuned loss is step
-0; the plateau is the best of them, since tuning longer can overfit the few shots).
+Tune runs make one curve per method instead: tune the same method at several `--set steps=N --set
+eval_every=N` (selection on, a fixed budget of N), and each run gives a point, the selection's best held-out
+few-shot loss at N steps (the untuned loss is step 0; the plateau is the best of them, since tuning longer
+can overfit the few shots). A tune run with early stopping also records each candidate's whole held-out
+curve (its summary's `selection.scores[].curve`).
 """
 
 from __future__ import annotations

@@ -250,7 +250,11 @@ def envs(
     from pdiff.teachers.shipped import expert_source
 
     def row(fam: TaskFamily) -> dict[str, Any]:
-        return {**inventory.family_row(fam), "expert": expert_source(fam)}
+        return {
+            **inventory.family_row(fam),
+            "in_distribution": fam.in_distribution,
+            "expert": expert_source(fam),
+        }
 
     opts = options(ctx)
     if family is not None:
@@ -262,22 +266,31 @@ def envs(
             opts,
             json_flag,
             {**row(fam), "tasks": rows},
-            lambda: _print_tasks(fam.name + (f" ({fam.split_note})" if fam.split_note else ""), rows),
+            lambda: _print_tasks(fam.name + (f" ({fam.test_note})" if fam.test_note else ""), rows),
         )
         return
     families = [row(get_family(name)) for name in family_names()]
     emit(opts, json_flag, families, lambda: _print_families(families))
 
 
+# Marks the test tasks of an in-distribution family (cheetah-dir) in `pdiff envs`.
+IN_DISTRIBUTION_MARK = "(= train)"
+
+
 def _print_families(rows: list[dict[str, Any]]) -> None:
     splits = "; ".join(f"{r['name']}: {r['split_note']}" for r in rows if r.get("split_note"))
     table = Table("family", "paper", "simulator", "tasks", "test tasks", "horizon", "obs/act", "rtg scale", "target", "expert",
                   caption="paper: one of the paper's four families (its name there); the others are ours to try. "
-                  "expert: who acts in the expert data (a SAC teacher ships inside pdiff or collect trains one)"
+                  "expert: who acts in the expert data (a SAC teacher ships inside pdiff or collect trains one). "
+                  f"{IN_DISTRIBUTION_MARK}: in distribution, the test tasks are training tasks too (as in Prompt-DT "
+                  "and the paper), so no unseen task is tested"
                   + (f". Out of distribution (Table 3), {splits}" if splits else ""))  # fmt: skip
     for r in rows:
+        test_tasks = ",".join(map(str, r["test_tasks"])) + (
+            f" {IN_DISTRIBUTION_MARK}" if r["in_distribution"] else ""
+        )
         table.add_row(
-            r["name"], f"✓ {r['paper']}" if r["paper"] else "", r["simulator"], str(r["num_tasks"]), ",".join(map(str, r["test_tasks"])), str(r["horizon"]),
+            r["name"], f"✓ {r['paper']}" if r["paper"] else "", r["simulator"], str(r["num_tasks"]), test_tasks, str(r["horizon"]),
             f"{r['obs_dim']}/{r['act_dim']}", f"{r['rtg_scale']:g}", f"{r['eval_target']:g}", r["expert"],
         )  # fmt: skip
     out.print(table)

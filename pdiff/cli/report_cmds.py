@@ -44,6 +44,11 @@ def report(
         "--readme",
         help="With --summary: also rewrite the results table of this README (between its markers).",
     ),
+    study: Path | None = typer.Option(
+        None,
+        "--study",
+        help="With --summary: also rewrite the compute table of this study page (between its markers).",
+    ),
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Tables like the paper's (its numbers beside ours), where Prompt Diffuser loses, PNG plots: report.md."""
@@ -51,14 +56,16 @@ def report(
     from pdiff.stages.report import run_report
 
     opts = options(ctx)
-    if readme is not None and summary_dir is None:
-        raise UsageError(
-            "--readme needs --summary DIR", hint="pdiff report --summary docs/results --readme README.md"
-        )
+    for flag, page in (("--readme", readme), ("--study", study)):
+        if page is not None and summary_dir is None:
+            raise UsageError(
+                f"{flag} needs --summary DIR",
+                hint="pdiff report --summary docs/results --readme README.md --study docs/study.md",
+            )
     if summary_dir is not None:
         from pdiff.report.summary import write_summary
 
-        written = write_summary(summary_dir, readme)
+        written = write_summary(summary_dir, readme, study)
         emit(
             opts,
             json_flag,

@@ -172,7 +172,7 @@ def pretrain(
     include_test_tasks: bool | None = typer.Option(
         None,
         "--include-test-tasks/--train-tasks-only",
-        help="Full-data upper bound: train on the test tasks too.",
+        help="The full-data model: train on the test tasks too.",
     ),
     device: str | None = DEVICE,
     seed: int | None = typer.Option(None, "--seed", help="Seed."),

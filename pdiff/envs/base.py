@@ -114,6 +114,23 @@ class TaskFamily:
         return (f"ours: {self.ood.base}'s tasks re-split, test tasks with {self.ood.parameter} in "
                 f"{self.ood.text}, training tasks all the others")  # fmt: skip
 
+    @property
+    def in_distribution(self) -> bool:
+        """Whether every test task is a training task too (cheetah-dir, as in Prompt-DT and the paper): such a
+        family tests no unseen task."""
+        return set(self.test_tasks) <= set(self.train_tasks)
+
+    @property
+    def test_note(self) -> str:
+        """What the test tasks are where they are not simply held out, in words: the training tasks themselves,
+        or an out-of-distribution split of ours ("" otherwise)."""
+        if self.in_distribution:
+            return (
+                "in distribution: its test tasks are its training tasks, as in Prompt-DT and the paper, "
+                "so it tests no unseen task"
+            )
+        return self.split_note
+
     # --- shared ---------------------------------------------------------------------------------------
 
     def split(self, task_id: int) -> str:

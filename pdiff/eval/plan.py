@@ -1,10 +1,14 @@
 """Which episodes one evaluation seed rolls out: every prompt of a task, each for one or more resets.
 
-Where a task's episodes differ from reset to reset (MuJoCo's reset noise), each prompt is rolled out
-`episodes` times with different reset seeds. Where they do not (Meta-World 3.1.1 ignores the reset seed and
-fixes each task's start state), a repeated rollout is an identical copy, so each prompt is rolled out once
-and what varies is the prompt: every few-shot prompt of the seed's episodes for the prompt-dt baseline,
-`episodes` random prompts for the random-prompt control, the tuned prompt for a tune run.
+Where a task's episodes differ from reset to reset (MuJoCo's reset noise), one prompt is rolled out `episodes`
+times with different reset seeds. Where they do not (Meta-World 3.1.1 ignores the reset seed and fixes each
+task's start state), a repeated rollout is an identical copy, so each prompt is rolled out once and what varies
+is the prompt: every (seed, task) runs as many prompts as there are few-shot episodes, whatever the method, so
+every cell of a family stands on as many rollouts. The prompt-dt baseline runs each few-shot prompt, Prompt
+Diffuser the prompt it generated from each, a weight-tuned model each few-shot prompt, and the random-prompt
+control as many random prompts. A method that learns one prompt repeats it (ptdt), or ignores the prompt it is
+given (soft-prompt, whose learned embeddings replace it): those rollouts count as episodes but are copies, and
+`distinct_rollouts` says how many differ.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pdiff.data.batches import Segments, concat_segments
+from pdiff.envs.base import TaskFamily
 
 
 @dataclass
@@ -46,3 +51,21 @@ def plan_episodes(
             resets.append([reset_seed(task, e) for e in episodes])
             numbers.append(episodes)
     return EpisodePlan(rows, concat_segments(parts), resets, numbers)
+
+
+def in_turn(prompts: Segments, count: int) -> Segments:
+    """`count` rows cycling through `prompts` (a tune run's one learned prompt, repeated; or the first `count`)."""
+    return prompts.take(np.arange(count) % len(prompts))
+
+
+def random_prompts(family: TaskFamily, prompt_len: int, count: int, rng: np.random.Generator) -> Segments:
+    """Noise in place of a prompt: states N(0, 1) in normalised space, actions and returns uniform."""
+    return Segments(
+        states=rng.normal(size=(count, prompt_len, family.obs_dim)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(count, prompt_len, family.act_dim)).astype(np.float32),
+        rewards=np.zeros((count, prompt_len), np.float32),
+        returns_to_go=rng.uniform(0, 1, size=(count, prompt_len, 1)).astype(np.float32),
+        timesteps=np.tile(np.arange(prompt_len), (count, 1)).astype(np.int64),
+        mask=np.ones((count, prompt_len), np.float32),
+        tasks=np.full(count, -1, np.int64),
+    )

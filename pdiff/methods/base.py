@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ __all__ = ["TaskContext", "TaskResult", "load_fewshot"]
 
 @dataclass
 class TaskContext:
-    """The frozen policy plus the few-shot data of one test task, for one seed. Zero-shot (`--shots 0`)
-    there is no few-shot data: `fewshot` and `fewshot_prompts` are None and `zero_shot` holds the training
-    tasks' prompts instead (only the methods of pdiff.methods.zero_shot.ZERO_SHOT_METHODS run so)."""
+    """The frozen policy plus the few-shot data of one test task, for one seed. Zero-shot (`--shots 0`, only
+    the methods of pdiff.methods.zero_shot.ZERO_SHOT_METHODS) under `nearest`, the few-shot data is the nearest
+    training task's episodes; under `none` there is none: `fewshot` and `fewshot_prompts` are None and
+    `zero_shot` holds the training tasks' prompts instead."""
 
     seed: int
     task: int
@@ -33,11 +35,32 @@ class TaskContext:
     out_dir: Path  # where the method may store per-task weights
     settings: dict[str, Any] = field(default_factory=dict)
     zero_shot: ZeroShotPrompts | None = None
+    # Set by a selection trial (pdiff.methods.selection): called after every tuning step with the step number
+    # and a builder of the result as it stands; True stops the tuning there (early stopping).
+    after_step: Callable[[int, Callable[[], TaskResult]], bool] | None = None
+
+    def stop_after(self, step: int, current: Callable[[], TaskResult]) -> bool:
+        """Whether tuning stops after `step` (never outside a selection trial)."""
+        return self.after_step is not None and self.after_step(step, current)
+
+    # Where the family's resets do not vary (Meta-World), one rollout per prompt is all a prompt can show, so
+    # the result holds one prompt per few-shot episode and eval rolls out each (pdiff.eval.plan).
+    prompt_per_episode: bool = False
+
+    def fewshot_tails(self) -> Segments:
+        """The few-shot tail prompts a result is evaluated with or conditioned on: every one of the task's
+        with `prompt_per_episode`, else one drawn at random."""
+        assert self.fewshot_prompts is not None
+        if self.prompt_per_episode:
+            return self.fewshot_prompts.all_for_task(self.task)
+        return self.fewshot_prompts.for_task(self.task, self.rng)
 
 
 @dataclass
 class TaskResult:
-    prompt: Segments  # one row: the prompt the (frozen or tuned) model is evaluated with
+    prompt: (
+        Segments  # the prompt(s) the (frozen or tuned) model is evaluated with: one row, or one per episode
+    )
     tunable_parameters: int
     metrics: dict[str, float] = field(default_factory=dict)
     # Weight-changing methods: the tuned Prompt-DT (its trainable parameters are what tune saves) and the

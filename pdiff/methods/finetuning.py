@@ -54,6 +54,7 @@ def finetune(
     """Adam on the trainable parameters; loss = action MSE on `batch_size` few-shot segments per step.
 
     Train mode (dropout on), as in pretraining. One prompt throughout: the one the model is evaluated with.
+    A selection trial may stop it early (TaskContext.stop_after).
     """
     params = list(trainable(model).values())
     optimizer = torch.optim.Adam(params, lr=lr)
@@ -75,6 +76,8 @@ def finetune(
             raise RunFailed(f"tune loss became {losses[-1]} at step {step + 1} on task {context.task}",
                             hint="lower the learning rate: pdiff tune --set lr=...")  # fmt: skip
         optimizer.step()
+        if context.stop_after(step + 1, lambda: TaskResult(prompt=prompt, tunable_parameters=0, model=model)):
+            break
     model.eval()
     return {"loss_first": losses[0], "loss_last": losses[-1]} if losses else {}
 
@@ -95,6 +98,10 @@ def tune_weights(
     metrics = finetune(model, prompt, context, steps=settings["steps"], batch_size=settings["batch_size"],
                        lr=settings["lr"], grad_clip=settings["grad_clip"])  # fmt: skip
     count = sum(p.numel() for p in trainable(model).values())
+    # Tuned with one prompt; where resets do not vary it is rolled out with each few-shot prompt, so that no
+    # single prompt decides the cell (soft-prompt's learned embeddings replace the prompt: those are copies).
+    if context.prompt_per_episode:
+        prompt = context.fewshot_tails()
     return TaskResult(prompt=prompt, tunable_parameters=count, metrics=metrics, model=model, options=options)
 
 

@@ -9,8 +9,9 @@ Our reading of the method (reference/paper.md §3–§8; every open choice is a 
   g = g_DM + λ·(g_PLM − (g_PLM·û)û) (or the ablation rule chosen, or gpm's multi-vector projection).
 - `diffuse` trains on the training tasks; `tune` fine-tunes a copy on each test task's few-shot episodes
   with the same loss, then generates the task's prompt conditioned on a few-shot tail segment's (rtg, t).
-  Zero-shot (`--shots 0`) nothing is fine-tuned: the trained model generates the prompt conditioned on a
-  training task's (rtg, t) (pdiff.methods.zero_shot).
+  Zero-shot (`--shots 0`, pdiff.methods.zero_shot): `nearest` tunes the same way on the nearest training
+  task's episodes; under `none` nothing is fine-tuned and the trained model is conditioned on the mean (rtg, t)
+  of the training tasks' tails.
 """
 
 from __future__ import annotations
@@ -214,9 +215,21 @@ def fixed_noise_prompts(
     return generate
 
 
+def trial_result(
+    context: TaskContext, denoiser: Denoiser, schedule: VPSchedule, codec: SegmentCodec
+) -> TaskResult:
+    """A selection trial's view of the denoiser as it stands: its prompt for one few-shot tail's condition from
+    one noise draw, the same at every score, so that the trial's held-out curve follows the training alone."""
+    fixed = np.random.default_rng([context.seed, context.task])
+    condition = context.fewshot_prompts.for_task(context.task, fixed)
+    noise_seed = context.seed * 1000 + context.task
+    generate = fixed_noise_prompts(denoiser, schedule, codec, context.device, noise_seed)
+    return TaskResult(prompt=generate(condition), tunable_parameters=0)
+
+
 def tune_task(context: TaskContext) -> TaskResult:
     """Fine-tune a copy of the trained denoiser on the task's few-shot data, then generate its prompt
-    (zero-shot: generate it with the trained denoiser as it is)."""
+    (zero-shot `none`: generate it with the trained denoiser as it is)."""
     settings = context.settings
     denoiser: Denoiser = settings["denoiser_factory"]()
     schedule: VPSchedule = settings["schedule"]
@@ -244,12 +257,15 @@ def tune_task(context: TaskContext) -> TaskResult:
             loss_dm = None if settings["guidance"] == "plm-only" else losses.loss_dm  # NaN: not computed
             check_finite("tune", step, {"loss_dm": loss_dm, "loss_plm": losses.loss_plm},
                          where=f"seed {context.seed}, task {context.task}")  # fmt: skip
+            if context.stop_after(step, lambda: trial_result(context, denoiser, schedule, codec)):
+                break
         metrics = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm or float("nan")}
         save_weights(
             denoiser, context.out_dir / f"seed-{context.seed}" / f"task-{context.task:02d}.safetensors"
         )
-    # Algorithm 1's y: the (rtg, t) of a random few-shot trajectory's tail segment (paper.md #9)
-    condition = context.fewshot_prompts.for_task(context.task, context.rng)
+    # Algorithm 1's y: the (rtg, t) of a random few-shot trajectory's tail segment (paper.md #9); where resets do
+    # not vary, one prompt per few-shot episode, each conditioned on that episode's tail
+    condition = context.fewshot_tails()
     prompt = generate_prompts(denoiser, schedule, codec, condition, context.device)
     # How far the generated states are from the real few-shot prompt they were conditioned on (RMS in the
     # Prompt-DT's normalised state units): compare with the distance between real prompts of different tasks.

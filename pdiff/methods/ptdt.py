@@ -19,7 +19,8 @@ timesteps alone (paper.md §12 #19).
 m = 15, μ = 1.0 and 2 batches (or rollouts) per score follow the surviving reference driver; no line search.
 Its η = 1e-4 with a 0.95 decay per round cannot move the prompt (about 1e-4 per value in total), so η and
 the decay come from the selection protocol (pdiff.methods.selection; `selection=off` uses `lr`, default
-the driver's 1e-4). Batch size and the number of rounds are the tune stage's `batch_size` and `steps`.
+the driver's 1e-4). Batch size and the number of rounds are the tune stage's `batch_size` and `steps` (with
+selection on, the rounds are chosen by early stopping, and η does not decay).
 """
 
 from __future__ import annotations
@@ -111,16 +112,23 @@ def tune_task(context: TaskContext) -> TaskResult:
             return online_scores(context, candidates, settings["ptdt_rollouts"], pool)
         return offline_scores(context, candidates, settings["ptdt_batches"])
 
+    def current() -> TaskResult:  # the prompt as it stands, for a selection trial's early stopping
+        return TaskResult(
+            prompt=candidates_from(x[None], prompt, fields, max_ep_len), tunable_parameters=len(x)
+        )
+
     start = x = flatten(prompt, fields)
     velocity = np.zeros_like(x)
     try:
-        for _ in range(settings["steps"]):
+        for done in range(1, settings["steps"] + 1):
             trials = x + mu * context.rng.standard_normal((m, len(x)))
             rank = np.argsort(np.argsort(-score(trials), kind="stable"), kind="stable")  # 0 = best
             direction = ((m - 1 - 2 * rank)[:, None] * (trials - x)).sum(0) / (m * (m - 1) / 2)
             velocity = 0.5 * velocity + direction
             x = x + lr * velocity
             lr *= settings["ptdt_lr_decay"]
+            if context.stop_after(done, current):
+                break
         first, last = score(np.stack([start, x]))  # on the same data, so the two are comparable
     finally:
         pool.close()

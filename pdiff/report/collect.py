@@ -1,9 +1,9 @@
 """Gather finished eval runs and their lineage (tune → diffuse → pretrain) into report rows.
 
-A cell of a table is (family, method, variant, data kind, shots). Every other setting that changes results
-(ε vs x0 prediction, where the generator's segments come from, EMA, hand-set vs selected learning rates)
-is part of the method's name in the tables, e.g. `prompt-diffuser [ε-prediction, segments anywhere]`, so a
-run of another setting never replaces one in a cell. When several eval runs cover one cell, the newest
+A cell of a table is (family, method, variant, data kind, shots, zero-shot setting). Every other setting
+that changes results (ε vs x0 prediction, where the generator's segments come from, EMA, hand-set vs
+selected learning rates) is part of the method's name in the tables, e.g. `prompt-diffuser [ε-prediction,
+segments anywhere]`, so a run of another setting never replaces one in a cell. When several eval runs cover one cell, the newest
 finished one is used and the others are listed as superseded.
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pdiff.errors import ArtifactError, UsageError
+from pdiff.methods.zero_shot import recorded_setting
 from pdiff.stats import average_interval, mean_interval, sample_std
 from pdiff.workspace.root import Workspace, parse_utc
 from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
@@ -74,10 +75,11 @@ class Result:
     compute_s: dict[str, dict[str, float | None]] = field(default_factory=dict)
     # medians over the diffuse run's steps: share of ‖g_PLM‖ its rule removed, cos(g_DM, g_PLM)
     guidance_trace: dict[str, float | None] = field(default_factory=dict)
+    zero_shot: str | None = None  # shots 0: the zero-shot setting (pdiff.methods.zero_shot.recorded_setting)
 
     @property
-    def cell(self) -> tuple[str, str, str | None, str, int]:
-        return (self.family, self.method, self.variant, self.data_kind, self.shots)
+    def cell(self) -> tuple[str, str, str | None, str, int, str | None]:
+        return (self.family, self.method, self.variant, self.data_kind, self.shots, self.zero_shot)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,8 +139,6 @@ def setting_label(tune: Run | None, diffuse: Run | None) -> str:
         parts.append(f"lr {tune.config.get('lr')} by hand")
     if tune is not None and tune.config.get("method") == "ptdt" and tune.config.get("ptdt_online"):
         parts.append("ranked by simulator return")
-    if tune is not None and tune.config.get("shots") == 0 and tune.config.get("zero_shot_source") == "pooled":
-        parts.append("zero-shot from all training tasks")  # the default, `nearest`, goes unsaid
     return ", ".join(parts)
 
 
@@ -183,6 +183,23 @@ def compute_settings(runs: list[Run | None]) -> dict[str, str]:
     }
 
 
+def selection_settings(method: str, selection: dict[str, Any]) -> dict[str, str]:
+    """What the selection protocol chose for `method` (settings, then tune steps), a value at an edge of its
+    grid flagged; runs made before early stopping recorded neither the steps nor the edges."""
+    edges = set(selection.get("at_edge", []))
+
+    def shown(key: str, value: float) -> str:
+        return f"{value:g}" + (" (at the grid's edge)" if key in edges else "")
+
+    rows = {}
+    if selection.get("chosen"):
+        picked = sorted(selection["chosen"].items())
+        rows[f"{method} chosen"] = ", ".join(f"{k} {shown(k, v)}" for k, v in picked)
+    if "steps" in selection:
+        rows[f"{method} tune steps chosen"] = shown("steps", selection["steps"])
+    return rows
+
+
 def result_of(workspace: Workspace, run: Run) -> Result:
     """Read an eval run's summary and walk its inputs for method, guidance and budgets."""
     summary, config = run.manifest.get("summary", {}), run.config
@@ -201,7 +218,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
     if pretrain is not None:
         settings["pretrain steps"] = pretrain.config.get("steps")
         settings["pretrain data"] = pretrain.config.get("data_kind")
-        # only the full-data bound's Prompt-DT trains on test tasks; saying so plainly keeps a family's row honest
+        # only the full-data model's Prompt-DT trains on test tasks; saying so plainly keeps a family's row honest
         if pretrain.config.get("include_test_tasks"):
             settings["full-data Prompt-DT's tasks"] = "train + test"
     if diffuse is not None:
@@ -212,19 +229,23 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         trace = {key: diffuse.manifest.get("summary", {}).get(f"guidance_{key}_median")
                  for key in ("removed_share", "cosine")}  # fmt: skip
         settings["diffusion N"] = diffuse.config.get("diffusion", {}).get("steps")
+    shots = int(summary.get("shots", config.get("shots", 0)))
+    tuned = tune.manifest.get("summary", {}) if tune else {}
+    zero_shot = recorded_setting(tuned.get("zero_shot")) if shots == 0 else None
     if tune is not None:
-        if tune.config.get("shots") != 0:  # zero-shot trains nothing
+        if shots or zero_shot == "nearest":  # zero-shot `none` trains nothing
             settings["tune steps"] = tune.config.get("steps")
         if tune.config.get("diffuse_runs"):
             settings["diffusion models"] = "one per seed"
-        chosen = tune.manifest.get("summary", {}).get("selection", {}).get("chosen")
-        if chosen:
-            settings[f"{tune.config['method']} chosen"] = ", ".join(
-                f"{k} {v:g}" for k, v in sorted(chosen.items())
-            )
+        selection = tune.manifest.get("summary", {}).get("selection", {})
+        settings.update(selection_settings(tune.config["method"], selection))
     pretrain_runs = list(dict.fromkeys(config.get("pretrain_runs") or [config.get("pretrain_run")]))
-    if len(pretrain_runs) > 1:
-        settings["Prompt-DTs"] = "one per seed"
+    seed_count = len(summary.get("seeds", config.get("seeds", [])))
+    if len(pretrain_runs) > 1:  # one per seed, or one per group of seeds
+        per_seed = len(pretrain_runs) == seed_count
+        settings["Prompt-DTs"] = (
+            "one per seed" if per_seed else f"{len(pretrain_runs)} for {seed_count} seeds"
+        )
     settings.update(compute_settings([pretrain, diffuse, tune, run]))
     setting = setting_label(tune, diffuse)
     return Result(
@@ -234,7 +255,8 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         method=str(summary["method"]) + (f" [{setting}]" if setting else ""),
         variant=variant,
         data_kind=str(summary.get("data_kind", config.get("data_kind"))),
-        shots=int(summary.get("shots", config.get("shots", 0))),
+        shots=shots,
+        zero_shot=zero_shot,
         seeds=list(summary.get("seeds", config.get("seeds", []))),
         episodes=int(summary.get("episodes_per_task", config.get("episodes", 0))),
         horizon=config.get("horizon"),

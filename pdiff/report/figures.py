@@ -19,6 +19,7 @@ from pdiff.report.tables import (
     main_results,
     ordered,
     setting_name,
+    settings_in,
     table3_families,
 )
 from pdiff.workspace.root import Workspace
@@ -142,10 +143,10 @@ def table3_bars(data: ReportData, out: Path) -> Path | None:
     """Table 3: per family, each method's few-shot and zero-shot bars side by side (expert data)."""
     panels: dict[str, dict[str, dict[str, Result]]] = {}
     families = table3_families(data)
-    for shots in sorted({r.shots for r in data.results}):
-        for (method, family), result in main_results(data, "expert", shots).items():
+    for shots, zero_shot in settings_in(data.results):
+        for (method, family), result in main_results(data, "expert", shots, zero_shot).items():
             if family in families and (shots == 0 or is_ood(family)):
-                panels.setdefault(family, {}).setdefault(method, {})[setting_name(shots)] = result
+                panels.setdefault(family, {}).setdefault(method, {})[setting_name(shots, zero_shot)] = result
     panels = {
         f: {m: panels[f][m] for m in ordered(set(panels[f]), METHOD_ORDER)} for f in families if f in panels
     }

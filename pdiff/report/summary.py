@@ -11,26 +11,38 @@ keeps what was computed when it was written.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pdiff.errors import ArtifactError
-from pdiff.report import standing, tables
+from pdiff.methods.zero_shot import recorded_setting
+from pdiff.report import runtime, standing, tables
+from pdiff.report.bound import FULL_DATA, in_distribution
 from pdiff.report.collect import ReportData, Result, Score
 from pdiff.workspace.atomic import atomic_write_text
 
 SUMMARY_NAME = "README.md"
 # A report a larger study of the same family replaced moves to DIR/EARLIER_DIR/<name>/: listed, not tabulated.
 EARLIER_DIR = "earlier"
-# The README's results table lives between these lines; `pdiff report --summary DIR --readme README.md` rewrites it.
-README_BEGIN = "<!-- results:begin (made by `make results` from docs/results; do not edit by hand) -->"
-README_END = "<!-- results:end -->"
+# What a row of the README's results table is, where its name alone does not say.
 HEADLINE_NOTES = {
-    "prompt-dt": " (the real few-shot prompt)",
-    "random-prompt": " (control)",
-    "full-data": " (Prompt-DT trained on the test tasks too)",
+    "prompt-dt": "the real few-shot prompt",
+    "random-prompt": "control",
+    FULL_DATA: "Prompt-DT trained on the test tasks too",
 }
+
+
+def block_markers(name: str) -> tuple[str, str]:
+    """The lines around a generated block of a Markdown page, which `make results` rewrites."""
+    return (f"<!-- {name}:begin (made by `make results` from docs/results; do not edit by hand) -->",
+            f"<!-- {name}:end -->")  # fmt: skip
+
+
+# The README's results table (`--readme README.md`) and docs/study.md's compute table (`--study docs/study.md`).
+README_BEGIN, README_END = block_markers("results")
+COMPUTE_BEGIN, COMPUTE_END = block_markers("compute")
 
 
 def result_from_dict(payload: dict[str, Any]) -> Result:
@@ -38,7 +50,9 @@ def result_from_dict(payload: dict[str, Any]) -> Result:
     scores = {
         key: Score(**payload[key]) if payload.get(key) else None for key in ("score", "normalized", "success")
     }
-    return Result(**{**payload, **scores})
+    # a report.json written before the zero-shot setting was kept: its zero-shot cells predate it
+    older = payload["shots"] == 0 and "zero_shot" not in payload
+    return Result(**{**payload, **scores, **({"zero_shot": recorded_setting(None)} if older else {})})
 
 
 def restated(result: Result) -> Result:
@@ -155,7 +169,7 @@ def headline(results_dir: Path) -> str:
             if result and result.success is not None:
                 text += f" · {100 * result.success.mean:.0f}% success"
             texts.append(text)
-        rows.append(f"| {method}{HEADLINE_NOTES.get(method, '')} | " + " | ".join(texts) + " |")
+        rows.append(f"| {headline_label(method, families)} | " + " | ".join(texts) + " |")
     budgets = [cells.get(("prompt-diffuser", family)) for family in families]
     rows.append(
         "| *budget (Prompt Diffuser's cell)* | " + " | ".join(budget(r) if r else "–" for r in budgets) + " |"
@@ -163,22 +177,55 @@ def headline(results_dir: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
-def readme_with_headline(readme: Path, results_dir: Path) -> str:
-    """`readme`'s text with the table between README_BEGIN and README_END made by `headline(results_dir)`."""
-    text = readme.read_text()
-    begin, end = text.find(README_BEGIN), text.find(README_END)
+def headline_label(method: str, families: list[str]) -> str:
+    """A row's name in the README's table; the full-data row says where it is a second pretrain on the same
+    data (in-distribution families)."""
+    notes = [HEADLINE_NOTES[method]] if method in HEADLINE_NOTES else []
+    same_data = [f for f in families if in_distribution(f)]
+    if method == FULL_DATA and same_data:
+        notes.append(f"on {', '.join(same_data)} those are its training tasks: a second pretrain")
+    return method + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def compute_table(results_dir: Path, page: Path) -> str:
+    """docs/study.md's table of how long each published study's runs ran: per stage, as its report's compute
+    column sums them, in all, and Prompt-Tuning DT's share of tune (its largest single cost)."""
+    rows = ["| study | " + " | ".join(runtime.STAGES) + " | all four | of which ptdt's tunes |",
+            "|" + "---|" * (len(runtime.STAGES) + 3)]  # fmt: skip
+    for file in report_files(results_dir):
+        results = read_report(file).results
+        sums = runtime.stage_compute(results)
+        cells = [runtime.compute_cell(*sums[stage]) if stage in sums else "–" for stage in runtime.STAGES]
+        known = [seconds for seconds, _ in sums.values() if seconds is not None]
+        unknown = sum(count for _, count in sums.values())
+        total = runtime.compute_cell(sum(known) if known else None, unknown)
+        ptdt = runtime.stage_compute([r for r in results if r.method == "ptdt"]).get("tune")
+        link = os.path.relpath(file.parent / "report.md", page.parent)
+        rows.append(f"| [{file.parent.name}]({link}) | " + " | ".join(cells)
+                    + f" | {total} | {runtime.compute_cell(*ptdt) if ptdt else '–'} |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
+def with_block(page: Path, name: str, body: str) -> str:
+    """`page`'s text with its generated block `name` (between `block_markers(name)`) replaced by `body`."""
+    begin_line, end_line = block_markers(name)
+    text = page.read_text()
+    begin, end = text.find(begin_line), text.find(end_line)
     if begin < 0 or end < begin:
-        raise ArtifactError(
-            f"{readme} has no results block", hint=f"add the lines {README_BEGIN} and {README_END}"
-        )
-    return text[:begin] + f"{README_BEGIN}\n{headline(results_dir)}" + text[end:]
+        raise ArtifactError(f"{page} has no {name} block", hint=f"add the lines {begin_line} and {end_line}")
+    return text[:begin] + f"{begin_line}\n{body}" + text[end:]
 
 
-def write_summary(results_dir: Path, readme: Path | None = None) -> Path:
-    """Write `results_dir/README.md` (and the results table of `readme`, if given); returns its path."""
+def write_summary(results_dir: Path, readme: Path | None = None, study: Path | None = None) -> Path:
+    """Write `results_dir/README.md`, and the results table of `readme` and the compute table of `study` (the
+    study page) where given; returns the summary's path."""
     path = results_dir / SUMMARY_NAME
-    readme_text = readme_with_headline(readme, results_dir) if readme is not None else None  # fails first
+    pages = {}  # made before anything is written, so a page without its block fails with nothing changed
+    if readme is not None:
+        pages[readme] = with_block(readme, "results", headline(results_dir))
+    if study is not None:
+        pages[study] = with_block(study, "compute", compute_table(results_dir, study))
     atomic_write_text(path, render_summary(results_dir))
-    if readme is not None and readme_text is not None:
-        atomic_write_text(readme, readme_text)
+    for page, text in pages.items():
+        atomic_write_text(page, text)
     return path

@@ -11,8 +11,11 @@ import numpy as np
 from pdiff.envs import get_family
 from pdiff.errors import PdiffError
 from pdiff.methods.guidance import GUIDANCE_RULES
+from pdiff.methods.zero_shot import SETTING_TEXT, ZERO_SHOT_SETTINGS
 from pdiff.report import paper
+from pdiff.report.bound import FULL_DATA, bound_note
 from pdiff.report.collect import ReportData, Result, average_score
+from pdiff.report.runtime import compute_text
 
 METHOD_ORDER = ("prompt-diffuser", "ptdt", "full-ft", "soft-prompt", "adaptor", "lora", "prompt-dt",
                 "random-prompt", "full-data")  # fmt: skip
@@ -20,7 +23,6 @@ FAMILY_ORDER = ("cheetah-dir", "cheetah-vel", "ant-dir", "metaworld-reach")
 KIND_ORDER = ("expert", "medium", "random")
 RULE_ORDER = GUIDANCE_RULES
 OURS = "prompt-diffuser"
-UPPER_BOUND = "full-data"
 CONTROLS = {"random-prompt"}
 
 
@@ -72,11 +74,14 @@ def main_variant(results: list[Result]) -> Result:
     return by_rule.get("project") or max(results, key=lambda r: r.created_at)
 
 
-def main_results(data: ReportData, data_kind: str, shots: int) -> dict[tuple[str, str], Result]:
-    """(method, family) → the result shown in Table 1-style cells for this data kind and shot count."""
+def main_results(
+    data: ReportData, data_kind: str, shots: int, zero_shot: str | None = None
+) -> dict[tuple[str, str], Result]:
+    """(method, family) → the result shown in Table 1-style cells for this data kind and shot count (shots 0:
+    and this zero-shot setting)."""
     groups: dict[tuple[str, str], list[Result]] = {}
     for r in data.results:
-        if r.data_kind == data_kind and r.shots == shots:
+        if r.data_kind == data_kind and r.shots == shots and r.zero_shot == zero_shot:
             groups.setdefault((r.method, r.family), []).append(r)
     return {key: main_variant(results) for key, results in groups.items()}
 
@@ -99,7 +104,7 @@ def table1(data: ReportData, shots: int) -> Table:
     header += ["average (ours)", "average (paper)", "tunable (paper)"]
     rows = []
     for method in methods:
-        row = [method + (" (upper bound)" if method == UPPER_BOUND else "")]
+        row = [method]
         reported = paper.TABLE1.get(method, {})
         for family in families:
             row.append(score_text(cells.get((method, family)), detail=True))
@@ -120,8 +125,15 @@ def table1(data: ReportData, shots: int) -> Table:
         + ("" if len(in_paper) == len(paper.PAPER_FAMILIES) else " (not the case here)")
         + ": their mean ± std over seeds of the per-seed average [95% bootstrap interval resampling those seeds]"
         " (a bare mean where the four lack per-seed scores or share no seeds).",
+        *split_notes(families),
+        bound_note({f: {m: r for (m, g), r in cells.items() if g == f} for f in families}),
     ]  # fmt: skip
     return Table(f"Table 1: few-shot policy generalisation ({shots} expert shots)", header, rows, notes)
+
+
+def seed_counts(results: list[Result]) -> str:
+    """How many seeds stand behind `results`' cells, e.g. "5" or "5, 10"."""
+    return ", ".join(sorted({str(len(r.seeds)) for r in results}, key=int))
 
 
 def table2(data: ReportData, family: str, shots: int) -> Table | None:
@@ -139,9 +151,13 @@ def table2(data: ReportData, family: str, shots: int) -> Table | None:
         rows.append([method] + [score_text(cells[kind].get((method, family)), detail=True) for kind in kinds])
         reported = paper.TABLE2.get(method, {}).get(family)
         if reported is not None:
-            rows.append([f"{method} (paper)"] + [reported.text() for _ in kinds])
-    notes = [f"{family}, {shots} shots; columns: the quality of the few-shot data the prompt or tuning uses.",
-             paper.TABLE2_NOTE]  # fmt: skip
+            paper_cells = [reported[kind].text() if kind in reported else "n/r" for kind in kinds]
+            rows.append([f"{method} (paper)", *paper_cells])
+    shown = [r for kind in kinds for (_, f), r in cells[kind].items() if f == family]
+    notes = [f"{family}, {shots} shots, seeds per cell: {seed_counts(shown)}; columns: the quality of the few-shot "
+             "data the prompt or tuning uses.",
+             paper.TABLE2_NOTE, *split_notes([family]),
+             bound_note({kind: {m: r for (m, f), r in cells[kind].items() if f == family} for kind in kinds})]  # fmt: skip
     return Table(f"Table 2: few-shot data quality on {family}", ["method", *kinds], rows, notes)
 
 
@@ -181,20 +197,38 @@ def ablation(data: ReportData, shots: int) -> Table | None:
                 )
             row.append(text + trace_text(result))
         rows.append(row)
-    notes = [f"prompt-diffuser, expert few-shot data, {shots} shots; `--guidance` of the diffuse run; "
+    shown = [r for rules in by_family.values() for r in rules.values()]
+    notes = [f"prompt-diffuser, expert few-shot data, {shots} shots, seeds per cell: {seed_counts(shown)}; "
+             "`--guidance` of the diffuse run; "
              "removes: the median share of ‖g_PLM‖ the rule took out over the diffuse run's steps, cos: the "
              "median cosine between g_DM and g_PLM (runs made before they were logged show neither).",
              paper.ABLATION_NOTE]  # fmt: skip
     for family in families:
         best = max(by_family[family].values(), key=lambda r: r.score.mean)
         if best.variant != "project" and "project" in by_family[family]:
-            notes.append(f"On {family} the paper's projection is **not** the best rule here: `{best.variant}` "
-                         f"scores {best.score.text()} against {by_family[family]['project'].score.text()}.")  # fmt: skip
+            notes.append(f"On {family} the paper's projection does not have the best mean: `{best.variant}` "
+                         f"scores {best.score.text()} against {by_family[family]['project'].score.text()} "
+                         "(the verdicts: Where Prompt Diffuser stands).")  # fmt: skip
     return Table("Guidance ablation", ["guidance", *families], rows, notes)
 
 
-def setting_name(shots: int) -> str:
-    return "zero-shot" if shots == 0 else f"few-shot ({shots} shots)"
+def setting_name(shots: int, zero_shot: str | None = None) -> str:
+    if shots:
+        return f"few-shot ({shots} shots)"
+    return f"zero-shot, {zero_shot}" if zero_shot else "zero-shot"
+
+
+def settings_in(results: list[Result]) -> list[tuple[int, str | None]]:
+    """The (shots, zero-shot setting) pairs of `results`: few-shot by shot count, then zero-shot: nearest, none,
+    then older settings."""
+    known = list(ZERO_SHOT_SETTINGS)
+
+    def order(setting: tuple[int, str | None]) -> tuple[bool, int, int, str]:
+        shots, zero_shot = setting
+        rank = known.index(zero_shot) if zero_shot in known else len(known)
+        return (shots == 0, shots, rank, zero_shot or "")
+
+    return sorted({(r.shots, r.zero_shot) for r in results}, key=order)
 
 
 def table3_families(data: ReportData) -> list[str]:
@@ -204,8 +238,8 @@ def table3_families(data: ReportData) -> list[str]:
 
 
 def best_baseline(cells: dict[str, Result]) -> tuple[str, Result] | None:
-    """The best-scoring method other than Prompt Diffuser, the controls and the full-data upper bound."""
-    others = [(m, r) for m, r in cells.items() if m != OURS and m not in CONTROLS and m != UPPER_BOUND]
+    """The best-scoring method other than Prompt Diffuser, the controls and the full-data model."""
+    others = [(m, r) for m, r in cells.items() if m != OURS and m not in CONTROLS and m != FULL_DATA]
     return max(others, key=lambda mr: mr[1].score.mean) if others else None
 
 
@@ -216,30 +250,32 @@ def table3(data: ReportData) -> Table | None:
     if not families:
         return None
     rows = []
+    zero_shot_run = {r.zero_shot for r in data.results if r.family in families}
     for family in families:
         # in-distribution families show their zero-shot rows only: their few-shot cells are in Table 1
-        settings_run = sorted({r.shots for r in data.results if r.family == family and r.data_kind == "expert"
-                               and (r.shots == 0 or is_ood(family))}, key=lambda n: (n == 0, n))  # fmt: skip
-        for shots in settings_run:
-            setting = "zero-shot" if shots == 0 else "few-shot"
-            cells = {m: r for (m, f), r in main_results(data, "expert", shots).items() if f == family}
+        shown = [r for r in data.results
+                 if r.family == family and r.data_kind == "expert" and (r.shots == 0 or is_ood(family))]  # fmt: skip
+        for shots, zero_shot in settings_in(shown):
+            # the paper's setting: its zero-shot figures stand beside each of our zero-shot settings
+            setting, name = "zero-shot" if shots == 0 else "few-shot", setting_name(shots, zero_shot)
+            found = main_results(data, "expert", shots, zero_shot)
+            cells = {m: r for (m, f), r in found.items() if f == family}
             reported = paper.TABLE3.get(setting, {}) if family == paper.TABLE3_FAMILY else {}
             for method in ordered(set(cells), METHOD_ORDER):
                 paper_text = reported[method].text() if method in reported else "n/r"
-                rows.append(
-                    [family, setting_name(shots), method, score_text(cells[method], detail=True), paper_text]
-                )
+                rows.append([family, name, method, score_text(cells[method], detail=True), paper_text])
             best = best_baseline(cells)
             paper_best = paper.TABLE3_BEST_BASELINE.get(setting) if family == paper.TABLE3_FAMILY else None
             if best is not None or paper_best is not None:
-                rows.append([family, setting_name(shots), "**best baseline**",
+                rows.append([family, name, "**best baseline**",
                              f"{best[0]}: {best[1].score.text()}" if best else "–",
                              f"{paper_best[1].text()} ({paper_best[0]})" if paper_best else "n/r"])  # fmt: skip
     notes = [
         "Raw return, mean ± std over seeds of the mean over the test tasks [95% bootstrap interval over seeds], "
-        "expert data; each cell adds the normalised score. Zero-shot: no trajectory of the target task; the "
-        "prompt (prompt-dt) or the diffusion model's returns-to-go and timesteps (prompt-diffuser) come from "
-        "the training tasks' prompts, our reading (docs/tuning-methods.md#zero-shot---shots-0).",
+        "expert data; each cell adds the normalised score. Zero-shot: no trajectory of the target task; what "
+        "stands in for it comes from the training tasks' prompt-expert episodes, our reading "
+        "(docs/tuning-methods.md#zero-shot---shots-0).",
+        *(f"Zero-shot, {name}: {text}." for name, text in SETTING_TEXT.items() if name in zero_shot_run),
         *(f"{family}: {split}." for family in families if (split := ood_split_note(family))),
         paper.TABLE3_NOTE,
     ]
@@ -254,40 +290,26 @@ def ood_split_note(family: str) -> str:
         return ""
 
 
+def split_notes(families: list[str]) -> list[str]:
+    """For each family whose test tasks are not simply held out (in distribution, or our out-of-distribution
+    split), a note saying what they are."""
+    notes = []
+    for family in families:
+        try:
+            note = get_family(family).test_note
+        except PdiffError:
+            continue
+        if note:
+            notes.append(f"{family}: {note}.")
+    return notes
+
+
 def family_facts(family: str) -> tuple[str, int | None]:
     try:
         spec = get_family(family)
     except PdiffError:
         return "unknown family", None
     return spec.simulator, spec.horizon
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-def compute_text(results: list[Result]) -> str:
-    """Seconds run per stage by the runs behind `results` (each run once), e.g. "pretrain 24 min · tune 1 h 05 min"."""
-    runs: dict[str, dict[str, float | None]] = {}
-    for result in results:
-        for stage, seconds in result.compute_s.items():
-            runs.setdefault(stage, {}).update(seconds)
-    parts = []
-    for stage in ("pretrain", "diffuse", "tune", "eval"):
-        known = [s for s in runs.get(stage, {}).values() if s is not None]
-        unknown = len(runs.get(stage, {})) - len(known)
-        if known or unknown:
-            parts.append(
-                f"{stage} "
-                + (duration(sum(known)) if known else "")
-                + ("+" if known and unknown else "?" if unknown else "")
-            )
-    return " · ".join(parts) or "–"
 
 
 def settings(data: ReportData) -> Table:
@@ -303,7 +325,7 @@ def settings(data: ReportData) -> Table:
         versions = {f"{k} {v}" for r in results for k, v in r.versions.items() if v}
         rows.append([
             family, simulator, paper.simulator_difference(family), ", ".join(map(str, horizons)),
-            ", ".join(sorted({str(len(r.seeds)) for r in results})), ", ".join(sorted({str(r.shots) for r in results})),
+            seed_counts(results), ", ".join(sorted({str(r.shots) for r in results})),
             "; ".join(f"{k}: {'/'.join(sorted(v))}" for k, v in sorted(budgets.items())), compute_text(results),
             ", ".join(sorted(versions)),
         ])  # fmt: skip
@@ -312,7 +334,8 @@ def settings(data: ReportData) -> Table:
              "(smoke/quick/study presets) give numbers that are not comparable with the paper's.",
              "Compute: how long the runs behind the numbers ran, summed per stage (each run once; collect and "
              "SAC teachers not included; runs that ran beside others count in full). + : the stage also has runs "
-             "resumed before pdiff recorded when they stopped, whose time is not in the sum; ? : only such runs."]  # fmt: skip
+             "resumed before pdiff recorded when they stopped, whose time is not in the sum; ? : only such runs.",
+             *split_notes(ordered(set(data.families()), FAMILY_ORDER))]  # fmt: skip
     header = [
         "family",
         "simulator",
@@ -328,7 +351,8 @@ def settings(data: ReportData) -> Table:
 
 
 def runs_used(data: ReportData) -> Table:
-    rows = [[r.family, r.method, r.variant or "", r.data_kind, str(r.shots), f"`{r.run_id}`"]
+    rows = [[r.family, r.method, r.variant or "", r.data_kind, str(r.shots) + (f" ({r.zero_shot})" if r.zero_shot else ""),
+             f"`{r.run_id}`"]
             for r in sorted(data.results, key=lambda r: r.cell)]  # fmt: skip
     notes = [f"`{old}` is superseded by the newer `{new}` (same cell)." for old, new in data.superseded]
     notes += [f"`{run}` is not included: {why}." for run, why in data.ignored]

@@ -1,9 +1,9 @@
 """`pdiff eval`: roll a frozen Prompt-DT out on every test task of its family.
 
 Without a tuning run this is the `prompt-dt` baseline: each test task's prompt is the tail of one of the
-seed's N few-shot episodes (`--shots`, `--data-kind`); on Meta-World, whose resets do not vary, every one of
-them in turn (pdiff.eval.plan). `--prompt random` replaces the prompt with noise: the control that shows the
-prompt carries the task. A tune run is evaluated with its prompts; when its
+seed's N few-shot episodes (`--shots`, `--data-kind`). `--prompt random` replaces the prompt with noise: the
+control that shows the prompt carries the task. A tune run is evaluated with its prompts. On Meta-World, whose
+resets do not vary, every (seed, task) runs N prompts once each, whatever the method (pdiff.eval.plan). When its
 method changed weights, each (seed, task) is rolled out with its own model rebuilt from the frozen Prompt-DT
 plus the run's tuned tensors (prompt-only methods keep one batched model call per step for all tasks). Scores: raw return, normalised score
 100·(R − R_random)/(R_expert − R_random) with the references stored in the datasets, success rate on
@@ -31,7 +31,7 @@ from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
-from pdiff.eval.plan import plan_episodes
+from pdiff.eval.plan import in_turn, plan_episodes, random_prompts
 from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, rollout
 from pdiff.eval.simulators import EnvPool
 from pdiff.methods.base import load_fewshot
@@ -83,7 +83,7 @@ class EvalConfig(ComputeConfig):
         10,
         ge=1,
         description="Episodes per prompt where resets vary (MuJoCo). Meta-World ignores reset seeds, so each "
-        "prompt runs once there: every few-shot prompt, or this many random prompts for the control.",
+        "prompt runs once there and every (seed, task) runs `shots` prompts, whatever the method.",
     )
     tasks: list[int] | None = Field(None, description="Tasks to evaluate (default: the family's test tasks).")
     horizon: int | None = Field(None, ge=1, description="Episode length (default: the family's).")
@@ -141,13 +141,13 @@ def fewshot_prompts(
     return policy.prompt_bank(data)
 
 
-def prompts_per_task(family: TaskFamily, config: EvalConfig, tuned: Run | None) -> int:
-    """How many prompts each (seed, task) is evaluated with (pdiff.eval.plan): one where resets vary or for a
-    tuned prompt; else every few-shot prompt (the prompt-dt baseline, from eval or tune alike), or
-    `episodes` random ones."""
-    if family.resets_vary or (tuned is not None and not fewshot_baseline(config, tuned)):
+def prompts_per_task(family: TaskFamily, config: EvalConfig, stored: int = 1) -> int:
+    """How many prompts each (seed, task) is evaluated with (pdiff.eval.plan): one where resets vary (it runs
+    `episodes` times); else one per few-shot episode for every method alike, so that every cell of a family
+    stands on as many rollouts; a zero-shot tune run's own count (`stored`, its most per (seed, task))."""
+    if family.resets_vary:
         return 1
-    return config.shots if fewshot_baseline(config, tuned) else config.episodes
+    return config.shots or stored
 
 
 def fewshot_baseline(config: EvalConfig, tuned: Run | None) -> bool:
@@ -158,20 +158,20 @@ def fewshot_baseline(config: EvalConfig, tuned: Run | None) -> bool:
     return config.prompt == "fewshot"
 
 
-def random_prompts(
-    policy: FrozenPolicy, family: TaskFamily, count: int, rng: np.random.Generator
-) -> Segments:
-    """Noise in place of a prompt: states N(0, 1) in normalised space, actions and returns uniform."""
+def seed_prompts(workspace: Workspace, family: TaskFamily, tasks: list[int], config: EvalConfig, policy: FrozenPolicy,
+                 seed: int, tuned: Run | None, stored: dict[tuple[int, int], Segments] | None, count: int) -> dict[int, Segments]:  # fmt: skip
+    """Each task's `count` prompts for seed `seed`: a tune run's stored ones in turn (ptdt's one learned prompt
+    repeats), or the prompt-dt baseline's few-shot tails (every one where resets do not vary, else one drawn; a
+    tune run's own draw), or noise (the random-prompt control)."""
+    rng = np.random.default_rng([seed, 11])
+    baseline = fewshot_baseline(config, tuned)
+    if stored is not None and (count == 1 or not baseline):
+        return {t: in_turn(stored[(seed, t)], count) for t in tasks}
+    if baseline:  # prompt-dt tune runs made before it stored every tail hold one: every tail is read again
+        bank = fewshot_prompts(workspace, family, tasks, config, policy, seed)
+        return {t: bank.all_for_task(t) if count > 1 else bank.for_task(t, rng) for t in tasks}
     length = policy.model.config.prompt_len
-    return Segments(
-        states=rng.normal(size=(count, length, family.obs_dim)).astype(np.float32),
-        actions=rng.uniform(-1, 1, size=(count, length, family.act_dim)).astype(np.float32),
-        rewards=np.zeros((count, length), np.float32),
-        returns_to_go=rng.uniform(0, 1, size=(count, length, 1)).astype(np.float32),
-        timesteps=np.tile(np.arange(length), (count, 1)).astype(np.int64),
-        mask=np.ones((count, length), np.float32),
-        tasks=np.full(count, -1, np.int64),
-    )
+    return {t: random_prompts(family, length, count, rng) for t in tasks}
 
 
 def evaluate(
@@ -183,11 +183,9 @@ def evaluate(
     policies = load_policies(sources, compute.torch_device, family.name, compute)
     tasks = config.tasks or list(family.test_tasks)
     horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
-    generated = (
-        read_prompts(verified_output(tuned, tuned.dir / "prompts.h5"))[0] if tuned is not None else None
-    )
+    stored = read_prompts(verified_output(tuned, tuned.dir / "prompts.h5"))[0] if tuned is not None else None
     per_prompt = config.episodes if family.resets_vary else 1  # Meta-World: a repeat is an identical copy
-    prompt_count = prompts_per_task(family, config, tuned)
+    prompt_count = prompts_per_task(family, config, max(map(len, stored.values())) if stored else 1)
     episodes: list[EpisodeResult] = []
     seed_of: list[int] = []
     total = len(config.seeds) * len(tasks) * prompt_count * per_prompt * horizon
@@ -198,16 +196,9 @@ def evaluate(
         for s, seed in enumerate(config.seeds):
             bar.label(f"eval {family.name} seed {seed} (tasks {','.join(map(str, tasks))})")
             policy = policies[seed]
-            rng = np.random.default_rng([seed, 11])
-            if generated is not None and prompt_count == 1:
-                prompts = {t: generated[(seed, t)] for t in tasks}
-            elif fewshot_baseline(config, tuned):  # where resets do not vary: every few-shot prompt in turn
-                bank = fewshot_prompts(workspace, family, tasks, config, policy, seed)
-                prompts = {
-                    t: bank.all_for_task(t) if prompt_count > 1 else bank.for_task(t, rng) for t in tasks
-                }
-            else:
-                prompts = {t: random_prompts(policy, family, prompt_count, rng) for t in tasks}
+            prompts = seed_prompts(
+                workspace, family, tasks, config, policy, seed, tuned, stored, prompt_count
+            )
             plan = plan_episodes(
                 tasks, prompts, per_prompt, lambda task, e, seed=seed: episode_seed(seed, task, e)
             )
@@ -243,7 +234,7 @@ def normalised(value: float, reference: tuple[float | None, float | None]) -> fl
 
 def summarise(config: EvalConfig, tasks: list[int], episodes: list[EpisodeResult], seed_of: list[int],
               references: dict[int, tuple[float | None, float | None]]) -> dict[str, Any]:  # fmt: skip
-    # (seeds × tasks) matrices: the report's intervals resample seeds within each task (pdiff.stats)
+    # (seeds × tasks) matrices: the report's intervals resample whole seeds, tasks kept together (pdiff.stats)
     by_seed_task: dict[str, list[list[float]]] = {"return": [], "normalized": [], "success_rate": []}
     per_task: dict[int, dict[str, Any]] = {}
     for seed in config.seeds:

@@ -2,8 +2,9 @@
 
 Each step draws `batch_per_task` K-step segments from every training task, each with a fresh tail prompt
 of its own task, and minimises the masked action MSE (AdamW, linear warm-up, gradient clipping). States
-are normalised with statistics of the training tasks only; `include_test_tasks` (the full-data upper bound)
-trains on, and takes the statistics of, the test tasks as well. Checkpoints keep inference files
+are normalised with statistics of the training tasks only; `include_test_tasks` (the full-data model)
+trains on, and takes the statistics of, the test tasks as well, each task still getting `batch_per_task`
+segments a step: the same per-task budget as the Prompt-DT's. Checkpoints keep inference files
 (model.safetensors + model_config.json) apart from resume state (train_state.pt).
 """
 
@@ -56,9 +57,7 @@ class PretrainConfig(ComputeConfig):
     }
     env: str = Field("metaworld-reach", description="Task family.")
     data_kind: str = Field("expert", description="Dataset kind the model is trained on.")
-    include_test_tasks: bool = Field(
-        False, description="Also train on the test tasks (the full-data upper bound)."
-    )
+    include_test_tasks: bool = Field(False, description="Also train on the test tasks (the full-data model).")
     max_episodes_per_task: int | None = Field(
         None, ge=1, description="Use at most this many episodes per task."
     )

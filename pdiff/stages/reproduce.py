@@ -1,9 +1,9 @@
 """`pdiff reproduce`: the paper's whole matrix as one command, composed of the stage library calls.
 
-Per family: collect → pretrain (and a `--include-test-tasks` pretrain for the full-data bound) → diffuse
+Per family: collect → pretrain (and a `--include-test-tasks` pretrain for the full-data model) → diffuse
 (one per guidance rule when the ablation is on) → tune × methods × few-shot data kinds → eval; then one
 report over every evaluation. `ood` (Table 3) adds each family's out-of-distribution variant and the
-zero-shot cells (`tune --shots 0` of prompt-diffuser and prompt-dt) of every family. A step whose run already FINISHED with the same resolved config (input run
+zero-shot cells (`tune --shots 0` of prompt-diffuser and prompt-dt, each zero-shot setting) of every family. A step whose run already FINISHED with the same resolved config (input run
 ids included, and for pretrain the same datasets) is skipped; one interrupted with that config (stale
 RUNNING or KILLED) is resumed; anything else runs. `dry_run` prints the plan.
 """
@@ -22,7 +22,8 @@ from pdiff.data.minari_format import dataset_id, latest_version
 from pdiff.envs import get_family, ood_variant
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import ABLATION_RULES, GuidanceRule
-from pdiff.methods.zero_shot import ZERO_SHOT_METHODS
+from pdiff.methods.zero_shot import ZERO_SHOT_METHODS, ZERO_SHOT_SETTINGS, recorded_setting
+from pdiff.stages.matrix_seeds import CellSeeds, diffusion_inputs, prompt_dts
 from pdiff.stages.pipeline import (
     StepResult,
     finished_match,
@@ -62,7 +63,7 @@ class ReproduceConfig(StageConfig):
     ood: bool = Field(
         False,
         description="Table 3: also each family's out-of-distribution variant (cheetah-vel-ood, ant-dir-ood) and "
-        "the zero-shot cells (prompt-diffuser, prompt-dt with shots=0) of every family.",
+        "the zero-shot cells (prompt-diffuser, prompt-dt with shots=0, zero_shot_source nearest and none) of every family.",
     )
     jobs: int = Field(
         1, ge=1, description="Steps run at once, each in its own process; a step still waits for its inputs."
@@ -70,14 +71,31 @@ class ReproduceConfig(StageConfig):
     pretrain_per_seed: bool = Field(
         False,
         description="Also pretrain one Prompt-DT per seed (its seed), each seed's diffusion model guided by "
-        "its own, so spreads over seeds include pretraining (the full-data bound keeps one).",
+        "its own, so spreads over seeds include pretraining (the full-data model keeps one).",
+    )
+    pretrain_groups: int | None = Field(
+        None,
+        ge=1,
+        description="Pretrain this many Prompt-DTs, each for a group of consecutive seeds (pretrained with the "
+        "group's first seed), so spreads over seeds include pretraining at a fraction of pretrain_per_seed's cost.",
+    )
+    table2_seeds: int | None = Field(
+        None, ge=1, description="Seeds of Table 2's medium and random cells: the first n (default: all)."
+    )
+    ablation_seeds: int | None = Field(
+        None, ge=1, description="Seeds of the guidance ablation's other rules: the first n (default: all)."
     )
 
     @model_validator(mode="after")
     def _per_seed_diffusion(self) -> ReproduceConfig:
-        if self.pretrain_per_seed and not self.diffusion_per_seed:
+        for name in ("pretrain_per_seed", "pretrain_groups"):
+            if getattr(self, name) and not self.diffusion_per_seed:
+                raise ValueError(
+                    f"{name} needs diffusion_per_seed: a diffusion model is guided by one Prompt-DT"
+                )
+        if self.pretrain_per_seed and self.pretrain_groups:
             raise ValueError(
-                "pretrain_per_seed needs diffusion_per_seed: a diffusion model is guided by one Prompt-DT"
+                "set pretrain_per_seed or pretrain_groups, not both (per seed: a group per seed)"
             )
         return self
 
@@ -138,6 +156,11 @@ def pretrain_datasets_match(workspace: Workspace, config: StageConfig, run: Run)
     return {i["ref"] for i in run.manifest.get("inputs", []) if i["kind"] == "dataset"} == wanted
 
 
+def equal_information_match(workspace: Workspace, config: StageConfig, run: Run) -> bool:
+    """A finished zero-shot tune counts only if both methods got equal information (older runs did not)."""
+    return recorded_setting(run.manifest.get("summary", {}).get("zero_shot")) in ZERO_SHOT_SETTINGS
+
+
 def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
          tune_overrides: list[str] | None = None) -> list[Step]:  # fmt: skip
     """Every step of the matrix, in an order where each step's inputs come before it (`tune_overrides`: the
@@ -153,8 +176,13 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
     if config.guidance_ablation:
         rules += [r for r in config.ablation_rules if r != default_rule]
     ablation_kind = "expert" if "expert" in config.data_kinds else config.data_kinds[0]
-    tune_seeds = stage_config(workspace, "tune", preset, {"seeds": seeds}, tune_overrides).seeds  # type: ignore[attr-defined]
-    diffusion_seeds: list[int | None] = list(tune_seeds) if config.diffusion_per_seed else [None]
+    tune_seeds = list(stage_config(workspace, "tune", preset, {"seeds": seeds}, tune_overrides).seeds)  # type: ignore[attr-defined]
+    groups = len(tune_seeds) if config.pretrain_per_seed else config.pretrain_groups
+    cells = CellSeeds(tune_seeds, config.table2_seeds, config.ablation_seeds, default_rule, seeds)
+
+    def models(cell: list[int]) -> list[int | None]:  # the seeds with a diffusion model of their own
+        return list(cell) if config.diffusion_per_seed else [None]
+
     steps: list[Step] = []
     envs = [get_family(env).name for env in config.envs]
     if config.ood:  # after their base families, whose SAC teachers they reuse
@@ -167,18 +195,17 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
         needed = [k for k in KINDS if k in {"expert", "prompt-expert", *kinds}]
         steps.append(Step(f"collect:{family}", "collect", family, {"env": family, "kinds": needed},
                           ignore=frozenset({"kinds"})))  # fmt: skip
-        pretrain = f"pretrain:{family}"
-        prompt_dts = pretrain_inputs(family, tune_seeds if config.pretrain_per_seed else None)
-        for key, seed in prompt_dts.items():
+        prompt_dt = prompt_dts(family, tune_seeds, groups)
+        for key, seed in prompt_dt.steps.items():
             steps.append(Step(key, "pretrain", family, {"env": family, "seed": seed}, extra_match=pretrain_datasets_match))  # fmt: skip
         if "full-data" in methods:
             steps.append(Step(f"pretrain-full:{family}", "pretrain", family, {"env": family, "include_test_tasks": True},
                               extra_match=pretrain_datasets_match))  # fmt: skip
         if any(m in needs_diffuse for m in tuned):
             for rule in family_rules:
-                for seed in diffusion_seeds:
+                for seed in models(cells.of(ablation_kind, rule) if rule != default_rule else tune_seeds):
                     key = f"diffuse:{family}:{rule}" + (f":seed-{seed}" if seed is not None else "")
-                    source = f"@{pretrain}:seed-{seed}" if config.pretrain_per_seed else f"@{pretrain}"
+                    source = prompt_dt.of(seed)
                     flags = {"env": family, "pretrain_run": source, "guidance": rule, "seed": seed}
                     steps.append(Step(key, "diffuse", family, flags))
         for kind in kinds:
@@ -187,8 +214,9 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
                     if rule not in (None, default_rule) and kind != ablation_kind:
                         continue
                     tune = f"tune:{family}:{method}:{kind}" + (f":{rule}" if rule else "")
-                    flags = {"env": family, "method": method, "data_kind": kind, "seeds": seeds, **prompt_dt_flags(prompt_dts),
-                             **diffusion_inputs(family, rule, diffusion_seeds)}  # fmt: skip
+                    cell = cells.of(kind, rule)
+                    flags = {"env": family, "method": method, "data_kind": kind, "seeds": cells.flag(cell),
+                             **prompt_dt.flags(cell), **diffusion_inputs(family, rule, models(cell))}  # fmt: skip
                     # zero_shot_source is read only at shots=0: setting it must not redo few-shot tunes
                     steps.append(Step(tune, "tune", family, flags, ignore=frozenset({"zero_shot_source"})))
                     steps.append(
@@ -196,46 +224,23 @@ def plan(config: ReproduceConfig, preset: str | None, workspace: Workspace,
                     )
             if "full-data" in methods:
                 flags = {"env": family, "pretrain_run": f"@pretrain-full:{family}", "prompt": "fewshot",
-                         "data_kind": kind, "seeds": seeds}  # fmt: skip
+                         "data_kind": kind, "seeds": cells.flag(cells.of(kind, None))}  # fmt: skip
                 steps.append(Step(f"eval:full-data:{family}:{kind}", "eval", family, flags))
         for method in [m for m in tuned if m in ZERO_SHOT_METHODS] if config.ood else []:
             rule = default_rule if method in needs_diffuse else None  # zero-shot: no data kind
-            tune = f"tune:{family}:{method}:zero-shot"
-            flags = {"env": family, "method": method, "shots": 0, "seeds": seeds, **prompt_dt_flags(prompt_dts),
-                     **diffusion_inputs(family, rule, diffusion_seeds)}  # fmt: skip
-            steps += [Step(tune, "tune", family, flags),
-                      Step(f"eval:{tune}", "eval", family, {"env": family, "tune_run": f"@{tune}"})]  # fmt: skip
+            for setting in ZERO_SHOT_SETTINGS:  # Table 3 shows them side by side
+                tune = f"tune:{family}:{method}:zero-shot:{setting}"
+                flags = {"env": family, "method": method, "shots": 0, "zero_shot_source": setting, "seeds": seeds,
+                         **prompt_dt.flags(tune_seeds), **diffusion_inputs(family, rule, models(tune_seeds))}  # fmt: skip
+                steps += [Step(tune, "tune", family, flags, extra_match=equal_information_match),
+                          Step(f"eval:{tune}", "eval", family, {"env": family, "tune_run": f"@{tune}"})]  # fmt: skip
         if "random-prompt" in methods:
-            flags = {"env": family, **prompt_dt_flags(prompt_dts), "prompt": "random",
-                     "seeds": list(tune_seeds) if config.pretrain_per_seed else seeds}  # fmt: skip
+            flags = {"env": family, **prompt_dt.flags(tune_seeds), "prompt": "random",
+                     "seeds": tune_seeds if groups else seeds}  # fmt: skip
             steps.append(Step(f"eval:random-prompt:{family}", "eval", family, flags))
     evals = [s.key for s in steps if s.stage == "eval"]
     steps.append(Step("report", "report", None, {"runs": [f"@{k}" for k in evals]}))
     return steps
-
-
-def pretrain_inputs(family: str, seeds: list[int] | None) -> dict[str, int | None]:
-    """The matrix's pretrain steps (key → seed): one, or one per seed (`pretrain_per_seed`)."""
-    if seeds is None:
-        return {f"pretrain:{family}": None}
-    return {f"pretrain:{family}:seed-{seed}": seed for seed in seeds}
-
-
-def prompt_dt_flags(prompt_dts: dict[str, int | None]) -> dict[str, Any]:
-    """A tune or eval step's Prompt-DT(s): `pretrain_run`, plus `pretrain_runs` when each seed has its own."""
-    keys = [f"@{key}" for key in prompt_dts]
-    per_seed = None not in prompt_dts.values()
-    return {"pretrain_run": keys[0], **({"pretrain_runs": keys} if per_seed else {})}
-
-
-def diffusion_inputs(family: str, rule: str | None, seeds: list[int | None]) -> dict[str, Any]:
-    """A tune step's diffusion model(s): none, one for every seed, or one per seed (`diffusion_per_seed`)."""
-    if rule is None:
-        return {"diffuse_run": None}
-    if seeds == [None]:
-        return {"diffuse_run": f"@diffuse:{family}:{rule}"}
-    keys = [f"@diffuse:{family}:{rule}:seed-{seed}" for seed in seeds]
-    return {"diffuse_run": keys[0], "diffuse_runs": keys}
 
 
 def resolve(value: Any, ids: dict[str, str]) -> Any:
@@ -275,6 +280,8 @@ def command_line(step: Step, config: StageConfig, preset: str | None, overrides:
             words += [w for v in value for w in (flag, str(v))]
         elif key in ("diffuse_runs", "pretrain_runs"):  # no flag of their own
             words += ["--set", f"{key}=[{','.join(map(str, value))}]"]
+        elif key == "zero_shot_source":  # no flag of its own
+            words += ["--set", f"{key}={value}"]
         else:
             words += [flag, ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     words += (["--preset", preset] if preset and step.stage != "report" else []) + [

@@ -1,8 +1,10 @@
 """`pdiff tune`: adapt to each test task from N few-shot episodes, for every seed (N = 0: zero-shot, from the
 training tasks' prompts alone; pdiff.methods.zero_shot).
 
-Every method stores one prompt per (seed, test task) in `prompts.h5` (states normalised as the frozen
-Prompt-DT reads them). Weight-changing methods (soft-prompt, adaptor, lora, full-ft) also store their tuned
+Every method stores the prompts of each (seed, test task) in `prompts.h5` (states normalised as the frozen
+Prompt-DT reads them): one, or where the family's resets do not vary, one per few-shot episode for the methods
+whose prompt comes from the few-shot data (prompt-dt, prompt-diffuser, and the weight-tuning methods' tuned
+models are rolled out with each few-shot prompt); ptdt keeps the one prompt it learns. Weight-changing methods (soft-prompt, adaptor, lora, full-ft) also store their tuned
 tensors per (seed, task) in `tuned/seed-S/task-NN.safetensors`; `pdiff eval` rebuilds each task's model from
 the frozen Prompt-DT plus that file (pdiff.methods.finetuning). The frozen Prompt-DT itself never changes.
 """
@@ -43,8 +45,14 @@ from pdiff.methods.finetuning import save_tuned, tuned_path
 from pdiff.methods.guidance import GuidanceRule, rules_text
 from pdiff.methods.prompt_diffuser import SegmentCodec
 from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
-from pdiff.methods.selection import Selection, candidates, grid_for, select
-from pdiff.methods.zero_shot import ZeroShotPrompts, check_zero_shot, training_prompts
+from pdiff.methods.selection import EarlyStopping, Selection, candidates, grid_for, select
+from pdiff.methods.zero_shot import (
+    SETTING_TEXT,
+    ZeroShotPrompts,
+    ZeroShotSetting,
+    check_zero_shot,
+    training_prompts,
+)
 from pdiff.models.checkpoint import load_inference
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.stages.common import checkpoint_of, load_policies, open_run, runs_per_seed, stage_run
@@ -66,16 +74,20 @@ class TuneConfig(ComputeConfig):
         "zero_shot_source": "nearest",  # older runs were never zero-shot: the value is never read
         "threads": None,
         "precision": "fp32",
+        # before early stopping every trial ran `steps`: scored there alone, which is a fixed budget
+        "eval_every": lambda data: max(1, int(data.get("steps") or 1)),
+        "patience": 3,
     }
     env: str | None = Field(None, description="Task family (default: that of the input run).")
     method: MethodName = Field("prompt-diffuser", description="Tuning method (README: Tuning methods).")
     shots: int = Field(
         5, ge=0, description="Few-shot episodes per test task; 0: zero-shot (prompt-diffuser, prompt-dt)."
     )
-    zero_shot_source: Literal["nearest", "pooled"] = Field(
+    zero_shot_source: ZeroShotSetting = Field(
         "nearest",
-        description="shots=0 [ours]: the training tasks the prompt (prompt-dt) or the generator's RTG and timesteps "
-        "(prompt-diffuser) come from: the one nearest the target's task parameters, or all (their mean; prompt-dt: a random one).",
+        description="shots=0 [ours], the same information for both methods: "
+        + "; ".join(f"{name}: {text}" for name, text in SETTING_TEXT.items())
+        + ".",
     )
     data_kind: str = Field("expert", description="Quality of the few-shot data: expert | medium | random.")
     seeds: list[int] = Field(
@@ -102,12 +114,26 @@ class TuneConfig(ComputeConfig):
     adapt: Literal["finetune", "condition-only"] = Field(
         "finetune", description="prompt-diffuser: fine-tune on the few-shot data, or only condition on it."
     )
-    steps: int = Field(200, ge=0, description="Fine-tuning steps per (seed, task).")
+    steps: int = Field(
+        200,
+        ge=0,
+        description="Fine-tuning steps per (seed, task) (ptdt: rounds); with selection=holdout the cap, and the "
+        "selection chooses how many by early stopping (docs/protocol.md).",
+    )
     batch_size: int = Field(32, ge=1, description="Segments per fine-tuning step.")
     selection: Literal["holdout", "off"] = Field(
         "holdout",
-        description="holdout: the learning rate (ptdt: η and its decay) is chosen from the method's grid by the "
-        "held-out few-shot episode's action loss (docs/protocol.md); off: use lr.",
+        description="holdout: the learning rate (ptdt: η) and the number of steps are chosen together, by the "
+        "held-out few-shot episode's action loss (docs/protocol.md); off: use lr and steps.",
+    )
+    eval_every: int = Field(
+        10,
+        ge=1,
+        description="selection=holdout: score each trial on the held-out episode every this many steps (and at "
+        "the cap); a value of `steps` or more scores at the cap alone, a fixed budget.",
+    )
+    patience: int = Field(
+        3, ge=1, description="selection=holdout: a trial stops after this many scores without a new best."
     )
     lr: float | None = Field(
         None,
@@ -242,24 +268,28 @@ def method_settings(
 
 
 def task_context(policy: FrozenPolicy, data: FamilyData | None, seed: int, task: int, settings: dict[str, Any],
-                 device: Any, out_dir: Path, stream: int = 3, zero_shot: ZeroShotPrompts | None = None) -> TaskContext:  # fmt: skip
+                 device: Any, out_dir: Path, stream: int = 3, zero_shot: ZeroShotPrompts | None = None,
+                 prompt_per_episode: bool = False) -> TaskContext:  # fmt: skip
     """One (seed, task)'s tuning inputs (zero-shot: no few-shot `data`, the training tasks' prompts instead);
     `stream` keeps the selection's random draws apart from the final tuning's, so selecting does not change
-    what the chosen setting then does."""
+    what the chosen setting then does; `prompt_per_episode`: see TaskContext."""
     return TaskContext(seed=seed, task=task, policy=policy, fewshot=policy.segment_sampler(data) if data is not None else None,
                        fewshot_prompts=policy.prompt_bank(data) if data is not None else None,
                        rng=np.random.default_rng([seed, task, stream]), device=device, out_dir=out_dir,
-                       settings=settings, zero_shot=zero_shot)  # fmt: skip
+                       settings=settings, zero_shot=zero_shot, prompt_per_episode=prompt_per_episode)  # fmt: skip
 
 
 def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]], fewshot: dict[int, FamilyData],
                     settings: dict[int, dict[str, Any]], policies: dict[int, FrozenPolicy], device: Any,
                     progress: TuneProgress | None = None) -> Selection | None:  # fmt: skip
-    """The selection protocol's choice (None when it is off, nothing is trained, or one shot leaves nothing
-    to hold out), reusing and keeping finished trials in `progress`. Under torchrun every rank selects alike,
+    """The selection protocol's choice of settings and steps (None when it is off, nothing is trained, or one
+    shot leaves nothing to hold out), reusing and keeping finished trials in `progress`. Under torchrun every rank selects alike,
     so all reach the same choice."""
     trains = config.steps > 0 and not (config.method in NEEDS_DIFFUSE and config.adapt == "condition-only")
-    if config.selection != "holdout" or config.shots < 2 or not grid_for(config.method) or not trains:
+    # zero-shot `nearest` tunes on the nearest training task's episodes as on that many few-shot ones
+    episodes = [len(d.task_episodes(t)) for d in fewshot.values() for t in d.tasks()]
+    shots = config.shots or min(episodes, default=0)
+    if config.selection != "holdout" or shots < 2 or not grid_for(config.method) or not trains:
         return None
     with tempfile.TemporaryDirectory() as scratch:
 
@@ -270,9 +300,10 @@ def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]]
 
         trials = len(candidates(grid_for(config.method))) * len(jobs)
         with StageProgress(f"select {config.method} settings", total=max(trials, 1), unit="trials") as bar:
-            kept = {"known": progress.trial_loss, "record": progress.add_trial} if progress else {}
+            kept = {"known": progress.trial_curve, "record": progress.add_trial} if progress else {}
+            rule = EarlyStopping(every=config.eval_every, patience=config.patience, cap=config.steps)
             return select(method, config.method, jobs, fewshot.__getitem__, context_for, policies.__getitem__, device,
-                          on_trial=lambda reused: bar.update(1, reused=reused), **kept)  # fmt: skip
+                          rule, on_trial=lambda reused: bar.update(1, reused=reused), **kept)  # fmt: skip
 
 
 def tune(
@@ -302,7 +333,10 @@ def tune(
         if pretrain[seed].run_id not in banks:
             banks[pretrain[seed].run_id] = training_prompts(workspace.datasets_dir, family, training_tasks(family, False),
                                                             policies[seed], config.zero_shot_source)  # fmt: skip
-    zero_shot = {seed: banks[pretrain[seed].run_id] for seed in config.seeds if not config.shots}
+    sources = {seed: banks[pretrain[seed].run_id] for seed in config.seeds if not config.shots}
+    # `nearest`: both methods take the nearest training task's episodes as few-shot data; `none`: the prompts
+    zero_shot = {seed: s for seed, s in sources.items() if s.setting == "none"}
+    fewshot.update({seed: s.nearest_episodes(tasks) for seed, s in sources.items() if s.setting == "nearest"})
     settings = {seed: method_settings(config, family, diffuse[seed] if diffuse else None, compute)
                 for seed in config.seeds}  # fmt: skip
     method = METHODS[config.method]
@@ -310,11 +344,13 @@ def tune(
     per_task: dict[str, Any] = {}
     tunable = 0
     jobs = [(seed, task) for seed in config.seeds for task in tasks]
+    # a deterministic family's rollout repeats itself, so its cells vary the prompt instead (pdiff.eval.plan)
+    per_episode = config.shots > 0 and not family.resets_vary
     # torchrun's ranks keep no progress (they would race for its files)
     progress = TuneProgress(run_dir, inputs_of(device, fewshot, zero_shot)) if not info.enabled else None
     selection = choose_settings(config, method, jobs, fewshot, settings, policies, device, progress)
     chosen = broadcast(
-        selection.chosen if selection is not None else {}, info
+        {**selection.chosen, "steps": selection.steps} if selection is not None else {}, info
     )  # rank 0's choice, whatever ties
     with StageProgress(
         f"tune {config.method} {family.name}", total=len(jobs), unit="(seed, task) adaptations"
@@ -324,7 +360,8 @@ def tune(
             reused = result is not None
             if not reused:
                 context = task_context(policies[seed], fewshot.get(seed), seed, task, {**settings[seed], **chosen},
-                                       device, run_dir / "tuned", zero_shot=zero_shot.get(seed))  # fmt: skip
+                                       device, run_dir / "tuned", zero_shot=zero_shot.get(seed),
+                                       prompt_per_episode=per_episode)  # fmt: skip
                 result = method.tune_task(context)
                 weights = tuned_path(run_dir, seed, task) if result.model is not None else None
                 if weights is not None:  # before the record, which names it
@@ -356,18 +393,19 @@ def tune(
     return {**extra, **recorded, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
             "tunable_share_percent": 100.0 * tunable / plm_parameters, "shots": config.shots,
             "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task,
-            **inputs_record(run, workspace, family, tasks, config, zero_shot)}  # fmt: skip
+            **inputs_record(run, workspace, family, tasks, config, sources)}  # fmt: skip
 
 
 def inputs_record(run: Run, workspace: Workspace, family: TaskFamily, tasks: list[int], config: TuneConfig,
                   zero_shot: dict[int, ZeroShotPrompts]) -> dict[str, Any]:  # fmt: skip
-    """The summary's account of the target data: the few-shot episodes each seed used, or, zero-shot, the
-    training tasks' prompts (whose datasets become the run's inputs)."""
+    """The summary's account of the target data: the few-shot episodes each seed used, or, zero-shot, what its
+    setting lets both methods read of the training tasks (whose datasets become the run's inputs)."""
     if config.shots:
         return {"fewshot_episodes": fewshot_record(workspace.datasets_dir, family.name, tasks, config.data_kind,
                                                    config.shots, config.seeds)}  # fmt: skip
-    run.record_inputs("dataset", dict.fromkeys(d for prompts in zero_shot.values() for d in prompts.datasets))
-    return {"zero_shot": zero_shot[config.seeds[0]].record()}
+    read = dict.fromkeys(d for prompts in zero_shot.values() for d in prompts.read(tasks))
+    run.record_inputs("dataset", read)
+    return {"zero_shot": zero_shot[config.seeds[0]].record(tasks)}
 
 
 def run_tune(

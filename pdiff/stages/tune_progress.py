@@ -3,8 +3,9 @@
 preset runs for hours on one core.
 
 `RUN/progress/trials.jsonl` holds one line per finished selection trial (the candidate's settings, seed,
-task and held-out loss); `RUN/progress/seed-S-task-NN.h5` one finished adaptation (its prompt, metrics and
-tunable-parameter count, and the tuned tensors' file of a weight-changing method, written first);
+task and held-out curve: the loss at each scored step); `RUN/progress/seed-S-task-NN.h5` one finished
+adaptation (its prompt, metrics and tunable-parameter count, and the tuned tensors' file of a
+weight-changing method, written first);
 `RUN/progress/inputs.json` what they were computed from (the few-shot or zero-shot datasets by content
 hash, the device): if that changed before the resume, nothing is reused. Each trial and each adaptation
 draws only from its own (seed, task) random streams, so what is reused is what an uninterrupted run
@@ -24,6 +25,7 @@ from pdiff.console import log
 from pdiff.data.prompts_file import read_prompts, write_prompts
 from pdiff.errors import ArtifactError
 from pdiff.methods.base import TaskResult
+from pdiff.methods.selection import Curve
 from pdiff.workspace.atomic import atomic_write_text
 
 DIRNAME = "progress"
@@ -51,7 +53,7 @@ class TuneProgress:
 
     def __init__(self, run_dir: Path, inputs: dict[str, Any]) -> None:
         self.dir = run_dir / DIRNAME
-        self.trials: dict[str, float] = {}
+        self.trials: dict[str, Curve] = {}
         recorded = self.dir / "inputs.json"
         if recorded.exists() and json.loads(recorded.read_text()) != inputs:
             log.info("resuming: the few-shot data or device changed since the kill; tuning starts again")
@@ -75,28 +77,26 @@ class TuneProgress:
             atomic_write_text(path, text)
         for line in text.splitlines():
             row = json.loads(line)
-            self.trials[_trial_key(row["candidate"], row["seed"], row["task"])] = float(row["loss"])
+            if "curve" in row:  # a trial of a pdiff before early stopping (one loss) runs again
+                curve = {int(step): float(loss) for step, loss in row["curve"]}
+                self.trials[_trial_key(row["candidate"], row["seed"], row["task"])] = curve
 
     @staticmethod
     def _job(path: Path) -> tuple[int, int]:
         _, seed, _, task = path.stem.split("-")
         return int(seed), int(task)
 
-    def trial_loss(self, candidate: dict[str, Any], seed: int, task: int) -> float | None:
+    def trial_curve(self, candidate: dict[str, Any], seed: int, task: int) -> Curve | None:
         return self.trials.get(_trial_key(candidate, seed, task))
 
-    def add_trial(self, candidate: dict[str, Any], seed: int, task: int, loss: float) -> None:
-        row = {
-            "candidate": candidate,
-            "seed": seed,
-            "task": task,
-            "loss": loss if math.isfinite(loss) else "inf",
-        }
+    def add_trial(self, candidate: dict[str, Any], seed: int, task: int, curve: Curve) -> None:
+        points = [[step, loss if math.isfinite(loss) else "inf"] for step, loss in curve.items()]
+        row = {"candidate": candidate, "seed": seed, "task": task, "curve": points}
         with open(self.dir / "trials.jsonl", "a") as handle:
             handle.write(json.dumps(row, sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        self.trials[_trial_key(candidate, seed, task)] = loss
+        self.trials[_trial_key(candidate, seed, task)] = curve
 
     def _path(self, seed: int, task: int) -> Path:
         return self.dir / f"seed-{seed}-task-{task:02d}.h5"

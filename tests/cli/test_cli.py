@@ -128,6 +128,8 @@ def test_envs_lists_families_and_rejects_unknown():
     assert {"cheetah-vel", "cheetah-dir", "ant-dir", "metaworld-reach"} <= names
     vel = next(row for row in json.loads(result.stdout) if row["name"] == "cheetah-vel")
     assert vel["test_tasks"] == [2, 7, 15, 23, 26] and (vel["obs_dim"], vel["act_dim"]) == (20, 6)
+    in_distribution = [row["name"] for row in json.loads(result.stdout) if row["in_distribution"]]
+    assert in_distribution == ["cheetah-dir"]  # its test tasks are its training tasks
     bad = pdiff("envs", "cheetah-velocity")
     assert bad.returncode == 2 and "cheetah-vel" in bad.stderr and "Traceback" not in bad.stderr
 

@@ -1,12 +1,13 @@
-"""prompts.h5 keeps what tune wrote, the mask included (a short few-shot episode's prompt is left-padded)."""
+"""prompts.h5 keeps what tune wrote, the mask included (a short few-shot episode's prompt is left-padded), and
+several prompts per (seed, task); files of one prompt each, written before that, still read."""
 
 from __future__ import annotations
 
 import h5py
 import numpy as np
 
-from pdiff.data.batches import Segments
-from pdiff.data.prompts_file import read_prompts, write_prompts
+from pdiff.data.batches import Segments, concat_segments
+from pdiff.data.prompts_file import FIELDS, read_prompts, write_prompts
 
 
 def _prompt(task: int, padded: int) -> Segments:
@@ -24,7 +25,7 @@ def test_prompts_round_trip_with_their_mask(tmp_path) -> None:
     read, attrs = read_prompts(tmp_path / "prompts.h5")
     assert attrs == {"method": "prompt-dt"}
     for key, prompt in written.items():
-        for name in ("states", "actions", "rewards", "returns_to_go", "timesteps", "mask"):
+        for name in FIELDS:
             assert np.array_equal(getattr(read[key], name), getattr(prompt, name)), name
     assert read[(0, 3)].mask.sum() == 3
 
@@ -34,3 +35,23 @@ def test_files_without_a_mask_read_as_fully_real(tmp_path) -> None:
     with h5py.File(tmp_path / "prompts.h5", "a") as handle:
         del handle["seed-0/task-03/mask"]
     assert read_prompts(tmp_path / "prompts.h5")[0][(0, 3)].mask.tolist() == [[1.0] * 5]
+
+
+def test_several_prompts_per_seed_and_task_round_trip(tmp_path) -> None:
+    three = concat_segments([_prompt(3, padded=0), _prompt(4, padded=1), _prompt(5, padded=2)])
+    three.tasks[:] = 3
+    write_prompts(tmp_path / "prompts.h5", {(0, 3): three}, {})
+    read = read_prompts(tmp_path / "prompts.h5")[0][(0, 3)]
+    assert len(read) == 3 and read.tasks.tolist() == [3, 3, 3]
+    assert np.array_equal(read.states, three.states) and read.mask.sum(axis=1).tolist() == [5, 4, 3]
+
+
+def test_files_of_one_prompt_without_its_leading_axis_still_read(tmp_path) -> None:
+    prompt = _prompt(3, padded=1)
+    with h5py.File(tmp_path / "prompts.h5", "w") as handle:  # the layout before several prompts were stored
+        group = handle.create_group("seed-0/task-03")
+        for name in FIELDS:
+            group.create_dataset(name, data=getattr(prompt, name)[0])
+    read = read_prompts(tmp_path / "prompts.h5")[0][(0, 3)]
+    assert len(read) == 1 and read.tasks.tolist() == [3]
+    assert np.array_equal(read.states, prompt.states) and np.array_equal(read.mask, prompt.mask)

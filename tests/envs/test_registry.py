@@ -52,6 +52,14 @@ def test_ood_split_keeps_the_test_parameters_outside_the_training_range(name):
     assert base.ood is None and base.split_note == ""
 
 
+def test_only_a_family_that_tests_its_training_tasks_is_in_distribution():
+    names = ["cheetah-vel", "cheetah-dir", "ant-dir", "ant-dir-ood", "metaworld-reach"]
+    assert [name for name in names if get_family(name).in_distribution] == ["cheetah-dir"]
+    assert get_family("cheetah-dir").test_note.startswith("in distribution")
+    ood = get_family("ant-dir-ood")
+    assert ood.test_note == ood.split_note and get_family("ant-dir").test_note == ""
+
+
 def test_task_distance_is_euclidean_and_goal_angles_wrap_around():
     vel = get_family("cheetah-vel")
     assert vel.task_distance(0, 3) == pytest.approx(0.225)

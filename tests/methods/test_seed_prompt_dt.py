@@ -1,5 +1,6 @@
-"""One Prompt-DT per seed (`pretrain_runs`): tune adapts seed s through Prompt-DT s and its diffusion model,
-eval rolls seed s out with Prompt-DT s, the report says so, and mismatched inputs are refused."""
+"""One Prompt-DT per seed or per group of seeds (`pretrain_runs`): tune adapts seed s through Prompt-DT s and
+its diffusion model, eval rolls seed s out with Prompt-DT s, the report says so, and mismatched inputs are
+refused."""
 
 from __future__ import annotations
 
@@ -43,6 +44,16 @@ def test_each_seed_tunes_and_evaluates_through_its_own_prompt_dt(trained, second
     result = result_of(ws, evaluated)
     assert result.settings["Prompt-DTs"] == "one per seed" and result.method == "prompt-diffuser"  # its row
     assert result.pretrain_runs == prompt_dts
+
+
+def test_a_group_of_seeds_shares_a_prompt_dt_and_the_report_counts_them(trained, second_seed):
+    ws, pretrain, _ = trained
+    other_pretrain, _ = second_seed
+    groups = [pretrain.run_id, pretrain.run_id, other_pretrain.run_id]  # seeds 0 and 1, then seed 2
+    tuned, _ = run_smoke(ws, "tune", method="prompt-dt", seeds=[0, 1, 2], pretrain_runs=groups)
+    evaluated, _ = run_smoke(ws, "eval", tune_run=tuned.run_id)
+    assert evaluated.config["pretrain_runs"] == groups
+    assert result_of(ws, evaluated).settings["Prompt-DTs"] == "2 for 3 seeds"
 
 
 def test_eval_rolls_each_seed_out_with_its_own_prompt_dt(trained, second_seed):

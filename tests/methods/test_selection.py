@@ -9,7 +9,8 @@ import pytest
 from pdiff.config import resolve_config
 from pdiff.envs.metaworld_family import MetaWorldFamily
 from pdiff.eval.budget import selection_curve
-from pdiff.methods.selection import LR_GRID, candidates, grid_for
+from pdiff.methods import lora
+from pdiff.methods.selection import CANDIDATES_PER_METHOD, LR_GRID, at_edge, candidates, grid_for
 from pdiff.stages.tune import TuneConfig, run_tune
 
 pytestmark = pytest.mark.metaworld
@@ -32,6 +33,10 @@ def test_selection_builds_no_simulator_and_records_its_choice(trained, monkeypat
         return make_env(self, task_id, **kwargs)
 
     monkeypatch.setattr(MetaWorldFamily, "make_env", counting)
+    budgets: list[tuple[bool, int]] = []  # (a selection trial?, steps it may run) of every tuning
+    tune_task = lora.tune_task
+    monkeypatch.setattr(lora, "tune_task", lambda context: budgets.append(
+        (context.after_step is not None, context.settings["steps"])) or tune_task(context))  # fmt: skip
     run, summary = _tune(ws, "lora")
     assert built == []
     selection = summary["selection"]
@@ -39,6 +44,14 @@ def test_selection_builds_no_simulator_and_records_its_choice(trained, monkeypat
     assert [row["lr"] for row in selection["scores"]] == list(LR_GRID)
     best = min(selection["scores"], key=lambda row: row["heldout_loss"])
     assert selection["chosen"] == {"lr": best["lr"]}
+    # the smoke preset scores every step of its 3: the steps are chosen with the learning rate
+    assert selection["early_stopping"] == {"every": 1, "patience": 3, "cap": 3}
+    assert selection["steps"] == best["steps"] == min(best["curve"], key=lambda point: point[1])[0]
+    assert best["heldout_loss"] == min(loss for _, loss in best["curve"])
+    edges = at_edge({**selection["chosen"], "steps": selection["steps"]}, {"lr": LR_GRID, "steps": [1, 2, 3]})
+    assert selection["at_edge"] == edges
+    jobs = len(summary["per_task"])
+    assert sorted(budgets) == [(False, selection["steps"])] * jobs + [(True, 3)] * len(LR_GRID) * jobs
     assert np.isfinite(selection["heldout_loss_untuned"])
     assert run.manifest["summary"]["selection"] == selection
 
@@ -47,7 +60,7 @@ def test_ptdt_chosen_setting_moves_the_prompt_and_lowers_the_heldout_loss(traine
     ws, _, _ = trained
     _, summary = _tune(ws, "ptdt", steps=20)
     selection = summary["selection"]
-    assert len(selection["scores"]) == len(candidates(grid_for("ptdt"))) == 6
+    assert len(selection["scores"]) == len(candidates(grid_for("ptdt"))) == CANDIDATES_PER_METHOD
     assert set(selection["chosen"]) == {"lr", "ptdt_lr_decay"}
     chosen = min(row["heldout_loss"] for row in selection["scores"])
     assert chosen < selection["heldout_loss_untuned"], selection

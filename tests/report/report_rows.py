@@ -12,12 +12,12 @@ from pdiff.stats import sample_std
 
 
 def result(method: str, mean: float, *, family: str = "cheetah-vel", kind: str = "expert", variant: str | None = None,
-           std: float = 1.0, created: str = "2026-01-01T00:00:00Z", shots: int = 5) -> Result:  # fmt: skip
+           std: float = 1.0, created: str = "2026-01-01T00:00:00Z", shots: int = 5, zero_shot: str | None = None) -> Result:  # fmt: skip
     """A row with a mean ± std alone (as eval runs made before per-seed scores were recorded)."""
-    return Result(run_id=f"{family}-{method}-{kind}-{variant}-{shots}", created_at=created, family=family, method=method,
-                  variant=variant, data_kind=kind, shots=shots, seeds=[0, 1, 2], episodes=3, horizon=None,
+    return Result(run_id=f"{family}-{method}-{kind}-{variant}-{shots}-{zero_shot}", created_at=created, family=family,
+                  method=method, variant=variant, data_kind=kind, shots=shots, seeds=[0, 1, 2], episodes=3, horizon=None,
                   score=Score(mean, std), normalized=None, success=None, pretrain_run="p", tune_run=None,
-                  diffuse_run=None)  # fmt: skip
+                  diffuse_run=None, zero_shot=zero_shot)  # fmt: skip
 
 
 def score_of(matrix: np.ndarray) -> Score:

@@ -1,7 +1,8 @@
-"""`pdiff report --summary`: the committed docs/results/README.md and the README's results table are what the
-command makes of the committed reports, byte for byte; a report.json reads back into the same cells; each
-family's Setting row is its report's; one cell in two reports is refused; a report moved to earlier/ is
-linked, not tabulated."""
+"""`pdiff report --summary`: the committed docs/results/README.md, the README's results table and docs/study.md's
+compute table are what the command makes of the committed reports, byte for byte; a report.json reads back
+into the same cells; each family's Setting row is its report's, and the study page's compute figures are the
+reports' compute columns; one cell in two reports is refused; a report moved to earlier/ is linked, not
+tabulated."""
 
 from __future__ import annotations
 
@@ -14,12 +15,16 @@ from typer.testing import CliRunner
 
 from pdiff.cli import app
 from pdiff.errors import ArtifactError
-from pdiff.report import tables
+from pdiff.methods.zero_shot import BEFORE_EQUAL_INFORMATION
+from pdiff.report import runtime, tables
 from pdiff.report.summary import (
+    COMPUTE_BEGIN,
+    COMPUTE_END,
     EARLIER_DIR,
     README_BEGIN,
     README_END,
     SUMMARY_NAME,
+    compute_table,
     earlier_reports,
     headline,
     read_report,
@@ -28,31 +33,67 @@ from pdiff.report.summary import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS, README = ROOT / "docs" / "results", ROOT / "README.md"
+RESULTS, README, STUDY = ROOT / "docs" / "results", ROOT / "README.md", ROOT / "docs" / "study.md"
 runner = CliRunner()
 
 
-def test_the_committed_summary_and_readme_table_are_what_the_command_writes(tmp_path):
-    copy, readme = tmp_path / "results", tmp_path / "README.md"
+def stale_copy(page: Path, begin_line: str, end_line: str, copy: Path) -> str:
+    """Write `page` to `copy` with its generated block emptied; returns the committed text."""
+    committed = page.read_text()
+    begin, end = committed.index(begin_line), committed.index(end_line)
+    copy.write_text(committed[:begin] + begin_line + "\nstale rows\n" + committed[end:])
+    return committed
+
+
+def test_the_committed_summary_readme_table_and_study_compute_are_what_the_command_writes(tmp_path):
+    copy, readme, study = tmp_path / "results", tmp_path / "README.md", tmp_path / "study.md"
     shutil.copytree(RESULTS, copy)
     (copy / SUMMARY_NAME).unlink()
-    committed = README.read_text()
-    begin, end = committed.index(README_BEGIN), committed.index(README_END)
-    readme.write_text(committed[:begin] + README_BEGIN + "\nstale rows\n" + committed[end:])
-    result = runner.invoke(app, ["report", "--summary", str(copy), "--readme", str(readme)])
+    committed_readme = stale_copy(README, README_BEGIN, README_END, readme)
+    committed_study = stale_copy(STUDY, COMPUTE_BEGIN, COMPUTE_END, study)
+    result = runner.invoke(
+        app, ["report", "--summary", str(copy), "--readme", str(readme), "--study", str(study)]
+    )
     assert result.exit_code == 0, result.output
     assert (copy / SUMMARY_NAME).read_bytes() == (RESULTS / SUMMARY_NAME).read_bytes()
-    assert readme.read_text() == committed
-    assert runner.invoke(app, ["report", "--readme", str(readme)]).exit_code == 2  # --readme needs --summary
+    assert readme.read_text() == committed_readme and study.read_text() == committed_study
+    for flag, page in (("--readme", readme), ("--study", study)):
+        assert runner.invoke(app, ["report", flag, str(page)]).exit_code == 2  # needs --summary
+    refused = runner.invoke(app, ["report", "--summary", str(copy), "--study", str(readme)])
+    assert refused.exit_code != 0 and "has no compute block" in refused.output
+    assert readme.read_text() == committed_readme  # a page without its block: nothing written
+
+
+def test_the_study_pages_compute_figures_are_the_reports_compute_columns():
+    table = compute_table(RESULTS, STUDY).splitlines()
+    assert table[0].split(" | ")[1:5] == list(runtime.STAGES)
+    for path in sorted(RESULTS.glob("*/report.json")):
+        row = next(line for line in table if line.startswith(f"| [{path.parent.name}]("))
+        cells = row.split(" | ")[1:5]
+        column = " · ".join(
+            f"{stage} {cell}" for stage, cell in zip(runtime.STAGES, cells, strict=True) if cell != "–"
+        )
+        assert column in (path.parent / "report.md").read_text(), (
+            path.parent.name
+        )  # as the published page says
 
 
 def test_a_report_json_reads_back_into_its_cells():
     for path in sorted(RESULTS.glob("*/report.json")):
         written = json.loads(path.read_text())["results"]
         read = [r.to_dict() for r in read_report(path).results]
-        assert [{key: row[key] for key in stored} for row, stored in zip(read, written, strict=True)] == written
+        assert [
+            {key: row[key] for key in stored} for row, stored in zip(read, written, strict=True)
+        ] == written
         added = {key for row in read for key in row} - {key for row in written for key in row}
-        assert added <= {"guidance_trace"}  # fields added since: their defaults (no figure) stand
+        assert added <= {"guidance_trace", "zero_shot"}  # fields added since: their defaults stand
+
+
+def test_zero_shot_cells_of_reports_written_before_equal_information_say_so():
+    results = [r for path in sorted(RESULTS.glob("*/report.json")) for r in read_report(path).results]
+    zero_shot = [r for r in results if r.shots == 0]
+    assert zero_shot and all(r.zero_shot == BEFORE_EQUAL_INFORMATION for r in zero_shot)
+    assert f"| zero-shot, {BEFORE_EQUAL_INFORMATION} | prompt-diffuser |" in render_summary(RESULTS)
 
 
 def test_the_summary_states_each_familys_setting_as_its_report_does():

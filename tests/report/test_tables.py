@@ -6,8 +6,9 @@ from report_rows import data, result
 
 from pdiff.report import render_markdown
 from pdiff.report.collect import Result, Score
+from pdiff.report.runtime import compute_text, duration
 from pdiff.report.standing import standings
-from pdiff.report.tables import ablation, all_tables, compute_text, duration, table1, table2, table3
+from pdiff.report.tables import ablation, all_tables, table1, table2, table3
 from pdiff.stats import sample_std
 
 
@@ -17,7 +18,7 @@ def test_table1_has_every_method_as_a_row_and_the_paper_beside_ours():
     table = table1(rows, 5)
     assert table.header[:3] == ["method", "cheetah-vel (ours)", "Cheetah-vel (paper)"]
     by_method = {row[0]: row for row in table.rows}
-    assert list(by_method) == ["prompt-diffuser", "ptdt", "full-data (upper bound)", "my-new-method"]
+    assert list(by_method) == ["prompt-diffuser", "ptdt", "full-data", "my-new-method"]  # no "(upper bound)"
     assert by_method["prompt-diffuser"][1:3] == ["-40.0 ± 1.0", "-35.3 ± 2.4"]
     assert by_method["my-new-method"][2] == "n/r"
 
@@ -64,9 +65,16 @@ def test_ablation_and_table2_only_with_several_rules_or_kinds():
     table = ablation(rules, 5)
     assert [row[0].split()[0] for row in table.rows] == ["`project`", "`sum`", "`none`"]
     assert "(+20.0% vs `none`)" in table.rows[0][1]
-    assert any("projection is **not** the best rule" in note for note in table.notes)
+    assert any("projection does not have the best mean" in note for note in table.notes)
     kinds = data(result("ptdt", -40.0), result("ptdt", -90.0, kind="random"))
     assert table2(kinds, "cheetah-vel", 5).header == ["method", "expert", "random"]
+
+
+def test_table2s_paper_row_puts_the_papers_table1_figure_in_the_expert_cell():
+    kinds = data(*(result("prompt-diffuser", mean, kind=kind, variant="project")
+                   for mean, kind in ((-40.0, "expert"), (-90.0, "medium"), (-120.0, "random"))))  # fmt: skip
+    rows = {row[0]: row[1:] for row in table2(kinds, "cheetah-vel", 5).rows}
+    assert rows["prompt-diffuser (paper)"] == ["-35.3 ± 2.4", "≈ -33.5", "≈ -33.5"]  # expert: Table 1's
 
 
 def test_the_ablation_shows_what_each_rule_removed_beside_its_score():
@@ -114,6 +122,26 @@ def test_table3_has_few_shot_and_zero_shot_rows_with_the_papers_numbers_and_the_
     assert titles == ["Table 1: few-shot policy generalisation (5 expert shots)",
                       "Table 3: out-of-distribution tasks and zero-shot prompts"]  # fmt: skip
     assert any("cheetah-vel (zero-shot)" in line for line in standings(rows))
+
+
+def test_table3_shows_each_zero_shot_setting_as_its_own_rows_and_compares_within_each():
+    ood = "ant-dir-ood"
+    rows = data(result("prompt-diffuser", 250.0, family=ood, variant="project", shots=0, zero_shot="nearest"),
+                result("prompt-dt", 200.0, family=ood, shots=0, zero_shot="nearest"),
+                result("prompt-diffuser", 10.0, family=ood, variant="project", shots=0, zero_shot="none"),
+                result("prompt-dt", 90.0, family=ood, shots=0, zero_shot="none"))  # fmt: skip
+    table = table3(rows)
+    cells = {(row[1], row[2]): row[3] for row in table.rows}
+    assert [row[1] for row in table.rows] == ["zero-shot, nearest"] * 3 + ["zero-shot, none"] * 3
+    assert cells[("zero-shot, nearest", "prompt-diffuser")] == "250.0 ± 1.0"
+    assert cells[("zero-shot, nearest", "**best baseline**")] == "prompt-dt: 200.0 ± 1.0"
+    assert cells[("zero-shot, none", "**best baseline**")] == "prompt-dt: 90.0 ± 1.0"
+    described = [note.split(":")[0] for note in table.notes if note.startswith("Zero-shot, ")]
+    assert described == ["Zero-shot, nearest", "Zero-shot, none"]
+    # rows without per-seed scores are level, with the gap to the other method of the same setting
+    lines = {line.split(": ")[0]: line for line in standings(rows)}
+    assert "prompt-dt (+50;" in lines[f"- {ood} (zero-shot, nearest)"]
+    assert "prompt-dt (-80;" in lines[f"- {ood} (zero-shot, none)"]
 
 
 def test_no_table3_without_ood_or_zero_shot_runs():

@@ -90,3 +90,19 @@ def test_runs_without_per_seed_scores_are_level_and_show_the_gap() -> None:
     assert lines == ["- cheetah-vel (expert few-shot data, 5 shots): prompt-diffuser (-40.0 ± 1.0) is level with "
                      "full-data (-10; no per-seed scores: no interval, no verdict); ptdt (-0.5; no per-seed scores: "
                      "no interval, no verdict)."]  # fmt: skip
+
+
+def test_the_guidance_ablation_is_stated_in_the_rules_words() -> None:
+    rules = {"project": NORMALISED, "plm-only": NORMALISED + 10, "none": NORMALISED - 2}
+    rows = []
+    for rule, normalised in rules.items():
+        rows.append(scored("prompt-diffuser", normalised))
+        rows[-1].variant = rule
+    behind, level = [line for line in standings(data(*rows)) if "guidance ablation" in line]
+    where = "- metaworld-reach (guidance ablation, expert few-shot data, 5 shots): "
+    assert (
+        behind
+        == where + "**`project` is behind** `plm-only` (P(improvement) 0.00 [0.00, 0.00], normalised -10.0)."
+    )
+    assert level.startswith(where + "`project` is level with `none` (P(improvement) ")  # 2 points: too small
+    assert level.endswith("normalised +2.0).")

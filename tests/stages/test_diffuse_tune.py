@@ -66,7 +66,7 @@ def test_tune_then_eval_through_the_cli(pretrained):
     run_dir = ws.root / "runs" / "tune" / payload["run_id"]
     with h5py.File(run_dir / "prompts.h5") as handle:
         assert sorted(handle["seed-0"]) == ["task-11", "task-17", "task-25", "task-36", "task-41"]
-        assert handle["seed-0/task-11/states"].shape == (5, 39)
+        assert handle["seed-0/task-11/states"].shape == (2, 5, 39)  # Meta-World: one prompt per shot
     assert (run_dir / "tuned" / "seed-0" / "task-11.safetensors").is_file()
     evaluated = runner.invoke(app, [*base, "--json", "eval", "--device", "cpu"])
     assert evaluated.exit_code == 0, evaluated.output

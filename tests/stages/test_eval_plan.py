@@ -1,23 +1,32 @@
 """Evaluation counts what varies: on Meta-World (resets ignored) every few-shot prompt runs once instead of
-one rollout repeated; results say how many distinct rollouts stand behind them."""
+one rollout repeated, and every method's cell stands on as many rollouts per (seed, task); results say how
+many distinct rollouts stand behind them."""
 
 from __future__ import annotations
 
 import csv
-from types import SimpleNamespace
+import json
+import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from pdiff.cli import app
 from pdiff.config import resolve_config
 from pdiff.data.batches import Segments
 from pdiff.data.loader import load_family_data
+from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
-from pdiff.eval.plan import plan_episodes
+from pdiff.eval.plan import in_turn, plan_episodes
 from pdiff.models.checkpoint import read_model_config
 from pdiff.stages.common import checkpoint_of
 from pdiff.stages.eval import EvalConfig, prompts_per_task, run_eval
 from pdiff.stages.pretrain import PretrainConfig, run_pretrain
+from pdiff.stages.tune import METHODS
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import find_run
 
 REACH = "metaworld-reach"
 
@@ -37,14 +46,21 @@ def test_plan_rolls_every_prompt_for_each_reset():
     assert plan.prompts.rewards[:, 0].tolist() == [3, 3, 8] and plan.rows_of(3) == [0, 1]
 
 
+def test_a_learned_prompt_repeats_in_turn_up_to_the_count():
+    assert in_turn(_prompts(1, 3), 3).rewards[:, 0].tolist() == [3, 3, 3]
+    two = _prompts(2, 3)
+    two.rewards[1] = 7
+    assert in_turn(two, 3).rewards[:, 0].tolist() == [3, 7, 3]
+
+
 @pytest.mark.metaworld
-def test_a_zero_shot_prompt_dt_run_is_evaluated_with_its_one_prompt_per_task():
-    few, zero = (
-        SimpleNamespace(config={"method": "prompt-dt", "shots": n}) for n in (2, 0)
-    )  # tune runs' configs
-    reach = get_family(REACH)
-    assert prompts_per_task(reach, EvalConfig(env=REACH, shots=2), few) == 2  # each few-shot prompt in turn
-    assert prompts_per_task(reach, EvalConfig(env=REACH, shots=0), zero) == 1  # its own, from training tasks
+def test_every_method_gets_one_prompt_per_fewshot_episode_where_resets_do_not_vary():
+    reach, cheetah = get_family(REACH), get_family("cheetah-vel")
+    assert prompts_per_task(reach, EvalConfig(env=REACH, shots=2)) == 2  # whatever the method
+    assert prompts_per_task(reach, EvalConfig(env=REACH, shots=0), stored=1) == 1  # a zero-shot run's own
+    assert (
+        prompts_per_task(cheetah, EvalConfig(env="cheetah-vel", shots=5)) == 1
+    )  # rolled out `episodes` times
 
 
 @pytest.mark.metaworld
@@ -69,3 +85,34 @@ def test_metaworld_eval_runs_each_fewshot_prompt_once_and_counts_distinct_rollou
     assert summary["episodes_per_task"] == shots
     assert 1 <= summary["distinct_rollouts"] <= len(rows)
     assert np.array(summary["by_seed_task"]["return"]).shape == (len(config.seeds), len(tasks))
+
+
+@pytest.mark.metaworld
+def test_every_cell_of_a_smoke_reach_matrix_stands_on_equal_rollouts(collected_template, tmp_path):
+    root = tmp_path / "ws"
+    shutil.copytree(collected_template, root)
+    methods = [*METHODS, "full-data", "random-prompt"]
+    result = CliRunner().invoke(app, ["-w", str(root), "--json", "reproduce", "--preset", "smoke", "--env", REACH,
+                                      "--methods", ",".join(methods), "--seeds", "0,1"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ws = Workspace.open(root)
+    evals = {
+        s["summary"]["method"]: s for s in json.loads(result.stdout)["steps"] if s["step"].startswith("eval:")
+    }
+    assert sorted(evals) == sorted(methods)
+    shots, seeds, tasks = 2, [0, 1], get_family(REACH).test_tasks  # the smoke preset's shots
+    for method, step in evals.items():
+        run = find_run(ws, step["run_id"], "eval")
+        with open(run.dir / "eval" / "episodes.csv") as handle:
+            counts = Counter((int(r["seed"]), int(r["task"])) for r in csv.DictReader(handle))
+        assert counts == {(seed, task): shots for seed in seeds for task in tasks}, method
+        assert step["summary"]["episodes_per_task"] == shots and step["summary"]["distinct_rollouts"] >= 1
+
+    def stored(method: str) -> dict:
+        tuned = find_run(ws, find_run(ws, evals[method]["run_id"], "eval").config["tune_run"], "tune")
+        return read_prompts(tuned.dir / "prompts.h5")[0]
+
+    # one prompt per few-shot episode (Prompt Diffuser's generated from each); ptdt's is the one it learns
+    for method in METHODS:
+        assert {len(p) for p in stored(method).values()} == {1 if method == "ptdt" else shots}, method
+    assert evals["ptdt"]["summary"]["distinct_rollouts"] <= len(seeds) * len(tasks)

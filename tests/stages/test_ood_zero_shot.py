@@ -1,6 +1,7 @@
 """Table 3 end to end at the smoke preset on real simulators: an out-of-distribution family (cheetah-vel-ood,
 the cheapest; ant-dir-ood is built the same way), whose data source may know the test range while the
-Prompt-DT and the diffusion model never read it, and zero-shot prompts (`tune --shots 0`)."""
+Prompt-DT and the diffusion model never read it, and zero-shot prompts (`tune --shots 0`) under each setting,
+with the same information for prompt-diffuser and prompt-dt."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pdiff.data.minari_format import dataset_dir, parse_dataset_id
 from pdiff.data.minari_read import read_metadata
 from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
-from pdiff.methods.zero_shot import ZERO_SHOT_METHODS
+from pdiff.methods.zero_shot import ZERO_SHOT_METHODS, ZERO_SHOT_SETTINGS
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import find_run, list_runs
 
@@ -108,7 +109,17 @@ def tails(ws: Workspace, task: int, field: str) -> list[list[float]]:
     ]
 
 
-def test_zero_shot_prompts_come_from_the_nearest_training_task_and_other_methods_refuse(ood_ws):
+def zero_shot_tune(root: str, method: str, setting: str) -> tuple[dict, set[str]]:
+    """A smoke `tune --shots 0` of `method` under `setting`: its JSON payload and the datasets the run read."""
+    payload = cli(root, "tune", "--env", OOD, "--method", method, "--shots", "0", "--preset", "smoke",
+                  "--set", f"zero_shot_source={setting}")  # fmt: skip
+    run = find_run(Workspace.open(Path(root)), payload["run_id"], "tune")
+    return payload, {e["ref"] for e in run.manifest["inputs"] if e["kind"] == "dataset"}
+
+
+def test_zero_shot_nearest_gives_both_methods_the_nearest_training_tasks_episodes_and_other_methods_refuse(
+    ood_ws,
+):
     ws, _ = ood_ws
     root = str(ws.root)
     refused = runner.invoke(
@@ -120,14 +131,16 @@ def test_zero_shot_prompts_come_from_the_nearest_training_task_and_other_methods
     assert not list_runs(ws, "tune")
     family = get_family(OOD)
     nearest = max(family.train_tasks)  # 2.25 m/s: the training velocity nearest every test velocity
+    nearest_dataset = load_family_data(ws.datasets_dir, OOD, "prompt-expert", [nearest]).dataset_ids[0]
     scale = family.rtg_scale
+    records, tunable = {}, {}
     for method in ZERO_SHOT_METHODS:
-        payload = cli(root, "tune", "--env", OOD, "--method", method, "--shots", "0", "--preset", "smoke")
-        assert payload["shots"] == 0 and payload["zero_shot"]["source"] == "nearest"
+        payload, read = zero_shot_tune(root, method, "nearest")
+        records[method], tunable[method] = payload["zero_shot"], payload["tunable_parameters"]
+        assert payload["shots"] == 0 and read == {
+            nearest_dataset
+        }  # no trajectory of a test task, nor of others
         run = find_run(ws, payload["run_id"], "tune")
-        read = [parse_dataset_id(e["ref"]) for e in run.manifest["inputs"] if e["kind"] == "dataset"]
-        assert read and {(name, kind) for name, _, kind, _ in read} == {(OOD, "prompt-expert")}
-        assert {task for _, task, _, _ in read} <= set(family.train_tasks)  # no trajectory of a test task
         prompts, _ = read_prompts(run.dir / "prompts.h5")
         assert sorted(task for _, task in prompts) == list(family.test_tasks)
         for prompt in prompts.values():
@@ -137,21 +150,36 @@ def test_zero_shot_prompts_come_from_the_nearest_training_task_and_other_methods
                 assert any(np.allclose(prompt.actions[0], real) for real in tails(ws, nearest, "actions"))
         evaluated = cli(root, "eval", "--tune", payload["run_id"], "--preset", "smoke", "--device", "cpu")
         assert evaluated["shots"] == 0 and evaluated["method"] == method
+    assert records["prompt-diffuser"] == records["prompt-dt"]  # the same source episodes for both
+    sources = records["prompt-dt"]["sources"]
+    assert sorted(map(int, sources)) == list(family.test_tasks)
+    assert all(
+        s == {"task": nearest, "dataset": nearest_dataset, "episodes": [0, 1]} for s in sources.values()
+    )
+    # prompt-diffuser tuned on them as on few-shot episodes; prompt-dt tunes nothing
+    assert tunable["prompt-diffuser"] > 0 and tunable["prompt-dt"] == 0
+
+
+def test_zero_shot_none_reads_every_training_task_alike_for_both_methods(ood_ws):
+    ws, _ = ood_ws
+    family = get_family(OOD)
+    every = set(load_family_data(ws.datasets_dir, OOD, "prompt-expert", list(family.train_tasks)).dataset_ids)
+    tuned = [zero_shot_tune(str(ws.root), method, "none") for method in ZERO_SHOT_METHODS]
+    assert [read for _, read in tuned] == [every, every]  # no training task singled out, the nearest neither
+    assert tuned[0][0]["zero_shot"] == tuned[1][0]["zero_shot"] and "sources" not in tuned[0][0]["zero_shot"]
+    assert [payload["tunable_parameters"] for payload, _ in tuned] == [0, 0]  # nothing is tuned
 
 
 def test_report_has_table3_with_few_shot_and_zero_shot_rows(ood_ws):
     ws, _ = ood_ws
     root = str(ws.root)
-    for shots in ("2", "0"):
-        tuned = cli(
-            root, "tune", "--env", OOD, "--method", "prompt-dt", "--shots", shots, "--preset", "smoke"
-        )
-        cli(root, "eval", "--tune", tuned["run_id"], "--preset", "smoke", "--device", "cpu")
+    tuned = [cli(root, "tune", "--env", OOD, "--method", "prompt-dt", "--shots", "2", "--preset", "smoke")]
+    tuned += [zero_shot_tune(root, "prompt-dt", setting)[0] for setting in ZERO_SHOT_SETTINGS]
+    for payload in tuned:
+        cli(root, "eval", "--tune", payload["run_id"], "--preset", "smoke", "--device", "cpu")
     report = cli(root, "report")
     text = (ws.root / report["report"]).read_text()
     table = text.split("### Table 3: out-of-distribution tasks and zero-shot prompts")[1].split("###")[0]
-    assert (
-        f"| {OOD} | few-shot (2 shots) | prompt-dt |" in table
-        and f"| {OOD} | zero-shot | prompt-dt |" in table
-    )
+    for setting in ("few-shot (2 shots)", "zero-shot, nearest", "zero-shot, none"):  # each its own rows
+        assert f"| {OOD} | {setting} | prompt-dt |" in table, setting
     assert get_family(OOD).split_note in table and "### Table 1" not in text  # OOD families: Table 3 only

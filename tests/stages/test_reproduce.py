@@ -65,7 +65,7 @@ def test_reproduce_runs_the_matrix_and_reports_it(reproduced):
     text = report.read_text()
     table1 = text.split("### Table 1")[1].split("###")[0]
     assert "| method | metaworld-reach (ours) | MW reach-v2 (paper) |" in table1
-    for row in ("| prompt-diffuser |", "| prompt-dt |", "| full-data (upper bound) |"):
+    for row in ("| prompt-diffuser |", "| prompt-dt |", "| full-data |"):
         assert row in table1
     assert "555.7 ± 6.8" in table1 and "success" in table1  # the paper's reach figure; Meta-World detail
     assert "## Where Prompt Diffuser stands" in text and "### Setting: ours vs the paper's" in text
@@ -83,8 +83,8 @@ def test_a_second_reproduce_starts_nothing(reproduced):
     assert {s["state"] for s in again["steps"]} == {"reused"}
     assert all_run_ids(ws) == before and again["report"] == first["report"]
     # zero_shot_source is read only at shots=0: setting it leaves the few-shot cells as they are
-    pooled = invoke(ws, "--json", *MATRIX, "--set", "tune.zero_shot_source=pooled", "--dry-run")
-    assert {s["state"] for s in json.loads(pooled.stdout)["steps"]} == {"reused"}
+    none = invoke(ws, "--json", *MATRIX, "--set", "tune.zero_shot_source=none", "--dry-run")
+    assert {s["state"] for s in json.loads(none.stdout)["steps"]} == {"reused"}
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(reproduced):

@@ -3,6 +3,8 @@ adapts seed s from model s."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from pdiff.stages.pipeline import stage_config
@@ -89,10 +91,18 @@ def test_ood_adds_the_ood_families_and_zero_shot_cells(tmp_path):
     collects = [s.family for s in steps.values() if s.stage == "collect"]
     assert collects == ["cheetah-vel", "cheetah-dir", "cheetah-vel-ood"]  # cheetah-dir has no OOD variant
     zero_shot = sorted(k for k, s in steps.items() if s.stage == "tune" and s.flags.get("shots") == 0)
-    assert zero_shot == sorted(
-        f"tune:{f}:{m}:zero-shot" for f in collects for m in ("prompt-diffuser", "prompt-dt")
-    )
-    assert steps["tune:cheetah-vel-ood:prompt-diffuser:zero-shot"].flags["diffuse_runs"] == [
+    assert zero_shot == sorted(f"tune:{f}:{m}:zero-shot:{setting}" for f in collects
+                               for m in ("prompt-diffuser", "prompt-dt") for setting in ("nearest", "none"))  # fmt: skip
+    assert all(steps[k].flags["zero_shot_source"] == k.split(":")[-1] for k in zero_shot)
+    none = steps["tune:cheetah-vel-ood:prompt-dt:zero-shot:none"]
+    resolved = TuneConfig(env="cheetah-vel-ood", method="prompt-dt", shots=0, zero_shot_source="none")
+    assert "--shots 0 --set zero_shot_source=none" in command_line(none, resolved, "smoke", [])
+    # a finished zero-shot tune counts only if it gave both methods equal information
+    older = SimpleNamespace(manifest={"summary": {"zero_shot": {"source": "nearest"}}})
+    equal = SimpleNamespace(manifest={"summary": {"zero_shot": {"setting": "nearest"}}})
+    assert none.extra_match is not None
+    assert not none.extra_match(ws, resolved, older) and none.extra_match(ws, resolved, equal)
+    assert steps["tune:cheetah-vel-ood:prompt-diffuser:zero-shot:nearest"].flags["diffuse_runs"] == [
         "@diffuse:cheetah-vel-ood:project:seed-0"
     ]
     assert "tune:cheetah-vel-ood:lora:expert" in steps  # every method few-shot on the OOD family

@@ -1,0 +1,98 @@
+"""Which seeds each cell of `pdiff reproduce`'s matrix runs, and which Prompt-DT and diffusion model each seed reads.
+
+Table 1's cells run every seed; Table 2's (medium and random few-shot data) and the guidance ablation's other
+rules may run fewer: the first n, so that their seed s is Table 1's seed s (same few-shot draw, same models).
+The Prompt-DTs are one for every seed, one per seed, or one per group of consecutive seeds: groups let a
+spread over seeds include pretraining without pretraining once per seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pdiff.errors import UsageError
+
+
+def first_seeds(seeds: list[int], count: int | None) -> list[int]:
+    """The first `count` of `seeds` (all of them when `count` is None or not smaller)."""
+    return list(seeds if count is None else seeds[:count])
+
+
+def seed_groups(seeds: list[int], groups: int) -> list[list[int]]:
+    """`seeds` cut into `groups` runs of consecutive seeds whose sizes differ by at most one (larger first)."""
+    if not 1 <= groups <= len(seeds):
+        raise UsageError(f"pretrain_groups {groups} does not fit {len(seeds)} seeds",
+                         hint=f"set reproduce.pretrain_groups to at most {len(seeds)}, or run more seeds")  # fmt: skip
+    size, larger = divmod(len(seeds), groups)
+    cut, start = [], 0
+    for group in range(groups):
+        end = start + size + (group < larger)
+        cut.append(list(seeds[start:end]))
+        start = end
+    return cut
+
+
+@dataclass
+class PromptDTs:
+    """One family's pretrain steps (step key → the seed it pretrains with; None: the stage's default) and the
+    key of the Prompt-DT each seed reads (empty: the one Prompt-DT serves every seed)."""
+
+    steps: dict[str, int | None]
+    of_seed: dict[int, str]
+
+    def flags(self, seeds: list[int]) -> dict[str, Any]:
+        """A tune or eval step's Prompt-DT(s) for `seeds`: `pretrain_run`, plus `pretrain_runs` where seeds differ."""
+        if not self.of_seed:
+            return {"pretrain_run": f"@{next(iter(self.steps))}"}
+        keys = [f"@{self.of_seed[seed]}" for seed in seeds]
+        return {"pretrain_run": keys[0], "pretrain_runs": keys}
+
+    def of(self, seed: int | None) -> str:
+        """The Prompt-DT that guides seed `seed`'s diffusion model (None: a diffusion model for every seed)."""
+        return f"@{self.of_seed[seed]}" if self.of_seed and seed is not None else f"@{next(iter(self.steps))}"
+
+
+def prompt_dts(family: str, seeds: list[int], groups: int | None) -> PromptDTs:
+    """One Prompt-DT (`groups` None), or one per group of consecutive seeds, pretrained with the group's first
+    seed (one per seed: as many groups as seeds)."""
+    if groups is None:
+        return PromptDTs({f"pretrain:{family}": None}, {})
+    steps: dict[str, int | None] = {}
+    of_seed: dict[int, str] = {}
+    for group in seed_groups(seeds, groups):
+        name = f"seed-{group[0]}" if len(group) == 1 else f"seeds-{group[0]}-{group[-1]}"
+        steps[f"pretrain:{family}:{name}"] = group[0]
+        of_seed.update(dict.fromkeys(group, f"pretrain:{family}:{name}"))
+    return PromptDTs(steps, of_seed)
+
+
+def diffusion_inputs(family: str, rule: str | None, seeds: list[int | None]) -> dict[str, Any]:
+    """A tune step's diffusion model(s): none, one for every seed, or one per seed (`diffusion_per_seed`)."""
+    if rule is None:
+        return {"diffuse_run": None}
+    if seeds == [None]:
+        return {"diffuse_run": f"@diffuse:{family}:{rule}"}
+    keys = [f"@diffuse:{family}:{rule}:seed-{seed}" for seed in seeds]
+    return {"diffuse_run": keys[0], "diffuse_runs": keys}
+
+
+@dataclass
+class CellSeeds:
+    """The seeds of each cell: Table 1's run every seed, Table 2's data kinds and the ablation's other rules
+    their first `table2` and `ablation` (None: every seed)."""
+
+    seeds: list[int]
+    table2: int | None
+    ablation: int | None
+    default_rule: str
+    given: list[int] | None  # as reproduce was given them (None: the tune stage's preset seeds)
+
+    def of(self, kind: str, rule: str | None) -> list[int]:
+        if rule not in (None, self.default_rule):
+            return first_seeds(self.seeds, self.ablation)
+        return first_seeds(self.seeds, self.table2 if kind != "expert" else None)
+
+    def flag(self, cell: list[int]) -> list[int] | None:
+        """A step's `seeds` flag: as reproduce was given them for every seed, so those steps read as before."""
+        return self.given if cell == self.seeds else cell
