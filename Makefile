@@ -26,8 +26,11 @@ demo: $(VENV)/.installed
 	MUJOCO_GL=egl $(PDIFF) -w $(WORKSPACE) demo
 
 # docs/results/README.md, the README's results table and docs/study.md's compute table from the published
-# reports' report.json (no workspace, no simulator).
+# reports' report.json (no workspace, no simulator); docs/results/scaling/ from the scaling study's rungs,
+# when there are any (docs/results/scaling/<rung>/report.json).
+SCALING_RUNGS = $(patsubst %/,%,$(dir $(wildcard docs/results/scaling/*/report.json)))
 results: $(VENV)/.installed
+	$(if $(SCALING_RUNGS),$(PDIFF) report --scaling $(SCALING_RUNGS) --out docs/results/scaling)
 	$(PDIFF) report --summary docs/results --readme README.md --study docs/study.md
 
 test: $(VENV)/.installed-dev

@@ -148,8 +148,9 @@ def generate_prompts(
     of `family`) fine-tuned `steps` steps on `episodes` as `pdiff tune` does, then sampled, conditioned on a
     few-shot tail's returns-to-go and timesteps. `policy` must be the Prompt-DT that guided that model."""
     from pdiff.config import resolve_config
+    from pdiff.methods.context import method_settings, task_context
     from pdiff.methods.prompt_diffuser import tune_task
-    from pdiff.stages.tune import TuneConfig, method_settings, task_context
+    from pdiff.stages.tune import TuneConfig
 
     env = get_family(family)
     diffuse = (
@@ -161,7 +162,7 @@ def generate_prompts(
     flags = {"env": env.name, "method": "prompt-diffuser", "steps": steps, "lr": lr, "selection": "off",
              "seeds": [seed], "shots": shots, "device": "cpu"}  # fmt: skip
     config = resolve_config(TuneConfig, "tune", workspace=workspace, preset=None, flags=flags)
-    settings = method_settings(config, env, diffuse, Compute("cpu", None, "fp32", "api", ""))
+    settings = method_settings(config, env, checkpoint_of(diffuse), Compute("cpu", None, "fp32", "api", ""))
     scratch = (
         workspace.root / ".cache" / "api"
     )  # where a method may keep per-task weights (this one keeps none)

@@ -312,10 +312,14 @@ def config_show(
     ctx: typer.Context,
     stage: str = typer.Argument(..., help="Stage name."),
     preset: str | None = typer.Option(None, "--preset", help="Resolve this preset."),
+    method: str | None = typer.Option(
+        None, "--method", help="tune: the shared settings and this method's own options only."
+    ),
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Every setting of a stage: key, type, default (or the preset's value) and description."""
     from pdiff.config import describe, flatten_dotted, resolve_config, stage_models
+    from pdiff.methods.registry import METHODS, option_sections
     from pdiff.stages import load_stage_configs
 
     load_stage_configs()
@@ -327,11 +331,21 @@ def config_show(
         )
     root = resolve_root(opts.workspace)
     workspace = Workspace.open(root) if (root / "workspace.json").is_file() else None
-    resolved = resolve_config(models[stage], stage, workspace=workspace, preset=preset)
+    if method is not None and stage != "tune":
+        raise UsageError(f"--method {method!r}: only tune has method options, not {stage}",
+                         hint="pdiff config show tune --method M")  # fmt: skip
+    if method is not None and method not in METHODS:
+        raise UsageError(
+            f"unknown method {method!r} for --method", hint=f"choose one of: {', '.join(METHODS)}"
+        )
+    flags = {"method": method} if method is not None else None
+    resolved = resolve_config(models[stage], stage, workspace=workspace, preset=preset, flags=flags)
     values = flatten_dotted(resolved.model_dump(mode="json"))
+    others = set(option_sections()) - {method} if method is not None else set()  # other methods' sections
     rows = [
         {"key": k, "type": t, "value": values.get(k, d), "description": desc}
         for k, t, d, desc in describe(models[stage])
+        if k.partition(".")[0] not in others
     ]
 
     def render() -> None:

@@ -49,6 +49,15 @@ def report(
         "--study",
         help="With --summary: also rewrite the compute table of this study page (between its markers).",
     ),
+    scaling: bool = typer.Option(
+        False,
+        "--scaling",
+        help="Instead: set the rungs RUNG_DIR … of the scaling study side by side in --out's README.md and scaling.png "
+        "(no workspace needed; docs/study.md: Scaling).",
+    ),
+    rung_dir: list[Path] | None = typer.Argument(
+        None, help="With --scaling: one directory per rung, named for it, with the rung's report.json."
+    ),
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Tables like the paper's (its numbers beside ours), where Prompt Diffuser loses, PNG plots: report.md."""
@@ -62,6 +71,18 @@ def report(
                 f"{flag} needs --summary DIR",
                 hint="pdiff report --summary docs/results --readme README.md --study docs/study.md",
             )
+    if rung_dir and not scaling:
+        raise UsageError(f"unexpected argument {str(rung_dir[0])!r}",
+                         hint="directories are the rungs of --scaling: pdiff report --scaling DIR [DIR ...] --out OUT")  # fmt: skip
+    if scaling:
+        if out_dir is None or summary_dir is not None:
+            raise UsageError("--scaling needs --out OUT (and no --summary)",
+                             hint="pdiff report --scaling docs/results/scaling/x1 docs/results/scaling/x4 --out docs/results/scaling")  # fmt: skip
+        from pdiff.report.scaling import write_scaling
+
+        page = write_scaling(list(rung_dir or []), out_dir)
+        emit(opts, json_flag, {"scaling": str(page)}, lambda: out.print(f"scaling: {page}", highlight=False))
+        return
     if summary_dir is not None:
         from pdiff.report.summary import write_summary
 

@@ -13,10 +13,11 @@ from rich.table import Table
 from pdiff.cli.app import app, options
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
 from pdiff.cli.render import headline
-from pdiff.config import resolve_config
-from pdiff.console import err, next_step, out
+from pdiff.config import parse_set, resolve_config
+from pdiff.console import err, log, next_step, out
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import rules_text
+from pdiff.methods.registry import DEFAULT_METHOD, METHODS, others_options
 
 PRESET = typer.Option(
     None, "--preset", help="smoke | quick | study | paper (default: the workspace's default_preset)."
@@ -318,7 +319,7 @@ def tune(
     method: str | None = typer.Option(
         None,
         "--method",
-        help="prompt-diffuser (default) | prompt-dt | soft-prompt | adaptor | lora | ptdt | full-ft.",
+        help=" | ".join(f"{name} (default)" if name == DEFAULT_METHOD else name for name in METHODS) + ".",
     ),
     env: str | None = typer.Option(None, "--env", help="Task family (default: that of the latest diffuse)."),
     data_kind: str | None = DATA_KIND,
@@ -331,11 +332,14 @@ def tune(
     device: str | None = DEVICE,
     preset: str | None = PRESET,
     config: Path | None = CONFIG,
-    overrides: list[str] = set_option("steps=50"),
+    overrides: list[str] = set_option("steps=50 or ptdt.population=10"),
     resume: str | None = RESUME,
     json_flag: bool = JSON_OPTION,
 ) -> None:
-    """Adapt to each test task from N few-shot episodes (the Prompt-DT stays frozen)."""
+    """Adapt to each test task from N few-shot episodes (the Prompt-DT stays frozen).
+
+    A method's own options are in its section: `--set lora.rank=8`; `pdiff config show tune --method M`
+    lists them."""
     from pdiff.stages.tune import TuneConfig, run_tune
 
     opts = options(ctx)
@@ -351,6 +355,8 @@ def tune(
              "pretrain_run": pretrain_run, "device": device}  # fmt: skip
     cfg = resolve_config(TuneConfig, "tune", workspace=workspace, preset=preset, config_file=config,
                          overrides=overrides, flags=flags)  # fmt: skip
+    for key in others_options(cfg.method, [parse_set(item)[0] for item in overrides]):
+        log.warning("--set %s is an option of another method than %s: ignored", key, cfg.method)
     if not (cfg.env or cfg.diffuse_run or cfg.pretrain_run or resume):
         raise UsageError(f"nothing to tune from: no finished {upstream_stage} run in {workspace.root}",
                          hint="run `pdiff collect --env FAMILY`, `pdiff pretrain` and `pdiff diffuse` first "

@@ -1,5 +1,9 @@
 """The few-shot data of the test tasks: which of a task's episodes each seed adapts from.
 
+A training task's few-shot episodes are drawn the same way, from its expert dataset: the one the Prompt-DT
+and the diffusion model were trained on, so tuning on them measures how well the generator reproduces a
+prompt it has seen (its fidelity), not how it does on a held-out task (`tasks_kind`).
+
 Each seed draws its own N episodes per test task, so that a spread over seeds carries the variance of the
 few-shot data too (the paper's "three seeds"). Seed s takes the s-th block of N consecutive episodes of the
 task's dataset while the dataset holds enough of them, so seeds 0, 1, 2 get disjoint episodes when it holds
@@ -9,11 +13,21 @@ task's dataset while the dataset holds enough of them, so seeds 0, 1, 2 get disj
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from pdiff.data.loader import FamilyData, load_family_data
+from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
+
+TasksKind = Literal["test", "training"]
+
+
+def tasks_kind(family: TaskFamily, tasks: list[int]) -> TasksKind:
+    """`test` when every task is one of the family's test tasks (on cheetah-dir those are training tasks
+    too), else `training`: a run on tasks the models were trained on is a fidelity measurement, not a test."""
+    return "test" if set(tasks) <= set(family.test_tasks) else "training"
 
 
 def seed_episodes(available: int, shots: int, seed: int) -> np.ndarray:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.finetuning import tune_weights
+from pdiff.methods.options import MethodOptions
 from pdiff.models.adapters import AdaptedLinear, wrap_linears
 from pdiff.models.prompt_dt import PromptDT
 
@@ -22,9 +25,13 @@ DEFAULT_LR = 1e-3
 PLACES = ["attn.proj", "mlp.proj"]  # the outputs of the two sublayers, before the residual addition
 
 
+class Options(MethodOptions):
+    width: int = Field(16, ge=1, description="Bottleneck width of each adapter.")
+
+
 def attach(model: PromptDT, options: dict[str, Any]) -> None:
     wrap_linears(model, PLACES, lambda linear: AdaptedLinear(linear, options["width"]))
 
 
 def tune_task(context: TaskContext) -> TaskResult:
-    return tune_weights(context, attach, {"width": context.settings["adapter_width"]})
+    return tune_weights(context, attach, context.options(Options).model_dump())

@@ -5,17 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from pdiff.data.batches import PromptBank, Segments, SegmentSampler
 from pdiff.data.fewshot import load_fewshot
+from pdiff.envs.base import TaskFamily
 from pdiff.eval.rollout import FrozenPolicy
 from pdiff.methods.zero_shot import ZeroShotPrompts
 
-__all__ = ["TaskContext", "TaskResult", "load_fewshot"]
+__all__ = ["TaskContext", "TaskResult", "TuneSettings", "load_fewshot"]
+Options = TypeVar("Options")
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """What a method is tuned with besides the data: the tune settings every method shares, and its own."""
+
+    steps: int = 0  # tuning steps (ptdt: rounds)
+    batch_size: int = 1  # few-shot segments per step
+    lr: float | None = None  # the learning rate (ptdt: η); None where nothing is trained
+    grad_clip: float | None = None
+    # The method's own settings: its module's `Options` (prompt-diffuser: those resolved against the diffusion
+    # model, prompt_diffuser.Tuning); read them with TaskContext.options.
+    options: Any = None
+    family: TaskFamily | None = None  # online PTDT rolls its candidates out in it
 
 
 @dataclass
@@ -33,11 +49,19 @@ class TaskContext:
     rng: np.random.Generator
     device: torch.device
     out_dir: Path  # where the method may store per-task weights
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: TuneSettings = field(default_factory=TuneSettings)
     zero_shot: ZeroShotPrompts | None = None
     # Set by a selection trial (pdiff.methods.selection): called after every tuning step with the step number
     # and a builder of the result as it stands; True stops the tuning there (early stopping).
     after_step: Callable[[int, Callable[[], TaskResult]], bool] | None = None
+
+    def options(self, kind: type[Options]) -> Options:
+        """The method's own settings, as the type its module declares."""
+        if not isinstance(self.settings.options, kind):
+            raise TypeError(
+                f"the context holds {type(self.settings.options).__name__} options, not {kind.__name__}"
+            )
+        return self.settings.options
 
     def stop_after(self, step: int, current: Callable[[], TaskResult]) -> bool:
         """Whether tuning stops after `step` (never outside a selection trial)."""

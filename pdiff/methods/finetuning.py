@@ -95,8 +95,8 @@ def tune_weights(
     model = prepare(context.policy.model, attach, options)
     if initialise is not None:
         initialise(model, prompt)
-    metrics = finetune(model, prompt, context, steps=settings["steps"], batch_size=settings["batch_size"],
-                       lr=settings["lr"], grad_clip=settings["grad_clip"])  # fmt: skip
+    metrics = finetune(model, prompt, context, steps=settings.steps, batch_size=settings.batch_size,
+                       lr=settings.lr, grad_clip=settings.grad_clip)  # fmt: skip
     count = sum(p.numel() for p in trainable(model).values())
     # Tuned with one prompt; where resets do not vary it is rolled out with each few-shot prompt, so that no
     # single prompt decides the cell (soft-prompt's learned embeddings replace the prompt: those are copies).

@@ -11,9 +11,14 @@ from typing import Any
 
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.finetuning import tune_weights
+from pdiff.methods.options import MethodOptions
 from pdiff.models.prompt_dt import PromptDT
 
 DEFAULT_LR = 1e-4
+
+
+class Options(MethodOptions):
+    """full-ft has no settings of its own: the shared tune settings (steps, lr, batch_size, grad_clip) are all."""
 
 
 def attach(model: PromptDT, options: dict[str, Any]) -> None:

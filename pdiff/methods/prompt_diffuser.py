@@ -16,24 +16,82 @@ Our reading of the method (reference/paper.md §3–§8; every open choice is a 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
+from pdiff.compute import Compute, use_precision
 from pdiff.data.batches import PromptBank, Segments, SegmentSampler
 from pdiff.diffusion import VPSchedule, denoising_loss, sample
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.gradient_basis import GradientBasis
-from pdiff.methods.guidance import CombinedGradient, combine_gradients
-from pdiff.models.denoiser import Denoiser
+from pdiff.methods.guidance import CombinedGradient, GuidanceRule, combine_gradients, rules_text
+from pdiff.methods.options import MethodOptions
+from pdiff.models.checkpoint import load_inference
+from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.models.prompt_dt import Prompt, PromptDT, action_loss
 from pdiff.training import check_finite
 
 DEFAULT_LR = 1e-4  # [ours]: the paper gives no fine-tuning rate
+SegmentSource = Literal["tail", "anywhere"]
+
+
+class Options(MethodOptions):
+    """How `tune` adapts the trained diffusion model; unset ones take the diffusion run's values."""
+
+    adapt: Literal["finetune", "condition-only"] = Field(
+        "finetune", description="Fine-tune on the few-shot data, or only condition on it."
+    )
+    guidance: GuidanceRule | None = Field(
+        None,
+        description=f"Guidance rule while tuning: {rules_text()} (default: the diffuse run's; gpm with its "
+        "basis settings).",
+    )
+    segment_source: SegmentSource | None = Field(
+        None, description="Few-shot prompt segments tuned on (default: the diffuse run's)."
+    )
+    lam: float | None = Field(None, ge=0, description="λ while tuning (default: the diffuse run's).")
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What tune_task reads: the trained diffusion model and the options resolved against its run."""
+
+    denoiser_factory: Callable[[], Denoiser]  # a fresh copy of the trained denoiser for each (seed, task)
+    schedule: VPSchedule
+    codec: SegmentCodec
+    adapt: str
+    guidance: str
+    segment_source: str
+    lam: float
+    gpm: dict[str, Any]  # gpm's basis settings, from the diffusion run
+
+
+def load_tuning(options: Options, checkpoint: Path, compute: Compute) -> Tuning:
+    """The diffusion model of `checkpoint` on `compute`'s device and precision, with `options` resolved."""
+
+    def build(payload: dict[str, Any]) -> Denoiser:
+        return Denoiser(DenoiserConfig.from_dict(payload["architecture"]))
+
+    trained, payload = load_inference(checkpoint, build)
+    use_precision(trained.to(compute.torch_device), compute)
+    return Tuning(
+        denoiser_factory=lambda: copy.deepcopy(trained),
+        schedule=VPSchedule(**payload["schedule"]),
+        codec=SegmentCodec(**payload["codec"]),
+        adapt=options.adapt,
+        guidance=options.guidance or payload["guidance"],
+        # runs made before the setting existed trained on windows anywhere in an episode
+        segment_source=options.segment_source or payload.get("segment_source", "anywhere"),
+        lam=options.lam if options.lam is not None else payload["lam"],
+        gpm=payload.get("gpm", {}),  # diffusion runs made before gpm existed: its defaults
+    )
 
 
 @dataclass(frozen=True)
@@ -230,10 +288,9 @@ def trial_result(
 def tune_task(context: TaskContext) -> TaskResult:
     """Fine-tune a copy of the trained denoiser on the task's few-shot data, then generate its prompt
     (zero-shot `none`: generate it with the trained denoiser as it is)."""
-    settings = context.settings
-    denoiser: Denoiser = settings["denoiser_factory"]()
-    schedule: VPSchedule = settings["schedule"]
-    codec: SegmentCodec = settings["codec"]
+    settings, tuning = context.settings, context.options(Tuning)
+    denoiser = tuning.denoiser_factory()
+    schedule, codec = tuning.schedule, tuning.codec
     torch.manual_seed(context.seed * 1000 + context.task)
     if context.zero_shot is not None:  # nothing is tuned
         condition = context.zero_shot.condition(context.task, context.rng)
@@ -242,19 +299,19 @@ def tune_task(context: TaskContext) -> TaskResult:
     assert context.fewshot is not None and context.fewshot_prompts is not None
     plm = freeze(context.policy.model)
     metrics: dict[str, float] = {}
-    if settings["adapt"] == "finetune" and settings["steps"] > 0:
-        optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings["lr"])
-        tasks = [context.task] * settings["batch_size"]
+    if tuning.adapt == "finetune" and settings.steps > 0:
+        optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings.lr)
+        tasks = [context.task] * settings.batch_size
         # gpm starts each tuning from an empty memory: the basis is of this task's denoising gradients
-        basis = GradientBasis(**settings.get("gpm", {})) if settings["guidance"] == "gpm" else None
-        for step in range(1, settings["steps"] + 1):
-            segments = prompt_segments(settings["segment_source"], context.fewshot, context.fewshot_prompts,
+        basis = GradientBasis(**tuning.gpm) if tuning.guidance == "gpm" else None
+        for step in range(1, settings.steps + 1):
+            segments = prompt_segments(tuning.segment_source, context.fewshot, context.fewshot_prompts,
                                        context.rng, np.array(tasks), codec.prompt_len)  # fmt: skip
             contexts = context.fewshot.sample(context.rng, tasks, 1)
-            losses = guided_step(denoiser, schedule, plm, codec, segments, contexts, optimizer, rule=settings["guidance"],
-                                 lam=settings["lam"], grad_clip=settings["grad_clip"], device=context.device,
+            losses = guided_step(denoiser, schedule, plm, codec, segments, contexts, optimizer, rule=tuning.guidance,
+                                 lam=tuning.lam, grad_clip=settings.grad_clip, device=context.device,
                                  basis=basis)  # fmt: skip
-            loss_dm = None if settings["guidance"] == "plm-only" else losses.loss_dm  # NaN: not computed
+            loss_dm = None if tuning.guidance == "plm-only" else losses.loss_dm  # NaN: not computed
             check_finite("tune", step, {"loss_dm": loss_dm, "loss_plm": losses.loss_plm},
                          where=f"seed {context.seed}, task {context.task}")  # fmt: skip
             if context.stop_after(step, lambda: trial_result(context, denoiser, schedule, codec)):

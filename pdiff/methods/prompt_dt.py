@@ -5,8 +5,13 @@ zero-shot `none`, the tail of a random training task's episode (pdiff.methods.ze
 from __future__ import annotations
 
 from pdiff.methods.base import TaskContext, TaskResult
+from pdiff.methods.options import MethodOptions
 
 DEFAULT_LR = None  # nothing is trained
+
+
+class Options(MethodOptions):
+    """prompt-dt has no settings: nothing is tuned."""
 
 
 def tune_task(context: TaskContext) -> TaskResult:

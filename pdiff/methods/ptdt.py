@@ -4,8 +4,8 @@ The Prompt-DT stays frozen and only the values of the task's K*-step prompt chan
 Each round (one tune "step"):
   1. draw m Gaussian perturbations x_j = x + μ·ξ_j of the flattened prompt x;
   2. score them, all on the same data (common random numbers):
-     offline (default): the frozen model's masked action MSE on `ptdt_batches` batches of the task's
-     few-shot segments, lower is better; online (`ptdt_online`): the mean return of `ptdt_rollouts` simulator
+     offline (default): the frozen model's masked action MSE on `batches` batches of the task's
+     few-shot segments, lower is better; online (`online`): the mean return of `rollouts` simulator
      episodes per candidate (pdiff.eval.rollout), higher is better;
   3. rank them (rank 0 = best) and estimate an ascent direction with ZO-RankSGD's all-pairs estimator
      d = Σ_j (m − 1 − 2·rank_j)·(x_j − x) / (m(m−1)/2) — every pair (better, worse) contributes
@@ -14,7 +14,7 @@ Each round (one tune "step"):
 What is perturbed: every prompt tensor the model reads, i.e. states (normalised), actions, returns-to-go
 (scaled) and timesteps (rounded and clipped to the embedding table when fed to the model): 5 × (39 + 4 + 1 +
 1) = 225 values on Meta-World reach. The reference also perturbs rewards, dones and the mask, which our
-Prompt-DT does not read (prompt-dt.md counts 240 with them). `ptdt_perturb: states-actions-rtg` leaves the
+Prompt-DT does not read (prompt-dt.md counts 240 with them). `perturb: states-actions-rtg` leaves the
 timesteps alone (paper.md §12 #19).
 m = 15, μ = 1.0 and 2 batches (or rollouts) per score follow the surviving reference driver; no line search.
 Its η = 1e-4 with a 0.95 decay per round cannot move the prompt (about 1e-4 per value in total), so η and
@@ -25,18 +25,35 @@ selection on, the rounds are chosen by early stopping, and η does not decay).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
+from pydantic import Field
 
 from pdiff.data.batches import Segments
 from pdiff.eval.rollout import rollout
 from pdiff.eval.simulators import EnvPool
 from pdiff.methods.base import TaskContext, TaskResult
+from pdiff.methods.options import MethodOptions
 from pdiff.models.prompt_dt import action_loss
 
 DEFAULT_LR = 1e-4
 FIELDS = {"all": ("states", "actions", "returns_to_go", "timesteps"),
           "states-actions-rtg": ("states", "actions", "returns_to_go")}  # fmt: skip
+
+
+class Options(MethodOptions):
+    population: int = Field(15, ge=2, description="Perturbed prompts scored per round (m).")
+    sigma: float = Field(1.0, gt=0, description="Perturbation scale (μ).")
+    lr_decay: float = Field(0.95, gt=0, le=1, description="η is multiplied by this every round.")
+    perturb: Literal["all", "states-actions-rtg"] = Field(
+        "all", description="Prompt tensors perturbed (all = states, actions, RTG and timesteps)."
+    )
+    online: bool = Field(False, description="Rank by simulator return instead of action MSE.")
+    batches: int = Field(2, ge=1, description="Offline: few-shot batches per score.")
+    rollouts: int = Field(2, ge=1, description="Online: episodes per candidate per score.")
+    horizon: int | None = Field(None, ge=1, description="Online: episode length (default: the family's).")
 
 
 def flatten(prompt: Segments, fields: tuple[str, ...]) -> np.ndarray:
@@ -65,7 +82,7 @@ def offline_scores(context: TaskContext, candidates: Segments, batches: int) -> 
     (candidate, batch) pair in one forward pass (rows candidate-major), each batch's MSE averaged."""
     model, device, m = context.policy.model, context.device, len(candidates)
     model.eval()
-    batch_size = context.settings["batch_size"]
+    batch_size = context.settings.batch_size
     drawn = [context.fewshot.sample(context.rng, [context.task] * batch_size, 1).to_torch(device)
              for _ in range(batches)]  # fmt: skip
     shared = {k: torch.cat([batch[k] for batch in drawn]) for k in drawn[0]}
@@ -85,9 +102,9 @@ def offline_scores(context: TaskContext, candidates: Segments, batches: int) -> 
 
 def online_scores(context: TaskContext, candidates: Segments, episodes: int, pool: EnvPool) -> np.ndarray:
     """Mean return of each candidate prompt over the same `episodes` simulator resets (simulators from `pool`)."""
-    settings, m = context.settings, len(candidates)
-    family = settings["family"]
-    horizon = family.resolve_horizon(settings["ptdt_horizon"])
+    m, family = len(candidates), context.settings.family
+    assert family is not None, "online PTDT rolls its candidates out in the family"
+    horizon = family.resolve_horizon(context.options(Options).horizon)
     resets = [int(s) for s in context.rng.integers(0, 2**31 - 1, size=episodes)]
     results = rollout(family, context.policy, candidates.to_prompt(), [context.task] * m, [resets] * m,
                       horizon=horizon, pool=pool)  # fmt: skip
@@ -98,9 +115,9 @@ def online_scores(context: TaskContext, candidates: Segments, episodes: int, poo
 
 
 def tune_task(context: TaskContext) -> TaskResult:
-    settings = context.settings
-    fields = FIELDS[settings["ptdt_perturb"]]
-    m, mu, lr = settings["ptdt_population"], settings["ptdt_sigma"], settings["lr"]
+    options = context.options(Options)
+    fields = FIELDS[options.perturb]
+    m, mu, lr = options.population, options.sigma, context.settings.lr
     max_ep_len = context.policy.max_ep_len
     prompt = context.fewshot_prompts.for_task(context.task, context.rng)
 
@@ -108,9 +125,9 @@ def tune_task(context: TaskContext) -> TaskResult:
 
     def score(x: np.ndarray) -> np.ndarray:  # higher is better
         candidates = candidates_from(x, prompt, fields, max_ep_len)
-        if settings["ptdt_online"]:
-            return online_scores(context, candidates, settings["ptdt_rollouts"], pool)
-        return offline_scores(context, candidates, settings["ptdt_batches"])
+        if options.online:
+            return online_scores(context, candidates, options.rollouts, pool)
+        return offline_scores(context, candidates, options.batches)
 
     def current() -> TaskResult:  # the prompt as it stands, for a selection trial's early stopping
         return TaskResult(
@@ -120,13 +137,13 @@ def tune_task(context: TaskContext) -> TaskResult:
     start = x = flatten(prompt, fields)
     velocity = np.zeros_like(x)
     try:
-        for done in range(1, settings["steps"] + 1):
+        for done in range(1, context.settings.steps + 1):
             trials = x + mu * context.rng.standard_normal((m, len(x)))
             rank = np.argsort(np.argsort(-score(trials), kind="stable"), kind="stable")  # 0 = best
             direction = ((m - 1 - 2 * rank)[:, None] * (trials - x)).sum(0) / (m * (m - 1) / 2)
             velocity = 0.5 * velocity + direction
             x = x + lr * velocity
-            lr *= settings["ptdt_lr_decay"]
+            lr *= options.lr_decay
             if context.stop_after(done, current):
                 break
         first, last = score(np.stack([start, x]))  # on the same data, so the two are comparable
@@ -134,8 +151,8 @@ def tune_task(context: TaskContext) -> TaskResult:
         pool.close()
     # How far the prompt moved (RMS over its values, in the units the model reads: normalised states, actions,
     # scaled RTG, timesteps) and the few-shot score before and after, on the same data.
-    before, after = (float(first), float(last)) if settings["ptdt_online"] else (-float(first), -float(last))
-    name = "fewshot_return" if settings["ptdt_online"] else "fewshot_loss"
+    before, after = (float(first), float(last)) if options.online else (-float(first), -float(last))
+    name = "fewshot_return" if options.online else "fewshot_loss"
     metrics = {"prompt_moved_rms": float(np.sqrt(np.mean((x - start) ** 2))), f"{name}_before": before,
                f"{name}_after": after}  # fmt: skip
     return TaskResult(prompt=candidates_from(x[None], prompt, fields, max_ep_len), tunable_parameters=len(x),

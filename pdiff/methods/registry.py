@@ -1,15 +1,20 @@
-"""Every tuning method of `pdiff tune --method`, by name.
+"""Every tuning method of `pdiff tune --method`, by name: the one list of them (config choices, CLI help, the
+reproduce matrix, the shared tests and the docs' option tables all read it).
 
-A method module has `tune_task(context) -> TaskResult` and `DEFAULT_LR` (None when nothing is trained). A weight-changing one also has
-`attach(model, options)` (see pdiff.methods.finetuning): eval then rebuilds each (seed, task)'s model from the
-frozen Prompt-DT plus the tuned tensors; the others are evaluated through their prompts alone.
+A method module has `tune_task(context) -> TaskResult`, `DEFAULT_LR` (None when nothing is trained) and
+`Options`, the pydantic model of its own settings (pdiff.methods.options; the tune config's section named as
+the method). A weight-changing one also has `attach(model, options)` (see pdiff.methods.finetuning): eval
+then rebuilds each (seed, task)'s model from the frozen Prompt-DT plus the tuned tensors; the others are
+evaluated through their prompts alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import ModuleType
 
 from pdiff.methods import adaptor, full_ft, lora, prompt_diffuser, prompt_dt, ptdt, soft_prompt
+from pdiff.methods.options import MethodOptions
 
 METHODS: dict[str, ModuleType] = {
     "prompt-diffuser": prompt_diffuser,
@@ -20,8 +25,24 @@ METHODS: dict[str, ModuleType] = {
     "ptdt": ptdt,
     "full-ft": full_ft,
 }
+DEFAULT_METHOD = "prompt-diffuser"
 NEEDS_DIFFUSE = {"prompt-diffuser"}
 
 
 def changes_weights(method: str) -> bool:
     return hasattr(METHODS[method], "attach")
+
+
+def options_model(method: str) -> type[MethodOptions]:
+    return METHODS[method].Options
+
+
+def option_sections() -> dict[str, type[MethodOptions]]:
+    """The methods that have options of their own, with their models: the tune config's sections."""
+    return {name: module.Options for name, module in METHODS.items() if module.Options.model_fields}
+
+
+def others_options(method: str, keys: Iterable[str]) -> list[str]:
+    """The dotted setting keys among `keys` that set an option of another method than `method`."""
+    others = set(option_sections()) - {method}
+    return [key for key in keys if key.partition(".")[0] in others]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from pdiff.data.loader import FamilyData
 from pdiff.errors import RunFailed
 from pdiff.eval.rollout import FrozenPolicy
 from pdiff.methods import prompt_dt
-from pdiff.methods.base import TaskContext, TaskResult
+from pdiff.methods.base import TaskContext, TaskResult, TuneSettings
 from pdiff.models.prompt_dt import action_loss
 
 CANDIDATES_PER_METHOD = 5
@@ -47,12 +47,27 @@ GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
     "prompt-dt": {},
     "ptdt": {"lr": PTDT_ETA_GRID, "ptdt_lr_decay": (1.0,)},
 }
+# Fixed in every trial: the protocol reads no simulator, so PTDT ranks by the few-shot action loss.
+TRIAL_SETTINGS: dict[str, dict[str, Any]] = {"ptdt": {"ptdt_online": False}}
+# The protocol's names for a method's own options (what tune summaries and resumable trials record) →
+# the option; every other name it sets is a shared TuneSettings field.
+OPTION_NAMES = {"ptdt_lr_decay": "lr_decay", "ptdt_online": "online"}
 Curve = dict[int, float]  # scored step -> held-out loss
 
 
 def grid_for(method: str) -> dict[str, tuple[float, ...]]:
     """The settings a method's selection tries (empty: nothing to choose)."""
     return GRIDS.get(method, {"lr": LR_GRID})
+
+
+def with_overrides(settings: TuneSettings, overrides: dict[str, Any]) -> TuneSettings:
+    """`settings` with the protocol's `overrides` (a candidate, a trial's fixed settings, the choice)."""
+    shared = {key: value for key, value in overrides.items() if key not in OPTION_NAMES}
+    unknown = set(shared) - {f.name for f in fields(TuneSettings)}
+    assert not unknown, f"the selection sets {sorted(unknown)}, which are no tune settings"
+    own = {OPTION_NAMES[key]: value for key, value in overrides.items() if key in OPTION_NAMES}
+    options = settings.options.model_copy(update=own) if own else settings.options
+    return replace(settings, **shared, options=options)
 
 
 def candidates(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
@@ -204,7 +219,7 @@ def select(
     checkpoints = rule.checkpoints()
     scores = []
     for candidate in candidates(grid):
-        trial = {**candidate, "ptdt_online": False, "steps": rule.cap}
+        trial = {**candidate, **TRIAL_SETTINGS.get(method_name, {}), "steps": rule.cap}
         curves = []
         for seed, task in jobs:
             curve = known(candidate, seed, task)

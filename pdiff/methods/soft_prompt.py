@@ -18,10 +18,15 @@ import torch
 from pdiff.data.batches import Segments
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.finetuning import tune_weights
+from pdiff.methods.options import MethodOptions
 from pdiff.models.adapters import use_soft_prompt
 from pdiff.models.prompt_dt import PromptDT
 
 DEFAULT_LR = 1e-3
+
+
+class Options(MethodOptions):
+    """soft-prompt has no settings of its own: the shared tune settings (steps, lr, batch_size, grad_clip) are all."""
 
 
 def attach(model: PromptDT, options: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pdiff.report import standing, tables
+from pdiff.report import fidelity, standing, tables
 from pdiff.report.collect import ReportData, gather
 from pdiff.report.figures import all_figures
 from pdiff.workspace.root import Workspace, utc_now
@@ -37,6 +37,8 @@ def render_markdown(data: ReportData, figures: list[Path], figures_dir: Path, *,
         lines += [table.markdown()]
         if table.figure in drawn:
             lines += [f"![{table.figure}]({figures_dir.name}/{table.figure})", ""]
+    measured = fidelity.fidelity_table(data)
+    lines += [measured.markdown()] if measured is not None else []
     lines += [tables.settings(data).markdown()]
     curves = [p for p in figures if p.name.startswith("curve-")]
     if curves:
@@ -54,6 +56,7 @@ def report_payload(data: ReportData) -> dict[str, Any]:
         "ignored": [{"run": run, "reason": why} for run, why in data.ignored],
         "lineage": data.lineage,
         "losses": standing.standings(data),  # the key `pdiff report --json` readers already know
+        "fidelity": [r.to_dict() for r in data.fidelity],  # on training tasks: in no table of test results
     }
 
 

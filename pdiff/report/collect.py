@@ -14,8 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from pdiff.envs import get_family
 from pdiff.errors import ArtifactError, UsageError
+from pdiff.methods.options import recorded_options
 from pdiff.methods.zero_shot import recorded_setting
+from pdiff.stages.pretrain import training_tasks
 from pdiff.stats import average_interval, mean_interval, sample_std
 from pdiff.workspace.root import Workspace, parse_utc
 from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
@@ -76,6 +79,8 @@ class Result:
     # medians over the diffuse run's steps: share of ‖g_PLM‖ its rule removed, cos(g_DM, g_PLM)
     guidance_trace: dict[str, float | None] = field(default_factory=dict)
     zero_shot: str | None = None  # shots 0: the zero-shot setting (pdiff.methods.zero_shot.recorded_setting)
+    # a fidelity measurement: the training tasks it ran on (the models trained on their data: not a test)
+    training_tasks: list[int] | None = None
 
     @property
     def cell(self) -> tuple[str, str, str | None, str, int, str | None]:
@@ -91,6 +96,7 @@ class ReportData:
     superseded: list[tuple[str, str]]  # (older eval run, the run used instead)
     ignored: list[tuple[str, str]]  # (run, why it is not in the report)
     lineage: dict[str, list[str]]  # stage → run ids of pretrain / diffuse / tune runs behind the results
+    fidelity: list[Result] = field(default_factory=list)  # on training tasks: in no table of test results
 
     def families(self) -> list[str]:
         return sorted({r.family for r in self.results})
@@ -124,9 +130,8 @@ def setting_label(tune: Run | None, diffuse: Run | None) -> str:
         config = diffuse.config
         if config.get("diffusion", {}).get("prediction", "epsilon") != "x0":  # runs before the option: ε
             parts.append("ε-prediction")
-        source = (tune.config.get("segment_source") if tune else None) or config.get(
-            "segment_source", "anywhere"
-        )
+        tuned = recorded_options(tune.config, "prompt-diffuser") if tune else {}
+        source = tuned.get("segment_source") or config.get("segment_source", "anywhere")
         if source != "tail":
             parts.append(f"segments {source}")
         if config.get("ema_decay"):
@@ -137,7 +142,11 @@ def setting_label(tune: Run | None, diffuse: Run | None) -> str:
         and tune.config.get("selection") != "holdout"
     ):
         parts.append(f"lr {tune.config.get('lr')} by hand")
-    if tune is not None and tune.config.get("method") == "ptdt" and tune.config.get("ptdt_online"):
+    if (
+        tune is not None
+        and tune.config.get("method") == "ptdt"
+        and recorded_options(tune.config, "ptdt").get("online")
+    ):
         parts.append("ranked by simulator return")
     return ", ".join(parts)
 
@@ -217,13 +226,19 @@ def result_of(workspace: Workspace, run: Run) -> Result:
     trace: dict[str, float | None] = {}
     if pretrain is not None:
         settings["pretrain steps"] = pretrain.config.get("steps")
+        # with the steps, the samples it trained on (steps × batch per task × tasks): a scaling study's axis
+        settings["pretrain batch per task"] = pretrain.config.get("batch_per_task")
+        include_test = bool(pretrain.config.get("include_test_tasks"))
+        pretrain_family = get_family(str(pretrain.config["env"]))
+        settings["pretrain tasks"] = len(training_tasks(pretrain_family, include_test))
         settings["pretrain data"] = pretrain.config.get("data_kind")
         # only the full-data model's Prompt-DT trains on test tasks; saying so plainly keeps a family's row honest
         if pretrain.config.get("include_test_tasks"):
             settings["full-data Prompt-DT's tasks"] = "train + test"
     if diffuse is not None:
-        guidance = (tune.config.get("guidance") if tune else None) or diffuse.config.get("guidance")
-        adapt = tune.config.get("adapt", "finetune") if tune else "finetune"
+        tuned = recorded_options(tune.config, "prompt-diffuser") if tune else {}
+        guidance = tuned.get("guidance") or diffuse.config.get("guidance")
+        adapt = tuned.get("adapt", "finetune")
         variant = guidance if adapt == "finetune" else f"{guidance}, {adapt}"
         settings["diffuse steps"] = diffuse.config.get("steps")
         trace = {key: diffuse.manifest.get("summary", {}).get(f"guidance_{key}_median")
@@ -257,6 +272,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         data_kind=str(summary.get("data_kind", config.get("data_kind"))),
         shots=shots,
         zero_shot=zero_shot,
+        training_tasks=list(summary["tasks"]) if summary.get("tasks_kind") == "training" else None,
         seeds=list(summary.get("seeds", config.get("seeds", []))),
         episodes=int(summary.get("episodes_per_task", config.get("episodes", 0))),
         horizon=config.get("horizon"),
@@ -298,16 +314,21 @@ def gather(workspace: Workspace, refs: list[str] | None = None, envs: list[str] 
         where = f" for {', '.join(envs)}" if envs else ""
         raise ArtifactError(f"no finished eval runs{where} in {workspace.root}",
                             hint="run `pdiff eval` (or `pdiff reproduce`) first")  # fmt: skip
+
+    def cell(result: Result) -> tuple:  # a fidelity measurement never replaces a test result, nor one it
+        return (*result.cell, tuple(result.training_tasks or ()))
+
     newest: dict[tuple, Result] = {}
     for result in sorted(results, key=lambda r: (r.created_at, r.run_id)):
-        newest[result.cell] = result
-    chosen = list(newest.values())
-    used = {r.run_id for r in chosen}
-    superseded = [(r.run_id, newest[r.cell].run_id) for r in results if r.run_id not in used]
+        newest[cell(result)] = result
+    chosen = [r for r in newest.values() if r.training_tasks is None]
+    fidelity = [r for r in newest.values() if r.training_tasks is not None]
+    used = {r.run_id for r in newest.values()}
+    superseded = [(r.run_id, newest[cell(r)].run_id) for r in results if r.run_id not in used]
     lineage: dict[str, list[str]] = {"pretrain": [], "diffuse": [], "tune": []}
-    for r in chosen:
+    for r in [*chosen, *fidelity]:
         pairs = [("pretrain", ref) for ref in r.pretrain_runs or [r.pretrain_run]]
         for stage, ref in [*pairs, ("diffuse", r.diffuse_run), ("tune", r.tune_run)]:
             if ref and ref not in lineage[stage]:
                 lineage[stage].append(ref)
-    return ReportData(chosen, superseded, ignored, lineage)
+    return ReportData(chosen, superseded, ignored, lineage, fidelity)

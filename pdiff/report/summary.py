@@ -70,10 +70,11 @@ def read_report(path: Path) -> ReportData:
     try:
         payload = json.loads(path.read_text())
         results = [result_from_dict(r) for r in payload["results"]]
+        fidelity = [result_from_dict(r) for r in payload.get("fidelity", [])]  # none before it was kept
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(f"{path} is not a pdiff report.json ({exc})",
                             hint="write it again with `pdiff report --out DIR`") from exc  # fmt: skip
-    return ReportData(results, [], [], payload.get("lineage", {}))
+    return ReportData(results, [], [], payload.get("lineage", {}), fidelity)
 
 
 def report_files(results_dir: Path) -> list[Path]:
@@ -222,7 +223,10 @@ def write_summary(results_dir: Path, readme: Path | None = None, study: Path | N
     path = results_dir / SUMMARY_NAME
     pages = {}  # made before anything is written, so a page without its block fails with nothing changed
     if readme is not None:
-        pages[readme] = with_block(readme, "results", headline(results_dir))
+        from pdiff.report.scaling import scaling_sentence  # it reads reports with this module's helpers
+
+        table = headline(results_dir) + scaling_sentence(results_dir, readme)
+        pages[readme] = with_block(readme, "results", table)
     if study is not None:
         pages[study] = with_block(study, "compute", compute_table(results_dir, study))
     atomic_write_text(path, render_summary(results_dir))

@@ -96,10 +96,12 @@ def record_trained(run: Run, checkpoint: Path, curves: list[str], title: str) ->
         run.record_output(png, "plot")
 
 
+# How often a training stage logs and checkpoints: never what it trains (a resume restores every random
+# state, pdiff.training.CheckpointStore). The learning-curve settings are not among them: a reused run
+# would lack the curve its settings ask for.
+CADENCE_SETTINGS = frozenset({"log_every", "checkpoint_every", "keep_checkpoints"})
 # Settings in which the runs behind one seed each (`pretrain_runs`, `diffuse_runs`) may differ.
-PER_SEED_SETTINGS = frozenset(
-    {"seed", "device", "threads", "log_every", "checkpoint_every", "keep_checkpoints"}
-)
+PER_SEED_SETTINGS = frozenset({"seed", "device", "threads"}) | CADENCE_SETTINGS
 
 
 def runs_per_seed(workspace: Workspace, stage: str, seeds: list[int], refs: list[str],

@@ -17,7 +17,7 @@ import hashlib
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ from pdiff.methods.gradient_basis import DEFAULT_ENERGY, DEFAULT_MEMORY, DEFAULT
 from pdiff.methods.guidance import GuidanceRule, GuidanceTrace
 from pdiff.methods.prompt_diffuser import (
     SegmentCodec,
+    SegmentSource,
     fixed_noise_prompts,
     freeze,
     guided_step,
@@ -58,7 +59,6 @@ from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
 CURVE_KIND = "prompt-expert"  # the tails the learning curve's prompts are conditioned on
-SegmentSource = Literal["tail", "anywhere"]
 
 
 class DiffusionSettings(BaseModel):

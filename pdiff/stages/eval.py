@@ -25,6 +25,7 @@ from pdiff.compute import ComputeConfig, setup_compute
 from pdiff.config import register_stage_config
 from pdiff.console import StageProgress
 from pdiff.data.batches import PromptBank, Segments
+from pdiff.data.fewshot import tasks_kind
 from pdiff.data.minari_format import dataset_dir, dataset_id, latest_version
 from pdiff.data.minari_read import read_metadata
 from pdiff.data.prompts_file import read_prompts
@@ -350,7 +351,12 @@ def run_eval(
     update: dict[str, Any] = {"env": family.name, "pretrain_run": source.run_id,
                               "pretrain_runs": [r.run_id for r in sources.values()] if per_seed else None}  # fmt: skip
     if tuned is not None:
-        update.update(tune_run=tuned.run_id, prompt="auto", seeds=tuned.config["seeds"],
+        # a tune run's tasks (training tasks for a fidelity measurement) are the ones it has prompts for
+        tuned_tasks = tuned.config.get("tasks") or list(family.test_tasks)
+        if missing := [t for t in config.tasks or [] if t not in tuned_tasks]:
+            raise UsageError(f"--tasks: tune run {tuned.run_id} has no prompt for task {missing[0]}",
+                             hint=f"its tasks: {', '.join(map(str, tuned_tasks))}")  # fmt: skip
+        update.update(tune_run=tuned.run_id, prompt="auto", seeds=tuned.config["seeds"], tasks=config.tasks or tuned.config.get("tasks"),
                       shots=tuned.config["shots"], data_kind=tuned.config["data_kind"])  # fmt: skip
     elif config.shots == 0:
         raise UsageError("eval --shots 0 needs a zero-shot tune run to evaluate",
@@ -368,6 +374,7 @@ def run_eval(
             run.record_input("tune", tuned.run_id, None)
         summary = evaluate(workspace, run, config, sources, tuned)
         summary["method"] = method
+        summary["tasks_kind"] = tasks_kind(family, summary["tasks"])
         atomic_write_json(run.dir / "eval" / "results.json", {"family": family.name, "pretrain_run": source.run_id,
                                                               "tune_run": tuned.run_id if tuned else None,
                                                               **summary})  # fmt: skip

@@ -23,6 +23,7 @@ from pdiff.envs import get_family, ood_variant
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import ABLATION_RULES, GuidanceRule
 from pdiff.methods.zero_shot import ZERO_SHOT_METHODS, ZERO_SHOT_SETTINGS, recorded_setting
+from pdiff.stages.common import CADENCE_SETTINGS
 from pdiff.stages.matrix_seeds import CellSeeds, diffusion_inputs, prompt_dts
 from pdiff.stages.pipeline import (
     StepResult,
@@ -124,7 +125,7 @@ class Step:
 
 def tune_methods() -> tuple[dict[str, Any], set[str]]:
     """The tune registry, read at call time (methods are added on other branches)."""
-    from pdiff.stages.tune import METHODS, NEEDS_DIFFUSE
+    from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
 
     return METHODS, set(NEEDS_DIFFUSE)
 
@@ -303,7 +304,7 @@ def split_overrides(overrides: list[str]) -> dict[str, list[str]]:
 
 
 # Settings that change how a stage runs, never what it produces: a finished run may differ in them.
-RESULT_NEUTRAL = {"collect": frozenset({"workers"}), "eval": frozenset({"workers"})}
+RESULT_NEUTRAL = {"collect": frozenset({"workers"}), "eval": frozenset({"workers"}), "pretrain": CADENCE_SETTINGS}  # fmt: skip
 
 
 def find_done(workspace: Workspace, step: Step, config: StageConfig) -> Run | None:

@@ -11,22 +11,18 @@ the frozen Prompt-DT plus that file (pdiff.methods.finetuning). The frozen Promp
 
 from __future__ import annotations
 
-import copy
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
-from pdiff.compute import Compute, ComputeConfig, setup_compute, use_precision
+from pdiff.compute import ComputeConfig, setup_compute
 from pdiff.config import register_stage_config
 from pdiff.console import StageProgress
 from pdiff.data.batches import Segments
-from pdiff.data.fewshot import fewshot_record
-from pdiff.data.loader import FamilyData
+from pdiff.data.fewshot import fewshot_record, tasks_kind
 from pdiff.data.prompts_file import write_prompts
-from pdiff.diffusion import VPSchedule
 from pdiff.distributed import (
     DistInfo,
     broadcast,
@@ -39,13 +35,12 @@ from pdiff.distributed import (
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
-from pdiff.eval.rollout import FrozenPolicy
-from pdiff.methods.base import TaskContext, load_fewshot
+from pdiff.methods.base import load_fewshot
+from pdiff.methods.context import choose_settings, method_settings, task_context
 from pdiff.methods.finetuning import save_tuned, tuned_path
-from pdiff.methods.guidance import GuidanceRule, rules_text
-from pdiff.methods.prompt_diffuser import SegmentCodec
-from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
-from pdiff.methods.selection import EarlyStopping, Selection, candidates, grid_for, select
+from pdiff.methods.options import MethodOptions, nest_flat_options
+from pdiff.methods.registry import DEFAULT_METHOD, METHODS, NEEDS_DIFFUSE, option_sections, options_model
+from pdiff.methods.selection import grid_for, with_overrides
 from pdiff.methods.zero_shot import (
     SETTING_TEXT,
     ZeroShotPrompts,
@@ -53,22 +48,20 @@ from pdiff.methods.zero_shot import (
     check_zero_shot,
     training_prompts,
 )
-from pdiff.models.checkpoint import load_inference
-from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.stages.common import checkpoint_of, load_policies, open_run, runs_per_seed, stage_run
 from pdiff.stages.pretrain import training_tasks
 from pdiff.stages.tune_progress import TuneProgress, clear_progress, inputs_of
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
 
-MethodName = Literal["prompt-diffuser", "prompt-dt", "soft-prompt", "adaptor", "lora", "ptdt", "full-ft"]
-LoraTarget = Literal["attn.qkv", "attn.proj", "mlp.fc", "mlp.proj"]
+MethodName = Literal[tuple(METHODS)]
 
 
-class TuneConfig(ComputeConfig):
+class SharedTuneConfig(ComputeConfig):
+    """The tune settings every method shares; TuneConfig adds each method's own section."""
+
     OLDER: ClassVar[dict[str, Any]] = {
         "selection": "off",
-        "segment_source": None,
         "diffuse_runs": None,
         "pretrain_runs": None,
         "zero_shot_source": "nearest",  # older runs were never zero-shot: the value is never read
@@ -77,11 +70,17 @@ class TuneConfig(ComputeConfig):
         # before early stopping every trial ran `steps`: scored there alone, which is a fixed budget
         "eval_every": lambda data: max(1, int(data.get("steps") or 1)),
         "patience": 3,
+        "tasks": None,  # the test tasks, as before the setting existed
     }
     env: str | None = Field(None, description="Task family (default: that of the input run).")
-    method: MethodName = Field("prompt-diffuser", description="Tuning method (README: Tuning methods).")
+    method: MethodName = Field(DEFAULT_METHOD, description="Tuning method (docs/tuning-methods.md).")
     shots: int = Field(
         5, ge=0, description="Few-shot episodes per test task; 0: zero-shot (prompt-diffuser, prompt-dt)."
+    )
+    tasks: list[int] | None = Field(
+        None,
+        description="Tasks to adapt to (default: the family's test tasks). Training tasks only for prompt-diffuser "
+        "and prompt-dt, with few-shot data: the generator's fidelity on data it was trained on, not a test.",
     )
     zero_shot_source: ZeroShotSetting = Field(
         "nearest",
@@ -111,9 +110,6 @@ class TuneConfig(ComputeConfig):
         description="One frozen Prompt-DT per seed, in the order of `seeds` (trained alike but for their seed), "
         "so that a spread over seeds includes pretraining; default: pretrain_run for every seed.",
     )
-    adapt: Literal["finetune", "condition-only"] = Field(
-        "finetune", description="prompt-diffuser: fine-tune on the few-shot data, or only condition on it."
-    )
     steps: int = Field(
         200,
         ge=0,
@@ -138,42 +134,26 @@ class TuneConfig(ComputeConfig):
     lr: float | None = Field(
         None,
         gt=0,
-        description="Learning rate (ptdt: η) with selection=off. Default per method: prompt-diffuser 1e-4, "
-        "soft-prompt 1e-3, adaptor 1e-3, lora 1e-3, ptdt 1e-4, full-ft 1e-4.",
+        description="Learning rate (ptdt: η) with selection=off. Default per method: "
+        + ", ".join(
+            f"{name} {module.DEFAULT_LR:.0e}" for name, module in METHODS.items() if module.DEFAULT_LR
+        )
+        + ".",
     )
-    guidance: GuidanceRule | None = Field(
-        None,
-        description=f"Guidance rule while tuning: {rules_text()} (default: the diffuse run's; gpm with its "
-        "basis settings).",
-    )
-    segment_source: Literal["tail", "anywhere"] | None = Field(
-        None, description="prompt-diffuser: few-shot prompt segments tuned on (default: the diffuse run's)."
-    )
-    lam: float | None = Field(None, ge=0, description="λ while tuning (default: the diffuse run's).")
     grad_clip: float | None = Field(1.0, gt=0, description="Gradient-norm clip while tuning.")
-    adapter_width: int = Field(16, ge=1, description="adaptor: bottleneck width of each adapter.")
-    lora_rank: int = Field(4, ge=1, description="lora: rank r of each update.")
-    lora_alpha: float = Field(4.0, gt=0, description="lora: the update is scaled by alpha / rank.")
-    lora_targets: list[LoraTarget] = Field(
-        ["attn.qkv", "attn.proj"],
-        min_length=1,
-        description="lora: linears of every block that get an update.",
-    )
-    ptdt_population: int = Field(15, ge=2, description="ptdt: perturbed prompts scored per round (m).")
-    ptdt_sigma: float = Field(1.0, gt=0, description="ptdt: perturbation scale (μ).")
-    ptdt_lr_decay: float = Field(0.95, gt=0, le=1, description="ptdt: η is multiplied by this every round.")
-    ptdt_perturb: Literal["all", "states-actions-rtg"] = Field(
-        "all", description="ptdt: prompt tensors perturbed (all = states, actions, RTG and timesteps)."
-    )
-    ptdt_online: bool = Field(False, description="ptdt: rank by simulator return instead of action MSE.")
-    ptdt_batches: int = Field(2, ge=1, description="ptdt offline: few-shot batches per score.")
-    ptdt_rollouts: int = Field(2, ge=1, description="ptdt online: episodes per candidate per score.")
-    ptdt_horizon: int | None = Field(
-        None, ge=1, description="ptdt online: episode length (default: the family's)."
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nested_options(cls, data: Any) -> Any:
+        """Configs recorded before each method had its own section held its options as flat settings."""
+        return nest_flat_options(data) if isinstance(data, dict) else data
+
+    def options(self) -> MethodOptions:
+        """The tuned method's own options (its section; a method without one has none to set)."""
+        return getattr(self, self.method, None) or options_model(self.method)()
 
     @model_validator(mode="after")
-    def _method_lr(self) -> TuneConfig:
+    def _method_lr(self) -> SharedTuneConfig:
         for name, runs in (("diffuse_runs", self.diffuse_runs), ("pretrain_runs", self.pretrain_runs)):
             if runs is not None and len(runs) != len(self.seeds):
                 raise ValueError(f"{name} names {len(runs)} runs for {len(self.seeds)} seeds")
@@ -185,6 +165,13 @@ class TuneConfig(ComputeConfig):
         return self
 
 
+# One section per method with options of its own, named as the method: `--set ptdt.population=15`. A section
+# of another method than the one tuned is recorded but not read.
+SECTIONS = {
+    name: (model, Field(default_factory=model, description=f"{name}'s own options."))
+    for name, model in option_sections().items()
+}
+TuneConfig = create_model("TuneConfig", __base__=SharedTuneConfig, __module__=__name__, **SECTIONS)
 register_stage_config("tune", TuneConfig)
 
 
@@ -229,81 +216,24 @@ def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[dict[int, 
     return pretrain, diffuse
 
 
-def diffuser_settings(config: TuneConfig, diffuse: Run, compute: Compute) -> dict[str, Any]:
-    def build(payload: dict[str, Any]) -> Denoiser:
-        return Denoiser(DenoiserConfig.from_dict(payload["architecture"]))
-
-    trained, payload = load_inference(checkpoint_of(diffuse), build)
-    use_precision(trained.to(compute.torch_device), compute)
-    return {
-        "denoiser_factory": lambda: copy.deepcopy(trained),
-        "schedule": VPSchedule(**payload["schedule"]),
-        "codec": SegmentCodec(**payload["codec"]),
-        "adapt": config.adapt,
-        "steps": config.steps,
-        "batch_size": config.batch_size,
-        "lr": fallback_lr(config),
-        "guidance": config.guidance or payload["guidance"],
-        # runs made before the setting existed trained on windows anywhere in an episode
-        "segment_source": config.segment_source or payload.get("segment_source", "anywhere"),
-        "lam": config.lam if config.lam is not None else payload["lam"],
-        "gpm": payload.get("gpm", {}),  # diffusion runs made before gpm existed: its defaults
-        "grad_clip": config.grad_clip,
-    }
+# The methods whose prompts are compared on training tasks (the generator's fidelity, docs/study.md).
+FIDELITY_METHODS = ("prompt-diffuser", "prompt-dt")
 
 
-def fallback_lr(config: TuneConfig) -> float | None:
-    """`lr`, else the method's default: what tuning uses when the selection protocol does not choose (one
-    shot leaves nothing to hold out)."""
-    return config.lr if config.lr is not None else METHODS[config.method].DEFAULT_LR
-
-
-def method_settings(
-    config: TuneConfig, family: TaskFamily, diffuse: Run | None, compute: Compute
-) -> dict[str, Any]:
-    """TaskContext.settings: the diffusion model's for prompt-diffuser, else the config + family."""
-    if diffuse is not None:
-        return diffuser_settings(config, diffuse, compute)
-    return {**config.model_dump(), "lr": fallback_lr(config), "family": family}
-
-
-def task_context(policy: FrozenPolicy, data: FamilyData | None, seed: int, task: int, settings: dict[str, Any],
-                 device: Any, out_dir: Path, stream: int = 3, zero_shot: ZeroShotPrompts | None = None,
-                 prompt_per_episode: bool = False) -> TaskContext:  # fmt: skip
-    """One (seed, task)'s tuning inputs (zero-shot: no few-shot `data`, the training tasks' prompts instead);
-    `stream` keeps the selection's random draws apart from the final tuning's, so selecting does not change
-    what the chosen setting then does; `prompt_per_episode`: see TaskContext."""
-    return TaskContext(seed=seed, task=task, policy=policy, fewshot=policy.segment_sampler(data) if data is not None else None,
-                       fewshot_prompts=policy.prompt_bank(data) if data is not None else None,
-                       rng=np.random.default_rng([seed, task, stream]), device=device, out_dir=out_dir,
-                       settings=settings, zero_shot=zero_shot, prompt_per_episode=prompt_per_episode)  # fmt: skip
-
-
-def choose_settings(config: TuneConfig, method: Any, jobs: list[tuple[int, int]], fewshot: dict[int, FamilyData],
-                    settings: dict[int, dict[str, Any]], policies: dict[int, FrozenPolicy], device: Any,
-                    progress: TuneProgress | None = None) -> Selection | None:  # fmt: skip
-    """The selection protocol's choice of settings and steps (None when it is off, nothing is trained, or one
-    shot leaves nothing to hold out), reusing and keeping finished trials in `progress`. Under torchrun every rank selects alike,
-    so all reach the same choice."""
-    trains = config.steps > 0 and not (config.method in NEEDS_DIFFUSE and config.adapt == "condition-only")
-    # zero-shot `nearest` tunes on the nearest training task's episodes as on that many few-shot ones
-    episodes = [len(d.task_episodes(t)) for d in fewshot.values() for t in d.tasks()]
-    shots = config.shots or min(episodes, default=0)
-    if config.selection != "holdout" or shots < 2 or not grid_for(config.method) or not trains:
-        return None
-    with tempfile.TemporaryDirectory() as scratch:
-
-        def context_for(seed: int, task: int, data: FamilyData, trial: dict[str, Any]) -> TaskContext:
-            return task_context(
-                policies[seed], data, seed, task, {**settings[seed], **trial}, device, Path(scratch), stream=4
-            )
-
-        trials = len(candidates(grid_for(config.method))) * len(jobs)
-        with StageProgress(f"select {config.method} settings", total=max(trials, 1), unit="trials") as bar:
-            kept = {"known": progress.trial_curve, "record": progress.add_trial} if progress else {}
-            rule = EarlyStopping(every=config.eval_every, patience=config.patience, cap=config.steps)
-            return select(method, config.method, jobs, fewshot.__getitem__, context_for, policies.__getitem__, device,
-                          rule, on_trial=lambda reused: bar.update(1, reused=reused), **kept)  # fmt: skip
+def tune_tasks(config: TuneConfig, family: TaskFamily) -> list[int]:
+    """The tasks to adapt to: `tasks`, checked, or the family's test tasks."""
+    if config.tasks is None:
+        return list(family.test_tasks)
+    tasks = list(dict.fromkeys(family.check_task_id(t) for t in config.tasks))
+    trained_on = [t for t in tasks if t not in family.test_tasks]
+    if trained_on and config.method not in FIDELITY_METHODS:
+        raise UsageError(f"tasks: {trained_on[0]} is a training task of {family.name}, and {config.method} "
+                         f"tunes on test tasks only", hint=f"methods that may: {', '.join(FIDELITY_METHODS)}; "
+                         f"test tasks: {', '.join(map(str, family.test_tasks))}")  # fmt: skip
+    if trained_on and not config.shots:
+        raise UsageError(f"tasks: {trained_on[0]} is a training task of {family.name}, and shots=0 has no "
+                         "few-shot data to tune on", hint="use --shots N with N ≥ 1")  # fmt: skip
+    return tasks
 
 
 def tune(
@@ -323,7 +253,7 @@ def tune(
         run.manifest["compute"] = compute.record()
     device = compute.torch_device
     policies = load_policies(pretrain, device, family.name, compute)
-    tasks = list(family.test_tasks)
+    tasks = tune_tasks(config, family)
     fewshot = {seed: load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
                for seed in config.seeds if config.shots}  # fmt: skip
     # zero-shot sources: the family's training tasks, also under a full-data Prompt-DT (never other test tasks);
@@ -337,7 +267,7 @@ def tune(
     # `nearest`: both methods take the nearest training task's episodes as few-shot data; `none`: the prompts
     zero_shot = {seed: s for seed, s in sources.items() if s.setting == "none"}
     fewshot.update({seed: s.nearest_episodes(tasks) for seed, s in sources.items() if s.setting == "nearest"})
-    settings = {seed: method_settings(config, family, diffuse[seed] if diffuse else None, compute)
+    settings = {seed: method_settings(config, family, checkpoint_of(diffuse[seed]) if diffuse else None, compute)
                 for seed in config.seeds}  # fmt: skip
     method = METHODS[config.method]
     prompts: dict[tuple[int, int], Segments] = {}
@@ -348,7 +278,8 @@ def tune(
     per_episode = config.shots > 0 and not family.resets_vary
     # torchrun's ranks keep no progress (they would race for its files)
     progress = TuneProgress(run_dir, inputs_of(device, fewshot, zero_shot)) if not info.enabled else None
-    selection = choose_settings(config, method, jobs, fewshot, settings, policies, device, progress)
+    kept = (progress.trial_curve, progress.add_trial) if progress is not None else (None, None)
+    selection = choose_settings(config, jobs, fewshot, settings, policies, device, *kept)
     chosen = broadcast(
         {**selection.chosen, "steps": selection.steps} if selection is not None else {}, info
     )  # rank 0's choice, whatever ties
@@ -359,7 +290,7 @@ def tune(
             result = progress.result(seed, task) if progress is not None else None
             reused = result is not None
             if not reused:
-                context = task_context(policies[seed], fewshot.get(seed), seed, task, {**settings[seed], **chosen},
+                context = task_context(policies[seed], fewshot.get(seed), seed, task, with_overrides(settings[seed], chosen),
                                        device, run_dir / "tuned", zero_shot=zero_shot.get(seed),
                                        prompt_per_episode=per_episode)  # fmt: skip
                 result = method.tune_task(context)
@@ -392,7 +323,8 @@ def tune(
     extra = {"prompt_state_rms": float(np.mean(distances))} if distances else {}
     return {**extra, **recorded, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
             "tunable_share_percent": 100.0 * tunable / plm_parameters, "shots": config.shots,
-            "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task,
+            "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task, "tasks": tasks,
+            "tasks_kind": tasks_kind(family, tasks),
             **inputs_record(run, workspace, family, tasks, config, sources)}  # fmt: skip
 
 
@@ -425,7 +357,7 @@ def run_tune(
         pretrain, diffuse = resolve_inputs(workspace, config)
         first = pretrain[config.seeds[0]]
         family = get_family(config.env or first.family or "")
-        tasks = list(family.test_tasks)
+        tasks = tune_tasks(config, family)
         if config.shots:  # fail before a run
             load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots)
         update = {

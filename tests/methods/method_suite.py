@@ -28,14 +28,15 @@ def expected_tunable_parameters(
         return 0
     if method == "soft-prompt":  # 3 tokens (R̂, s, a) per prompt step, each E wide
         return 3 * h * e
+    options = config.options()
     if method == "adaptor":  # two adapters per block: down E·w + w, up w·E + E
-        w = config.adapter_width
+        w = options.width
         return layers * 2 * (2 * e * w + w + e)
     if method == "lora":  # A (r × in) and B (out × r) per wrapped linear
-        r = config.lora_rank
-        return layers * sum(r * e * (i + o) for i, o in (LINEAR_SHAPES[t] for t in config.lora_targets))
+        r = options.rank
+        return layers * sum(r * e * (i + o) for i, o in (LINEAR_SHAPES[t] for t in options.targets))
     if method == "ptdt":  # states, actions, RTG (and timesteps) of the H prompt steps
-        per_step = arch.state_dim + arch.act_dim + 1 + (1 if config.ptdt_perturb == "all" else 0)
+        per_step = arch.state_dim + arch.act_dim + 1 + (1 if options.perturb == "all" else 0)
         return h * per_step
     if method == "full-ft":
         return plm_parameters

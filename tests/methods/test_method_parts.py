@@ -13,10 +13,11 @@ from pdiff.envs import get_family
 from pdiff.eval.rollout import load_policy
 from pdiff.methods import adaptor, lora, ptdt, soft_prompt
 from pdiff.methods.base import TaskContext, load_fewshot
+from pdiff.methods.context import method_settings
 from pdiff.methods.finetuning import prepare
 from pdiff.models.prompt_dt import PromptDT, PromptDTConfig
 from pdiff.stages.common import checkpoint_of
-from pdiff.stages.tune import TuneConfig, method_settings
+from pdiff.stages.tune import TuneConfig
 
 
 def _example(config: PromptDTConfig) -> dict[str, torch.Tensor]:
@@ -83,8 +84,8 @@ def _ptdt_context(ws, pretrain, **flags) -> TaskContext:  # noqa: ANN001
 def test_ptdt_offline_lowers_the_action_error_with_a_usable_step(trained):
     ws, pretrain, _ = trained
     # η = 1e-4 (the reference default) barely moves a normalised prompt; a larger step shows the estimator works
-    context = _ptdt_context(ws, pretrain, steps=8, lr=0.05, ptdt_lr_decay=1.0, ptdt_sigma=0.3, batch_size=16,
-                            selection="off")  # fmt: skip
+    context = _ptdt_context(ws, pretrain, steps=8, lr=0.05, batch_size=16, selection="off",
+                            ptdt={"lr_decay": 1.0, "sigma": 0.3})  # fmt: skip
     result = ptdt.tune_task(context)
     assert result.metrics["fewshot_loss_after"] < result.metrics["fewshot_loss_before"], result.metrics
     assert result.metrics["prompt_moved_rms"] > 0.01

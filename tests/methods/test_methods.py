@@ -24,11 +24,13 @@ from pdiff.data.prompts_file import read_prompts, write_prompts
 from pdiff.envs import get_family
 from pdiff.eval.rollout import load_policy
 from pdiff.methods.base import TaskContext, load_fewshot
+from pdiff.methods.context import method_settings
 from pdiff.methods.finetuning import load_tuned, save_tuned, trainable, tuned_path
-from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE, changes_weights
+from pdiff.methods.options import MethodOptions
+from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE, changes_weights, option_sections
 from pdiff.stages.common import checkpoint_of
 from pdiff.stages.diffuse import weights_sha256
-from pdiff.stages.tune import TuneConfig, method_settings
+from pdiff.stages.tune import TuneConfig
 
 pytestmark = pytest.mark.metaworld
 REACH = "metaworld-reach"
@@ -47,7 +49,8 @@ def test_method_tunes_saves_and_loads_as_eval_does(trained, method, tmp_path):
     frozen_sha = weights_sha256(policy.model)
     fewshot = load_fewshot(ws.datasets_dir, family.name, [task], config.data_kind, config.shots)
     sampler, bank = policy.segment_sampler(fewshot), policy.prompt_bank(fewshot)
-    settings = method_settings(config, family, diffuse if method in NEEDS_DIFFUSE else None, CPU_FP32)
+    diffusion = checkpoint_of(diffuse) if method in NEEDS_DIFFUSE else None
+    settings = method_settings(config, family, diffusion, CPU_FP32)
     context = TaskContext(seed=0, task=task, policy=policy, fewshot=sampler, fewshot_prompts=bank,
                           rng=np.random.default_rng(0), device=CPU, out_dir=tmp_path / "out", settings=settings)  # fmt: skip
 
@@ -89,7 +92,7 @@ def test_lora_tune_then_eval_through_the_cli(trained):
     ws, pretrain, _ = trained
     base = ["-w", str(ws.root), "--json"]
     tuned = CliRunner().invoke(app, [*base, "tune", "--method", "lora", "--pretrain", pretrain.run_id,
-                                     "--preset", "smoke", "--set", "steps=2", "--set", "lora_rank=2"])  # fmt: skip
+                                     "--preset", "smoke", "--set", "steps=2", "--set", "lora.rank=2"])  # fmt: skip
     assert tuned.exit_code == 0, tuned.output
     payload = json.loads(tuned.stdout)
     assert payload["method"] == "lora" and payload["tunable_parameters"] == 1 * (2 * 32 * 4 + 2 * 32 * 2)
@@ -119,3 +122,8 @@ def test_every_registered_method_is_a_config_choice_and_in_the_cli_help():
     help_text = inspect.signature(tune).parameters["method"].default.help
     assert set(help_text.replace("(default)", "").rstrip(".").replace(" ", "").split("|")) == set(METHODS)
     assert all(hasattr(module, "DEFAULT_LR") and hasattr(module, "tune_task") for module in METHODS.values())
+    assert all(issubclass(module.Options, MethodOptions) for module in METHODS.values())
+    # a method with options of its own has its section in the tune config, and tuning it reads that section
+    for name, options in option_sections().items():
+        assert TuneConfig.model_fields[name].annotation is options
+        assert TuneConfig(method=name).options() == options()

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.metaworld
 
 def test_each_score_is_that_candidates_own_simulator_return(trained):
     ws, pretrain, _ = trained
-    context = _ptdt_context(ws, pretrain, ptdt_online=True, ptdt_horizon=8, ptdt_perturb="states-actions-rtg")
-    family, fields = context.settings["family"], ptdt.FIELDS["states-actions-rtg"]
+    context = _ptdt_context(
+        ws, pretrain, ptdt={"online": True, "horizon": 8, "perturb": "states-actions-rtg"}
+    )
+    family, fields = context.settings.family, ptdt.FIELDS["states-actions-rtg"]
     base = context.fewshot_prompts.for_task(context.task, context.rng)
     x = ptdt.flatten(base, fields)
     # three candidates far apart: the real prompt, and two with states pushed well off it
@@ -41,9 +43,9 @@ def test_each_score_is_that_candidates_own_simulator_return(trained):
 def test_the_update_moves_from_the_worse_candidate_to_the_better(trained):
     """With two candidates the rank estimator's step is exactly lr · (x_better − x_worse)."""
     ws, pretrain, _ = trained
-    settings = {"steps": 1, "ptdt_online": True, "ptdt_population": 2, "ptdt_rollouts": 2, "ptdt_horizon": 8,
-                "ptdt_perturb": "states-actions-rtg", "ptdt_sigma": 1.0, "lr": 0.5, "selection": "off"}  # fmt: skip
-    context = _ptdt_context(ws, pretrain, **settings)
+    options = {"online": True, "population": 2, "rollouts": 2, "horizon": 8, "perturb": "states-actions-rtg",
+               "sigma": 1.0}  # fmt: skip
+    context = _ptdt_context(ws, pretrain, steps=1, lr=0.5, selection="off", ptdt=options)
     seed_state = context.rng.bit_generator.state
     result = ptdt.tune_task(context)
     assert result.tunable_parameters == 5 * (39 + 4 + 1)

@@ -36,7 +36,7 @@ def test_selection_builds_no_simulator_and_records_its_choice(trained, monkeypat
     budgets: list[tuple[bool, int]] = []  # (a selection trial?, steps it may run) of every tuning
     tune_task = lora.tune_task
     monkeypatch.setattr(lora, "tune_task", lambda context: budgets.append(
-        (context.after_step is not None, context.settings["steps"])) or tune_task(context))  # fmt: skip
+        (context.after_step is not None, context.settings.steps)) or tune_task(context))  # fmt: skip
     run, summary = _tune(ws, "lora")
     assert built == []
     selection = summary["selection"]

@@ -3,7 +3,9 @@ tests/stages/test_reproduce.py covers with real runs)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -36,3 +38,19 @@ def scored(method: str, normalised: np.ndarray, *, seeds: Sequence[int] = (0, 1,
 
 def data(*results: Result) -> ReportData:
     return ReportData(list(results), [], [], {})
+
+
+def pretrained(row: Result, steps: int, batch_per_task: int, tasks: int) -> Result:
+    """`row` with the Prompt-DT budget a report records per cell (its pretraining samples: their product)."""
+    row.settings = {**row.settings, "pretrain steps": steps, "pretrain batch per task": batch_per_task,
+                    "pretrain tasks": tasks}  # fmt: skip
+    return row
+
+
+def publish(directory: Path, report: ReportData) -> Path:
+    """Write `report` as `pdiff report --out directory` writes its report.json; returns the directory."""
+    from pdiff.report import report_payload
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "report.json").write_text(json.dumps(report_payload(report)))
+    return directory

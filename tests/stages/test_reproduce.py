@@ -12,6 +12,8 @@ from support.killing import checkpoint_at, file_exists, kill_at
 from typer.testing import CliRunner
 
 from pdiff.cli import app
+from pdiff.report.scaling import write_scaling
+from pdiff.scaling import run_fidelity
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, find_run, list_runs
 
@@ -129,6 +131,28 @@ def test_report_picks_the_newest_run_of_a_cell_and_copies_out(reproduced, tmp_pa
     copied = (tmp_path / "out" / "report.md").read_text()
     assert f"`{older}` is superseded by the newer `{newer}`" in copied
     assert (tmp_path / "out" / "figures" / "table1-2shots.png").is_file()
+
+
+def test_fidelity_runs_on_training_tasks_are_reported_apart_from_the_test_cells(reproduced, tmp_path):
+    """The scaling study's fidelity measurement: Table 1's prompt-diffuser and prompt-dt runs repeated on training
+    tasks (every other setting as recorded), reported beside the test cells, never in their place."""
+    ws, payload, _ = reproduced
+    steps = run_fidelity(ws, FAMILY, None, ["pdiff-test"])
+    assert [s.state for s in steps] == ["ran"] * 4
+    for evaluated in (find_run(ws, s.run_id, "eval") for s in steps if s.step.startswith("eval:")):
+        assert evaluated.config["tasks"] == [0, 12, 24, 37, 49]  # reach's test tasks are 11, 17, 25, 36, 41
+        assert evaluated.manifest["summary"]["tasks_kind"] == "training"
+    assert {s.state for s in run_fidelity(ws, FAMILY, None, ["pdiff-test"])} == {"reused"}
+    out = tmp_path / "x1"
+    invoke(ws, "report", "--env", FAMILY, "--out", str(out))
+    report = json.loads((out / "report.json").read_text())
+    tested = {s["run_id"] for s in payload["steps"] if s["step"].startswith("eval:")}
+    assert {r["run_id"] for r in report["results"]} == tested and not report["superseded"]
+    assert sorted(r["method"] for r in report["fidelity"]) == ["prompt-diffuser", "prompt-dt"]
+    assert "### Generator fidelity on training tasks" in (out / "report.md").read_text()
+    page = write_scaling([out], tmp_path / "scaling").read_text()
+    assert f"| x1 | {FAMILY} | expert | 2 | training tasks 0, 12, 24, 37, 49 |" in page
+    assert "| method | x1 (900 samples) |" in page  # smoke: 20 steps × 1 segment × 45 training tasks
 
 
 def test_missing_test_task_data_for_full_data_is_a_clear_error(collected_template, tmp_path):

@@ -58,7 +58,7 @@ def test_runs_built_on_a_full_data_pretrain_are_not_implicit_inputs_either(tmp_p
 
 def test_configs_recorded_before_a_setting_existed_keep_their_behaviour():
     recorded = TuneConfig(method="lora", selection="off", lr=1e-3).model_dump()
-    for key in ("selection", "segment_source", "diffuse_runs", "zero_shot_source"):
+    for key in ("selection", "diffuse_runs", "zero_shot_source"):
         del recorded[key]  # what an older pdiff wrote
     assert TuneConfig.model_validate(recorded).selection == "off"  # its lr was set by hand
     assert TuneConfig(method="lora").selection == "holdout"  # a new run
