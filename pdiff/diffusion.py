@@ -1,6 +1,6 @@
 """Stateless diffusion maths for the prompt generator: VP schedule, forward noising, reverse chain.
 
-Our reading of Prompt Diffuser (`reference/paper.md` §4–§5, [ours]): Diffusion-QL's variance-preserving
+Our reading of Prompt Diffuser (docs/method.md; [ours]): Diffusion-QL's variance-preserving
 schedule with N = 5 steps, ε-prediction (or x0-prediction, `VPSchedule.prediction`), DDPM ancestral
 reverse steps. The whole reverse chain can stay in the autograd graph, because the frozen Prompt-DT's loss is
 back-propagated through it into the denoiser.

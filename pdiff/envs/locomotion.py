@@ -1,6 +1,6 @@
 """The MuJoCo locomotion families of Prompt-DT on gymnasium v5: cheetah-vel, cheetah-dir and ant-dir.
 
-Definitions follow reference/prompt-dt.md §2 and §9: HalfCheetah-v5 with ctrl_cost_weight 0.05 and a
+Definitions follow Prompt-DT's (docs/families.md): HalfCheetah-v5 with ctrl_cost_weight 0.05 and a
 20-dim observation (qpos[1:] ‖ qvel ‖ torso xyz), Ant-v5 with the construction flags of §9.2 (27-dim
 observation). The rewards are rebuilt from the step info the v5 envs already report.
 """
@@ -18,7 +18,7 @@ from pdiff.envs.base import TaskFamily, TaskParams, complement
 if TYPE_CHECKING:
     import gymnasium
 
-# Goal angles (radians) of Prompt-DT's ant_dir tasks 0..49, the reference table of prompt-dt.md §2.2
+# Goal angles (radians) of Prompt-DT's ant_dir tasks 0..49, the table of Prompt-DT's released task files
 # (the same draws from U(0, 2π) as MACAW's).
 ANT_DIR_GOAL_ANGLES: tuple[float, ...] = (
     1.2034, 0.4266, 4.9448, 4.1239, 4.0057, 3.6166, 0.2454, 2.2482, 5.9419, 0.3773,

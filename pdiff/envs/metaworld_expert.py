@@ -3,7 +3,7 @@
 Meta-World's stock `Sawyer<Task>V3Policy` reads the goal from obs[-3:], which ML1 zeroes, so the expert
 puts the frozen goal back into a copy of the observation. For tasks whose success is the fingertip
 centre (`tcp_center`) within 5 cm of the goal (reach, reach-wall), the stock policy drives the *hand*
-onto the goal and the fingertips, about 4.5 cm lower, end 4.3-4.7 cm away (platform.md §9); the expert
+onto the goal and the fingertips, about 4.5 cm lower, end 4.3-4.7 cm away; the expert
 therefore aims the hand at goal − (tcp − hand), the offset measured from the env, which puts the
 fingertips on the goal. Other tasks succeed by object position and keep the stock target.
 """

@@ -1,4 +1,4 @@
-"""`metaworld-<task>` families: Meta-World 3.1.1 ML1 tasks as Prompt-DT defines them (prompt-dt.md §2.3,
+"""`metaworld-<task>` families: Meta-World 3.1.1 ML1 tasks as Prompt-DT defines them (docs/families.md,
 §9.3).
 
 Task i is `ML1(f"{task}-v3", seed=1).train_tasks[i]` set on a fresh env of the benchmark's train class; the
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 ML1_SEED = 1
 NUM_TASKS = 50
 TEST_TASKS = (11, 17, 25, 36, 41)  # Prompt-DT's ML1 pick-place split, reused for every task
-DEFAULT_HORIZON = 100  # ours (paper.md §12 #16); the env itself allows 500
+DEFAULT_HORIZON = 100  # ours (the paper does not say; docs/families.md); the env itself allows 500
 MAX_HORIZON = 500  # the env's max_path_length: a 501st step raises until reset
 RTG_SCALE = 650.0
 EVAL_TARGET = 650.0

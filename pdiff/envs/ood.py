@@ -1,7 +1,7 @@
 """Out-of-distribution families (the paper's Table 3): a parametric family's own tasks, re-split so that every
 test task's parameter lies outside the range the training tasks cover.
 
-The paper does not publish its split (reference paper.md §12 #18); ours, shown by `pdiff envs`:
+The paper does not publish its split (docs/families.md); ours, shown by `pdiff envs`:
 - `ant-dir-ood`: test goal angles in [3π/2, 2π) (13 of the 50 reference angles), training angles in [0, 3π/2).
 - `cheetah-vel-ood`: test goal velocities above 2.25 m/s (tasks 30..39, the top quarter of the range),
   training velocities 0.075..2.25 m/s.

@@ -82,7 +82,7 @@ class AntDirEnv(gymnasium.Wrapper):
         return obs.astype(np.float32), reward, terminated, truncated, info
 
 
-# Meta-World's corner cameras render upside down (platform.md §6); frames are flipped back here.
+# Meta-World's corner cameras render upside down; frames are flipped back here.
 _FLIPPED_CAMERAS = frozenset({"corner", "corner2", "corner3"})
 
 

@@ -1,6 +1,6 @@
 """Prompt Diffuser (Hu et al., arXiv 2411.01168): a conditional diffusion model generates the prompt.
 
-Our reading of the method (reference/paper.md §3–§8; every open choice is a config field):
+Our reading of the method (docs/method.md; every open choice is a config field):
 - x0 = a 5-step segment's (state, action, reward), flattened: states in the frozen Prompt-DT's normalised
   space (so generated states feed it directly), actions as they are in [−1, 1], rewards standardised.
 - condition y = the segment's returns-to-go / RTG scale and timesteps / horizon (10 numbers).
@@ -135,7 +135,7 @@ class SegmentCodec:
         return low.reshape(-1), high.reshape(-1)
 
     def to_prompt(self, x0: torch.Tensor, segments: Segments) -> Prompt:
-        """Generated states and actions with the conditioning segment's own RTG and timesteps (paper.md #10)."""
+        """Generated states and actions with the conditioning segment's own RTG and timesteps (docs/method.md)."""
         steps = x0.reshape(len(x0), self.prompt_len, self.step_dim)
         device = x0.device
         return Prompt(
@@ -320,7 +320,7 @@ def tune_task(context: TaskContext) -> TaskResult:
         save_weights(
             denoiser, context.out_dir / f"seed-{context.seed}" / f"task-{context.task:02d}.safetensors"
         )
-    # Algorithm 1's y: the (rtg, t) of a random few-shot trajectory's tail segment (paper.md #9); where resets do
+    # Algorithm 1's y: the (rtg, t) of a random few-shot trajectory's tail segment (docs/method.md); where resets do
     # not vary, one prompt per few-shot episode, each conditioned on that episode's tail
     condition = context.fewshot_tails()
     prompt = generate_prompts(denoiser, schedule, codec, condition, context.device)

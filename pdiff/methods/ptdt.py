@@ -9,13 +9,13 @@ Each round (one tune "step"):
      episodes per candidate (pdiff.eval.rollout), higher is better;
   3. rank them (rank 0 = best) and estimate an ascent direction with ZO-RankSGD's all-pairs estimator
      d = Σ_j (m − 1 − 2·rank_j)·(x_j − x) / (m(m−1)/2) — every pair (better, worse) contributes
-     (x_better − x_worse); prompt-dt.md writes the weight as m − 2·rank, which only adds a zero-mean term;
+     (x_better − x_worse); the reference implementation writes the weight as m − 2·rank, which only adds a zero-mean term;
   4. momentum step v ← 0.5·v + d, x ← x + η·v, then η ← decay·η.
 What is perturbed: every prompt tensor the model reads, i.e. states (normalised), actions, returns-to-go
 (scaled) and timesteps (rounded and clipped to the embedding table when fed to the model): 5 × (39 + 4 + 1 +
 1) = 225 values on Meta-World reach. The reference also perturbs rewards, dones and the mask, which our
-Prompt-DT does not read (prompt-dt.md counts 240 with them). `perturb: states-actions-rtg` leaves the
-timesteps alone (paper.md §12 #19).
+Prompt-DT does not read (the reference counts 240 with them). `perturb: states-actions-rtg` leaves the
+timesteps alone (an open choice of the paper; docs/method.md).
 m = 15, μ = 1.0 and 2 batches (or rollouts) per score follow the surviving reference driver; no line search.
 Its η = 1e-4 with a 0.95 decay per round cannot move the prompt (about 1e-4 per value in total), so η and
 the decay come from the selection protocol (pdiff.methods.selection; `selection=off` uses `lr`, default

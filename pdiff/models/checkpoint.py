@@ -1,4 +1,4 @@
-"""Checkpoint files: inference weights apart from resume state (`reference/ecosystem.md` §3).
+"""Checkpoint files: inference weights apart from resume state (docs/workspace.md).
 
 - `model.safetensors` + `model_config.json`: everything inference needs (weights; architecture, normalisation
   statistics, RTG scale, family), loadable without pickle.

@@ -1,4 +1,4 @@
-"""The ε-network of the prompt generator: Diffusion-QL's MLP template (`reference/paper.md` §4, [ours]).
+"""The ε-network of the prompt generator: Diffusion-QL's MLP template (docs/method.md, [ours]).
 
 ε̂(x, n, c) = MLP(concat[x, t_emb(n), c]) with `layers` hidden Linear + Mish layers of width `hidden` and a
 linear output of size dim(x); t_emb = sinusoidal(time_embed) → Linear(time_embed, 2·time_embed) → Mish →

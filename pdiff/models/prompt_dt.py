@@ -1,6 +1,6 @@
 """Prompt Decision Transformer (Xu et al., 2022) in plain PyTorch.
 
-Faithful to the reference model (`reference/prompt-dt.md` §5): GPT-2 pre-LN blocks without positional
+Faithful to the reference model (docs/method.md): GPT-2 pre-LN blocks without positional
 embeddings, ReLU MLP, dropout 0.1 on embeddings, attention and residuals, normal(0, 0.02) init inside the
 transformer. Tokens are (R̂, s, a) per step with the step's timestep embedding added to each; the prompt has
 its own embeddings and bypasses the input LayerNorm; the sequence is [prompt 3·H ‖ main 3·K]; a tanh head on

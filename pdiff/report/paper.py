@@ -1,4 +1,4 @@
-"""What the Prompt Diffuser paper reports (reference/paper.md §9), as data, and the settings it used.
+"""What the Prompt Diffuser paper reports (its Tables 1–3 and the ablation; docs/method.md), as data, and the settings it used.
 
 The full paper text was not available to us: these figures come from published summaries; "n/r" cells are
 absent here (None). Raw returns, mean ± std over 3 seeds, K* = 5.
@@ -106,7 +106,7 @@ PAPER_SETTING = {
     "prompt length K*": "5",
 }
 
-# How our simulators differ, per family (prompt-dt.md §9).
+# How our simulators differ, per family (docs/families.md).
 SIMULATOR_DIFFERENCES = {
     "cheetah-dir": "HalfCheetah-v5 (gymnasium, MuJoCo 3) with ctrl cost 0.05 and the 20-dim observation; "
     "paper: HalfCheetah on mujoco-py 2.0",

@@ -1,4 +1,4 @@
-"""The ε-network: shapes, configuration, parameter counts against paper.md §4's table."""
+"""The ε-network: shapes, configuration, parameter counts against the paper's denoiser table (docs/method.md)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pdiff.envs.metaworld_family import scripted_tasks
 from pdiff.envs.metaworld_goals import frozen_goals
 from pdiff.errors import UsageError
 
-# prompt-dt.md §2.2, tasks 0-9, 23 and 49, copied from the reference table by hand.
+# Prompt-DT's released ant_dir goals, tasks 0-9, 23 and 49, copied by hand.
 ANT_ANGLES = {0: 1.2034, 6: 0.2454, 9: 0.3773, 17: 1.7781, 23: 0.9042, 30: 3.5688, 41: 4.1419, 49: 0.1832}
 
 
@@ -26,7 +26,7 @@ def test_family_names_cover_the_four_kinds_and_the_ood_splits():
     assert all(name.startswith("metaworld-") for name in names[5:])
 
 
-# Our out-of-distribution splits (paper.md §12 #18): (parameter, test range); the training range is the rest.
+# Our out-of-distribution splits (docs/families.md): (parameter, test range); the training range is the rest.
 OOD_RANGES = {
     "ant-dir-ood": ("goal_angle", 1.5 * math.pi, 2 * math.pi),
     "cheetah-vel-ood": ("goal_vel", 2.25, 3.0),
