@@ -67,8 +67,10 @@ def train_step_figures(batch_per_task: int, steps: int, auto: str) -> list[Figur
 
     took = alternate({name: step(name) for name in trainers}, steps)
     batch = TASKS * batch_per_task
-    print(f"train step batch {batch}: " + ", ".join(f"{k} {1 / v:.2f} it/s (loss {losses[k]:.4f})"
-                                                    for k, v in took.items()))  # fmt: skip
+    print(
+        f"train step batch {batch}: "
+        + ", ".join(f"{k} {1 / v:.2f} it/s (loss {losses[k]:.4f})" for k, v in took.items())
+    )
     name = f"Prompt-DT train step, batch {batch}"
     target = (1.5 if batch_per_task == 1 else 1.8) if NATIVE else None
     return [
@@ -85,8 +87,13 @@ def ptdt_round_figure(steps: int, auto: str) -> Figure:
     before, today = frozen, use_precision(copy.deepcopy(frozen), precision(auto))
     m, batches, size = 15, 2, 16
     generator = torch.Generator().manual_seed(2)
-    prompts = Prompt(torch.randn(m, 5, STATE, generator=generator), torch.rand(m, 5, ACT, generator=generator),
-                     torch.randn(m, 5, 1, generator=generator), torch.arange(5).repeat(m, 1), torch.ones(m, 5))  # fmt: skip
+    prompts = Prompt(
+        torch.randn(m, 5, STATE, generator=generator),
+        torch.rand(m, 5, ACT, generator=generator),
+        torch.randn(m, 5, 1, generator=generator),
+        torch.arange(5).repeat(m, 1),
+        torch.ones(m, 5),
+    )
     drawn = [sample_batch(data, np.random.default_rng(3 + b), size, 20) for b in range(batches)]
 
     def score(model: PromptDT, groups: list[dict]) -> None:
@@ -102,13 +109,20 @@ def ptdt_round_figure(steps: int, auto: str) -> Figure:
                 cut = slice(part * size, (part + 1) * size)
                 float(action_loss(pred[cut], rows["actions"][cut], rows["mask"][cut]))
 
-    took = alternate({"before": lambda: [score(before, [g]) for g in drawn], "today": lambda: score(today, drawn)},
-                     steps)  # fmt: skip
+    took = alternate(
+        {"before": lambda: [score(before, [g]) for g in drawn], "today": lambda: score(today, drawn)}, steps
+    )
     print(
         f"ptdt round: before {took['before'] * 1e3:.0f} ms, today ({auto}, one forward) {took['today'] * 1e3:.0f} ms"
     )
-    return Figure(f"PTDT round, 15 candidates x 2 batches ({auto})", 1 / took["today"], "rounds/s",
-                  1 / took["before"], "fp32, a forward per batch", 2.0 if NATIVE else 1.0)  # fmt: skip
+    return Figure(
+        f"PTDT round, 15 candidates x 2 batches ({auto})",
+        1 / took["today"],
+        "rounds/s",
+        1 / took["before"],
+        "fp32, a forward per batch",
+        2.0 if NATIVE else 1.0,
+    )
 
 
 def eval_step_figure(steps: int) -> Figure:
@@ -121,12 +135,14 @@ def eval_step_figure(steps: int) -> Figure:
     caches = {k: m.encode_prompt(batch["prompt"]) for k, m in models.items()}
 
     def act(name: str) -> Callable[[], None]:
-        return lambda: models[name].act(batch["states"], batch["actions"], batch["rtg"], batch["timesteps"],
-                                        batch["mask"], caches[name])  # fmt: skip
+        return lambda: models[name].act(
+            batch["states"], batch["actions"], batch["rtg"], batch["timesteps"], batch["mask"], caches[name]
+        )
 
     took = alternate({name: act(name) for name in models}, steps * 10)
-    return Figure(f"eval policy step, {episodes} episodes, bf16", 1 / took["bf16"], "calls/s", 1 / took["fp32"],
-                  "fp32")  # fmt: skip
+    return Figure(
+        f"eval policy step, {episodes} episodes, bf16", 1 / took["bf16"], "calls/s", 1 / took["fp32"], "fp32"
+    )
 
 
 def main() -> None:

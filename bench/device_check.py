@@ -74,8 +74,9 @@ def throughput(device: torch.device, tasks: int, state: int, act: int, precision
     """Train steps per second at 16 segments per task."""
     torch.manual_seed(0)
     data = make_dataset(np.random.default_rng(0), tasks, 20, 200, state, act, 5)
-    model = use_precision(PromptDT(PromptDTConfig(state, act)).to(device),
-                          Compute(str(device), None, precision, "check", ""))  # fmt: skip
+    model = use_precision(
+        PromptDT(PromptDTConfig(state, act)).to(device), Compute(str(device), None, precision, "check", "")
+    )
     trainer = Trainer(model, fused=True)
     rng = np.random.default_rng(1)
     batches = [to_device(sample_batch(data, rng, 16, 20), device) for _ in range(steps + 3)]
@@ -109,10 +110,15 @@ def main() -> None:
         for precision in precisions:
             rate = throughput(device, tasks, state, act, precision, args.steps)
             hours = PAPER_STEPS / rate / 3600
-            figures[f"{family} {precision}"] = {"steps_per_s": rate, "samples_per_s": rate * 16 * tasks,
-                                                "paper_pretrain_hours": hours}  # fmt: skip
-            print(f"{family:>12} {precision}: batch {16 * tasks:4d}, {rate:7.2f} steps/s, "
-                  f"{rate * 16 * tasks:9,.0f} samples/s, 50,000 steps in {hours:6.2f} h")  # fmt: skip
+            figures[f"{family} {precision}"] = {
+                "steps_per_s": rate,
+                "samples_per_s": rate * 16 * tasks,
+                "paper_pretrain_hours": hours,
+            }
+            print(
+                f"{family:>12} {precision}: batch {16 * tasks:4d}, {rate:7.2f} steps/s, "
+                f"{rate * 16 * tasks:9,.0f} samples/s, 50,000 steps in {hours:6.2f} h"
+            )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(figures, handle, indent=1)

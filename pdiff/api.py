@@ -53,11 +53,18 @@ def open_workspace(path: str | os.PathLike[str] = "workspace") -> Workspace:
 def runs(workspace: Workspace, stage: str | None = None, family: str | None = None) -> list[dict[str, Any]]:
     """One record per run (oldest first): id, stage, family, status, start, duration, config and summary."""
     return [
-        {"run_id": run.run_id, "stage": run.stage, "family": run.family, "status": run.status.value,
-         "created_at": run.manifest.get("created_at"), "duration_s": run.manifest.get("duration_s"),
-         "config": run.config, "summary": run.manifest.get("summary", {})}
+        {
+            "run_id": run.run_id,
+            "stage": run.stage,
+            "family": run.family,
+            "status": run.status.value,
+            "created_at": run.manifest.get("created_at"),
+            "duration_s": run.manifest.get("duration_s"),
+            "config": run.config,
+            "summary": run.manifest.get("summary", {}),
+        }
         for run in list_runs(workspace, stage, family)
-    ]  # fmt: skip
+    ]
 
 
 def results(workspace: Workspace, family: str | None = None) -> list[dict[str, Any]]:
@@ -128,8 +135,9 @@ def rollout(
     env = get_family(family)
     count = len(prompt.states)
     resets = [[seed * 10_000 + row * episodes + e for e in range(episodes)] for row in range(count)]
-    return _rollout(env, policy, prompt.to_prompt(), [task] * count, resets,
-                    horizon=env.resolve_horizon(horizon))  # fmt: skip
+    return _rollout(
+        env, policy, prompt.to_prompt(), [task] * count, resets, horizon=env.resolve_horizon(horizon)
+    )
 
 
 def generate_prompts(
@@ -159,8 +167,16 @@ def generate_prompts(
         else latest_finished(workspace, "diffuse", env.name)
     )
     shots = len(episodes.task_episodes(task))
-    flags = {"env": env.name, "method": "prompt-diffuser", "steps": steps, "lr": lr, "selection": "off",
-             "seeds": [seed], "shots": shots, "device": "cpu"}  # fmt: skip
+    flags = {
+        "env": env.name,
+        "method": "prompt-diffuser",
+        "steps": steps,
+        "lr": lr,
+        "selection": "off",
+        "seeds": [seed],
+        "shots": shots,
+        "device": "cpu",
+    }
     config = resolve_config(TuneConfig, "tune", workspace=workspace, preset=None, flags=flags)
     settings = method_settings(config, env, checkpoint_of(diffuse), Compute("cpu", None, "fp32", "api", ""))
     scratch = (

@@ -46,11 +46,22 @@ RUNGS = {
     for rung in (
         Rung("x1", (), "the study preset as it is"),
         Rung("x4", ("pretrain.batch_per_task=4",), "4 segments per training task a step"),
-        Rung("x16", ("pretrain.batch_per_task=16",), "16 segments per training task a step: the paper's batch"),
-        Rung("paper", ("pretrain.steps=50000", "pretrain.batch_per_task=16", "pretrain.warmup_steps=10000",
-                       "diffuse.steps=20000", "diffuse.batch_size=64"), "the paper's pretrain and diffuse budgets"),
+        Rung(
+            "x16", ("pretrain.batch_per_task=16",), "16 segments per training task a step: the paper's batch"
+        ),
+        Rung(
+            "paper",
+            (
+                "pretrain.steps=50000",
+                "pretrain.batch_per_task=16",
+                "pretrain.warmup_steps=10000",
+                "diffuse.steps=20000",
+                "diffuse.batch_size=64",
+            ),
+            "the paper's pretrain and diffuse budgets",
+        ),
     )
-}  # fmt: skip
+}
 
 
 def rung_of(name: str) -> Rung:
@@ -67,8 +78,9 @@ def pretraining_samples(steps: int, batch_per_task: int, tasks: int) -> int:
 def implied_samples(rung: Rung, family: str) -> int:
     """The pretraining samples a rung implies for `family` at the packaged study preset."""
     overrides = [item.removeprefix("pretrain.") for item in rung.overrides if item.startswith("pretrain.")]
-    config = resolve_config(PretrainConfig, "pretrain", workspace=None, preset=PRESET, overrides=overrides,
-                            flags={"env": family})  # fmt: skip
+    config = resolve_config(
+        PretrainConfig, "pretrain", workspace=None, preset=PRESET, overrides=overrides, flags={"env": family}
+    )
     tasks = len(training_tasks(get_family(family), config.include_test_tasks))
     return pretraining_samples(config.steps, config.batch_per_task, tasks)
 
@@ -100,8 +112,10 @@ def fidelity_tasks(family: TaskFamily) -> list[int]:
     """As many of the family's training tasks as it has test tasks, spread evenly over them."""
     trained_on = [t for t in family.train_tasks if t not in family.test_tasks]
     if not trained_on:
-        raise UsageError(f"{family.name}'s test tasks are its training tasks: its Table 1 cells measure fidelity",
-                         hint="run pdiff report --scaling on its rungs as they are")  # fmt: skip
+        raise UsageError(
+            f"{family.name}'s test tasks are its training tasks: its Table 1 cells measure fidelity",
+            hint="run pdiff report --scaling on its rungs as they are",
+        )
     count = min(len(family.test_tasks), len(trained_on))
     return [trained_on[i] for i in np.linspace(0, len(trained_on) - 1, count).astype(int)]
 
@@ -120,13 +134,16 @@ def table1_runs(workspace: Workspace, family: str) -> dict[str, Run]:
     found = {m: cells[(m, family)] for m in (OURS, REAL_PROMPT) if (m, family) in cells}
     missing = [m for m in (OURS, REAL_PROMPT) if m not in found or found[m].tune_run is None]
     if missing:
-        raise UsageError(f"no finished tune and eval of {missing[0]} on {family}'s test tasks in {workspace.root}",
-                         hint=f"run the rung first: pdiff reproduce --env {family} --preset {PRESET}")  # fmt: skip
+        raise UsageError(
+            f"no finished tune and eval of {missing[0]} on {family}'s test tasks in {workspace.root}",
+            hint=f"run the rung first: pdiff reproduce --env {family} --preset {PRESET}",
+        )
     return {m: find_run(workspace, result.run_id, "eval") for m, result in found.items()}
 
 
-def reuse_or_run(workspace: Workspace, key: str, stage: str, config: StageConfig, family: str,
-                 argv: list[str]) -> StepResult:  # fmt: skip
+def reuse_or_run(
+    workspace: Workspace, key: str, stage: str, config: StageConfig, family: str, argv: list[str]
+) -> StepResult:
     """`pdiff reproduce`'s rule for one step: the finished run of `config` (result-neutral settings aside),
     else the interrupted one resumed, else a new run."""
     matches = same_config(stage, config, RESULT_NEUTRAL.get(stage, frozenset()))
@@ -138,7 +155,9 @@ def reuse_or_run(workspace: Workspace, key: str, stage: str, config: StageConfig
     return StepResult(key, "resumed" if stale else "ran", run.run_id, run.manifest.get("summary"))
 
 
-def run_fidelity(workspace: Workspace, family_name: str, tasks: list[int] | None, argv: list[str]) -> list[StepResult]:  # fmt: skip
+def run_fidelity(
+    workspace: Workspace, family_name: str, tasks: list[int] | None, argv: list[str]
+) -> list[StepResult]:
     """Repeat Table 1's prompt-diffuser and prompt-dt tune and eval runs on training tasks (`tasks`, default
     `fidelity_tasks`), every other setting as recorded; finished repeats are reused, interrupted ones resumed."""
     from pdiff.stages.eval import EvalConfig

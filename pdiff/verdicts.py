@@ -75,9 +75,11 @@ class Comparison:
         text += f" [{p.interval[0]:.2f}, {p.interval[1]:.2f}]" if p.interval else "; one seed: no interval"
         if p.interval and not p.paired:
             text += " (other seeds: unpaired)"
-        text += f", normalised {self.difference:+.1f}" if self.difference is not None else (
-            "; no normalised score: the threshold cannot be checked"
-        )  # fmt: skip
+        text += (
+            f", normalised {self.difference:+.1f}"
+            if self.difference is not None
+            else ("; no normalised score: the threshold cannot be checked")
+        )
         if self.split:
             decided = [
                 f"task {t.task} {t.verdict} ({t.probability:.2f})" for t in self.tasks if t.verdict != "level"
@@ -93,8 +95,14 @@ def _mean_difference(x: np.ndarray | None, y: np.ndarray | None, axis: int | Non
     return np.asarray(x).mean(axis=axis) - np.asarray(y).mean(axis=axis)
 
 
-def compare(x: np.ndarray, x_seeds: Sequence[int], y: np.ndarray, y_seeds: Sequence[int],
-            x_normalised: np.ndarray | None = None, y_normalised: np.ndarray | None = None) -> Comparison:  # fmt: skip
+def compare(
+    x: np.ndarray,
+    x_seeds: Sequence[int],
+    y: np.ndarray,
+    y_seeds: Sequence[int],
+    x_normalised: np.ndarray | None = None,
+    y_normalised: np.ndarray | None = None,
+) -> Comparison:
     """X against Y from their (seeds × tasks) scores over the same tasks, paired by seed id where both ran the
     same seeds; the normalised scores (same shapes) give the differences the threshold is checked on."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)

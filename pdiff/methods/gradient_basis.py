@@ -39,8 +39,10 @@ def check_gpm_settings(memory: int, refresh_every: int, energy: float) -> None:
     if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1:
         raise UsageError(f"gpm memory {memory!r} must be an integer >= 1", f"the default is {DEFAULT_MEMORY}")
     if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
-        raise UsageError(f"gpm refresh_every {refresh_every!r} must be an integer >= 1",
-                         f"the default is {DEFAULT_REFRESH_EVERY}")  # fmt: skip
+        raise UsageError(
+            f"gpm refresh_every {refresh_every!r} must be an integer >= 1",
+            f"the default is {DEFAULT_REFRESH_EVERY}",
+        )
     if not (isinstance(energy, int | float) and math.isfinite(energy) and 0 < energy <= 1):
         raise UsageError(f"gpm energy {energy!r} must be in (0, 1]", f"the default is {DEFAULT_ENERGY}")
 
@@ -137,9 +139,16 @@ class GradientBasis:
         # refreshed at every update with refresh_every 1, the basis need not be saved; the current g_DM's own
         # direction is recomputed at every update
         basis = self.basis if self.refresh_every > 1 else None
-        return {"memory": self.memory, "refresh_every": self.refresh_every, "energy": self.energy,
-                "filled": self.filled, "next": self.next, "steps": self.steps, "ring": cpu(self.ring),
-                "basis": cpu(basis)}  # fmt: skip
+        return {
+            "memory": self.memory,
+            "refresh_every": self.refresh_every,
+            "energy": self.energy,
+            "filled": self.filled,
+            "next": self.next,
+            "steps": self.steps,
+            "ring": cpu(self.ring),
+            "basis": cpu(basis),
+        }
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | str = "cpu") -> None:
         settings = (state["memory"], state["refresh_every"], state["energy"])

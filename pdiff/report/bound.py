@@ -77,11 +77,15 @@ def bound_note(columns: Mapping[str, Mapping[str, Result]]) -> str:
             bound.append(label)
     if not (bound or ahead or same_data):
         return ""
-    sentences = [f"{FULL_DATA}: a Prompt-DT pretrained on the test tasks' data too, with as many samples per task as "
-                 "the Prompt-DT."]  # fmt: skip
+    sentences = [
+        f"{FULL_DATA}: a Prompt-DT pretrained on the test tasks' data too, with as many samples per task as "
+        "the Prompt-DT."
+    ]
     if bound:
-        sentences.append(f"An upper bound in {', '.join(bound)}: no method is ahead of it there by the verdict rule "
-                         "(docs/protocol.md).")  # fmt: skip
+        sentences.append(
+            f"An upper bound in {', '.join(bound)}: no method is ahead of it there by the verdict rule "
+            "(docs/protocol.md)."
+        )
     if ahead:
         sentences.append(f"No bound in {'; '.join(ahead)}.")
     if same_data:

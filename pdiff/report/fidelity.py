@@ -47,7 +47,16 @@ def measured_pairs(data: ReportData) -> list[Fidelity]:
     for (family, kind, shots, tasks), methods in sorted(groups.items()):
         if OURS in methods and REAL_PROMPT in methods:
             words = "training tasks " + ", ".join(map(str, tasks))
-            pairs.append(Fidelity(family, kind, shots, words, main_variant(methods[OURS]), main_variant(methods[REAL_PROMPT])))  # fmt: skip
+            pairs.append(
+                Fidelity(
+                    family,
+                    kind,
+                    shots,
+                    words,
+                    main_variant(methods[OURS]),
+                    main_variant(methods[REAL_PROMPT]),
+                )
+            )
     return pairs
 
 
@@ -94,4 +103,9 @@ def fidelity_table(data: ReportData) -> Table | None:
     if not pairs:
         return None
     rows = [[p.family, p.data_kind, str(p.shots), *fidelity_cells(p)] for p in pairs]
-    return Table("Generator fidelity on training tasks", ["family", "data", "shots", *FIDELITY_HEADER], rows, [FIDELITY_NOTE])  # fmt: skip
+    return Table(
+        "Generator fidelity on training tasks",
+        ["family", "data", "shots", *FIDELITY_HEADER],
+        rows,
+        [FIDELITY_NOTE],
+    )

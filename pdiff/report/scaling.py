@@ -53,12 +53,16 @@ def samples_of(results: list[Result], path: Path) -> int:
             continue
         values = [r.settings.get(key) for key in SAMPLE_SETTINGS]
         if any(v is None for v in values):
-            raise ArtifactError(f"{path} records no pretrain batch per task (written before pdiff recorded it)",
-                                hint="write it again: pdiff -w WORKSPACE report --env FAMILY --out DIR")  # fmt: skip
+            raise ArtifactError(
+                f"{path} records no pretrain batch per task (written before pdiff recorded it)",
+                hint="write it again: pdiff -w WORKSPACE report --env FAMILY --out DIR",
+            )
         found.add(pretraining_samples(*(int(v) for v in values)))
     if len(found) != 1:
-        raise ArtifactError(f"{path}: its cells were pretrained on {', '.join(map(str, sorted(found))) or 'no'} samples",
-                            hint="a rung is one reproduce in one workspace: one Prompt-DT budget")  # fmt: skip
+        raise ArtifactError(
+            f"{path}: its cells were pretrained on {', '.join(map(str, sorted(found))) or 'no'} samples",
+            hint="a rung is one reproduce in one workspace: one Prompt-DT budget",
+        )
     return found.pop()
 
 
@@ -66,8 +70,10 @@ def read_rung(directory: Path) -> RungReport:
     rung = rung_of(directory.name)
     path = directory / "report.json"
     if not path.is_file():
-        raise UsageError(f"--scaling {directory}: no report.json there",
-                         hint=f"write it: pdiff -w WORKSPACE report --env FAMILY --out {directory}")  # fmt: skip
+        raise UsageError(
+            f"--scaling {directory}: no report.json there",
+            hint=f"write it: pdiff -w WORKSPACE report --env FAMILY --out {directory}",
+        )
     data = restated_data(read_report(path))
     return RungReport(rung, directory, data, samples_of(data.results, path))
 
@@ -75,11 +81,16 @@ def read_rung(directory: Path) -> RungReport:
 def read_rungs(directories: list[Path]) -> list[RungReport]:
     """The rungs in order of their pretraining samples; each rung once."""
     if not directories:
-        raise UsageError("--scaling needs the rungs' directories", hint="e.g. pdiff report --scaling DIR/x1 DIR/x4 --out DIR")  # fmt: skip
+        raise UsageError(
+            "--scaling needs the rungs' directories",
+            hint="e.g. pdiff report --scaling DIR/x1 DIR/x4 --out DIR",
+        )
     names = [d.name for d in directories]
     if len(set(names)) < len(names):
         twice = next(n for n in names if names.count(n) > 1)
-        raise UsageError(f"--scaling: rung {twice!r} given twice", hint=f"one directory per rung ({', '.join(RUNGS)})")  # fmt: skip
+        raise UsageError(
+            f"--scaling: rung {twice!r} given twice", hint=f"one directory per rung ({', '.join(RUNGS)})"
+        )
     rungs = [read_rung(d) for d in directories]
     return sorted(rungs, key=lambda r: (r.samples, list(RUNGS).index(r.rung.name)))
 
@@ -87,8 +98,10 @@ def read_rungs(directories: list[Path]) -> list[RungReport]:
 def family_of(rungs: list[RungReport]) -> str:
     families = {r.family for rung in rungs for r in rung.data.results if not is_ood(r.family)}
     if len(families) != 1:
-        raise ArtifactError(f"the rungs report {', '.join(sorted(families)) or 'no family'}; a scaling study is one family",
-                            hint="write each rung's report with pdiff report --env FAMILY --out DIR")  # fmt: skip
+        raise ArtifactError(
+            f"the rungs report {', '.join(sorted(families)) or 'no family'}; a scaling study is one family",
+            hint="write each rung's report with pdiff report --env FAMILY --out DIR",
+        )
     return families.pop()
 
 
@@ -118,9 +131,12 @@ def score_table(rungs: list[RungReport], cells: list[dict[str, Result]], shots: 
     for method in methods:
         texts = [c[method].normalized.text() if method in c and c[method].normalized else "–" for c in cells]
         rows.append([method, *texts])
-    notes = [f"Normalised score (100: the expert data, 0: random), mean ± std over seeds [95% interval resampling "
-             f"whole seeds], expert few-shot data, {shots} shots; samples: the Prompt-DT's pretraining segments "
-             "(steps × batch per task × training tasks), as its runs recorded them.", f"![{FIGURE}]({FIGURE})"]  # fmt: skip
+    notes = [
+        f"Normalised score (100: the expert data, 0: random), mean ± std over seeds [95% interval resampling "
+        f"whole seeds], expert few-shot data, {shots} shots; samples: the Prompt-DT's pretraining segments "
+        "(steps × batch per task × training tasks), as its runs recorded them.",
+        f"![{FIGURE}]({FIGURE})",
+    ]
     return Table("Normalised score per rung", ["method", *map(column, rungs)], rows, notes)
 
 
@@ -140,8 +156,11 @@ def verdict_table(rungs: list[RungReport], cells: list[dict[str, Result]]) -> Ta
 
 
 def fidelity_table(rungs: list[RungReport]) -> Table | None:
-    rows = [[rung.rung.name, pair.family, pair.data_kind, str(pair.shots), *fidelity_cells(pair)]
-            for rung in rungs for pair in fidelity_pairs(rung.data)]  # fmt: skip
+    rows = [
+        [rung.rung.name, pair.family, pair.data_kind, str(pair.shots), *fidelity_cells(pair)]
+        for rung in rungs
+        for pair in fidelity_pairs(rung.data)
+    ]
     if not rows:
         return None
     header = ["rung", "family", "data", "shots", *FIDELITY_HEADER]
@@ -156,11 +175,20 @@ def compute_table(rungs: list[RungReport], family: str) -> Table:
         rows.append([rung.rung.name, rung.rung.meaning, f"{rung.samples:,}", runtime.compute_text(results)])
         implied = implied_samples(rung.rung, family)
         if implied != rung.samples:
-            notes.append(f"{rung.rung.name}: its runs trained on {rung.samples:,} samples; the rung implies "
-                         f"{implied:,} at the packaged {PRESET} preset: its runs were given other budgets.")  # fmt: skip
-    notes.append("Compute: how long the runs behind each rung's numbers ran, summed per stage (each run once; "
-                 "collect not included; runs that ran beside others count in full).")  # fmt: skip
-    return Table("Each rung's budget and compute", ["rung", "what it changes", "pretraining samples", "compute"], rows, notes)  # fmt: skip
+            notes.append(
+                f"{rung.rung.name}: its runs trained on {rung.samples:,} samples; the rung implies "
+                f"{implied:,} at the packaged {PRESET} preset: its runs were given other budgets."
+            )
+    notes.append(
+        "Compute: how long the runs behind each rung's numbers ran, summed per stage (each run once; "
+        "collect not included; runs that ran beside others count in full)."
+    )
+    return Table(
+        "Each rung's budget and compute",
+        ["rung", "what it changes", "pretraining samples", "compute"],
+        rows,
+        notes,
+    )
 
 
 def draw(rungs: list[RungReport], cells: list[dict[str, Result]], family: str, shots: int, out: Path) -> Path:
@@ -168,16 +196,24 @@ def draw(rungs: list[RungReport], cells: list[dict[str, Result]], family: str, s
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     for method in ordered({m for c in cells for m in c}, METHOD_ORDER):
-        points = [(rung.samples, c[method].normalized) for rung, c in zip(rungs, cells, strict=True)
-                  if method in c and c[method].normalized is not None]  # fmt: skip
+        points = [
+            (rung.samples, c[method].normalized)
+            for rung, c in zip(rungs, cells, strict=True)
+            if method in c and c[method].normalized is not None
+        ]
         if not points:
             continue
         xs = [x for x, _ in points]
         line = ax.plot(xs, [s.mean for _, s in points], marker="o", label=method)[0]
         banded = [(x, s) for x, s in points if s.low is not None and s.high is not None]
         if banded:
-            ax.fill_between([x for x, _ in banded], [s.low for _, s in banded], [s.high for _, s in banded],
-                            color=line.get_color(), alpha=0.15)  # fmt: skip
+            ax.fill_between(
+                [x for x, _ in banded],
+                [s.low for _, s in banded],
+                [s.high for _, s in banded],
+                color=line.get_color(),
+                alpha=0.15,
+            )
     ax.set_xscale("log")
     ax.set_xticks([r.samples for r in rungs], [f"{r.rung.name}\n{r.samples:,}" for r in rungs], fontsize=8)
     ax.minorticks_off()
@@ -202,10 +238,16 @@ def render(rungs: list[RungReport], out: Path) -> str:
         "",
         f"Generated by `pdiff report --scaling {given} --out {out}` from each rung's report.json; do not edit "
         f"by hand. Each rung is `pdiff reproduce --preset {PRESET}` with its own `--set` overrides, in a workspace "
-        "of its own: " + " · ".join(f"[{r.rung.name}]({os.path.relpath(r.directory / 'report.md', out)})" for r in rungs),
+        "of its own: "
+        + " · ".join(f"[{r.rung.name}]({os.path.relpath(r.directory / 'report.md', out)})" for r in rungs),
         "",
-    ]  # fmt: skip
-    tables = [score_table(rungs, cells, shots), verdict_table(rungs, cells), fidelity_table(rungs), compute_table(rungs, family)]  # fmt: skip
+    ]
+    tables = [
+        score_table(rungs, cells, shots),
+        verdict_table(rungs, cells),
+        fidelity_table(rungs),
+        compute_table(rungs, family),
+    ]
     lines += [table.markdown() for table in tables if table is not None]
     lines += [
         "### Commands",
@@ -241,7 +283,11 @@ def scaling_sentence(results_dir: Path, page: Path) -> str:
     for rung in rungs:
         cells = rung_cells(rung, family, shots)
         ours, real = cells.get(OURS), cells.get(REAL_PROMPT)
-        verdicts.append(f"{standing(ours, real)[0] if ours and real else 'not run'} at {rung.rung.name} ({rung.samples:,} samples)")  # fmt: skip
+        verdicts.append(
+            f"{standing(ours, real)[0] if ours and real else 'not run'} at {rung.rung.name} ({rung.samples:,} samples)"
+        )
     link = os.path.relpath(results_dir / SCALING_DIR / "README.md", page.parent)
-    return (f"\nScaling the Prompt-DT's pretraining on {family} ([the study]({link})): Prompt Diffuser against "
-            f"the real prompt (prompt-dt) is {', '.join(verdicts)}.\n")  # fmt: skip
+    return (
+        f"\nScaling the Prompt-DT's pretraining on {family} ([the study]({link})): Prompt Diffuser against "
+        f"the real prompt (prompt-dt) is {', '.join(verdicts)}.\n"
+    )

@@ -22,8 +22,10 @@ def first_seeds(seeds: list[int], count: int | None) -> list[int]:
 def seed_groups(seeds: list[int], groups: int) -> list[list[int]]:
     """`seeds` cut into `groups` runs of consecutive seeds whose sizes differ by at most one (larger first)."""
     if not 1 <= groups <= len(seeds):
-        raise UsageError(f"pretrain_groups {groups} does not fit {len(seeds)} seeds",
-                         hint=f"set reproduce.pretrain_groups to at most {len(seeds)}, or run more seeds")  # fmt: skip
+        raise UsageError(
+            f"pretrain_groups {groups} does not fit {len(seeds)} seeds",
+            hint=f"set reproduce.pretrain_groups to at most {len(seeds)}, or run more seeds",
+        )
     size, larger = divmod(len(seeds), groups)
     cut, start = [], 0
     for group in range(groups):

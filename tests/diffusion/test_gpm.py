@@ -48,10 +48,17 @@ def test_gpm_with_memory_one_is_project_step_after_step() -> None:
     basis = GradientBasis(memory=1, refresh_every=1)
     for step in range(3):
         for rule, model in models.items():
-            combine(model, lambda m, s=step: dm_loss(m, SCHEDULE, seed=10 + s),
-                    lambda m, s=step: chain_loss(m, SCHEDULE, seed=20 + s), rule, 0.7, basis)  # fmt: skip
-        torch.testing.assert_close(written_gradient(models["gpm"]), written_gradient(models["project"]),
-                                   rtol=3e-7, atol=0.0)  # 1 float32 ulp  # fmt: skip
+            combine(
+                model,
+                lambda m, s=step: dm_loss(m, SCHEDULE, seed=10 + s),
+                lambda m, s=step: chain_loss(m, SCHEDULE, seed=20 + s),
+                rule,
+                0.7,
+                basis,
+            )
+        torch.testing.assert_close(
+            written_gradient(models["gpm"]), written_gradient(models["project"]), rtol=3e-7, atol=0.0
+        )  # 1 float32 ulp
         with torch.no_grad():  # move both models alike, so that the next step's gradients differ
             for a, b in zip(models["project"].parameters(), models["gpm"].parameters(), strict=True):
                 a -= 0.01 * a.grad
@@ -136,8 +143,14 @@ def test_every_rule_reports_the_share_it_removes() -> None:
         reference_gradient(small_denoiser(), plain_plm),
     )
     cosine = float(g_dm @ g_plm / (g_dm.norm() * g_plm.norm()))
-    expected = {"project": abs(cosine), "gpm": abs(cosine), "sum": 0.0, "none": 1.0, "plm-only": 0.0,
-                "pcgrad": abs(cosine) if cosine < 0 else 0.0}  # fmt: skip
+    expected = {
+        "project": abs(cosine),
+        "gpm": abs(cosine),
+        "sum": 0.0,
+        "none": 1.0,
+        "plm-only": 0.0,
+        "pcgrad": abs(cosine) if cosine < 0 else 0.0,
+    }
     assert set(expected) == set(GUIDANCE_RULES)
     trace = GuidanceTrace()
     for rule, share in expected.items():
@@ -166,14 +179,21 @@ def test_guidance_defaults_are_the_papers_and_project() -> None:
 
 @pytest.mark.parametrize(
     "setting, needle",
-    [("gpm.memory=0", "greater than or equal to 1"), ("gpm.refresh_every=0", "greater than or equal to 1"),
-     ("gpm.energy=0", "(0, 1]"), ("gpm.energy=1.5", "(0, 1]"), ("gpm.energy=nan", "(0, 1]"),
-     ("guidance=gpms", "gpm"), ("lam=-1", "greater than or equal to 0")],
-)  # fmt: skip
+    [
+        ("gpm.memory=0", "greater than or equal to 1"),
+        ("gpm.refresh_every=0", "greater than or equal to 1"),
+        ("gpm.energy=0", "(0, 1]"),
+        ("gpm.energy=1.5", "(0, 1]"),
+        ("gpm.energy=nan", "(0, 1]"),
+        ("guidance=gpms", "gpm"),
+        ("lam=-1", "greater than or equal to 0"),
+    ],
+)
 def test_bad_gpm_settings_exit_2_naming_the_allowed_range(tmp_path, setting: str, needle: str) -> None:
     ws, _ = Workspace.init(tmp_path / "ws")
-    result = CliRunner().invoke(app, ["-w", str(ws.root), "diffuse", "--env", "cheetah-vel", "--preset", "smoke",
-                                      "--set", setting])  # fmt: skip
+    result = CliRunner().invoke(
+        app, ["-w", str(ws.root), "diffuse", "--env", "cheetah-vel", "--preset", "smoke", "--set", setting]
+    )
     assert result.exit_code == 2, result.output
     line = one_line_error(result.stderr)
     key, value = setting.split("=")

@@ -37,10 +37,17 @@ def prompt_dt_loss(model: torch.nn.Module, step: int) -> torch.Tensor:
     return action_loss(model(**inputs), target, inputs["attention_mask"])
 
 
-@pytest.mark.parametrize("build, loss_of", [
-    (lambda: PromptDT(PromptDTConfig(6, 3, embed_dim=32, n_layer=1, context_len=5, dropout=0.0)), prompt_dt_loss),
-    (lambda: small_denoiser(0), lambda model, step: dm_loss(model, VPSchedule(steps=5), seed=step)),
-], ids=["prompt-dt", "denoiser"])  # fmt: skip
+@pytest.mark.parametrize(
+    "build, loss_of",
+    [
+        (
+            lambda: PromptDT(PromptDTConfig(6, 3, embed_dim=32, n_layer=1, context_len=5, dropout=0.0)),
+            prompt_dt_loss,
+        ),
+        (lambda: small_denoiser(0), lambda model, step: dm_loss(model, VPSchedule(steps=5), seed=step)),
+    ],
+    ids=["prompt-dt", "denoiser"],
+)
 def test_bf16_training_reaches_the_loss_fp32_reaches(build, loss_of):
     torch.manual_seed(0)
     fp32_model = build()

@@ -34,8 +34,11 @@ def cell(method: str, level: float, family: str, batch: int, *, tasks: int = 2) 
 
 
 def rung(ours: float, real: float, batch: int, family: str = "cheetah-dir") -> ReportData:
-    return data(cell("prompt-diffuser", ours, family, batch), cell("prompt-dt", real, family, batch),
-                cell("soft-prompt", 50.0, family, batch))  # fmt: skip
+    return data(
+        cell("prompt-diffuser", ours, family, batch),
+        cell("prompt-dt", real, family, batch),
+        cell("soft-prompt", 50.0, family, batch),
+    )
 
 
 def row_of(markdown: str, title: str, first: str) -> list[str]:
@@ -59,9 +62,13 @@ def test_rungs_are_columns_in_order_of_the_samples_their_runs_record(ladder):
     header = next(line for line in page.splitlines() if line.startswith("| method |"))
     assert header == "| method | x1 (8,000 samples) | x4 (32,000 samples) |"  # 4000 steps × batch × 2 tasks
     for method in ("prompt-diffuser", "prompt-dt", "soft-prompt"):
-        expected = [restated(cell(method, level, "cheetah-dir", batch)).normalized.text()
-                    for batch, level in ((1, {"prompt-diffuser": 40.0, "prompt-dt": 60.0}.get(method, 50.0)),
-                                         (4, {"prompt-diffuser": 75.0, "prompt-dt": 60.0}.get(method, 50.0)))]  # fmt: skip
+        expected = [
+            restated(cell(method, level, "cheetah-dir", batch)).normalized.text()
+            for batch, level in (
+                (1, {"prompt-diffuser": 40.0, "prompt-dt": 60.0}.get(method, 50.0)),
+                (4, {"prompt-diffuser": 75.0, "prompt-dt": 60.0}.get(method, 50.0)),
+            )
+        ]
         assert row_of(page, "Normalised score per rung", method)[1:] == expected
     assert (out / FIGURE).read_bytes()[:4] == b"\x89PNG" and f"![{FIGURE}]({FIGURE})" in page
     assert write_scaling(rungs, out).read_text() == page  # no date: the same reports give the same page
@@ -141,7 +148,7 @@ def test_no_ratio_to_a_score_that_is_not_above_zero():
             ],
             ArtifactError,
             "a scaling study is one family",
-        ),  # fmt: skip
+        ),
         (
             lambda root: [
                 publish(
@@ -153,7 +160,7 @@ def test_no_ratio_to_a_score_that_is_not_above_zero():
             ],
             ArtifactError,
             "8000, 32000 samples",
-        ),  # fmt: skip
+        ),
     ],
     ids=["unknown rung", "no report", "two families", "two budgets in one rung"],
 )
@@ -189,8 +196,10 @@ def test_the_readme_gets_a_sentence_only_when_rungs_are_published(tmp_path):
     publish(results / SCALING_DIR / "x1", rung(40.0, 60.0, batch=1))
     publish(results / SCALING_DIR / "x4", rung(75.0, 60.0, batch=4))
     write_summary(results, readme)
-    sentence = ("Scaling the Prompt-DT's pretraining on cheetah-dir ([the study](docs/results/scaling/README.md)): "
-                "Prompt Diffuser against the real prompt (prompt-dt) is behind at x1 (8,000 samples), "
-                "ahead at x4 (32,000 samples).")  # fmt: skip
+    sentence = (
+        "Scaling the Prompt-DT's pretraining on cheetah-dir ([the study](docs/results/scaling/README.md)): "
+        "Prompt Diffuser against the real prompt (prompt-dt) is behind at x1 (8,000 samples), "
+        "ahead at x4 (32,000 samples)."
+    )
     assert sentence in readme.read_text()
     assert not (results / SCALING_DIR / "README.md").exists()  # `make results` writes the page itself
