@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
-from pdiff.models.precision import Autocast
+from pdiff.models.precision import Autocast, autocast_method
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class Denoiser(Autocast, nn.Module):
         self.mid = nn.Sequential(*layers)
         self.out = nn.Linear(config.hidden, config.x_dim)
 
+    @autocast_method
     def forward(self, x: Tensor, n: Tensor, cond: Tensor) -> Tensor:
         """ε̂ (B, x_dim) for noisy x (B, x_dim) at diffusion steps n (B,) in 1..N, condition cond (B, cond_dim)."""
         if x.shape[-1] != self.config.x_dim or cond.shape[-1] != self.config.cond_dim:
@@ -83,9 +84,8 @@ class Denoiser(Autocast, nn.Module):
                 f"denoiser built for x_dim {self.config.x_dim} / cond_dim {self.config.cond_dim} got "
                 f"x {tuple(x.shape)} and cond {tuple(cond.shape)}"
             )
-        with self.autocast():
-            features = torch.cat((x, self.time_mlp(n).to(x.dtype), cond.to(x.dtype)), dim=-1)
-            return self.out(self.mid(features)).to(x.dtype)
+        features = torch.cat((x, self.time_mlp(n).to(x.dtype), cond.to(x.dtype)), dim=-1)
+        return self.out(self.mid(features)).to(x.dtype)
 
 
 def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:

@@ -7,6 +7,9 @@ autocast and hand back float32, so losses, gradients and the code around a model
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -21,3 +24,14 @@ class Autocast:
             return contextlib.nullcontext()
         device = next(self.parameters()).device  # type: ignore[attr-defined]
         return torch.autocast(device.type, dtype=self.compute_dtype)
+
+
+def autocast_method(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an Autocast module's method under its `autocast()` (the model's inner passes, once each)."""
+
+    @functools.wraps(method)
+    def wrapped(self: Autocast, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        with self.autocast():
+            return method(self, *args, **kwargs)
+
+    return wrapped

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pdiff.models.precision import Autocast
+from pdiff.models.precision import Autocast, autocast_method
 
 # Index into the (R̂, s, a) triple of each step.
 _STATE_TOKEN = 1
@@ -129,8 +129,7 @@ class CausalSelfAttention(nn.Module):
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
         """Attention output (B, Tq, E) after the output projection; mask (B, 1, Tq, Tk) bool, True = may attend."""
         dropout = self.training and 0.0 < self.dropout < 1.0
-        # On CPU two plain products beat SDPA's kernel where it would draw a dropout number per weight, and
-        # in bf16, where its flash kernel is slower than they are; softmax stays in float32.
+        # On CPU two plain products beat SDPA's kernel with dropout (a draw per weight) and in bf16 (its flash kernel).
         if q.device.type == "cpu" and (dropout or q.dtype == torch.bfloat16):
             scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
             weights = torch.softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1).to(v.dtype)
@@ -273,11 +272,9 @@ class PromptDT(Autocast, nn.Module):
         The prompt is either `prompt` or token embeddings `prompt_embeddings` (P, 3H, E) with an optional
         step mask `prompt_mask` (P, H) and `prompt_rows` (as Prompt.rows).
         """
-        with self.autocast():
-            cache = self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
-            steps = states.shape[1]
-            pred = self._predict(states, actions, returns_to_go, timesteps, attention_mask, cache, steps)
-        return pred.float()
+        cache = self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
+        steps = states.shape[1]
+        return self._predict(states, actions, returns_to_go, timesteps, attention_mask, cache, steps)
 
     @torch.no_grad()
     def encode_prompt(
@@ -292,8 +289,7 @@ class PromptDT(Autocast, nn.Module):
 
         Exact: prompt tokens come first, so under the causal mask they never see the main sequence.
         """
-        with self.autocast():
-            cache = self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
+        cache = self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
         if cache is None:
             raise ValueError("encode_prompt needs a prompt or prompt_embeddings")
         return cache
@@ -317,15 +313,14 @@ class PromptDT(Autocast, nn.Module):
         Evaluation should pass a PromptCache from `encode_prompt` (once per evaluation, with `rows` mapping
         episodes to their task's prompt), so the prompt is not recomputed at every environment step.
         """
-        with self.autocast():
-            cache = (
-                prompt
-                if isinstance(prompt, PromptCache)
-                else self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
-            )
-            pred = self._predict(states, actions, returns_to_go, timesteps, attention_mask, cache, 1)
-        return pred[:, -1].float()
+        cache = (
+            prompt
+            if isinstance(prompt, PromptCache)
+            else self._encode(prompt, prompt_embeddings, prompt_mask, prompt_rows)
+        )
+        return self._predict(states, actions, returns_to_go, timesteps, attention_mask, cache, 1)[:, -1]
 
+    @autocast_method
     def _encode(
         self, prompt: Prompt | None, embeddings: Tensor | None, step_mask: Tensor | None, rows: Tensor | None
     ) -> PromptCache | None:
@@ -350,6 +345,7 @@ class PromptDT(Autocast, nn.Module):
         _, k, v = self.blocks[-1].attn.project(self.blocks[-1].ln1(x))
         return PromptCache(keys + [k], values + [v], token_mask, rows)
 
+    @autocast_method
     def _predict(
         self,
         states: Tensor,
@@ -386,7 +382,7 @@ class PromptDT(Autocast, nn.Module):
                 x = block(x, mask, prefix=prefix)[0]
             else:
                 x = block(x, mask[:, :, read], queries=read, prefix=prefix)[0]
-        return torch.tanh(self.action_head(self.ln_f(x)))
+        return torch.tanh(self.action_head(self.ln_f(x))).float()  # float32 out, whatever the precision
 
 
 def _gpt2_init(module: nn.Module) -> None:
