@@ -21,7 +21,7 @@ from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
 from pdiff.stages.pipeline import StepResult, finished_match, interrupted_match, run_stage, same_config
-from pdiff.stages.pretrain import PretrainConfig, training_tasks
+from pdiff.stages.pretrain import PretrainConfig
 from pdiff.stages.reproduce import RESULT_NEUTRAL
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run
@@ -81,7 +81,7 @@ def implied_samples(rung: Rung, family: str) -> int:
     config = resolve_config(
         PretrainConfig, "pretrain", workspace=None, preset=PRESET, overrides=overrides, flags={"env": family}
     )
-    tasks = len(training_tasks(get_family(family), config.include_test_tasks))
+    tasks = len(get_family(family).training_tasks(config.include_test_tasks))
     return pretraining_samples(config.steps, config.batch_per_task, tasks)
 
 

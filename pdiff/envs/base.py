@@ -50,6 +50,10 @@ class TaskFamily:
     eval_target: float
     ood: OodSplit | None = None  # set on the out-of-distribution families only
 
+    def training_tasks(self, include_test: bool = False) -> list[int]:
+        """The tasks a Prompt-DT trains on: the training split, plus the test tasks where `include_test`."""
+        return sorted(set(self.train_tasks) | (set(self.test_tasks) if include_test else set()))
+
     # --- task-specific; concrete families override these -----------------------------------------------
 
     def task_params(self, task_id: int) -> TaskParams:

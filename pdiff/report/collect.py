@@ -18,7 +18,6 @@ from pdiff.envs import get_family
 from pdiff.errors import ArtifactError, UsageError
 from pdiff.methods.options import recorded_options
 from pdiff.methods.zero_shot import recorded_setting
-from pdiff.stages.pretrain import training_tasks
 from pdiff.stats import average_interval, mean_interval, sample_std
 from pdiff.workspace.root import Workspace, parse_utc
 from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
@@ -230,7 +229,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         settings["pretrain batch per task"] = pretrain.config.get("batch_per_task")
         include_test = bool(pretrain.config.get("include_test_tasks"))
         pretrain_family = get_family(str(pretrain.config["env"]))
-        settings["pretrain tasks"] = len(training_tasks(pretrain_family, include_test))
+        settings["pretrain tasks"] = len(pretrain_family.training_tasks(include_test))
         settings["pretrain data"] = pretrain.config.get("data_kind")
         # only the full-data model's Prompt-DT trains on test tasks; saying so plainly keeps a family's row honest
         if pretrain.config.get("include_test_tasks"):

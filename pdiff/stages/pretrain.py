@@ -92,15 +92,10 @@ class PretrainConfig(ComputeConfig):
 register_stage_config("pretrain", PretrainConfig)
 
 
-def training_tasks(family: TaskFamily, include_test: bool) -> list[int]:
-    tasks = set(family.train_tasks) | (set(family.test_tasks) if include_test else set())
-    return sorted(tasks)
-
-
 def load_data(
     workspace: Workspace, family: TaskFamily, config: PretrainConfig
 ) -> tuple[FamilyData, FamilyData]:
-    tasks = training_tasks(family, config.include_test_tasks)
+    tasks = family.training_tasks(config.include_test_tasks)
     kwargs = {"max_episodes_per_task": config.max_episodes_per_task}
     try:
         data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks, **kwargs)
@@ -136,7 +131,7 @@ def model_config_payload(
         else float(data.episode_returns.max()),
         "eval_target_source": "set" if config.eval_target is not None else "best training episode return",
         "horizon": family.horizon,
-        "train_tasks": training_tasks(family, config.include_test_tasks),
+        "train_tasks": family.training_tasks(config.include_test_tasks),
         "data_kind": config.data_kind,
         "datasets": list(data.dataset_ids),
     }
@@ -159,7 +154,7 @@ def train(
     if run is not None:
         run.record_inputs("dataset", zip(data.dataset_ids + prompt_data.dataset_ids,
                                          data.content_sha256 + prompt_data.content_sha256, strict=True))  # fmt: skip
-    tasks = training_tasks(family, config.include_test_tasks)
+    tasks = family.training_tasks(config.include_test_tasks)
     mean, std = data.state_stats(tasks)
     norm = {
         "rtg_scale": family.rtg_scale,

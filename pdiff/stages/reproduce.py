@@ -23,6 +23,7 @@ from pdiff.envs import get_family, ood_variant
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import ABLATION_RULES, GuidanceRule
 from pdiff.methods.zero_shot import ZERO_SHOT_METHODS, ZERO_SHOT_SETTINGS, recorded_setting
+from pdiff.report.paper import PAPER_FAMILIES
 from pdiff.stages.common import CADENCE_SETTINGS
 from pdiff.stages.matrix_seeds import CellSeeds, diffusion_inputs, prompt_dts
 from pdiff.stages.pipeline import (
@@ -36,12 +37,11 @@ from pdiff.stages.pipeline import (
 from pdiff.workspace.root import STAGES, Workspace
 from pdiff.workspace.runs import Run, RunStatus, list_runs
 
-PAPER_FAMILIES = ["cheetah-dir", "cheetah-vel", "ant-dir", "metaworld-reach"]
 EVAL_ONLY_METHODS = ("full-data", "random-prompt")  # rows made by eval alone, no tune method
 
 
 class ReproduceConfig(StageConfig):
-    envs: list[str] = Field(PAPER_FAMILIES, min_length=1, description="Task families.")
+    envs: list[str] = Field(list(PAPER_FAMILIES), min_length=1, description="Task families.")
     methods: list[str] | None = Field(
         None, description="Methods (default: every tune method and full-data; random-prompt on request)."
     )
@@ -144,12 +144,11 @@ def check_methods(methods: list[str] | None) -> list[str]:
 
 def pretrain_datasets_match(workspace: Workspace, config: StageConfig, run: Run) -> bool:
     """A finished pretrain counts only if it read the datasets that are the latest now."""
-    from pdiff.stages.pretrain import training_tasks
 
     family = get_family(config.env)  # type: ignore[attr-defined]
     wanted = set()
     for kind in (config.data_kind, "prompt-expert"):  # type: ignore[attr-defined]
-        for task in training_tasks(family, config.include_test_tasks):  # type: ignore[attr-defined]
+        for task in family.training_tasks(config.include_test_tasks):  # type: ignore[attr-defined]
             version = latest_version(workspace.datasets_dir, family.name, task, kind)
             if version is None:
                 return False

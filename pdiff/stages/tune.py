@@ -49,7 +49,6 @@ from pdiff.methods.zero_shot import (
     training_prompts,
 )
 from pdiff.stages.common import checkpoint_of, load_policies, open_run, runs_per_seed, stage_run
-from pdiff.stages.pretrain import training_tasks
 from pdiff.stages.tune_progress import TuneProgress, clear_progress, inputs_of
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
@@ -261,7 +260,7 @@ def tune(
     banks: dict[str, ZeroShotPrompts] = {}
     for seed in config.seeds if not config.shots else []:
         if pretrain[seed].run_id not in banks:
-            banks[pretrain[seed].run_id] = training_prompts(workspace.datasets_dir, family, training_tasks(family, False),
+            banks[pretrain[seed].run_id] = training_prompts(workspace.datasets_dir, family, family.training_tasks(),
                                                             policies[seed], config.zero_shot_source)  # fmt: skip
     sources = {seed: banks[pretrain[seed].run_id] for seed in config.seeds if not config.shots}
     # `nearest`: both methods take the nearest training task's episodes as few-shot data; `none`: the prompts

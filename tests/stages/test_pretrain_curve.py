@@ -20,7 +20,6 @@ from pdiff.envs import get_family
 from pdiff.eval.budget import plateau_budget
 from pdiff.eval.curve import TrainingTaskCurve
 from pdiff.stages.pipeline import same_config
-from pdiff.stages.pretrain import training_tasks
 
 pytestmark = pytest.mark.metaworld
 
@@ -38,7 +37,7 @@ def test_the_curve_is_logged_and_plotted_and_changes_nothing_trained(reach_ws):
 
 def test_the_curve_rolls_out_training_tasks_only(reach_ws):
     family = get_family("metaworld-reach")
-    tasks = training_tasks(family, include_test=False)
+    tasks = family.training_tasks()
     data = load_family_data(reach_ws.datasets_dir, family.name, "prompt-expert", tasks)
     bank = PromptBank(data, prompt_len=5, rtg_scale=family.rtg_scale, state_mean=np.zeros(39, np.float32),
                       state_std=np.ones(39, np.float32), max_ep_len=1000)  # fmt: skip

@@ -41,14 +41,14 @@ def test_the_paper_and_study_presets_collect_with_teachers_that_ship(tmp_path):
     teacher inside the package at the paper and study presets, and the quick preset still trains its own."""
     from pdiff.config import resolve_config
     from pdiff.envs import ood_variant
+    from pdiff.report.paper import PAPER_FAMILIES
     from pdiff.stages.collect import CollectConfig
-    from pdiff.stages.reproduce import PAPER_FAMILIES
     from pdiff.stages.teacher import needs_teacher
     from pdiff.teachers.shipped import teacher_family_name
     from pdiff.workspace.root import Workspace
 
     workspace, _ = Workspace.init(tmp_path / "w")
-    names = PAPER_FAMILIES + [ood for ood in map(ood_variant, PAPER_FAMILIES) if ood]
+    names = list(PAPER_FAMILIES) + [ood for ood in map(ood_variant, PAPER_FAMILIES) if ood]
     families = [get_family(name) for name in names]
     with_teacher = [f for f in families if needs_teacher(f)]
     assert {f.name for f in with_teacher} >= {"cheetah-vel", "cheetah-dir", "ant-dir", "ant-dir-ood"}
