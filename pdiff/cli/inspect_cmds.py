@@ -17,7 +17,7 @@ from pdiff.cli.app import GlobalOptions, app, options
 from pdiff.cli.render import choice, compact, headline, key_values, number
 from pdiff.console import next_step, out, pasteable
 from pdiff.errors import EXIT_FAILED, UsageError
-from pdiff.workspace import inventory
+from pdiff.report import inventory
 from pdiff.workspace.root import STAGES, Workspace, resolve_root
 from pdiff.workspace.runs import find_run, list_runs
 
@@ -320,9 +320,9 @@ def config_show(
     """Every setting of a stage: key, type, default (or the preset's value) and description."""
     from pdiff.config import describe, flatten_dotted, resolve_config, stage_models
     from pdiff.methods.registry import METHODS, option_sections
-    from pdiff.stages import load_stage_configs
+    from pdiff.workflows import load_configs
 
-    load_stage_configs()
+    load_configs()
     opts = options(ctx)
     models = stage_models()
     if stage not in models:

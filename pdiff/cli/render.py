@@ -13,7 +13,7 @@ from rich.table import Table
 
 from pdiff.console import out
 from pdiff.errors import UsageError
-from pdiff.workspace.inventory import headline
+from pdiff.report.inventory import headline
 
 __all__ = ["choice", "compact", "headline", "key_values", "number"]
 
@@ -68,3 +68,20 @@ def choice(value: str | None, known: Iterable[str], flag: str) -> str | None:
     close = difflib.get_close_matches(value, names, n=2, cutoff=0.5)
     suggestion = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
     raise UsageError(f"unknown {flag} {value!r}", hint=f"{suggestion}choose one of: {', '.join(names)}")
+
+
+def results_table_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """An eval summary's per-task rows: task, return mean ± std, normalised score, success rate."""
+    rows = []
+    for task, row in summary["per_task"].items():
+        norm = row.get("normalized")
+        success = row.get("success_rate")
+        rows.append(
+            (
+                task,
+                f"{row['return_mean']:.1f} ± {row['return_std']:.1f}",
+                "" if norm is None else f"{norm:.1f}",
+                "" if success is None else f"{100 * success:.0f}%",
+            )
+        )
+    return rows

@@ -11,7 +11,8 @@ import difflib
 
 from pdiff.envs.base import TaskFamily
 from pdiff.envs.locomotion import ANT_DIR, CHEETAH_DIR, CHEETAH_VEL
-from pdiff.envs.metaworld_family import FAMILY_PREFIX, metaworld_family, scripted_tasks
+from pdiff.envs.metaworld_family import FAMILY_PREFIX, metaworld_family
+from pdiff.envs.metaworld_ml1 import scripted_tasks
 from pdiff.envs.ood import ANT_DIR_OOD, CHEETAH_VEL_OOD
 from pdiff.errors import UsageError
 

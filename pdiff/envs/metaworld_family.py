@@ -8,7 +8,6 @@ ids index `train_tasks`, as in the reference.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,12 +15,11 @@ import numpy as np
 
 from pdiff.envs.base import TaskFamily, TaskParams, complement
 from pdiff.envs.metaworld_goals import check_live_goal, frozen_goal
+from pdiff.envs.metaworld_ml1 import ML1_SEED, ml1_benchmark
 
 if TYPE_CHECKING:
     import gymnasium
-    import metaworld
 
-ML1_SEED = 1
 NUM_TASKS = 50
 TEST_TASKS = (11, 17, 25, 36, 41)  # Prompt-DT's ML1 pick-place split, reused for every task
 DEFAULT_HORIZON = 100  # ours (the paper does not say; docs/families.md); the env itself allows 500
@@ -29,27 +27,6 @@ MAX_HORIZON = 500  # the env's max_path_length: a 501st step raises until reset
 RTG_SCALE = 650.0
 EVAL_TARGET = 650.0
 FAMILY_PREFIX = "metaworld-"
-
-
-def scripted_tasks() -> list[str]:
-    """ML1 task names (without "-v3") whose env has a scripted `Sawyer*V3Policy`; cheap (no benchmark)."""
-    return list(_scripted_tasks())
-
-
-@functools.cache
-def _scripted_tasks() -> tuple[str, ...]:
-    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
-    from metaworld.policies import ENV_POLICY_MAP
-
-    return tuple(sorted(name.removesuffix("-v3") for name in ALL_V3_ENVIRONMENTS if name in ENV_POLICY_MAP))
-
-
-@functools.cache
-def ml1_benchmark(task: str) -> metaworld.ML1:
-    """The ML1 benchmark of one task, built once per process (building it takes about 1.5 s)."""
-    import metaworld
-
-    return metaworld.ML1(f"{task}-v3", seed=ML1_SEED)
 
 
 @dataclass(frozen=True)

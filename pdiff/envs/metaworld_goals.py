@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pdiff.envs.metaworld_ml1 import ML1_SEED, ml1_benchmark, scripted_tasks
 from pdiff.errors import ArtifactError, RunFailed
 
 GOALS_PATH = Path(__file__).with_name("metaworld_goals.json")
@@ -64,8 +65,6 @@ def check_live_goal(task: str, task_id: int, live_goal: np.ndarray) -> None:
 
 def generate_goals(tasks: list[str]) -> dict[str, list[list[float]]]:
     """Build each task's ML1 benchmark and record the goal of its 50 train tasks, in task-id order."""
-    from pdiff.envs.metaworld_family import ML1_SEED, ml1_benchmark
-
     goals: dict[str, list[list[float]]] = {}
     for task in tasks:
         benchmark = ml1_benchmark(task)
@@ -82,7 +81,6 @@ def generate_goals(tasks: list[str]) -> dict[str, list[list[float]]]:
 
 
 def main(argv: list[str]) -> None:
-    from pdiff.envs.metaworld_family import ML1_SEED, scripted_tasks
     from pdiff.workspace.atomic import atomic_write_text
 
     tasks = argv or scripted_tasks()

@@ -18,14 +18,11 @@ import gymnasium
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from pdiff.collection.behaviour import KINDS, REFERENCE_RANDOM, TaskJob, collect_task
+from pdiff.collection.sources import calibrated_medium_noise, episode_plan, policy_lineage, policy_specs
+from pdiff.collection.teacher import TeacherSettings, ensure_teacher, needs_teacher, shipped_provenance
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress, log
-from pdiff.data.collectors import (
-    KINDS,
-    REFERENCE_RANDOM,
-    TaskJob,
-    collect_task,
-)
 from pdiff.data.minari_format import (
     Episode,
     dataset_dir,
@@ -39,9 +36,7 @@ from pdiff.data.minari_read import read_metadata, verify_dataset
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError
-from pdiff.stages.collect_sources import medium_noise, policy_lineage, policy_specs, task_job
 from pdiff.stages.common import open_run, stage_run
-from pdiff.stages.teacher import ensure_teacher, needs_teacher, shipped_provenance
 from pdiff.teachers.sac import SACConfig
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
@@ -117,6 +112,16 @@ class CollectConfig(StageConfig):
                 f"unknown kind {unknown[0] if unknown else '(none)'}; choose from {', '.join(KINDS)}"
             )
         return list(dict.fromkeys(kinds))
+
+    def teacher_settings(self) -> TeacherSettings:
+        """What this collect asks of its teacher, as `pdiff.collection.teacher` takes it."""
+        return TeacherSettings(
+            source=self.teacher_source,
+            sac=self.teacher,
+            seed=self.seed,
+            medium_fraction=self.medium_fraction,
+            reuse_run=self.teacher_run,
+        )
 
 
 register_stage_config("collect", CollectConfig)
@@ -249,17 +254,34 @@ def _spaces(family: TaskFamily, task: int, horizon: int) -> tuple[gymnasium.spac
     return spaces  # type: ignore[return-value]
 
 
+def medium_noise(run: Run, family: TaskFamily, config: CollectConfig, horizon: int) -> float:
+    """Meta-World's medium action noise: `medium_noise` when set, else calibrated to `medium_fraction`
+    (0 where no medium kind is collected or a teacher snapshot makes it)."""
+    if "medium" not in config.kinds or needs_teacher(family):
+        return 0.0
+    if config.medium_noise is not None:
+        return config.medium_noise
+    return calibrated_medium_noise(run, family, config.medium_fraction, horizon=horizon, seed=config.seed)
+
+
 def collect(
-    workspace: Workspace, run: Run, config: CollectConfig, teacher: dict[str, Any] | None
+    workspace: Workspace,
+    run: Run,
+    config: CollectConfig,
+    teacher: dict[str, Any] | None,
+    *,
+    horizon: int,
 ) -> dict[str, Any]:
     """Collect every planned (task, kind) not yet written by `run`; return the summary."""
     family = get_family(config.env)
-    horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
     tasks = plan_tasks(family, config)
-    noise = (
-        medium_noise(run, family, config, horizon) if "medium" in config.kinds and teacher is None else 0.0
+    specs = policy_specs(
+        family,
+        teacher,
+        expert_noise=config.expert_noise,
+        prompt_noise=config.prompt_noise,
+        medium_noise=medium_noise(run, family, config, horizon),
     )
-    specs = policy_specs(family, config, teacher, noise)
     write_namespace_metadata(
         workspace.datasets_dir,
         family.name,
@@ -276,7 +298,10 @@ def collect(
     pending = [t for t in tasks if any((t, k) not in done for k in config.kinds)]
     if len(pending) < len(tasks):
         log.info("resuming: %d of %d tasks already written", len(tasks) - len(pending), len(tasks))
-    jobs = [task_job(family, t, config, specs, horizon) for t in pending]
+    plan = episode_plan(
+        family, specs, config.kinds, episodes=config.episodes, prompt_episodes=config.prompt_episodes
+    )
+    jobs = [TaskJob(family.name, task, horizon, config.seed, plan) for task in pending]
     writing = {
         "spaces": _spaces(family, tasks[0], horizon),
         "lineage": {kind: policy_lineage(specs[kind], teacher) for kind in config.kinds},
@@ -336,14 +361,17 @@ def run_collect(
         family = get_family(config.env)
         plan_tasks(family, config)
         if needs_teacher(family) and config.teacher_source == "shipped":
-            shipped_provenance(family, config)
+            shipped_provenance(family, config.medium_fraction)
     run, config = open_run(
         workspace, "collect", config, argv=argv, family=config.env, seed=config.seed, resume=resume
     )
     family = get_family(config.env)
     with stage_run(run):
-        teacher = ensure_teacher(workspace, run, family, config) if needs_teacher(family) else None
-        summary = collect(workspace, run, config, teacher)
+        horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
+        teacher = None
+        if needs_teacher(family):
+            teacher = ensure_teacher(workspace, run, family, config.teacher_settings(), horizon=horizon)
+        summary = collect(workspace, run, config, teacher, horizon=horizon)
         run.manifest["summary"].update(summary)
         run.save()
     return run, summary

@@ -9,7 +9,7 @@ A shipped teacher is what `collect` needs of a trained one, nothing more (no rep
                           what it scores (per task), with the sha256 of both actors
 
 `ship_teacher` writes one from a finished collect run (the maintainers' step, `scripts/ship_teacher.py`);
-`collect --set teacher_source=shipped` reads it (`pdiff.stages.teacher`).
+`collect --set teacher_source=shipped` reads it (`pdiff.collection.teacher`).
 """
 
 from __future__ import annotations

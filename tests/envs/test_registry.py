@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pdiff.envs import TaskFamily, family_names, get_family
-from pdiff.envs.metaworld_family import scripted_tasks
 from pdiff.envs.metaworld_goals import frozen_goals
+from pdiff.envs.metaworld_ml1 import scripted_tasks
 from pdiff.errors import UsageError
 
 # Prompt-DT's released ant_dir goals, tasks 0-9, 23 and 49, copied by hand.

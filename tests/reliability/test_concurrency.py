@@ -11,7 +11,7 @@ import pytest
 from reliability_tools import FAMILY, cli, one_line_error
 from support.killing import checkpoint_at, kill_at
 
-from pdiff.workspace.inventory import leftovers, verify_workspace
+from pdiff.report.inventory import leftovers, verify_workspace
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, list_runs, lock_is_held
 

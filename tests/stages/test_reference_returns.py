@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from pdiff.cli.app import app
-from pdiff.data.collectors import REFERENCE_RANDOM, PolicySpec, build_policy, episode_seed, run_episode
+from pdiff.collection.behaviour import REFERENCE_RANDOM, PolicySpec, build_policy, episode_seed, run_episode
 from pdiff.data.loader import load_family_data
 from pdiff.envs import get_family
-from pdiff.stages.eval import reference_returns
+from pdiff.eval.scoring import reference_returns
 from pdiff.workspace.root import Workspace
 
 pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
@@ -36,7 +36,7 @@ def test_ant_dir_random_reference_is_the_mean_of_episodes_under_evals_terminatio
         ]
     finally:
         env.close()
-    low, _ = reference_returns(workspace, family, TASK)
+    low, _ = reference_returns(workspace.datasets_dir, family, TASK)
     assert low == pytest.approx(np.mean([e.total_return for e in reference]))
     stored = load_family_data(workspace.datasets_dir, "ant-dir", "random", [TASK])
     assert (stored.episode_lengths == horizon).all()  # the training data keeps its episodes whole

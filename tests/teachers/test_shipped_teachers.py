@@ -39,11 +39,11 @@ def test_a_shipped_teacher_beats_uniform_actions(family_name):
 def test_the_paper_and_study_presets_collect_with_teachers_that_ship(tmp_path):
     """Paper-quality data in minutes: every MuJoCo family of the paper (and its OOD variant) collects with a
     teacher inside the package at the paper and study presets, and the quick preset still trains its own."""
+    from pdiff.collection.teacher import needs_teacher
     from pdiff.config import resolve_config
     from pdiff.envs import ood_variant
     from pdiff.report.paper import PAPER_FAMILIES
     from pdiff.stages.collect import CollectConfig
-    from pdiff.stages.teacher import needs_teacher
     from pdiff.teachers.shipped import teacher_family_name
     from pdiff.workspace.root import Workspace
 

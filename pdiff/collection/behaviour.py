@@ -1,4 +1,4 @@
-"""The policies that produce each dataset kind, and the episode loop a collect worker runs.
+"""The behaviour policies that produce each dataset kind, and the episode loop a collect worker runs.
 
 Everything here is picklable and seeded per episode, so the same seed gives the same episodes whichever
 worker process runs them and in whatever order: datasets are byte-identical across runs.

@@ -7,7 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pdiff.data.minari_read import verify_dataset
+from pdiff.errors import ArtifactError
 from pdiff.report.paper import PAPER_FAMILIES
+from pdiff.training.state import CHECKSUMS, CheckpointStore
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, RunStatus, list_runs
 from pdiff.workspace.verification import verify_run
@@ -148,8 +151,6 @@ def workspace_status(workspace: Workspace) -> dict[str, Any]:
 def verify_workspace(workspace: Workspace) -> dict[str, Any]:
     problems: list[str] = []
     dirs = dataset_dirs(workspace)
-    from pdiff.data.minari_read import verify_dataset
-
     for directory in dirs:
         problems += [f"{directory.relative_to(workspace.root)}: {p}" for p in verify_dataset(directory)]
     files = 0
@@ -165,9 +166,6 @@ def verify_workspace(workspace: Workspace) -> dict[str, Any]:
 
 def _checkpoint_problems(run: Run) -> list[str]:
     """Every checkpoint directory (resume state included) against its sha256.json."""
-    from pdiff.errors import ArtifactError
-    from pdiff.training import CHECKSUMS, CheckpointStore
-
     problems = []
     for manifest in sorted(run.dir.glob(f"**/checkpoints/*/{CHECKSUMS}")):
         try:

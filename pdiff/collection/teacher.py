@@ -13,17 +13,19 @@ of this and collects with the teacher inside the package (`pdiff.teachers.shippe
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import numpy as np
 
+from pdiff.collection.behaviour import PolicySpec, build_policy, medium_target, run_episode
 from pdiff.console import StageProgress, log
-from pdiff.data.collectors import PolicySpec, build_policy, medium_target, run_episode
 from pdiff.envs import get_family, ood_variant
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError, UsageError
 from pdiff.teachers.policy import TeacherPolicy
+from pdiff.teachers.sac import SACConfig
 from pdiff.teachers.shipped import load_shipped, read_provenance, teacher_family_name
 from pdiff.teachers.storage import nearest_snapshot
 from pdiff.teachers.training import train_teacher
@@ -32,10 +34,18 @@ from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
 from pdiff.workspace.verification import verified_output
 
-if TYPE_CHECKING:
-    from pdiff.stages.collect import CollectConfig
-
 TEACHER_DIR = "teacher"
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    """What a collect run asks of its teacher."""
+
+    source: Literal["train", "shipped"]  # train (or reuse) one in the workspace, or take the package's
+    sac: SACConfig
+    seed: int
+    medium_fraction: float  # the medium snapshot's return: random + fraction·(expert − random)
+    reuse_run: str | None = None  # the collect run whose teacher to reuse (default: found by settings)
 
 
 def _teacher_updates(run: Run) -> int | None:
@@ -65,12 +75,12 @@ def teacher_family(family: TaskFamily) -> TaskFamily:
 
 
 def _source(
-    workspace: Workspace, family: TaskFamily, config: CollectConfig, current: Run
+    workspace: Workspace, family: TaskFamily, settings: TeacherSettings, current: Run
 ) -> tuple[int, Run] | None:
     """(updates, run) of the earlier collect run whose teacher this one reuses or continues, if any."""
-    if config.teacher_run:
+    if settings.reuse_run:
         # Its collect may have stopped after the teacher finished: the teacher is all that is read.
-        source = find_run(workspace, config.teacher_run, "collect")
+        source = find_run(workspace, settings.reuse_run, "collect")
         if source.family not in teacher_families(family):
             raise ArtifactError(
                 f"collect run {source.run_id} trained a teacher for {source.family}, not {family.name}",
@@ -83,14 +93,14 @@ def _source(
                 hint="name a MuJoCo-family collect run whose teacher finished",
             )
         return updates, source
-    asked = config.teacher.model_dump(mode="json")
+    asked = settings.sac.model_dump(mode="json")
     candidates: list[tuple[int, Run]] = []  # (updates, run), oldest run first
     for run in [r for r in list_runs(workspace, "collect") if r.family in teacher_families(family)]:
         if run.run_id == current.run_id or run.status is not RunStatus.FINISHED:
             continue
         updates = _teacher_updates(run)
         recorded = {**(run.config.get("teacher") or {}), "total_updates": asked["total_updates"]}
-        same = recorded == asked and run.config.get("seed") == config.seed
+        same = recorded == asked and run.config.get("seed") == settings.seed
         if same and updates is not None and updates <= asked["total_updates"]:
             candidates.append((updates, run))
     # The most-trained teacher; among equals the newest (max keeps the first maximum, so search reversed).
@@ -128,23 +138,23 @@ def random_return(family: TaskFamily, horizon: int, seed: int) -> float:
     return float(np.mean(returns))
 
 
-def shipped_provenance(family: TaskFamily, config: CollectConfig) -> tuple[str, dict[str, Any]]:
+def shipped_provenance(family: TaskFamily, medium_fraction: float) -> tuple[str, dict[str, Any]]:
     """(base family, provenance) of the package's teacher for `family` (its base family's, for an OOD family);
     a clear error when none ships or it does not fit the settings (checked before a collect run opens)."""
     base = teacher_family(family).name
     provenance = read_provenance(base)
-    if config.medium_fraction != provenance["medium"]["medium_fraction"]:
+    if medium_fraction != provenance["medium"]["medium_fraction"]:
         raise UsageError(
             f"the shipped {base} teacher's medium snapshot was chosen for medium_fraction "
-            f"{provenance['medium']['medium_fraction']}, not {config.medium_fraction}",
+            f"{provenance['medium']['medium_fraction']}, not {medium_fraction}",
             hint="keep the default medium_fraction, or `--set teacher_source=train` to train a teacher of your own",
         )
     return base, provenance
 
 
-def _shipped_teacher(run: Run, family: TaskFamily, config: CollectConfig) -> dict[str, Any]:
+def _shipped_teacher(run: Run, family: TaskFamily, medium_fraction: float) -> dict[str, Any]:
     """The package's teacher for `family`, as `ensure_teacher` returns."""
-    base, provenance = shipped_provenance(family, config)
+    base, provenance = shipped_provenance(family, medium_fraction)
     expert, medium = load_shipped(base, "expert"), load_shipped(base, "medium")
     info = {
         "source": "shipped",
@@ -171,14 +181,15 @@ def _shipped_teacher(run: Run, family: TaskFamily, config: CollectConfig) -> dic
 
 
 def ensure_teacher(
-    workspace: Workspace, run: Run, family: TaskFamily, config: CollectConfig
+    workspace: Workspace, run: Run, family: TaskFamily, settings: TeacherSettings, *, horizon: int
 ) -> dict[str, Any]:
     """Train the family's teacher in this run (resuming it after a kill), reuse an earlier one, or take the
-    package's (teacher_source=shipped)."""
-    if config.teacher_source == "shipped":
-        return _shipped_teacher(run, family, config)
-    total = config.teacher.total_updates
-    base_updates, source = _source(workspace, family, config, run) or (0, None)
+    package's (source "shipped"). `horizon`: the episode length of the collect, for the medium target's
+    random end."""
+    if settings.source == "shipped":
+        return _shipped_teacher(run, family, settings.medium_fraction)
+    total = settings.sac.total_updates
+    base_updates, source = _source(workspace, family, settings, run) or (0, None)
     reused = source is not None and base_updates >= total
     if source is None:
         out_dir = run.dir / TEACHER_DIR
@@ -201,15 +212,14 @@ def ensure_teacher(
 
         summary = train_teacher(
             teacher_family(family),
-            config.teacher,
+            settings.sac,
             out_dir,
-            seed=config.seed,
+            seed=settings.seed,
             resume=True,
             on_progress=progress,
         )
-    horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
-    low = random_return(family, horizon, config.seed)
-    target = medium_target(low, summary.expert_return, config.medium_fraction)
+    low = random_return(family, horizon, settings.seed)
+    target = medium_target(low, summary.expert_return, settings.medium_fraction)
     medium = nearest_snapshot(out_dir, target)
     expert = TeacherPolicy.load(summary.checkpoint_dir)
     info = {
