@@ -17,7 +17,7 @@ import sys
 
 from pdiff.cli.stage_cmds import parse_ids
 from pdiff.errors import PdiffError
-from pdiff.scaling import run_fidelity
+from pdiff.workflows.scaling import run_fidelity
 from pdiff.workspace.root import Workspace
 
 

@@ -1,4 +1,4 @@
-"""`pdiff report` and `pdiff reproduce`: parse flags, delegate to pdiff.stages.report / .reproduce, print."""
+"""`pdiff report` and `pdiff reproduce`: parse flags, delegate to the report stage / reproduce workflow, print."""
 
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ def report(
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Tables like the paper's (its numbers beside ours), where Prompt Diffuser loses, PNG plots: report.md."""
-    from pdiff.stages.pipeline import stage_config
     from pdiff.stages.report import run_report
+    from pdiff.workflows.pipeline import stage_config
 
     opts = options(ctx)
     for flag, page in (("--readme", readme), ("--study", study)):
@@ -186,8 +186,8 @@ def reproduce(
 
     Creates the workspace if needed. Finished steps with the same settings are skipped, interrupted ones
     resumed: run it again after a kill."""
-    from pdiff.stages.pipeline import stage_config
-    from pdiff.stages.reproduce import run_matrix
+    from pdiff.workflows.pipeline import stage_config
+    from pdiff.workflows.reproduce import run_matrix
     from pdiff.workspace.root import Workspace
 
     opts = options(ctx)

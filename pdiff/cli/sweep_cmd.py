@@ -28,7 +28,14 @@ def sweep(
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Tune and evaluate every (family, method, seed) cell as an independent job, after the shared stages."""
-    from pdiff.stages.sweep import cell_command, launch_local, matrix, run_cell, shared_commands, shell_line
+    from pdiff.workflows.sweep import (
+        cell_command,
+        launch_local,
+        matrix,
+        run_cell,
+        shared_commands,
+        shell_line,
+    )
 
     opts = options(ctx)
     if launcher not in ("print", "local") or only not in ("all", "shared", "cells"):

@@ -1,4 +1,4 @@
-"""`pdiff report --scaling DIR [DIR ...] --out OUT`: the rungs of the scaling ladder (pdiff.scaling) side by side.
+"""`pdiff report --scaling DIR [DIR ...] --out OUT`: the rungs of the scaling ladder (pdiff.ladder) side by side.
 
 Each DIR is named for its rung and holds that rung's report.json (`pdiff -w WS report --out DIR`). OUT gets a
 README.md (each method's normalised score per rung, Prompt Diffuser's verdict against every other method per
@@ -15,15 +15,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pdiff.errors import ArtifactError, UsageError
+from pdiff.ladder import PRESET, RUNGS, Rung, implied_samples, pretraining_samples, rung_commands, rung_of
 from pdiff.plots import save_png
 from pdiff.report import runtime
 from pdiff.report.collect import ReportData, Result
 from pdiff.report.fidelity import FIDELITY_HEADER, FIDELITY_NOTE, REAL_PROMPT, fidelity_cells, fidelity_pairs
 from pdiff.report.figures import _pyplot
+from pdiff.report.report_json import read_report, restated
 from pdiff.report.standing import RULE_LINE, standing
-from pdiff.report.summary import read_report, restated
 from pdiff.report.tables import METHOD_ORDER, OURS, Table, is_ood, main_results, ordered
-from pdiff.scaling import PRESET, RUNGS, Rung, implied_samples, pretraining_samples, rung_commands, rung_of
 from pdiff.workspace.atomic import atomic_write_text
 
 SCALING_DIR = "scaling"  # docs/results/scaling: where `make results` looks for rungs

@@ -10,17 +10,15 @@ keeps what was computed when it was written.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from pdiff.errors import ArtifactError
-from pdiff.methods.zero_shot import recorded_setting
 from pdiff.report import runtime, standing, tables
 from pdiff.report.bound import FULL_DATA, in_distribution
-from pdiff.report.collect import ReportData, Result, Score
+from pdiff.report.collect import ReportData, Result
+from pdiff.report.report_json import read_report, restated
+from pdiff.report.scaling import scaling_sentence
 from pdiff.workspace.atomic import atomic_write_text
 
 SUMMARY_NAME = "README.md"
@@ -43,38 +41,6 @@ def block_markers(name: str) -> tuple[str, str]:
 # The README's results table (`--readme README.md`) and docs/study.md's compute table (`--study docs/study.md`).
 README_BEGIN, README_END = block_markers("results")
 COMPUTE_BEGIN, COMPUTE_END = block_markers("compute")
-
-
-def result_from_dict(payload: dict[str, Any]) -> Result:
-    """A report.json result back into a Result (its scores back into Scores)."""
-    scores = {
-        key: Score(**payload[key]) if payload.get(key) else None for key in ("score", "normalized", "success")
-    }
-    # a report.json written before the zero-shot setting was kept: its zero-shot cells predate it
-    older = payload["shots"] == 0 and "zero_shot" not in payload
-    return Result(**{**payload, **scores, **({"zero_shot": recorded_setting(None)} if older else {})})
-
-
-def restated(result: Result) -> Result:
-    """`result` with each score's interval computed again from its per-seed scores (`Score.with_interval`)."""
-    scores = {
-        key: score.with_interval()
-        for key in ("score", "normalized", "success")
-        if (score := getattr(result, key))
-    }
-    return replace(result, **scores)
-
-
-def read_report(path: Path) -> ReportData:
-    """The cells of one report.json (what it superseded or ignored stays in that report)."""
-    try:
-        payload = json.loads(path.read_text())
-        results = [result_from_dict(r) for r in payload["results"]]
-        fidelity = [result_from_dict(r) for r in payload.get("fidelity", [])]  # none before it was kept
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"{path} is not a pdiff report.json ({exc})",
-                            hint="write it again with `pdiff report --out DIR`") from exc  # fmt: skip
-    return ReportData(results, [], [], payload.get("lineage", {}), fidelity)
 
 
 def report_files(results_dir: Path) -> list[Path]:
@@ -223,8 +189,6 @@ def write_summary(results_dir: Path, readme: Path | None = None, study: Path | N
     path = results_dir / SUMMARY_NAME
     pages = {}  # made before anything is written, so a page without its block fails with nothing changed
     if readme is not None:
-        from pdiff.report.scaling import scaling_sentence  # it reads reports with this module's helpers
-
         table = headline(results_dir) + scaling_sentence(results_dir, readme)
         pages[readme] = with_block(readme, "results", table)
     if study is not None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pdiff.errors import UsageError
+from pdiff.workflows.pipeline import pretrain_datasets_match
+from pdiff.workflows.steps import Step
 
 
 def first_seeds(seeds: list[int], count: int | None) -> list[int]:
@@ -37,46 +39,51 @@ def seed_groups(seeds: list[int], groups: int) -> list[list[int]]:
 
 @dataclass
 class PromptDTs:
-    """One family's pretrain steps (step key → the seed it pretrains with; None: the stage's default) and the
-    key of the Prompt-DT each seed reads (empty: the one Prompt-DT serves every seed)."""
+    """One family's pretrain steps and the one each seed reads (`of_seed` empty: the one serves every seed)."""
 
-    steps: dict[str, int | None]
-    of_seed: dict[int, str]
+    steps: list[Step]
+    of_seed: dict[int, Step]
 
     def flags(self, seeds: list[int]) -> dict[str, Any]:
         """A tune or eval step's Prompt-DT(s) for `seeds`: `pretrain_run`, plus `pretrain_runs` where seeds differ."""
         if not self.of_seed:
-            return {"pretrain_run": f"@{next(iter(self.steps))}"}
-        keys = [f"@{self.of_seed[seed]}" for seed in seeds]
-        return {"pretrain_run": keys[0], "pretrain_runs": keys}
+            return {"pretrain_run": self.steps[0]}
+        steps = [self.of_seed[seed] for seed in seeds]
+        return {"pretrain_run": steps[0], "pretrain_runs": steps}
 
-    def of(self, seed: int | None) -> str:
+    def of(self, seed: int | None) -> Step:
         """The Prompt-DT that guides seed `seed`'s diffusion model (None: a diffusion model for every seed)."""
-        return f"@{self.of_seed[seed]}" if self.of_seed and seed is not None else f"@{next(iter(self.steps))}"
+        return self.of_seed[seed] if self.of_seed and seed is not None else self.steps[0]
+
+
+def pretrain_step(family: str, name: str, seed: int | None) -> Step:
+    flags = {"env": family, "seed": seed}
+    return Step(f"pretrain:{family}{name}", "pretrain", family, flags, extra_match=pretrain_datasets_match)
 
 
 def prompt_dts(family: str, seeds: list[int], groups: int | None) -> PromptDTs:
     """One Prompt-DT (`groups` None), or one per group of consecutive seeds, pretrained with the group's first
     seed (one per seed: as many groups as seeds)."""
     if groups is None:
-        return PromptDTs({f"pretrain:{family}": None}, {})
-    steps: dict[str, int | None] = {}
-    of_seed: dict[int, str] = {}
+        return PromptDTs([pretrain_step(family, "", None)], {})
+    steps: list[Step] = []
+    of_seed: dict[int, Step] = {}
     for group in seed_groups(seeds, groups):
         name = f"seed-{group[0]}" if len(group) == 1 else f"seeds-{group[0]}-{group[-1]}"
-        steps[f"pretrain:{family}:{name}"] = group[0]
-        of_seed.update(dict.fromkeys(group, f"pretrain:{family}:{name}"))
+        steps.append(pretrain_step(family, f":{name}", group[0]))
+        of_seed.update(dict.fromkeys(group, steps[-1]))
     return PromptDTs(steps, of_seed)
 
 
-def diffusion_inputs(family: str, rule: str | None, seeds: list[int | None]) -> dict[str, Any]:
-    """A tune step's diffusion model(s): none, one for every seed, or one per seed (`diffusion_per_seed`)."""
-    if rule is None:
+def diffusion_inputs(models: dict[int | None, Step] | None, seeds: list[int | None]) -> dict[str, Any]:
+    """A tune step's diffusion model(s) out of a rule's `models` (seed → diffuse step): none (no `models`),
+    one for every seed (`seeds` [None]), or one per seed (`diffusion_per_seed`)."""
+    if models is None:
         return {"diffuse_run": None}
     if seeds == [None]:
-        return {"diffuse_run": f"@diffuse:{family}:{rule}"}
-    keys = [f"@diffuse:{family}:{rule}:seed-{seed}" for seed in seeds]
-    return {"diffuse_run": keys[0], "diffuse_runs": keys}
+        return {"diffuse_run": models[None]}
+    steps = [models[seed] for seed in seeds]
+    return {"diffuse_run": steps[0], "diffuse_runs": steps}
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """`pdiff reproduce --jobs N`: up to N steps of the plan at once, each stage in a process of its own.
 
-A step starts once the steps whose runs it names (`@key`) are done and every collect before it has finished
+A step starts once the steps whose runs it names are done and every collect before it has finished
 (the others read the datasets; collects run one at a time, since a family and its OOD variant share a SAC
 teacher). Steps start in plan order. A finished run is reused and a stale one resumed exactly as in the
-sequential loop (pdiff.stages.reproduce.prepare), so `--jobs` changes when steps run, never what they compute:
+sequential loop (pdiff.workflows.pipeline.prepare), so `--jobs` changes when steps run, never what they compute:
 a finished matrix reads as finished to a later `reproduce` with any `--jobs`. Each step sets the torch threads
 its config records (`threads`, default 1: pdiff.compute), so its numbers do not depend on `--jobs` either.
 Its progress lines go to stderr as plain lines (two live bars cannot share a terminal) and to its run's log.txt.
@@ -25,8 +25,8 @@ from pdiff.config import StageConfig
 from pdiff.console import err, log, plain_progress, setup_logging
 from pdiff.errors import ArtifactError, PdiffError, RunFailed, UsageError
 from pdiff.interrupts import notice_dropped_ctrl_c
-from pdiff.stages.pipeline import StepResult, run_stage
-from pdiff.stages.reproduce import Prepared, Step, prepare, split_overrides
+from pdiff.workflows.pipeline import Prepared, prepare, reused, run_stage, split_overrides
+from pdiff.workflows.steps import Step, StepResult
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, load_run
 
@@ -35,23 +35,14 @@ ERRORS: dict[str, type[PdiffError]] = {
 }
 
 
-def upstream(value: Any) -> set[str]:
-    """The step keys a flag value names (`@key`, possibly in a list)."""
-    if isinstance(value, str) and value.startswith("@"):
-        return {value[1:]}
-    if isinstance(value, list):
-        return set().union(*map(upstream, value)) if value else set()
-    return set()
-
-
-def dependencies(steps: list[Step]) -> dict[str, set[str]]:
-    """Each step's key → the keys of the steps that must be done before it starts."""
-    needs: dict[str, set[str]] = {}
-    collects: set[str] = set()
+def dependencies(steps: list[Step]) -> dict[Step, set[Step]]:
+    """Each step → the steps that must be done before it starts."""
+    needs: dict[Step, set[Step]] = {}
+    collects: set[Step] = set()
     for step in steps:
-        needs[step.key] = set().union(*map(upstream, step.flags.values())) | collects
+        needs[step] = set(step.upstream()) | collects
         if step.stage == "collect":
-            collects = collects | {step.key}
+            collects = collects | {step}
     return needs
 
 
@@ -86,17 +77,17 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
                  overrides: list[str] | None, jobs: int) -> tuple[list[StepResult], Run | None]:  # fmt: skip
     grouped = split_overrides(overrides or [])
     needs = dependencies(steps)
-    numbers = {step.key: number for number, step in enumerate(steps, 1)}
+    numbers = {step: number for number, step in enumerate(steps, 1)}
     context = mp.get_context("spawn")  # a fresh interpreter: no forked torch or simulator state
-    ids: dict[str, str] = {}
-    configs: dict[str, StageConfig] = {}
-    results: dict[str, StepResult] = {}
+    ids: dict[Step, str] = {}
+    configs: dict[Step, StageConfig] = {}
+    results: dict[Step, StepResult] = {}
     pending = list(steps)
     running: list[Running] = []
     failure: PdiffError | None = None
 
     def prefix(step: Step) -> str:
-        return f"[{numbers[step.key]}/{len(steps)}]"
+        return f"[{numbers[step]}/{len(steps)}]"
 
     def start(step: Step, ready: Prepared) -> None:
         receive, send = context.Pipe(duplex=False)
@@ -120,9 +111,9 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
         running.remove(job)
         if message[0] == "ok":
             run = load_run(workspace, job.step.stage, message[1])
-            ids[job.step.key] = run.run_id
+            ids[job.step] = run.run_id
             state = "resumed" if job.resumed else "ran"
-            results[job.step.key] = StepResult(job.step.key, state, run.run_id, run.manifest.get("summary"))
+            results[job.step] = StepResult(job.step.key, state, run.run_id, run.manifest.get("summary"))
             err.print(f"{prefix(job.step)} done in {time.monotonic() - job.started:.0f} s: {job.step.key} "
                       f"({run.run_id})", highlight=False, soft_wrap=True)  # fmt: skip
             return
@@ -136,20 +127,20 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
             for step in list(pending):
                 if failure is not None or len(running) >= jobs:
                     break
-                if not needs[step.key] <= ids.keys():
+                if not needs[step] <= ids.keys():
                     continue
                 pending.remove(step)
                 ready = prepare(workspace, step, preset, grouped, ids, configs)
                 ready.announce(prefix(step))
                 if ready.done is not None:
-                    ids[step.key] = ready.done.run_id
-                    results[step.key] = StepResult(step.key, "reused", ready.done.run_id,
-                                                   ready.done.manifest.get("summary"))  # fmt: skip
+                    ids[step] = ready.done.run_id
+                    results[step] = reused(step, ready.done)
                 else:
                     start(step, ready)
             if not running:
                 if failure is None and pending:  # cannot happen for a plan in input order
-                    raise RunFailed(f"no step can start: {pending[0].key} waits for {sorted(needs[pending[0].key] - ids.keys())}")  # fmt: skip
+                    waiting = sorted(s.key for s in needs[pending[0]] - ids.keys())
+                    raise RunFailed(f"no step can start: {pending[0].key} waits for {waiting}")
                 break
             ready_conns = wait([job.process.sentinel for job in running])
             for job in [j for j in running if j.process.sentinel in ready_conns]:
@@ -165,5 +156,6 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
         raise
     if failure is not None:
         raise failure
-    report = next((load_run(workspace, "report", results[s.key].run_id or "") for s in steps if s.stage == "report"), None)  # fmt: skip
-    return [results[s.key] for s in steps], report
+    reports = [results[s].run_id or "" for s in steps if s.stage == "report"]
+    report = load_run(workspace, "report", reports[0]) if reports else None
+    return [results[s] for s in steps], report

@@ -20,6 +20,9 @@ from typing import Any
 from pdiff.config import resolve_config
 from pdiff.envs import get_family
 from pdiff.errors import RunFailed, UsageError
+from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
+from pdiff.stages.eval import EvalConfig, run_eval
+from pdiff.stages.tune import TuneConfig, run_tune
 from pdiff.workspace.root import Workspace
 
 
@@ -31,8 +34,6 @@ class Cell:
 
 
 def matrix(envs: list[str], methods: list[str], seeds: list[int]) -> list[Cell]:
-    from pdiff.stages.tune import METHODS
-
     for env in envs:
         get_family(env)  # an unknown family fails here, before any job starts
     unknown = [m for m in methods if m not in METHODS]
@@ -49,8 +50,6 @@ def _preset(preset: str | None) -> list[str]:
 
 def shared_commands(envs: list[str], methods: list[str], preset: str | None) -> list[list[str]]:
     """The stages every cell of a family reads, in order (run them before the cells)."""
-    from pdiff.stages.tune import NEEDS_DIFFUSE
-
     commands = []
     for env in envs:
         commands += [
@@ -74,9 +73,6 @@ def shell_line(workspace: Path, args: list[str]) -> str:
 
 def run_cell(workspace: Workspace, cell: Cell, preset: str | None) -> dict[str, Any]:
     """tune (one seed) then eval of that tune run, in this process; the eval summary's headline."""
-    from pdiff.stages.eval import EvalConfig, run_eval
-    from pdiff.stages.tune import TuneConfig, run_tune
-
     tune_flags = {"env": cell.env, "method": cell.method, "seeds": [cell.seed]}
     tune_config = resolve_config(TuneConfig, "tune", workspace=workspace, preset=preset, flags=tune_flags)
     tuned, _ = run_tune(workspace, tune_config, argv=["pdiff", *cell_command(cell, preset)])

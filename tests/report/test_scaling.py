@@ -16,9 +16,10 @@ from pdiff.cli import app
 from pdiff.errors import ArtifactError, UsageError
 from pdiff.report.collect import ReportData, Result
 from pdiff.report.fidelity import Fidelity
+from pdiff.report.report_json import restated
 from pdiff.report.scaling import FIGURE, SCALING_DIR, scaling_sentence, write_scaling
 from pdiff.report.standing import standing
-from pdiff.report.summary import README_BEGIN, README_END, restated, write_summary
+from pdiff.report.summary import README_BEGIN, README_END, write_summary
 
 runner = CliRunner()
 SEEDS = range(10)

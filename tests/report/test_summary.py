@@ -17,6 +17,7 @@ from pdiff.cli import app
 from pdiff.errors import ArtifactError
 from pdiff.methods.zero_shot import BEFORE_EQUAL_INFORMATION
 from pdiff.report import runtime, tables
+from pdiff.report.report_json import read_report
 from pdiff.report.summary import (
     COMPUTE_BEGIN,
     COMPUTE_END,
@@ -27,7 +28,6 @@ from pdiff.report.summary import (
     compute_table,
     earlier_reports,
     headline,
-    read_report,
     read_results,
     render_summary,
 )

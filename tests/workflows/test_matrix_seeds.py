@@ -8,9 +8,9 @@ import pytest
 
 from pdiff.data.fewshot import seed_episodes
 from pdiff.errors import UsageError
-from pdiff.stages.matrix_seeds import seed_groups
-from pdiff.stages.pipeline import stage_config
-from pdiff.stages.reproduce import ReproduceConfig, plan
+from pdiff.workflows.matrix_seeds import seed_groups
+from pdiff.workflows.pipeline import stage_config
+from pdiff.workflows.reproduce import ReproduceConfig, plan
 from pdiff.workspace.root import Workspace
 
 FAMILY = "metaworld-reach"
@@ -53,12 +53,15 @@ def test_the_study_preset_pretrains_three_prompt_dts_for_its_ten_seeds(ws):
     assert pretrains == groups
     tune = steps[f"tune:{FAMILY}:prompt-dt:expert"]
     assert tune.flags["pretrain_runs"] == [
-        f"@{k}" for k, n in zip(groups, (4, 3, 3), strict=True) for _ in range(n)
+        steps[k] for k, n in zip(groups, (4, 3, 3), strict=True) for _ in range(n)
     ]
-    assert steps[f"diffuse:{FAMILY}:project:seed-5"].flags["pretrain_run"] == f"@pretrain:{FAMILY}:seeds-4-6"
+    assert (
+        steps[f"diffuse:{FAMILY}:project:seed-5"].flags["pretrain_run"]
+        is steps[f"pretrain:{FAMILY}:seeds-4-6"]
+    )
     medium = steps[f"tune:{FAMILY}:prompt-dt:medium"]  # seeds 0-4 read the first two Prompt-DTs
-    assert medium.flags["pretrain_runs"] == [f"@pretrain:{FAMILY}:seeds-0-3"] * 4 + [
-        f"@pretrain:{FAMILY}:seeds-4-6"
+    assert medium.flags["pretrain_runs"] == [steps[f"pretrain:{FAMILY}:seeds-0-3"]] * 4 + [
+        steps[f"pretrain:{FAMILY}:seeds-4-6"]
     ]
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from pdiff.cli import app
 from pdiff.report.scaling import write_scaling
-from pdiff.scaling import run_fidelity
+from pdiff.workflows.scaling import run_fidelity
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, find_run, list_runs
 

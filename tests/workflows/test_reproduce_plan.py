@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from pdiff.stages.pipeline import stage_config
-from pdiff.stages.reproduce import ReproduceConfig, command_line, plan
 from pdiff.stages.tune import TuneConfig
+from pdiff.workflows.pipeline import command_line, stage_config
+from pdiff.workflows.reproduce import ReproduceConfig, plan
 from pdiff.workspace.root import Workspace
 
 FAMILY = "metaworld-reach"
@@ -23,7 +23,7 @@ def test_each_seed_gets_its_own_diffusion_model(tmp_path):
     assert [(s.key, s.flags["seed"]) for s in diffuse] == [
         (f"diffuse:{FAMILY}:project:seed-0", 0), (f"diffuse:{FAMILY}:project:seed-1", 1)]  # fmt: skip
     tune = steps[f"tune:{FAMILY}:prompt-diffuser:expert:project"]
-    assert tune.flags["diffuse_runs"] == [f"@{s.key}" for s in diffuse]
+    assert tune.flags["diffuse_runs"] == diffuse  # the steps themselves: their runs, once run
     assert "diffuse_runs" not in steps[f"tune:{FAMILY}:prompt-dt:expert"].flags
     resolved = TuneConfig(env=FAMILY, seeds=[0, 1], diffuse_runs=["run-a", "run-b"])
     assert "--set diffuse_runs=[run-a,run-b]" in command_line(tune, resolved, "smoke", [])
@@ -56,9 +56,9 @@ def test_each_seed_can_get_its_own_prompt_dt(tmp_path):
     for seed in (0, 1):  # each seed's diffusion model is guided by that seed's Prompt-DT
         assert (
             steps[f"diffuse:{FAMILY}:project:seed-{seed}"].flags["pretrain_run"]
-            == f"@pretrain:{FAMILY}:seed-{seed}"
+            is steps[f"pretrain:{FAMILY}:seed-{seed}"]
         )
-    expected = [f"@{s.key}" for s in pretrains]
+    expected = pretrains
     for key in (f"tune:{FAMILY}:prompt-diffuser:expert:project", f"tune:{FAMILY}:prompt-dt:expert",
                 f"eval:random-prompt:{FAMILY}"):  # fmt: skip
         assert steps[key].flags["pretrain_runs"] == expected
@@ -103,10 +103,10 @@ def test_ood_adds_the_ood_families_and_zero_shot_cells(tmp_path):
     assert none.extra_match is not None
     assert not none.extra_match(ws, resolved, older) and none.extra_match(ws, resolved, equal)
     assert steps["tune:cheetah-vel-ood:prompt-diffuser:zero-shot:nearest"].flags["diffuse_runs"] == [
-        "@diffuse:cheetah-vel-ood:project:seed-0"
+        steps["diffuse:cheetah-vel-ood:project:seed-0"]
     ]
     assert "tune:cheetah-vel-ood:lora:expert" in steps  # every method few-shot on the OOD family
-    assert {f"@eval:{key}" for key in zero_shot} <= set(steps["report"].flags["runs"])
+    assert {steps[f"eval:{key}"] for key in zero_shot} <= set(steps["report"].flags["runs"])
     without = plan(config.model_copy(update={"ood": False}), "smoke", ws)
     assert not any("zero-shot" in s.key or "-ood" in s.key for s in without)
 

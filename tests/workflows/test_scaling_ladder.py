@@ -9,11 +9,12 @@ import pytest
 
 from pdiff.envs import get_family
 from pdiff.errors import UsageError
-from pdiff.scaling import RUNGS, fidelity_tasks, implied_samples
+from pdiff.ladder import RUNGS, STRONGEST_WEIGHT_TUNING, implied_samples, rung_commands
 from pdiff.stages.common import open_run, stage_run
-from pdiff.stages.pipeline import stage_config
-from pdiff.stages.reproduce import Step, find_done, split_overrides
 from pdiff.stages.tune import TuneConfig, tune_tasks
+from pdiff.workflows.pipeline import find_done, split_overrides, stage_config
+from pdiff.workflows.scaling import fidelity_tasks
+from pdiff.workflows.steps import Step
 from pdiff.workspace.root import Workspace
 
 FAMILY = "cheetah-vel"
@@ -104,8 +105,6 @@ def test_the_study_pages_ladder_is_the_codes():
 def test_each_rung_runs_the_strongest_weight_tuning_method_of_the_first_edition():
     """The weight-tuning method a rung runs is the one with the highest Table 1 mean in the published study."""
     import json
-
-    from pdiff.scaling import STRONGEST_WEIGHT_TUNING, rung_commands
 
     results = Path(__file__).resolve().parents[2] / "docs" / "results"
     for family, method in STRONGEST_WEIGHT_TUNING.items():
