@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor
 
 from pdiff.errors import UsageError
@@ -32,6 +33,31 @@ DEFAULT_ENERGY = 0.99
 # float32) of a lower-rank ring, and a current g_DM whose part outside the basis is below this fraction of
 # its norm is already in the span: neither is a direction.
 RANK_RTOL = 1e-5
+
+
+class GpmSettings(BaseModel):
+    """The basis settings of guidance gpm, as the diffuse stage's `gpm` section sets them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    memory: int = Field(
+        DEFAULT_MEMORY, ge=1, description="M: past denoising gradients whose span gpm projects out."
+    )
+    refresh_every: int = Field(
+        DEFAULT_REFRESH_EVERY,
+        ge=1,
+        description="K: steps between recomputations of the basis (1: every step).",
+    )
+    energy: float = Field(
+        DEFAULT_ENERGY,
+        description="Share of the gradients' energy (squared singular values) the basis keeps, in (0, 1].",
+    )
+
+    @field_validator("energy")
+    @classmethod
+    def _energy_in_range(cls, energy: float) -> float:
+        if not (math.isfinite(energy) and 0 < energy <= 1):
+            raise ValueError("gpm energy must be in (0, 1]")
+        return energy
 
 
 def check_gpm_settings(memory: int, refresh_every: int, energy: float) -> None:

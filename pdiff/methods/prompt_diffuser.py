@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,19 +27,34 @@ import torch
 from pydantic import Field
 
 from pdiff.compute import Compute, use_precision
+from pdiff.console import StageProgress, log
 from pdiff.data.batches import PromptBank, Segments, SegmentSampler
+from pdiff.data.loader import FamilyData
 from pdiff.diffusion import VPSchedule, denoising_loss, sample
+from pdiff.distributed import DistInfo, all_reduce_sum, average_gradients
+from pdiff.envs.base import TaskFamily
+from pdiff.errors import RunFailed
+from pdiff.eval.curve import TrainingTaskCurve
+from pdiff.eval.rollout import FrozenPolicy
 from pdiff.methods.base import TaskContext, TaskResult
+from pdiff.methods.diffusion_settings import DenoiserTraining, SegmentSource, denoiser_payload
 from pdiff.methods.gradient_basis import GradientBasis
-from pdiff.methods.guidance import CombinedGradient, GuidanceRule, combine_gradients, rules_text
+from pdiff.methods.guidance import (
+    CombinedGradient,
+    GuidanceRule,
+    GuidanceTrace,
+    combine_gradients,
+    rules_text,
+)
 from pdiff.methods.options import MethodOptions
-from pdiff.models.checkpoint import load_inference
+from pdiff.methods.segment_codec import SegmentCodec, build_codec
+from pdiff.models.checkpoint import load_inference, weights_sha256
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
-from pdiff.models.prompt_dt import Prompt, PromptDT, action_loss
-from pdiff.training import check_finite
+from pdiff.models.prompt_dt import PromptDT, action_loss
+from pdiff.models.sharded_plm import ShardedPLM
+from pdiff.training.state import EMA, CheckpointStore, check_finite, seed_everything
 
 DEFAULT_LR = 1e-4  # [ours]: the paper gives no fine-tuning rate
-SegmentSource = Literal["tail", "anywhere"]
 
 
 class Options(MethodOptions):
@@ -92,62 +107,6 @@ def load_tuning(options: Options, checkpoint: Path, compute: Compute) -> Tuning:
         lam=options.lam if options.lam is not None else payload["lam"],
         gpm=payload.get("gpm", {}),  # diffusion runs made before gpm existed: its defaults
     )
-
-
-@dataclass(frozen=True)
-class SegmentCodec:
-    """Maps prompt segments to the denoiser's x0 / condition and generated x̂0 back to a Prompt."""
-
-    state_dim: int
-    act_dim: int
-    prompt_len: int
-    reward_mean: float
-    reward_std: float
-    horizon: int
-
-    @property
-    def step_dim(self) -> int:
-        return self.state_dim + self.act_dim + 1
-
-    @property
-    def x_dim(self) -> int:
-        return self.prompt_len * self.step_dim
-
-    @property
-    def cond_dim(self) -> int:
-        return 2 * self.prompt_len
-
-    def encode(self, segments: Segments, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """x0 (B, x_dim) and condition (B, 2H) of fully real segments (states already normalised)."""
-        rewards = (segments.rewards[..., None] - self.reward_mean) / self.reward_std
-        x0 = np.concatenate([segments.states, segments.actions, rewards], axis=-1).reshape(len(segments), -1)
-        cond = np.concatenate([segments.returns_to_go[..., 0], segments.timesteps / self.horizon], axis=-1)
-        return torch.as_tensor(x0, dtype=torch.float32, device=device), torch.as_tensor(
-            cond, dtype=torch.float32, device=device
-        )
-
-    def bounds(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clip range of the final x̂0: actions in [−1, 1], states and rewards unbounded."""
-        low = torch.full((self.prompt_len, self.step_dim), -torch.inf, device=device)
-        high = torch.full((self.prompt_len, self.step_dim), torch.inf, device=device)
-        actions = slice(self.state_dim, self.state_dim + self.act_dim)
-        low[:, actions], high[:, actions] = -1.0, 1.0
-        return low.reshape(-1), high.reshape(-1)
-
-    def to_prompt(self, x0: torch.Tensor, segments: Segments) -> Prompt:
-        """Generated states and actions with the conditioning segment's own RTG and timesteps (docs/method.md)."""
-        steps = x0.reshape(len(x0), self.prompt_len, self.step_dim)
-        device = x0.device
-        return Prompt(
-            states=steps[..., : self.state_dim],
-            actions=steps[..., self.state_dim : self.state_dim + self.act_dim],
-            returns_to_go=torch.as_tensor(segments.returns_to_go, device=device),
-            timesteps=torch.as_tensor(segments.timesteps, device=device),
-            mask=torch.ones(len(x0), self.prompt_len, device=device),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -242,17 +201,7 @@ def generate_prompts(
     _, cond = codec.encode(conditions, device)
     x_hat = sample(denoiser, schedule, cond, (len(conditions), codec.x_dim), generator=generator,
                    clip=codec.bounds(device), grad=False)  # fmt: skip
-    steps = x_hat.reshape(len(conditions), codec.prompt_len, codec.step_dim).cpu().numpy()
-    rewards = steps[..., -1] * codec.reward_std + codec.reward_mean
-    return Segments(
-        states=steps[..., : codec.state_dim].astype(np.float32),
-        actions=steps[..., codec.state_dim : codec.state_dim + codec.act_dim].astype(np.float32),
-        rewards=rewards.astype(np.float32),
-        returns_to_go=conditions.returns_to_go.copy(),
-        timesteps=conditions.timesteps.copy(),
-        mask=np.ones_like(conditions.mask),
-        tasks=conditions.tasks.copy(),
-    )
+    return codec.to_segments(x_hat, conditions)
 
 
 def fixed_noise_prompts(
@@ -271,6 +220,131 @@ def fixed_noise_prompts(
             denoiser.train(training)
 
     return generate
+
+
+def train_denoiser(
+    settings: DenoiserTraining,
+    policy: FrozenPolicy,
+    data: FamilyData,
+    tasks: list[int],
+    family: TaskFamily,
+    compute: Compute,
+    store: CheckpointStore,
+    info: DistInfo,
+    *,
+    pretrain_run: str,
+    log_metrics: Callable[[dict[str, Any]], None] | None = None,
+    curve_data: FamilyData | None = None,
+) -> dict[str, Any]:
+    """Train a denoiser on `data` (the episodes of `tasks`, the Prompt-DT's training tasks) guided by `policy`'s
+    frozen Prompt-DT, resuming from `store`'s newest checkpoint, whose payload names `pretrain_run`. Rank 0 logs
+    to `log_metrics`; `curve_data`: prompt-expert episodes of `tasks` whose tails condition the learning curve's
+    prompts (None: no curve).
+
+    Under torchrun every rank draws the same batch and noise (same seed) and runs the cheap parts (L_DM, the
+    reverse chain) whole, while the frozen Prompt-DT, the expensive part, scores only the rank's share of the
+    contexts (`ShardedPLM`); gradients are averaged over ranks per loss before the guidance rule combines them.
+    The result is that of one process up to floating-point reduction order."""
+    device = compute.torch_device
+    plm = freeze(use_precision(policy.model, compute))
+    scorer = ShardedPLM(plm, info) if info.enabled else plm
+    before = weights_sha256(plm)
+    sampler, tails = policy.segment_sampler(data), policy.prompt_bank(data)
+    codec = build_codec(data, plm.config.prompt_len, family.horizon, family.obs_dim, family.act_dim)
+    schedule, arch = settings.diffusion.schedule(), settings.diffusion.denoiser_config(codec)
+    seed_everything(settings.seed)
+    denoiser = use_precision(Denoiser(arch).to(device), compute)
+    average_gradients(denoiser, info)
+    optimizer = torch.optim.Adam(denoiser.parameters(), lr=settings.lr)
+    ema = EMA(denoiser, settings.ema_decay) if settings.ema_decay else None
+    rng = np.random.default_rng(settings.seed)
+    step = store.restore(denoiser, optimizer, None, rng, ema=ema)
+    if step:
+        log.info("resumed from step %d", step)
+    # gpm's memory of past gradients and every step's share removed resume with the weights
+    basis = GradientBasis(**settings.gpm.model_dump()) if settings.guidance == "gpm" else None
+    if basis is not None and "gpm" in store.restored_extra:
+        basis.load_state_dict(store.restored_extra["gpm"], device)
+    trace = GuidanceTrace()
+    trace.load_state_dict(store.restored_extra.get("guidance_trace", {}))
+    payload = denoiser_payload(settings, arch, schedule, codec, family=family.name, pretrain_run=pretrain_run)
+    final = store.restored_extra  # the losses of the step checkpointed last, for a resume past the end
+    curve = None
+    if curve_data is not None:  # read through the weights a checkpoint saves (the averaged ones with an EMA)
+        curve = TrainingTaskCurve.build(
+            family,
+            policy.prompt_bank(curve_data),
+            tasks,
+            settings.curve_tasks,
+            settings.curve_episodes,
+            settings.seed,
+        )
+        generated = fixed_noise_prompts(
+            ema.module if ema is not None else denoiser, schedule, codec, device, settings.seed
+        )
+    guidance = {
+        "rule": settings.guidance,
+        "lam": settings.lam,
+        "grad_clip": settings.grad_clip,
+        "device": device,
+        "basis": basis,
+    }
+    with StageProgress(
+        f"diffuse {family.name} ({settings.guidance})", total=settings.steps, completed=step
+    ) as bar:
+        while step < settings.steps:
+            rows = rng.choice(tasks, size=settings.batch_size)
+            segments = prompt_segments(settings.segment_source, sampler, tails, rng, rows, codec.prompt_len)
+            contexts = sampler.sample(rng, rows, 1)
+            losses = guided_step(denoiser, schedule, scorer, codec, segments, contexts, optimizer, **guidance)
+            if ema is not None:
+                ema.update(denoiser, step + 1)
+            if info.enabled and losses.loss_plm is not None:  # each rank holds its scaled share
+                losses = replace(losses, loss_plm=all_reduce_sum(losses.loss_plm, info) / info.world_size)
+            # plm-only's loss_dm is a NaN that stands for "not computed"
+            loss_dm = None if settings.guidance == "plm-only" else losses.loss_dm
+            check_finite("diffuse", step + 1, {"loss_dm": loss_dm, "loss_plm": losses.loss_plm}, store)
+            step += 1
+            if not info.is_main:
+                continue
+            trace.add(losses.gradient)
+            gradient = losses.gradient
+            row = {
+                "loss_dm": losses.loss_dm,
+                "loss_plm": losses.loss_plm,
+                "cosine": gradient.cosine,
+                "removed_share": gradient.removed_share,
+            }
+            if basis is not None:
+                row["basis_rank"] = gradient.basis_rank
+            bar.update(1, **{k: v for k, v in row.items() if v is not None and not np.isnan(v)})
+            last = step == settings.steps
+            if log_metrics is not None and (step % settings.log_every == 0 or last):
+                norms = {"norm_dm": gradient.norm_dm, "norm_plm": gradient.norm_plm}
+                log_metrics({"step": step, "phase": "train", **row, **norms})
+            if curve is not None and log_metrics is not None and (step % settings.curve_every == 0 or last):
+                log_metrics({"step": step, "phase": "curve", **curve.measure(policy, generated)})
+            if step % settings.checkpoint_every == 0 or last:
+                final = {
+                    "loss_dm": losses.loss_dm,
+                    "loss_plm": losses.loss_plm,
+                    "guidance_trace": trace.state_dict(),
+                }
+                if basis is not None:
+                    final["gpm"] = basis.state_dict()
+                store.save(step, denoiser, payload, optimizer, None, rng, extra=final, ema=ema)
+    if weights_sha256(plm) != before:
+        raise RunFailed(
+            "the frozen Prompt-DT's weights changed during diffusion training", hint="report this bug"
+        )
+    return {
+        "steps": step,
+        "final_loss_dm": final.get("loss_dm"),
+        "final_loss_plm": final.get("loss_plm"),
+        "plm_sha256": before,
+        **trace.summary(),
+        "checkpoint": store.latest_dir() if info.is_main else None,
+    }
 
 
 def trial_result(

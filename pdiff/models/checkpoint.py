@@ -9,6 +9,7 @@ Every file is written to a temporary file and renamed into place.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import pickle
@@ -31,6 +32,15 @@ from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "model_config.json"
 SCHEMA_VERSION = "1"
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """One hash of a module's weights (names and values): equal hashes, unchanged weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_inference(

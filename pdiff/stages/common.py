@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import yaml
 
-from pdiff.compute import Compute, use_precision
+from pdiff.compute import Compute, ComputeConfig, use_precision
 from pdiff.config import StageConfig
 from pdiff.console import attach_run_log, detach_run_log, err, log, pasteable
+from pdiff.distributed import DistInfo, broadcast, init_distributed, resolve_device, shutdown
 from pdiff.errors import ArtifactError, UsageError
 from pdiff.plots import plot_curves
 from pdiff.workspace.atomic import atomic_write_text
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from pdiff.eval.rollout import FrozenPolicy
 
 C = TypeVar("C", bound=StageConfig)
+CC = TypeVar("CC", bound=ComputeConfig)
 # Stages that keep no partial results: a resumed run starts its work again, in the same run directory.
 REDONE_ON_RESUME = {
     "eval": "evaluation starts again from the first episode: episodes are not checkpointed",
@@ -55,6 +58,35 @@ def open_run(
     run = create_run(workspace, stage, config=dumped, argv=argv, seed=seed, family=family, slug=slug)
     atomic_write_text(run.dir / "config.yaml", yaml.safe_dump({stage: dumped}, sort_keys=True))
     return run, config
+
+
+@dataclass(frozen=True)
+class RankRun(Generic[CC]):
+    """This process's share of a stage run. Rank 0 owns `run`; under torchrun the other ranks get None and
+    work in rank 0's run directory with rank 0's config."""
+
+    run: Run | None
+    dir: Path
+    config: CC
+    info: DistInfo
+
+
+@contextmanager
+def distributed_run(config: CC, open_main: Callable[[CC], tuple[Run, CC]]) -> Iterator[RankRun[CC]]:
+    """Join torchrun's process group (nothing to join without torchrun); rank 0 opens the run with
+    `open_main` (its checks that fail before a run exists included) and sends the run's directory and config
+    to the other ranks. The group is left at the end, whatever happened."""
+    info = init_distributed(resolve_device(config.device))
+    try:
+        if info.is_main:
+            run, config = open_main(config)
+            broadcast((str(run.dir), config.model_dump(mode="json")), info)
+            yield RankRun(run, run.dir, config, info)
+        else:
+            run_dir, payload = broadcast(None, info)
+            yield RankRun(None, Path(run_dir), type(config).model_validate(payload), info)
+    finally:
+        shutdown(info)
 
 
 @contextmanager
@@ -97,7 +129,7 @@ def record_trained(run: Run, checkpoint: Path, curves: list[str], title: str) ->
 
 
 # How often a training stage logs and checkpoints: never what it trains (a resume restores every random
-# state, pdiff.training.CheckpointStore). The learning-curve settings are not among them: a reused run
+# state, pdiff.training.state.CheckpointStore). The learning-curve settings are not among them: a reused run
 # would lack the curve its settings ask for.
 CADENCE_SETTINGS = frozenset({"log_every", "checkpoint_every", "keep_checkpoints"})
 # Settings in which the runs behind one seed each (`pretrain_runs`, `diffuse_runs`) may differ.

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from pdiff.training import EMA, CheckpointStore
+from pdiff.training.state import EMA, CheckpointStore
 
 
 def test_ema_update_is_the_moving_average() -> None:

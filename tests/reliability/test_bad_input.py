@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from reliability_tools import FAMILY, Pipeline, cli, one_line_error
 
 from pdiff.envs import get_family
-from pdiff.training import CheckpointStore
+from pdiff.training.state import CheckpointStore
 from pdiff.workspace.runs import RunStatus, list_runs
 
 pytestmark = pytest.mark.metaworld

@@ -10,7 +10,7 @@ import pytest
 from reliability_tools import FAMILY, cli, flip_byte, one_line_error, truncate
 from support.killing import checkpoint_at, kill_at
 
-from pdiff.training import LATEST
+from pdiff.training.state import LATEST
 
 pytestmark = pytest.mark.metaworld
 TASK_0 = "datasets/pdiff/metaworld-reach/task-00"

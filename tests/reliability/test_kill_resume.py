@@ -29,8 +29,8 @@ from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
 from pdiff.methods.registry import METHODS
 from pdiff.methods.selection import candidates, grid_for
+from pdiff.report.inventory import verify_workspace
 from pdiff.stages.common import checkpoint_of
-from pdiff.workspace.inventory import verify_workspace
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, load_run
 

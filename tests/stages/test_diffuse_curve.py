@@ -18,9 +18,10 @@ import pdiff.methods.prompt_diffuser as prompt_diffuser
 from pdiff.data.batches import Segments
 from pdiff.diffusion import VPSchedule
 from pdiff.envs import get_family
-from pdiff.methods.prompt_diffuser import SegmentCodec, fixed_noise_prompts
+from pdiff.methods.prompt_diffuser import fixed_noise_prompts
+from pdiff.methods.segment_codec import SegmentCodec
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
-from pdiff.stages.pipeline import same_config
+from pdiff.workflows.pipeline import same_config
 
 pytestmark = pytest.mark.metaworld
 

@@ -13,7 +13,7 @@ from support.weights import assert_same_weights, latest_weights
 from typer.testing import CliRunner
 
 from pdiff.cli import app
-from pdiff.stages.diffuse import weights_sha256
+from pdiff.models.checkpoint import weights_sha256
 from pdiff.workspace.runs import RunStatus, load_run
 
 pytestmark = pytest.mark.metaworld

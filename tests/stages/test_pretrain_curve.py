@@ -19,7 +19,7 @@ from pdiff.data.loader import load_family_data
 from pdiff.envs import get_family
 from pdiff.eval.budget import plateau_budget
 from pdiff.eval.curve import TrainingTaskCurve
-from pdiff.stages.pipeline import same_config
+from pdiff.workflows.pipeline import same_config
 
 pytestmark = pytest.mark.metaworld
 

@@ -1,0 +1,2 @@
+"""Training loops and what they share: `state` (checkpoints, EMA, seeding, finite checks), `prompt_dt` (the
+Prompt-DT's pretraining). The denoiser's loop is Prompt Diffuser's own (pdiff.methods.prompt_diffuser)."""
