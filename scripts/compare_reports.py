@@ -1,0 +1,45 @@
+"""Compare the cells of two report.json files (run ids, times and machine details aside).
+
+    python scripts/compare_reports.py BEFORE/report.json AFTER/report.json [--tolerance 0]
+
+Prints each measured field that differs and exits 1 if any does, 0 if the cells are equal (within the
+tolerance: the largest absolute difference allowed between two numbers). Used to show that a refactor is
+number-neutral (tolerance 0) and how closely a report regenerated on another machine matches a published one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pdiff.report.compare import compare_reports
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument(
+        "--tolerance", type=float, default=0.0, help="largest absolute gap allowed (default 0)"
+    )
+    args = parser.parse_args(argv)
+    before, after = (json.loads(path.read_text()) for path in (args.before, args.after))
+    differences = compare_reports(before, after, args.tolerance)
+    for difference in differences:
+        print(difference.line())
+    gaps = [d.gap for d in differences if d.gap is not None]
+    cells = len(before["results"])
+    verdict = "equal" if not differences else f"{len(differences)} differences"
+    print(
+        f"{cells} cells before, {len(after['results'])} after: {verdict}"
+        + (f", largest gap {max(gaps):.6g}" if gaps else "")
+    )
+    return 1 if differences else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
