@@ -21,7 +21,7 @@ from pdiff.errors import UsageError
 from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, load_policy
 from pdiff.eval.rollout import rollout as _rollout
 from pdiff.report.collect import ReportData, gather
-from pdiff.report.summary import read_report as _read_report
+from pdiff.report.report_json import read_report as _read_report
 from pdiff.stages.common import checkpoint_of
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, find_run, latest_finished, list_runs, require_finished

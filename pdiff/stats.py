@@ -26,11 +26,6 @@ SEED = 0
 Interval = tuple[float, float]
 
 
-def sample_std(values: Sequence[float]) -> float:
-    """Standard deviation with ddof = 1 (what a reader assumes of "± std over seeds"); 0 for one value."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
 def _bootstrap(
     samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from pdiff.cli.app import app, options
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
-from pdiff.cli.render import headline
+from pdiff.cli.render import headline, results_table_rows
 from pdiff.config import parse_set, resolve_config
 from pdiff.console import err, log, next_step, out
 from pdiff.errors import UsageError
@@ -131,13 +131,13 @@ def demo(
 ) -> None:
     """Run the whole pipeline on one family (creating the workspace if needed); finished stages are reused."""
     from pdiff.envs import get_family
-    from pdiff.stages.pipeline import run_pipeline
+    from pdiff.workflows.demo import run_demo
     from pdiff.workspace.root import Workspace
 
     opts = options(ctx)
     get_family(env)  # an unknown family fails before anything is created
     workspace, _ = Workspace.init(opts.workspace)
-    results = run_pipeline(workspace, env, preset, ["pdiff", *sys.argv[1:]])
+    results = run_demo(workspace, env, preset, ["pdiff", *sys.argv[1:]])
     payload = [r.__dict__ for r in results]
 
     def render() -> None:
@@ -234,7 +234,7 @@ def eval_cmd(
     json_flag: bool = JSON_OPTION,
 ) -> None:
     """Roll the policy out on every test task (all episodes batched) and score it."""
-    from pdiff.stages.eval import EvalConfig, results_table_rows, run_eval
+    from pdiff.stages.eval import EvalConfig, run_eval
 
     opts = options(ctx)
     workspace = opts.open_workspace()

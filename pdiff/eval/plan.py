@@ -21,6 +21,16 @@ import numpy as np
 from pdiff.data.batches import Segments, concat_segments
 from pdiff.envs.base import TaskFamily
 
+EVAL_STREAM = (
+    0x5EED_E7A1  # a spawn key of its own: eval's resets never coincide with collect's by construction
+)
+
+
+def episode_seed(seed: int, task: int, episode: int) -> int:
+    """The reset seed of one evaluation episode (drawn apart from collect's, pdiff.collection.behaviour)."""
+    sequence = np.random.SeedSequence(seed, spawn_key=(EVAL_STREAM, task, episode))
+    return int(sequence.generate_state(1)[0] & 0x7FFFFFFF)
+
 
 @dataclass
 class EpisodePlan:

@@ -11,12 +11,10 @@ import numpy as np
 import torch
 
 from pdiff.data.batches import PromptBank, Segments, SegmentSampler
-from pdiff.data.fewshot import load_fewshot
 from pdiff.envs.base import TaskFamily
 from pdiff.eval.rollout import FrozenPolicy
 from pdiff.methods.zero_shot import ZeroShotPrompts
 
-__all__ = ["TaskContext", "TaskResult", "TuneSettings", "load_fewshot"]
 Options = TypeVar("Options")
 
 

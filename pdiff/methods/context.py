@@ -1,12 +1,13 @@
-"""Building each (seed, test task)'s TaskContext from a tune config: the shared settings, the method's own
-options (prompt-diffuser's resolved against its diffusion model) and what the selection protocol chose."""
+"""Building each (seed, test task)'s TaskContext from a tune config: the shared settings (SharedTuneConfig), the
+method's own options (prompt-diffuser's resolved against its diffusion model) and what the selection protocol
+chose."""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -27,20 +28,18 @@ from pdiff.methods.selection import (
     select,
     with_overrides,
 )
+from pdiff.methods.shared_config import SharedTuneConfig
 from pdiff.methods.zero_shot import ZeroShotPrompts
 
-if TYPE_CHECKING:  # the stage's config, read here for its settings only
-    from pdiff.stages.tune import TuneConfig
 
-
-def fallback_lr(config: TuneConfig) -> float | None:
+def fallback_lr(config: SharedTuneConfig) -> float | None:
     """`lr`, else the method's default: what tuning uses when the selection protocol does not choose (one
     shot leaves nothing to hold out)."""
     return config.lr if config.lr is not None else METHODS[config.method].DEFAULT_LR
 
 
 def method_settings(
-    config: TuneConfig, family: TaskFamily, diffusion: Path | None, compute: Compute
+    config: SharedTuneConfig, family: TaskFamily, diffusion: Path | None, compute: Compute
 ) -> TuneSettings:
     """What the method is tuned with; `diffusion`: the checkpoint of prompt-diffuser's diffusion model."""
     options: Any = config.options()
@@ -87,7 +86,7 @@ def task_context(
 
 
 def choose_settings(
-    config: TuneConfig,
+    config: SharedTuneConfig,
     jobs: list[tuple[int, int]],
     fewshot: dict[int, FamilyData],
     settings: dict[int, TuneSettings],

@@ -16,9 +16,10 @@ import numpy as np
 
 from pdiff.envs import get_family
 from pdiff.errors import ArtifactError, UsageError
+from pdiff.eval.scoring import sample_std
 from pdiff.methods.options import recorded_options
 from pdiff.methods.zero_shot import recorded_setting
-from pdiff.stats import average_interval, mean_interval, sample_std
+from pdiff.stats import average_interval, mean_interval
 from pdiff.workspace.root import Workspace, parse_utc
 from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
 

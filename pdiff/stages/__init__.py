@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-STAGE_MODULES = ("collect", "pretrain", "diffuse", "tune", "eval", "report", "reproduce")
+STAGE_MODULES = ("collect", "pretrain", "diffuse", "tune", "eval", "report")  # reproduce: pdiff.workflows
 
 
 def load_stage_configs() -> None:

@@ -5,41 +5,31 @@ seed's N few-shot episodes (`--shots`, `--data-kind`). `--prompt random` replace
 control that shows the prompt carries the task. A tune run is evaluated with its prompts. On Meta-World, whose
 resets do not vary, every (seed, task) runs N prompts once each, whatever the method (pdiff.eval.plan). When its
 method changed weights, each (seed, task) is rolled out with its own model rebuilt from the frozen Prompt-DT
-plus the run's tuned tensors (prompt-only methods keep one batched model call per step for all tasks). Scores: raw return, normalised score
-100·(R − R_random)/(R_expert − R_random) with the references stored in the datasets, success rate on
-Meta-World; each averaged over the test tasks per seed, then mean ± sample std over seeds, with the
-(seeds × tasks) scores and the number of distinct rollouts for the report's intervals.
+plus the run's tuned tensors (pdiff.eval.seed_rollouts). The prompts: pdiff.eval.prompt_sources; the scores:
+pdiff.eval.scoring. This stage resolves the runs to evaluate, and records the run.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from pdiff.compute import ComputeConfig, setup_compute
 from pdiff.config import register_stage_config
-from pdiff.console import StageProgress
-from pdiff.data.batches import PromptBank, Segments
 from pdiff.data.fewshot import tasks_kind
-from pdiff.data.minari_format import dataset_dir, dataset_id, latest_version
-from pdiff.data.minari_read import read_metadata
 from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
-from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
-from pdiff.eval.plan import in_turn, plan_episodes, random_prompts
-from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, rollout
-from pdiff.eval.simulators import EnvPool
-from pdiff.methods.base import load_fewshot
+from pdiff.eval.prompt_sources import prompts_per_task, seed_prompts
+from pdiff.eval.rollout import EpisodeResult, FrozenPolicy
+from pdiff.eval.scoring import reference_returns, summarise
+from pdiff.eval.seed_rollouts import TunedModel, roll_out_seeds
 from pdiff.methods.finetuning import load_tuned, tuned_path
 from pdiff.methods.registry import METHODS, changes_weights
 from pdiff.stages.common import load_policies, open_run, runs_per_seed, stage_run
-from pdiff.stats import sample_std
 from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import (
@@ -105,76 +95,6 @@ class EvalConfig(ComputeConfig):
 register_stage_config("eval", EvalConfig)
 
 
-def reference_returns(
-    workspace: Workspace, family: TaskFamily, task: int
-) -> tuple[float | None, float | None]:
-    """Random and expert returns stored with the task's expert dataset (None when not collected)."""
-    version = latest_version(workspace.datasets_dir, family.name, task, "expert")
-    if version is None:
-        return None, None
-    block = read_metadata(
-        dataset_dir(workspace.datasets_dir, dataset_id(family.name, task, "expert", version))
-    )["pdiff"]
-    return block.get("ref_random_return"), block.get("ref_expert_return")
-
-
-EVAL_STREAM = (
-    0x5EED_E7A1  # a spawn key of its own: eval's resets never coincide with collect's by construction
-)
-
-
-def episode_seed(seed: int, task: int, episode: int) -> int:
-    """The reset seed of one evaluation episode (drawn apart from collect's, pdiff.data.collectors)."""
-    sequence = np.random.SeedSequence(seed, spawn_key=(EVAL_STREAM, task, episode))
-    return int(sequence.generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def fewshot_prompts(
-    workspace: Workspace,
-    family: TaskFamily,
-    tasks: list[int],
-    config: EvalConfig,
-    policy: FrozenPolicy,
-    seed: int,
-) -> PromptBank:
-    """The tail prompts of seed `seed`'s few-shot episodes of every task."""
-    data = load_fewshot(workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, seed)
-    return policy.prompt_bank(data)
-
-
-def prompts_per_task(family: TaskFamily, config: EvalConfig, stored: int = 1) -> int:
-    """How many prompts each (seed, task) is evaluated with (pdiff.eval.plan): one where resets vary (it runs
-    `episodes` times); else one per few-shot episode for every method alike, so that every cell of a family
-    stands on as many rollouts; a zero-shot tune run's own count (`stored`, its most per (seed, task))."""
-    if family.resets_vary:
-        return 1
-    return config.shots or stored
-
-
-def fewshot_baseline(config: EvalConfig, tuned: Run | None) -> bool:
-    """Whether the prompts are the seed's real few-shot prompts (`eval --prompt fewshot`, `tune -m prompt-dt`
-    with shots; zero-shot, its prompts come from training tasks and are read from the tune run)."""
-    if tuned is not None:
-        return tuned.config["method"] == "prompt-dt" and tuned.config["shots"] > 0
-    return config.prompt == "fewshot"
-
-
-def seed_prompts(workspace: Workspace, family: TaskFamily, tasks: list[int], config: EvalConfig, policy: FrozenPolicy,
-                 seed: int, tuned: Run | None, stored: dict[tuple[int, int], Segments] | None, count: int) -> dict[int, Segments]:  # fmt: skip
-    """Each task's `count` prompts for seed `seed`: a tune run's stored ones in turn (ptdt's one learned prompt
-    repeats), or the prompt-dt baseline's few-shot tails (every one where resets do not vary, else one drawn; a
-    tune run's own draw), or noise (the random-prompt control)."""
-    rng = np.random.default_rng([seed, 11])
-    baseline = fewshot_baseline(config, tuned)
-    if stored is not None and (count == 1 or not baseline):
-        return {t: in_turn(stored[(seed, t)], count) for t in tasks}
-    if baseline:  # prompt-dt tune runs made before it stored every tail hold one: every tail is read again
-        bank = fewshot_prompts(workspace, family, tasks, config, policy, seed)
-        return {t: bank.all_for_task(t) if count > 1 else bank.for_task(t, rng) for t in tasks}
-    length = policy.model.config.prompt_len
-    return {t: random_prompts(family, length, count, rng) for t in tasks}
-
-
 def evaluate(
     workspace: Workspace, run: Run, config: EvalConfig, sources: dict[int, Run], tuned: Run | None
 ) -> dict[str, Any]:
@@ -185,103 +105,49 @@ def evaluate(
     tasks = config.tasks or list(family.test_tasks)
     horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))
     stored = read_prompts(verified_output(tuned, tuned.dir / "prompts.h5"))[0] if tuned is not None else None
-    per_prompt = config.episodes if family.resets_vary else 1  # Meta-World: a repeat is an identical copy
-    prompt_count = prompts_per_task(family, config, max(map(len, stored.values())) if stored else 1)
-    episodes: list[EpisodeResult] = []
-    seed_of: list[int] = []
-    total = len(config.seeds) * len(tasks) * prompt_count * per_prompt * horizon
-    with (
-        StageProgress(f"eval {family.name}", total=total, unit="episode steps") as bar,
-        EnvPool(config.workers) as pool,
-    ):
-        for s, seed in enumerate(config.seeds):
-            bar.label(f"eval {family.name} seed {seed} (tasks {','.join(map(str, tasks))})")
-            policy = policies[seed]
-            prompts = seed_prompts(
-                workspace, family, tasks, config, policy, seed, tuned, stored, prompt_count
-            )
-            plan = plan_episodes(
-                tasks, prompts, per_prompt, lambda task, e, seed=seed: episode_seed(seed, task, e)
-            )
-            render = config.video if s == 0 else 0
-            if tuned is not None and changes_weights(tuned.config["method"]):
-                results = []
-                for task in tasks:  # one model per task: one rollout per task
-                    bar.label(f"eval {family.name} seed {seed} task {task}")
-                    model = load_tuned(policy.model, tuned_path(tuned.dir, seed, task), tuned.config["method"],
-                                       METHODS[tuned.config["method"]].attach)  # fmt: skip
-                    rows = plan.rows_of(task)
-                    results += rollout(family, replace(policy, model=model), plan.prompts.take(np.array(rows)).to_prompt(),
-                                       [task] * len(rows), [plan.resets[i] for i in rows], horizon=horizon,
-                                       render_episodes=render, on_step=bar.update, pool=pool)  # fmt: skip
-            else:
-                results = rollout(family, policy, plan.prompts.to_prompt(), plan.tasks, plan.resets, horizon=horizon,
-                                  render_episodes=render, on_step=bar.update, pool=pool)  # fmt: skip
-            for result, number in zip(results, (n for row in plan.episode_numbers for n in row), strict=True):
-                result.episode = number  # rows come back in plan order, grouped by task either way
-            episodes += results
-            seed_of += [seed] * len(results)
-    references = {t: reference_returns(workspace, family, t) for t in tasks}
-    write_outputs(run, family, config, tasks, episodes, seed_of, references)
-    return summarise(config, tasks, episodes, seed_of, references)
-
-
-def normalised(value: float, reference: tuple[float | None, float | None]) -> float | None:
-    low, high = reference
-    if low is None or high is None or high == low:
-        return None
-    return 100.0 * (value - low) / (high - low)
-
-
-def summarise(config: EvalConfig, tasks: list[int], episodes: list[EpisodeResult], seed_of: list[int],
-              references: dict[int, tuple[float | None, float | None]]) -> dict[str, Any]:  # fmt: skip
-    # (seeds × tasks) matrices: the report's intervals resample whole seeds, tasks kept together (pdiff.stats)
-    by_seed_task: dict[str, list[list[float]]] = {"return": [], "normalized": [], "success_rate": []}
-    per_task: dict[int, dict[str, Any]] = {}
-    for seed in config.seeds:
-        task_returns, task_norm, task_success = [], [], []
-        for task in tasks:
-            eps = [e for e, s in zip(episodes, seed_of, strict=True) if s == seed and e.task == task]
-            mean_return = float(np.mean([e.episode_return for e in eps]))
-            task_returns.append(mean_return)
-            task_norm.append(normalised(mean_return, references[task]))
-            if eps[0].success is not None:
-                task_success.append(float(np.mean([bool(e.success) for e in eps])))
-        by_seed_task["return"].append(task_returns)
-        if all(v is not None for v in task_norm):
-            by_seed_task["normalized"].append(task_norm)
-        if task_success:
-            by_seed_task["success_rate"].append(task_success)
-    by_seed_task = {k: v for k, v in by_seed_task.items() if len(v) == len(config.seeds)}
-    per_seed = {key: [float(np.mean(row)) for row in rows] for key, rows in by_seed_task.items()}
-    for task in tasks:
-        eps = [e for e in episodes if e.task == task]
-        mean_return = float(np.mean([e.episode_return for e in eps]))
-        per_task[task] = {"return_mean": mean_return, "return_std": sample_std([e.episode_return for e in eps]),
-                          "normalized": normalised(mean_return, references[task]), "n_episodes": len(eps),
-                          "ref_random_return": references[task][0], "ref_expert_return": references[task][1]}  # fmt: skip
-        if eps[0].success is not None:
-            per_task[task]["success_rate"] = float(np.mean([bool(e.success) for e in eps]))
-    summary: dict[str, Any] = {
-        "scores": "raw returns; normalized = 100·(R − R_random)/(R_expert − R_random); "
-        "std over seeds with ddof 1; by_seed_task: [seed][task] means over episodes"
+    count = prompts_per_task(family, config, max(map(len, stored.values())) if stored else 1)
+    prompts = {
+        seed: seed_prompts(
+            workspace.datasets_dir, family, tasks, config, policies[seed], seed, tuned, stored, count
+        )
+        for seed in config.seeds
     }
-    for key, values in per_seed.items():
-        summary[f"{key}_mean"] = float(np.mean(values))
-        summary[f"{key}_std"] = sample_std(values)
-        summary[f"{key}_per_seed"] = values
-    summary["by_seed_task"] = by_seed_task
-    # identical rollouts (Meta-World ignores reset seeds; a prompt fixes the policy) count once
-    summary["distinct_rollouts"] = len({(e.task, round(e.episode_return, 6), e.length) for e in episodes})
-    summary["per_task"] = {str(t): v for t, v in per_task.items()}
-    summary.update({"prompt": config.prompt, "shots": config.shots, "data_kind": config.data_kind,
-                    "seeds": config.seeds, "tasks": tasks,
-                    "episodes_per_task": len(episodes) // (len(config.seeds) * len(tasks))})  # fmt: skip
-    return summary
+    episodes, seed_of = roll_out_seeds(
+        family,
+        policies,
+        tasks,
+        prompts,
+        config.episodes,
+        horizon,
+        tuned_model=tuned_model(tuned, policies),
+        video=config.video,
+        workers=config.workers,
+    )
+    references = {t: reference_returns(workspace.datasets_dir, family, t) for t in tasks}
+    write_outputs(run, config, episodes, seed_of)
+    return {
+        **summarise(config.seeds, tasks, episodes, seed_of, references),
+        "prompt": config.prompt,
+        "shots": config.shots,
+        "data_kind": config.data_kind,
+        "seeds": config.seeds,
+        "tasks": tasks,
+        "episodes_per_task": len(episodes) // (len(config.seeds) * len(tasks)),
+    }
 
 
-def write_outputs(run: Run, family: TaskFamily, config: EvalConfig, tasks: list[int], episodes: list[EpisodeResult],
-                  seed_of: list[int], references: dict) -> None:  # fmt: skip
+def tuned_model(tuned: Run | None, policies: dict[int, FrozenPolicy]) -> TunedModel | None:
+    """A weight-changing tune run's (seed, task) → its model; None where the prompts alone differ."""
+    if tuned is None or not changes_weights(tuned.config["method"]):
+        return None
+    method, tuned_dir = tuned.config["method"], tuned.dir
+    return lambda seed, task: load_tuned(
+        policies[seed].model, tuned_path(tuned_dir, seed, task), method, METHODS[method].attach
+    )
+
+
+def write_outputs(run: Run, config: EvalConfig, episodes: list[EpisodeResult], seed_of: list[int]) -> None:
+    """`eval/episodes.csv`, one row per episode, and the GIFs `video` asks for."""
     out = run.dir / "eval"
     out.mkdir(exist_ok=True)
     buffer = io.StringIO()
@@ -382,13 +248,3 @@ def run_eval(
         run.manifest["summary"].update({k: v for k, v in summary.items() if k != "per_task"})
         run.save()
     return run, summary
-
-
-def results_table_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    rows = []
-    for task, row in summary["per_task"].items():
-        norm = row.get("normalized")
-        success = row.get("success_rate")
-        rows.append((task, f"{row['return_mean']:.1f} ± {row['return_std']:.1f}",
-                     "" if norm is None else f"{norm:.1f}", "" if success is None else f"{100 * success:.0f}%"))  # fmt: skip
-    return rows

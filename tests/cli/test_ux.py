@@ -17,7 +17,7 @@ from support.killing import kill_at, metrics_rows
 from typer.testing import CliRunner
 
 from pdiff.cli import app
-from pdiff.stages.pipeline import stage_config
+from pdiff.workflows.pipeline import stage_config
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import create_run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pdiff.eval.rollout import EpisodeResult
-from pdiff.stages.eval import EvalConfig, normalised, summarise
+from pdiff.eval.scoring import normalised, summarise
 
 
 def _episode(task: int, episode: int, episode_return: float) -> EpisodeResult:
@@ -30,7 +30,7 @@ def test_summary_averages_episodes_then_normalises_per_task_then_averages():
     for (seed, task), values in returns.items():
         episodes += [_episode(task, i, v) for i, v in enumerate(values)]
         seed_of += [seed] * len(values)
-    summary = summarise(EvalConfig(seeds=[0, 1]), [2, 7], episodes, seed_of, references)
+    summary = summarise([0, 1], [2, 7], episodes, seed_of, references)
     # seed 0: task 2 mean 120 -> 60, task 7 mean 10 -> 60; seed 1: task 2 mean 190 -> 95, task 7 mean -40 -> 10
     assert summary["normalized_per_seed"] == pytest.approx([60.0, 52.5])
     assert summary["normalized_mean"] == pytest.approx(56.25)

@@ -16,8 +16,9 @@ from pdiff.errors import UsageError
 from pdiff.methods import lora, ptdt
 from pdiff.methods.options import FLAT_OPTIONS, recorded_options
 from pdiff.methods.registry import METHODS, option_sections, others_options
-from pdiff.stages.pipeline import same_config
-from pdiff.stages.tune import SharedTuneConfig, TuneConfig
+from pdiff.methods.shared_config import SharedTuneConfig
+from pdiff.stages.tune import TuneConfig
+from pdiff.workflows.pipeline import same_config
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import create_run
 

@@ -9,10 +9,11 @@ import torch
 from test_methods import CPU, CPU_FP32, REACH
 
 from pdiff.config import resolve_config
+from pdiff.data.fewshot import load_fewshot
 from pdiff.envs import get_family
 from pdiff.eval.rollout import load_policy
 from pdiff.methods import adaptor, lora, ptdt, soft_prompt
-from pdiff.methods.base import TaskContext, load_fewshot
+from pdiff.methods.base import TaskContext
 from pdiff.methods.context import method_settings
 from pdiff.methods.finetuning import prepare
 from pdiff.models.prompt_dt import PromptDT, PromptDTConfig

@@ -20,16 +20,17 @@ from typer.testing import CliRunner
 from pdiff.cli import app
 from pdiff.compute import Compute
 from pdiff.config import resolve_config
+from pdiff.data.fewshot import load_fewshot
 from pdiff.data.prompts_file import read_prompts, write_prompts
 from pdiff.envs import get_family
 from pdiff.eval.rollout import load_policy
-from pdiff.methods.base import TaskContext, load_fewshot
+from pdiff.methods.base import TaskContext
 from pdiff.methods.context import method_settings
 from pdiff.methods.finetuning import load_tuned, save_tuned, trainable, tuned_path
 from pdiff.methods.options import MethodOptions
 from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE, changes_weights, option_sections
+from pdiff.models.checkpoint import weights_sha256
 from pdiff.stages.common import checkpoint_of
-from pdiff.stages.diffuse import weights_sha256
 from pdiff.stages.tune import TuneConfig
 
 pytestmark = pytest.mark.metaworld

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pdiff.eval.scoring import sample_std
 from pdiff.report.collect import ReportData, Result, Score
-from pdiff.stats import sample_std
 
 
 def result(method: str, mean: float, *, family: str = "cheetah-vel", kind: str = "expert", variant: str | None = None,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from report_rows import data, result
 
+from pdiff.eval.scoring import sample_std
 from pdiff.report import render_markdown
 from pdiff.report.collect import Result, Score
 from pdiff.report.runtime import compute_text, duration
 from pdiff.report.standing import standings
 from pdiff.report.tables import ablation, all_tables, table1, table2, table3
-from pdiff.stats import sample_std
 
 
 def test_table1_has_every_method_as_a_row_and_the_paper_beside_ours():

@@ -20,11 +20,12 @@ from pdiff.data.loader import load_family_data
 from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
 from pdiff.eval.plan import in_turn, plan_episodes
+from pdiff.eval.prompt_sources import prompts_per_task
+from pdiff.methods.registry import METHODS
 from pdiff.models.checkpoint import read_model_config
 from pdiff.stages.common import checkpoint_of
-from pdiff.stages.eval import EvalConfig, prompts_per_task, run_eval
+from pdiff.stages.eval import EvalConfig, run_eval
 from pdiff.stages.pretrain import PretrainConfig, run_pretrain
-from pdiff.stages.tune import METHODS
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import find_run
 

@@ -122,9 +122,9 @@ def test_a_collect_recorded_before_the_medium_calibration_reads_as_today_where_t
 
 def test_every_packaged_preset_resolves_for_every_stage_and_study_collects_the_papers_data(tmp_path):
     from pdiff.config import PRESETS, stage_models
-    from pdiff.stages import load_stage_configs
+    from pdiff.workflows import load_configs
 
-    load_stage_configs()
+    load_configs()
     workspace, _ = Workspace.init(tmp_path / "w")
     older, _ = Workspace.init(tmp_path / "older")  # its config.yaml predates the study preset
     older.config_file.write_text(yaml.safe_dump({"presets": {"quick": {"tune": {"steps": 7}}}}))
