@@ -28,12 +28,20 @@ from pdiff.stages.collect import CollectConfig, run_collect
 from pdiff.workspace.root import Workspace
 
 
-def collect_workspace(root: Path, env: str, tasks: list[int] | None, episodes: int, horizon: int,
-                      workers: int, kinds: list[str]) -> tuple[Workspace, float, int]:  # fmt: skip
+def collect_workspace(
+    root: Path, env: str, tasks: list[int] | None, episodes: int, horizon: int, workers: int, kinds: list[str]
+) -> tuple[Workspace, float, int]:
     """A fresh workspace with collected datasets; (workspace, seconds, environment steps)."""
     workspace, _ = Workspace.init(root)
-    flags = {"env": env, "kinds": kinds, "tasks": tasks, "episodes": episodes, "prompt_episodes": episodes,
-             "horizon": horizon, "workers": workers}  # fmt: skip
+    flags = {
+        "env": env,
+        "kinds": kinds,
+        "tasks": tasks,
+        "episodes": episodes,
+        "prompt_episodes": episodes,
+        "horizon": horizon,
+        "workers": workers,
+    }
     config = resolve_config(CollectConfig, "collect", workspace=workspace, preset="smoke", flags=flags)
     start = time.perf_counter()
     run_collect(workspace, config, argv=["pdiff", "collect"])
@@ -80,10 +88,18 @@ def main() -> None:
     figures = []
     for workers in args.workers:
         with tempfile.TemporaryDirectory() as tmp:
-            _, seconds, steps = collect_workspace(Path(tmp) / "ws", args.env, tasks, args.episodes, args.horizon,
-                                                  workers, kinds)  # fmt: skip
-        figures.append(Figure(f"collect {args.env}, {workers} worker(s)", steps / seconds, "steps/s", bare,
-                              "bare simulator, 1 process"))  # fmt: skip
+            _, seconds, steps = collect_workspace(
+                Path(tmp) / "ws", args.env, tasks, args.episodes, args.horizon, workers, kinds
+            )
+        figures.append(
+            Figure(
+                f"collect {args.env}, {workers} worker(s)",
+                steps / seconds,
+                "steps/s",
+                bare,
+                "bare simulator, 1 process",
+            )
+        )
     print(machine_line())
     print(f"{args.tasks} tasks x {kinds} x {args.episodes} episodes x {args.horizon} steps")
     print(table(figures))

@@ -109,8 +109,13 @@ def main() -> None:
         f"{count_parameters(denoiser):,} parameters; N = {schedule.steps}; "
         f"PLM {ds}/{da}, {count_parameters(plm):,} parameters (frozen)"
     )
-    figures = [Figure(f"denoiser train step (L_DM, batch {args.batch})",
-                      rate(train_step, args.iterations, args.warmup), "it/s")]  # fmt: skip
+    figures = [
+        Figure(
+            f"denoiser train step (L_DM, batch {args.batch})",
+            rate(train_step, args.iterations, args.warmup),
+            "it/s",
+        )
+    ]
     for prompts in args.prompts:
         guided = rate(lambda p=prompts: guided_step(p), args.iterations, args.warmup)
         figures.append(Figure(f"guided train step ({rows}x K={context}, {prompts} prompts)", guided, "it/s"))

@@ -28,9 +28,9 @@ import torch
 from common import Figure, machine_line, table, write_json
 
 from pdiff.envs import get_family
-from pdiff.eval.rollout import FrozenPolicy, rollout
-from pdiff.eval.simulators import EnvPool
 from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig
+from pdiff.rollouts.rollout import FrozenPolicy, rollout
+from pdiff.rollouts.simulators import EnvPool
 
 
 def random_prompt(family, config: PromptDTConfig, count: int) -> Prompt:
@@ -138,9 +138,14 @@ def main() -> None:
     tasks = list(family.test_tasks)
     torch.manual_seed(0)
     config = PromptDTConfig(state_dim=family.obs_dim, act_dim=family.act_dim)
-    policy = FrozenPolicy(PromptDT(config).eval(), np.zeros(family.obs_dim, np.float32),
-                          np.ones(family.obs_dim, np.float32), family.rtg_scale, family.eval_target,
-                          torch.device("cpu"))  # fmt: skip
+    policy = FrozenPolicy(
+        PromptDT(config).eval(),
+        np.zeros(family.obs_dim, np.float32),
+        np.ones(family.obs_dim, np.float32),
+        family.rtg_scale,
+        family.eval_target,
+        torch.device("cpu"),
+    )
     prompts = random_prompt(family, config, len(tasks))
     pool, spread = EnvPool(), EnvPool(args.workers)
     for lender in (pool, spread):  # build every simulator (and start the workers) before timing
@@ -175,11 +180,23 @@ def main() -> None:
     figures = []
     for name in ("batched", with_workers):
         figures += [
-            Figure(f"{label}, {name} vs one at a time", best[name], "steps/s", best["one-at-a-time"],
-                   "one episode at a time", 10.0),
-            Figure(f"{label}, {name} vs bare simulator", best[name], "steps/s", best["bare simulator"],
-                   "bare simulator", 0.5),
-        ]  # fmt: skip
+            Figure(
+                f"{label}, {name} vs one at a time",
+                best[name],
+                "steps/s",
+                best["one-at-a-time"],
+                "one episode at a time",
+                10.0,
+            ),
+            Figure(
+                f"{label}, {name} vs bare simulator",
+                best[name],
+                "steps/s",
+                best["bare simulator"],
+                "bare simulator",
+                0.5,
+            ),
+        ]
     print(table(figures))
     write_json(args.json, figures)
 
@@ -193,8 +210,12 @@ def components(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
     episode_rows = [task for task in tasks for _ in range(episodes)]
     per_step = {}
     for batch in sorted({1, 10, 25, 50, 100, len(episode_rows)}):  # the batched loop's own size included
-        inputs = (torch.randn(batch, k, family.obs_dim), torch.rand(batch, k, family.act_dim) * 2 - 1,
-                  torch.rand(batch, k, 1), torch.arange(k).repeat(batch, 1))  # fmt: skip
+        inputs = (
+            torch.randn(batch, k, family.obs_dim),
+            torch.rand(batch, k, family.act_dim) * 2 - 1,
+            torch.rand(batch, k, 1),
+            torch.arange(k).repeat(batch, 1),
+        )
         batch_cache = replace(cache, rows=torch.arange(batch) % len(tasks))
         calls = max(10, 1000 // batch)
         best = min(timed_calls(calls, model.act, *inputs, None, batch_cache) for _ in range(3))
@@ -214,12 +235,16 @@ def components(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
     print(f"  simulator step, {batch} episodes in this process: {sim * 1e3:.3f} ms per episode-step")
     loop = 1 / timed(batched, family, policy, prompts, tasks, episodes, horizon, pool)
     rest = loop - per_step[batch] - sim
-    print(f"  batched loop, {batch} episodes, horizon {horizon}, in this process: {loop * 1e3:.3f} ms per "
-          f"episode-step = model {per_step[batch] * 1e3:.3f} + simulator {sim * 1e3:.3f} + rest {rest * 1e3:.3f} "
-          "(resets, normalising, results)")  # fmt: skip
-    print(f"  simulators in a worker, perfectly overlapped: the main process still needs model + rest = "
-          f"{(per_step[batch] + rest) * 1e3:.3f} ms per episode-step, <= {1 / (per_step[batch] + rest):.0f} "
-          f"steps/s; all of it spread over 2 cores: <= {2 / loop:.0f} steps/s")  # fmt: skip
+    print(
+        f"  batched loop, {batch} episodes, horizon {horizon}, in this process: {loop * 1e3:.3f} ms per "
+        f"episode-step = model {per_step[batch] * 1e3:.3f} + simulator {sim * 1e3:.3f} + rest {rest * 1e3:.3f} "
+        "(resets, normalising, results)"
+    )
+    print(
+        f"  simulators in a worker, perfectly overlapped: the main process still needs model + rest = "
+        f"{(per_step[batch] + rest) * 1e3:.3f} ms per episode-step, <= {1 / (per_step[batch] + rest):.0f} "
+        f"steps/s; all of it spread over 2 cores: <= {2 / loop:.0f} steps/s"
+    )
 
 
 def timed_calls(calls: int, fn, *args) -> float:

@@ -43,15 +43,29 @@ def stage_commands(preset: str) -> dict[str, list[str]]:
         "pretrain": ["pretrain", *common, "--steps", "3", "--set", "device=cpu"],
         "diffuse": ["diffuse", *common, "--steps", "3", "--set", "device=cpu"],
         "tune": ["tune", *common, "--seeds", "0", "--set", "steps=3", "--set", "device=cpu"],
-        "eval": ["eval", *common, "--seeds", "0", "--set", "tasks=[11]", "--set", "horizon=10",
-                 "--set", "device=cpu"],
-    }  # fmt: skip
+        "eval": [
+            "eval",
+            *common,
+            "--seeds",
+            "0",
+            "--set",
+            "tasks=[11]",
+            "--set",
+            "horizon=10",
+            "--set",
+            "device=cpu",
+        ],
+    }
 
 
 def peak_rss(workspace: Path, argv: list[str]) -> float:
     """Peak RSS (MiB) of one stage run in a fresh interpreter."""
-    done = subprocess.run([sys.executable, "-c", CHILD, "-q", "-w", str(workspace), *argv],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, "-q", "-w", str(workspace), *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("PEAK_RSS_KIB")]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"{' '.join(argv)} failed:\n{done.stderr[-3000:]}")
@@ -69,8 +83,9 @@ def main() -> None:
     setup_logging(0, True)
     figures = []
     with tempfile.TemporaryDirectory() as tmp:
-        workspace, _, steps = collect_workspace(Path(tmp) / "ws", ENV, None, 5, args.horizon, 2,
-                                                ["expert", "prompt-expert"])  # fmt: skip
+        workspace, _, steps = collect_workspace(
+            Path(tmp) / "ws", ENV, None, 5, args.horizon, 2, ["expert", "prompt-expert"]
+        )
         print(
             f"workspace: {ENV}, 50 tasks x 5 expert + 5 prompt episodes x {args.horizon} steps ({steps} steps)"
         )

@@ -35,20 +35,47 @@ from pdiff.stages.collect import CollectConfig, run_collect
 from pdiff.workspace.root import Workspace
 
 FAMILY = "metaworld-reach"
-LONGER = ["pretrain.steps=300", "diffuse.steps=100", "tune.steps=40", "tune.seeds=[0,1]", "eval.seeds=[0,1]",
-          "eval.episodes=2", "eval.horizon=100"]  # fmt: skip
+LONGER = [
+    "pretrain.steps=300",
+    "diffuse.steps=100",
+    "tune.steps=40",
+    "tune.seeds=[0,1]",
+    "eval.seeds=[0,1]",
+    "eval.episodes=2",
+    "eval.horizon=100",
+]
 
 
 def collected(root: Path) -> None:
     workspace, _ = Workspace.init(root)
-    config = resolve_config(CollectConfig, "collect", workspace=workspace, preset="smoke",
-                            flags={"env": FAMILY, "kinds": ["expert", "prompt-expert"], "workers": 2})  # fmt: skip
+    config = resolve_config(
+        CollectConfig,
+        "collect",
+        workspace=workspace,
+        preset="smoke",
+        flags={"env": FAMILY, "kinds": ["expert", "prompt-expert"], "workers": 2},
+    )
     run_collect(workspace, config, argv=["pdiff", "collect"])
 
 
 def matrix_seconds(root: Path, methods: str, jobs: int, overrides: list[str]) -> float:
-    command = [sys.executable, "-m", "pdiff", "-w", str(root), "reproduce", "--preset", "smoke", "--env", FAMILY,
-               "--methods", methods, "--jobs", str(jobs), *(w for s in overrides for w in ("--set", s))]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pdiff",
+        "-w",
+        str(root),
+        "reproduce",
+        "--preset",
+        "smoke",
+        "--env",
+        FAMILY,
+        "--methods",
+        methods,
+        "--jobs",
+        str(jobs),
+        *(w for s in overrides for w in ("--set", s)),
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
@@ -60,8 +87,14 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--methods", default="prompt-dt,soft-prompt,adaptor,lora,full-ft")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="a further stage setting, after (and over) LONGER's")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a further stage setting, after (and over) LONGER's",
+    )
     parser.add_argument("--json", help="also write the figures to this file (for bench/run_all.py)")
     args = parser.parse_args()
     setup_logging(0, True)
@@ -74,8 +107,10 @@ def main() -> None:
             shutil.copytree(template, Path(tmp) / f"jobs-{jobs}")
             seconds[jobs] = matrix_seconds(Path(tmp) / f"jobs-{jobs}", args.methods, jobs, overrides)
     first = args.jobs[0]
-    figures = [Figure(f"reproduce --jobs {jobs}", 3600 / s, "matrices/h", 3600 / seconds[first],
-                      f"--jobs {first}") for jobs, s in seconds.items()]  # fmt: skip
+    figures = [
+        Figure(f"reproduce --jobs {jobs}", 3600 / s, "matrices/h", 3600 / seconds[first], f"--jobs {first}")
+        for jobs, s in seconds.items()
+    ]
     print(machine_line())
     print(f"{FAMILY} smoke matrix, methods {args.methods}, --set {' '.join(overrides)}")
     print("wall: " + ", ".join(f"--jobs {j} {s:.1f} s" for j, s in seconds.items()))

@@ -338,8 +338,14 @@ def main() -> None:
         print(f"{name:>20}: {args.steps / seconds[name]:7.2f} it/s  ({params:,} trained params)")
     quartiles = np.percentile(pair_ratios, [25, 50, 75])
     print(f"per-step pair ratios: median {quartiles[1]:.2f}, quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}")
-    figure = Figure(f"Prompt-DT train step, batch {batch}", args.steps / seconds[names[0]], "it/s",
-                    args.steps / seconds[names[1]], f"GPT2Model {args.hf_attn}", 1.5)  # fmt: skip
+    figure = Figure(
+        f"Prompt-DT train step, batch {batch}",
+        args.steps / seconds[names[0]],
+        "it/s",
+        args.steps / seconds[names[1]],
+        f"GPT2Model {args.hf_attn}",
+        1.5,
+    )
     print(table([figure]))
     write_json(args.json, [figure])
 

@@ -24,12 +24,22 @@ HERE = Path(__file__).resolve().parent
 SUITE = {
     "train_step": ["bench_train_step.py", "--steps", "40"],
     "precision": ["bench_precision.py", "--steps", "12"],
-    "eval": ["bench_eval.py", "--env", "metaworld-reach", "--episodes", "10", "--horizon", "100", "--rounds", "2"],
+    "eval": [
+        "bench_eval.py",
+        "--env",
+        "metaworld-reach",
+        "--episodes",
+        "10",
+        "--horizon",
+        "100",
+        "--rounds",
+        "2",
+    ],
     "diffusion": ["bench_diffusion.py", "--iterations", "20"],
     "collect": ["bench_collect.py", "--tasks", "10", "--episodes", "5", "--horizon", "100"],
     "memory": ["bench_memory.py"],
     "reproduce_jobs": ["bench_reproduce_jobs.py"],
-}  # fmt: skip
+}
 
 
 def main() -> None:

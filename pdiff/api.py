@@ -18,10 +18,10 @@ from pdiff.data.fewshot import load_fewshot
 from pdiff.data.loader import FamilyData
 from pdiff.envs import get_family
 from pdiff.errors import UsageError
-from pdiff.eval.rollout import EpisodeResult, FrozenPolicy, load_policy
-from pdiff.eval.rollout import rollout as _rollout
-from pdiff.report.collect import ReportData, gather
-from pdiff.report.report_json import read_report as _read_report
+from pdiff.results.cells import ReportData, gather
+from pdiff.results.report_json import read_report as _read_report
+from pdiff.rollouts.rollout import EpisodeResult, FrozenPolicy, load_policy
+from pdiff.rollouts.rollout import rollout as _rollout
 from pdiff.stages.common import checkpoint_of
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, find_run, latest_finished, list_runs, require_finished

@@ -200,8 +200,10 @@ class StageProgress:
         measured = rate > 0 and done >= 0.1 * (self.total - self._start_completed)
         eta = f"eta {(self.total - self.completed) / rate:.0f}s" if measured else "eta: measuring"
         pct = 100.0 * self.completed / max(self.total, 1)
-        line = (f"{self.description}: {self.completed}/{self.total} ({pct:.0f}%) {self.unit}, {rate:.2f}/s, "
-                f"{eta} {self._fields}")  # fmt: skip
+        line = (
+            f"{self.description}: {self.completed}/{self.total} ({pct:.0f}%) {self.unit}, {rate:.2f}/s, "
+            f"{eta} {self._fields}"
+        )
         if self._progress is None:
             log.info(line.rstrip())
         else:  # the bar shows it; keep the log file complete

@@ -3,7 +3,7 @@
 At the `study` preset the Prompt-DT sees 4,000 steps × 1 segment per training task a step, 1/200 of the
 paper's 50,000 × 16. Each rung is `pdiff reproduce --preset study` with a family of `--set` overrides, run in
 a workspace of its own (two rungs in one would report into the same cells); `pdiff report --scaling` then
-sets the rungs' reports side by side (pdiff.report.scaling). The rungs' runs: pdiff.workflows.scaling.
+sets the rungs' reports side by side (pdiff.results.scaling). The rungs' runs: pdiff.workflows.scaling.
 """
 
 from __future__ import annotations

@@ -26,12 +26,24 @@ SEED = 0
 Interval = tuple[float, float]
 
 
+def sample_std(values: Sequence[float]) -> float:
+    """Standard deviation with ddof = 1 (what a reader assumes of "± std over seeds"); 0 for one value."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def _bootstrap(
     samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap of a vectorised statistic (scipy's; same settings for every interval of a report)."""
-    result = stats.bootstrap(samples, statistic, n_resamples=RESAMPLES, confidence_level=CONFIDENCE,
-                             method="percentile", vectorized=True, rng=np.random.default_rng(SEED))  # fmt: skip
+    result = stats.bootstrap(
+        samples,
+        statistic,
+        n_resamples=RESAMPLES,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        vectorized=True,
+        rng=np.random.default_rng(SEED),
+    )
     return np.asarray(result.confidence_interval.low), np.asarray(result.confidence_interval.high)
 
 
@@ -62,7 +74,9 @@ def average_interval(results: Sequence[np.ndarray]) -> Interval | None:
     return seed_interval(np.mean([m.mean(axis=1) for m in matrices], axis=0))
 
 
-def paired_by_seed(x: np.ndarray, x_seeds: Sequence[int], y: np.ndarray, y_seeds: Sequence[int]) -> np.ndarray | None:  # fmt: skip
+def paired_by_seed(
+    x: np.ndarray, x_seeds: Sequence[int], y: np.ndarray, y_seeds: Sequence[int]
+) -> np.ndarray | None:
     """`y`'s rows reordered to `x_seeds` when both cover the same seed ids (so row i of each is one seed's
     few-shot draw), else None: runs over other seeds share no draw and are resampled apart."""
     if len(x_seeds) != len(x) or len(y_seeds) != len(y) or sorted(x_seeds) != sorted(y_seeds):
@@ -116,7 +130,9 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray, *, paired: bool = F
             (np.arange(x.shape[0]),), lambda rows, axis=-1: overall_and_by_task(rows, rows)
         )
     else:
-        low, high = _bootstrap((np.arange(x.shape[0]), np.arange(y.shape[0])),
-                               lambda x_rows, y_rows, axis=-1: overall_and_by_task(x_rows, y_rows))  # fmt: skip
+        low, high = _bootstrap(
+            (np.arange(x.shape[0]), np.arange(y.shape[0])),
+            lambda x_rows, y_rows, axis=-1: overall_and_by_task(x_rows, y_rows),
+        )
     intervals: list[Interval | None] = [(float(lo), float(hi)) for lo, hi in zip(low, high, strict=True)]
     return Improvement(point, intervals[0], by_task.tolist(), intervals[1:], paired)

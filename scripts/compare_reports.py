@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from pdiff.report.compare import compare_reports
+from pdiff.results.compare import compare_reports
 
 
 def main(argv: list[str]) -> int:

@@ -4,7 +4,7 @@
 
 RUN is a finished or stopped pretrain or diffuse run trained with `--set curve_every=N` (its metrics log the
 training-task return). Prints, per run, where the curve started, its plateau and the first step at which it
-came `fraction` of the way there (pdiff.eval.budget); `--out` draws them side by side. `--json` prints the
+came `fraction` of the way there (pdiff.rollouts.budget); `--out` draws them side by side. `--json` prints the
 same as JSON.
 
 Tune runs make one curve per method instead: tune the same method at several `--set steps=N --set
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from pdiff.errors import PdiffError
-from pdiff.eval.budget import Budget, plateau_budget, plot_budgets, read_curve, selection_curve
+from pdiff.rollouts.budget import Budget, plateau_budget, plot_budgets, read_curve, selection_curve
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run
 
@@ -50,12 +50,28 @@ def main(argv: list[str]) -> None:
                 tuned.setdefault(run.config["method"], []).append(run)
                 continue
             steps, values = read_curve(run.dir / "metrics.jsonl", args.key)
-            budgets.append((f"{run.stage} {run.run_id}", plateau_budget(steps, values, key=args.key,
-                                                                        fraction=args.fraction)))  # fmt: skip
+            budgets.append(
+                (
+                    f"{run.stage} {run.run_id}",
+                    plateau_budget(steps, values, key=args.key, fraction=args.fraction),
+                )
+            )
         for method, method_runs in tuned.items():
             steps, values = selection_curve(method_runs)
-            budgets.append((f"tune {method}", plateau_budget(steps, values, key="-heldout_loss",
-                                                             fraction=args.fraction, tail=1, window=1, best=True)))  # fmt: skip
+            budgets.append(
+                (
+                    f"tune {method}",
+                    plateau_budget(
+                        steps,
+                        values,
+                        key="-heldout_loss",
+                        fraction=args.fraction,
+                        tail=1,
+                        window=1,
+                        best=True,
+                    ),
+                )
+            )
     except (PdiffError, ValueError) as error:
         sys.exit(f"error: {error}")
     if args.json:
@@ -63,9 +79,11 @@ def main(argv: list[str]) -> None:
     else:
         for name, b in budgets:
             rising = "  STILL RISING: a lower bound, train longer" if b.still_rising else ""
-            print(f"{name}: {b.key} {b.start:.4g} at step {b.steps[0]} -> plateau {b.plateau:.4g} "
-                  f"({len(b.steps)} points, to step {b.steps[-1]}); {b.fraction:.0%} of the rise "
-                  f"({b.threshold:.4g}) at step {b.reached_at}{rising}")  # fmt: skip
+            print(
+                f"{name}: {b.key} {b.start:.4g} at step {b.steps[0]} -> plateau {b.plateau:.4g} "
+                f"({len(b.steps)} points, to step {b.steps[-1]}); {b.fraction:.0%} of the rise "
+                f"({b.threshold:.4g}) at step {b.reached_at}{rising}"
+            )
             if name.startswith("tune "):  # few points: how far each budget got
                 print(
                     "  share of the rise by step: " + ", ".join(f"{s} {v:.2f}" for s, v in b.shares().items())

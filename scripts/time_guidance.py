@@ -20,8 +20,12 @@ from pdiff.models.denoiser import Denoiser, DenoiserConfig
 
 X_DIM, COND_DIM = 5 * (39 + 4 + 1), 10
 SIZES = {"smoke": (32, 2), "study": (256, 3)}  # (hidden, layers) of the presets' denoisers
-VARIANTS = [("project", {}), ("gpm", {"memory": 10, "refresh_every": 1}),
-            ("gpm", {"memory": 10, "refresh_every": 10}), ("gpm", {"memory": 50, "refresh_every": 1})]  # fmt: skip
+VARIANTS = [
+    ("project", {}),
+    ("gpm", {"memory": 10, "refresh_every": 1}),
+    ("gpm", {"memory": 10, "refresh_every": 10}),
+    ("gpm", {"memory": 50, "refresh_every": 1}),
+]
 
 
 def time_rule(

@@ -40,8 +40,13 @@ def collected_template(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("template") / "ws"
     workspace, _ = Workspace.init(root)
-    config = resolve_config(CollectConfig, "collect", workspace=workspace, preset="smoke",
-                            flags={"env": REACH, "kinds": ["expert", "random", "prompt-expert"], "workers": 2})  # fmt: skip
+    config = resolve_config(
+        CollectConfig,
+        "collect",
+        workspace=workspace,
+        preset="smoke",
+        flags={"env": REACH, "kinds": ["expert", "random", "prompt-expert"], "workers": 2},
+    )
     run_collect(workspace, config, argv=["pdiff", "collect"])
     return root
 
@@ -76,6 +81,8 @@ def renderer() -> str:
         with mujoco.Renderer(model, 8, 8) as offscreen:
             offscreen.render()
     except Exception as exc:  # noqa: BLE001 - any failure means no renderer
-        pytest.skip(f"no OpenGL renderer for MUJOCO_GL={backend} ({exc.__class__.__name__}: {exc}); "
-                    "install libegl1 (egl) or libosmesa6 (osmesa)")  # fmt: skip
+        pytest.skip(
+            f"no OpenGL renderer for MUJOCO_GL={backend} ({exc.__class__.__name__}: {exc}); "
+            "install libegl1 (egl) or libosmesa6 (osmesa)"
+        )
     return backend

@@ -31,11 +31,30 @@ class GlobalOptions:
 
 
 # What `--help` shows after an option that takes a value (flags show nothing, not `<bool>`).
-PLACEHOLDERS = {"workspace": "DIR", "env": "FAMILY", "preset": "NAME", "config": "FILE", "set": "KEY=VALUE",
-                "resume": "RUN", "pretrain": "RUN", "tune": "RUN", "diffuse": "RUN", "device": "DEVICE",
-                "out": "DIR", "method": "METHOD", "kinds": "KIND,…", "data-kind": "KIND", "stage": "STAGE",
-                "prompt": "auto|fewshot|random", "guidance": "RULE", "lambda": "λ", "tasks": "IDS",
-                "seeds": "SEEDS", "launcher": "print|local", "only": "all|shared|cells"}  # fmt: skip
+PLACEHOLDERS = {
+    "workspace": "DIR",
+    "env": "FAMILY",
+    "preset": "NAME",
+    "config": "FILE",
+    "set": "KEY=VALUE",
+    "resume": "RUN",
+    "pretrain": "RUN",
+    "tune": "RUN",
+    "diffuse": "RUN",
+    "device": "DEVICE",
+    "out": "DIR",
+    "method": "METHOD",
+    "kinds": "KIND,…",
+    "data-kind": "KIND",
+    "stage": "STAGE",
+    "prompt": "auto|fewshot|random",
+    "guidance": "RULE",
+    "lambda": "λ",
+    "tasks": "IDS",
+    "seeds": "SEEDS",
+    "launcher": "print|local",
+    "only": "all|shared|cells",
+}
 
 
 def with_placeholders(command: Any) -> Any:
@@ -102,8 +121,13 @@ class PdiffGroup(TyperGroup):
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:  # noqa: BLE001 - a bug: still one line, the traceback behind -v
             first = str(exc).splitlines()[0] if str(exc) else ""
-            _fail(ctx, RunFailed(f"internal error: {exc.__class__.__name__}: {first}",
-                                 hint="re-run with -v for the traceback and report it"))  # fmt: skip
+            _fail(
+                ctx,
+                RunFailed(
+                    f"internal error: {exc.__class__.__name__}: {first}",
+                    hint="re-run with -v for the traceback and report it",
+                ),
+            )
 
 
 def _fail(ctx: typer.Context, exc: PdiffError) -> NoReturn:

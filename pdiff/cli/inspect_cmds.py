@@ -17,7 +17,7 @@ from pdiff.cli.app import GlobalOptions, app, options
 from pdiff.cli.render import choice, compact, headline, key_values, number
 from pdiff.console import next_step, out, pasteable
 from pdiff.errors import EXIT_FAILED, UsageError
-from pdiff.report import inventory
+from pdiff.results import inventory
 from pdiff.workspace.root import STAGES, Workspace, resolve_root
 from pdiff.workspace.runs import find_run, list_runs
 
@@ -279,20 +279,39 @@ IN_DISTRIBUTION_MARK = "(= train)"
 
 def _print_families(rows: list[dict[str, Any]]) -> None:
     splits = "; ".join(f"{r['name']}: {r['split_note']}" for r in rows if r.get("split_note"))
-    table = Table("family", "paper", "simulator", "tasks", "test tasks", "horizon", "obs/act", "rtg scale", "target", "expert",
-                  caption="paper: one of the paper's four families (its name there); the others are ours to try. "
-                  "expert: who acts in the expert data (a SAC teacher ships inside pdiff or collect trains one). "
-                  f"{IN_DISTRIBUTION_MARK}: in distribution, the test tasks are training tasks too (as in Prompt-DT "
-                  "and the paper), so no unseen task is tested"
-                  + (f". Out of distribution (Table 3), {splits}" if splits else ""))  # fmt: skip
+    table = Table(
+        "family",
+        "paper",
+        "simulator",
+        "tasks",
+        "test tasks",
+        "horizon",
+        "obs/act",
+        "rtg scale",
+        "target",
+        "expert",
+        caption="paper: one of the paper's four families (its name there); the others are ours to try. "
+        "expert: who acts in the expert data (a SAC teacher ships inside pdiff or collect trains one). "
+        f"{IN_DISTRIBUTION_MARK}: in distribution, the test tasks are training tasks too (as in Prompt-DT "
+        "and the paper), so no unseen task is tested"
+        + (f". Out of distribution (Table 3), {splits}" if splits else ""),
+    )
     for r in rows:
         test_tasks = ",".join(map(str, r["test_tasks"])) + (
             f" {IN_DISTRIBUTION_MARK}" if r["in_distribution"] else ""
         )
         table.add_row(
-            r["name"], f"✓ {r['paper']}" if r["paper"] else "", r["simulator"], str(r["num_tasks"]), test_tasks, str(r["horizon"]),
-            f"{r['obs_dim']}/{r['act_dim']}", f"{r['rtg_scale']:g}", f"{r['eval_target']:g}", r["expert"],
-        )  # fmt: skip
+            r["name"],
+            f"✓ {r['paper']}" if r["paper"] else "",
+            r["simulator"],
+            str(r["num_tasks"]),
+            test_tasks,
+            str(r["horizon"]),
+            f"{r['obs_dim']}/{r['act_dim']}",
+            f"{r['rtg_scale']:g}",
+            f"{r['eval_target']:g}",
+            r["expert"],
+        )
     out.print(table)
 
 
@@ -332,8 +351,10 @@ def config_show(
     root = resolve_root(opts.workspace)
     workspace = Workspace.open(root) if (root / "workspace.json").is_file() else None
     if method is not None and stage != "tune":
-        raise UsageError(f"--method {method!r}: only tune has method options, not {stage}",
-                         hint="pdiff config show tune --method M")  # fmt: skip
+        raise UsageError(
+            f"--method {method!r}: only tune has method options, not {stage}",
+            hint="pdiff config show tune --method M",
+        )
     if method is not None and method not in METHODS:
         raise UsageError(
             f"unknown method {method!r} for --method", hint=f"choose one of: {', '.join(METHODS)}"

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from pdiff.console import out
 from pdiff.errors import UsageError
-from pdiff.report.inventory import headline
+from pdiff.results.inventory import headline
 
 __all__ = ["choice", "compact", "headline", "key_values", "number"]
 

@@ -72,19 +72,23 @@ def report(
                 hint="pdiff report --summary docs/results --readme README.md --study docs/study.md",
             )
     if rung_dir and not scaling:
-        raise UsageError(f"unexpected argument {str(rung_dir[0])!r}",
-                         hint="directories are the rungs of --scaling: pdiff report --scaling DIR [DIR ...] --out OUT")  # fmt: skip
+        raise UsageError(
+            f"unexpected argument {str(rung_dir[0])!r}",
+            hint="directories are the rungs of --scaling: pdiff report --scaling DIR [DIR ...] --out OUT",
+        )
     if scaling:
         if out_dir is None or summary_dir is not None:
-            raise UsageError("--scaling needs --out OUT (and no --summary)",
-                             hint="pdiff report --scaling docs/results/scaling/x1 docs/results/scaling/x4 --out docs/results/scaling")  # fmt: skip
-        from pdiff.report.scaling import write_scaling
+            raise UsageError(
+                "--scaling needs --out OUT (and no --summary)",
+                hint="pdiff report --scaling docs/results/scaling/x1 docs/results/scaling/x4 --out docs/results/scaling",
+            )
+        from pdiff.results.scaling import write_scaling
 
         page = write_scaling(list(rung_dir or []), out_dir)
         emit(opts, json_flag, {"scaling": str(page)}, lambda: out.print(f"scaling: {page}", highlight=False))
         return
     if summary_dir is not None:
-        from pdiff.report.summary import write_summary
+        from pdiff.results.summary import write_summary
 
         written = write_summary(summary_dir, readme, study)
         emit(
@@ -122,8 +126,18 @@ def _score(score: dict[str, Any] | None, scale: float = 1.0, unit: str = "") -> 
 
 def print_report_summary(summary: dict[str, Any]) -> None:
     """One row per evaluation cell (raw return, normalised score, success) and the plain comparisons."""
-    table = Table("family", "method", "data", "shots", "seeds", "return", "normalized", "success",
-                  title=f"{summary['cells']} evaluation cells (mean ± std over seeds)", title_justify="left")  # fmt: skip
+    table = Table(
+        "family",
+        "method",
+        "data",
+        "shots",
+        "seeds",
+        "return",
+        "normalized",
+        "success",
+        title=f"{summary['cells']} evaluation cells (mean ± std over seeds)",
+        title_justify="left",
+    )
     for r in summary["data"]["results"]:
         method = escape(
             r["method"] + (f" ({r['variant']})" if r.get("variant") else "")
@@ -162,7 +176,7 @@ def reproduce(
         None,
         "--guidance-ablation/--no-guidance-ablation",
         help=f"Also run every rule of the guidance ablation ({', '.join(ABLATION_RULES)}).",
-    ),  # fmt: skip
+    ),
     ood: bool | None = typer.Option(
         None,
         "--ood/--no-ood",
@@ -178,7 +192,7 @@ def reproduce(
         min=1,
         metavar="N",
         help="Steps at once, each in its own process (default 1; see docs/stages/reproduce.md).",
-    ),  # fmt: skip
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (skip / resume / run) and stop."),
     json_flag: bool = JSON_OPTION,
 ) -> None:
@@ -199,14 +213,31 @@ def reproduce(
     workspace, _ = Workspace.init(scratch.name if scratch else opts.workspace)
     shown = opts.workspace if scratch else workspace.root
     count = seeds is not None and seeds.strip().isdigit()  # the older `--seeds 3`: seeds 0, 1, 2
-    flags = {"envs": parse_names(env), "methods": parse_names(methods),
-             "seeds": int(seeds) if count else parse_ids(seeds, "--seeds"),
-             "data_kinds": parse_names(data_kinds), "guidance_ablation": ablation, "ood": ood, "jobs": jobs}  # fmt: skip
-    matrix = stage_config(workspace, "reproduce", preset, flags, [o.removeprefix("reproduce.") for o in overrides
-                                                                  if o.startswith("reproduce.")])  # fmt: skip
+    flags = {
+        "envs": parse_names(env),
+        "methods": parse_names(methods),
+        "seeds": int(seeds) if count else parse_ids(seeds, "--seeds"),
+        "data_kinds": parse_names(data_kinds),
+        "guidance_ablation": ablation,
+        "ood": ood,
+        "jobs": jobs,
+    }
+    matrix = stage_config(
+        workspace,
+        "reproduce",
+        preset,
+        flags,
+        [o.removeprefix("reproduce.") for o in overrides if o.startswith("reproduce.")],
+    )
     stage_overrides = [o for o in overrides if not o.startswith("reproduce.")]
-    results, report_run = run_matrix(workspace, matrix, preset=preset, argv=["pdiff", *sys.argv[1:]],
-                                     overrides=stage_overrides, dry_run=dry_run)  # fmt: skip
+    results, report_run = run_matrix(
+        workspace,
+        matrix,
+        preset=preset,
+        argv=["pdiff", *sys.argv[1:]],
+        overrides=stage_overrides,
+        dry_run=dry_run,
+    )
     path = report_run.dir / "report.md" if report_run is not None else None
 
     def render() -> None:

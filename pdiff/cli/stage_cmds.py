@@ -105,10 +105,24 @@ def collect(
 
     opts = options(ctx)
     workspace = opts.open_workspace()
-    flags = {"env": env, "kinds": parse_names(kinds), "episodes": episodes, "tasks": parse_ids(tasks),
-             "workers": workers, "horizon": horizon, "seed": seed}  # fmt: skip
-    cfg = resolve_config(CollectConfig, "collect", workspace=workspace, preset=preset, config_file=config,
-                         overrides=overrides, flags=flags)  # fmt: skip
+    flags = {
+        "env": env,
+        "kinds": parse_names(kinds),
+        "episodes": episodes,
+        "tasks": parse_ids(tasks),
+        "workers": workers,
+        "horizon": horizon,
+        "seed": seed,
+    }
+    cfg = resolve_config(
+        CollectConfig,
+        "collect",
+        workspace=workspace,
+        preset=preset,
+        config_file=config,
+        overrides=overrides,
+        flags=flags,
+    )
     run, summary = run_collect(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
     emit(opts, json_flag, payload, lambda: _print_summary(f"collect {run.family}", run.run_id, summary))
@@ -191,11 +205,23 @@ def pretrain(
 
     opts = options(ctx)
     workspace = opts.open_workspace()
-    flags = {"env": env or (None if resume or config or overrides else upstream_family(ctx, "collect")),
-             "steps": steps, "data_kind": data_kind, "include_test_tasks": include_test_tasks, "device": device,
-             "seed": seed}  # fmt: skip
-    cfg = resolve_config(PretrainConfig, "pretrain", workspace=workspace, preset=preset, config_file=config,
-                         overrides=overrides, flags=flags)  # fmt: skip
+    flags = {
+        "env": env or (None if resume or config or overrides else upstream_family(ctx, "collect")),
+        "steps": steps,
+        "data_kind": data_kind,
+        "include_test_tasks": include_test_tasks,
+        "device": device,
+        "seed": seed,
+    }
+    cfg = resolve_config(
+        PretrainConfig,
+        "pretrain",
+        workspace=workspace,
+        preset=preset,
+        config_file=config,
+        overrides=overrides,
+        flags=flags,
+    )
     run, summary = run_pretrain(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return
@@ -239,17 +265,38 @@ def eval_cmd(
     opts = options(ctx)
     workspace = opts.open_workspace()
     if shots is not None and shots <= 0:
-        raise UsageError(f"--shots {shots} must be at least 1",
-                         hint="use e.g. --shots 5; zero-shot prompts come from `pdiff tune --shots 0`")  # fmt: skip
+        raise UsageError(
+            f"--shots {shots} must be at least 1",
+            hint="use e.g. --shots 5; zero-shot prompts come from `pdiff tune --shots 0`",
+        )
     upstream = None if pretrain_run or tune_run else upstream_family(ctx, "pretrain")
-    flags = {"env": env or upstream, "pretrain_run": pretrain_run, "tune_run": tune_run,
-             "prompt": prompt, "shots": shots, "data_kind": data_kind, "seeds": parse_ids(seeds, "--seeds"),
-             "episodes": episodes, "device": device, "video": video, "workers": workers}  # fmt: skip
-    cfg = resolve_config(EvalConfig, "eval", workspace=workspace, preset=preset, config_file=config,
-                         overrides=overrides, flags=flags)  # fmt: skip
+    flags = {
+        "env": env or upstream,
+        "pretrain_run": pretrain_run,
+        "tune_run": tune_run,
+        "prompt": prompt,
+        "shots": shots,
+        "data_kind": data_kind,
+        "seeds": parse_ids(seeds, "--seeds"),
+        "episodes": episodes,
+        "device": device,
+        "video": video,
+        "workers": workers,
+    }
+    cfg = resolve_config(
+        EvalConfig,
+        "eval",
+        workspace=workspace,
+        preset=preset,
+        config_file=config,
+        overrides=overrides,
+        flags=flags,
+    )
     if not (cfg.env or cfg.pretrain_run or cfg.tune_run or resume):
-        raise UsageError(f"nothing to evaluate: no finished pretrain run in {workspace.root}",
-                         hint="run `pdiff collect --env FAMILY` and `pdiff pretrain` first (or all of it: `pdiff demo`)")  # fmt: skip
+        raise UsageError(
+            f"nothing to evaluate: no finished pretrain run in {workspace.root}",
+            hint="run `pdiff collect --env FAMILY` and `pdiff pretrain` first (or all of it: `pdiff demo`)",
+        )
     run, summary = run_eval(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
 
     def render() -> None:
@@ -299,10 +346,25 @@ def diffuse(
     opts = options(ctx)
     workspace = opts.open_workspace()
     upstream = None if pretrain_run or resume else upstream_family(ctx, "pretrain")
-    flags = {"env": env or upstream, "pretrain_run": pretrain_run, "guidance": guidance, "lam": lam,
-             "diffusion.steps": diffusion_steps, "steps": steps, "device": device, "seed": seed}  # fmt: skip
-    cfg = resolve_config(DiffuseConfig, "diffuse", workspace=workspace, preset=preset, config_file=config,
-                         overrides=overrides, flags=flags)  # fmt: skip
+    flags = {
+        "env": env or upstream,
+        "pretrain_run": pretrain_run,
+        "guidance": guidance,
+        "lam": lam,
+        "diffusion.steps": diffusion_steps,
+        "steps": steps,
+        "device": device,
+        "seed": seed,
+    }
+    cfg = resolve_config(
+        DiffuseConfig,
+        "diffuse",
+        workspace=workspace,
+        preset=preset,
+        config_file=config,
+        overrides=overrides,
+        flags=flags,
+    )
     run, summary = run_diffuse(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return
@@ -350,17 +412,33 @@ def tune(
         raise UsageError("give --seed or --seeds, not both", hint="--seeds 0,1,2 runs several seeds")
     upstream_stage = "diffuse" if method in (None, "prompt-diffuser") else "pretrain"
     upstream = None if diffuse_run or pretrain_run else upstream_family(ctx, upstream_stage)
-    flags = {"env": env or upstream, "shots": shots, "method": method, "data_kind": data_kind,
-             "seeds": [seed] if seed is not None else parse_ids(seeds, "--seeds"), "diffuse_run": diffuse_run,
-             "pretrain_run": pretrain_run, "device": device}  # fmt: skip
-    cfg = resolve_config(TuneConfig, "tune", workspace=workspace, preset=preset, config_file=config,
-                         overrides=overrides, flags=flags)  # fmt: skip
+    flags = {
+        "env": env or upstream,
+        "shots": shots,
+        "method": method,
+        "data_kind": data_kind,
+        "seeds": [seed] if seed is not None else parse_ids(seeds, "--seeds"),
+        "diffuse_run": diffuse_run,
+        "pretrain_run": pretrain_run,
+        "device": device,
+    }
+    cfg = resolve_config(
+        TuneConfig,
+        "tune",
+        workspace=workspace,
+        preset=preset,
+        config_file=config,
+        overrides=overrides,
+        flags=flags,
+    )
     for key in others_options(cfg.method, [parse_set(item)[0] for item in overrides]):
         log.warning("--set %s is an option of another method than %s: ignored", key, cfg.method)
     if not (cfg.env or cfg.diffuse_run or cfg.pretrain_run or resume):
-        raise UsageError(f"nothing to tune from: no finished {upstream_stage} run in {workspace.root}",
-                         hint="run `pdiff collect --env FAMILY`, `pdiff pretrain` and `pdiff diffuse` first "
-                         "(or all of it: `pdiff demo`)")  # fmt: skip
+        raise UsageError(
+            f"nothing to tune from: no finished {upstream_stage} run in {workspace.root}",
+            hint="run `pdiff collect --env FAMILY`, `pdiff pretrain` and `pdiff diffuse` first "
+            "(or all of it: `pdiff demo`)",
+        )
     run, summary = run_tune(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return

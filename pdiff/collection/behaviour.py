@@ -180,5 +180,10 @@ def calibrate_medium_noise(
     finally:
         for env in envs.values():
             env.close()
-    return {"noise": best[1], "return": best[2], "target_return": target,
-            "expert_return": expert, "random_return": random}  # fmt: skip
+    return {
+        "noise": best[1],
+        "return": best[2],
+        "target_return": target,
+        "expert_return": expert,
+        "random_return": random,
+    }

@@ -30,9 +30,14 @@ def calibrated_medium_noise(
         calibration = calibrate_medium_noise(family, fraction, tasks=tasks, horizon=horizon, seed=seed)
         run.manifest["summary"]["medium_calibration"] = calibration
         run.save()
-    log.info("medium: action noise %.3f, return %.1f (target %.1f; expert %.1f, random %.1f)",
-             calibration["noise"], calibration["return"], calibration["target_return"],
-             calibration["expert_return"], calibration["random_return"])  # fmt: skip
+    log.info(
+        "medium: action noise %.3f, return %.1f (target %.1f; expert %.1f, random %.1f)",
+        calibration["noise"],
+        calibration["return"],
+        calibration["target_return"],
+        calibration["expert_return"],
+        calibration["random_return"],
+    )
     return float(calibration["noise"])
 
 

@@ -26,9 +26,9 @@ from pdiff.envs.base import TaskFamily
 from pdiff.errors import ArtifactError, UsageError
 from pdiff.teachers.policy import TeacherPolicy
 from pdiff.teachers.sac import SACConfig
+from pdiff.teachers.sac_training import train_teacher
 from pdiff.teachers.shipped import load_shipped, read_provenance, teacher_family_name
 from pdiff.teachers.storage import nearest_snapshot
-from pdiff.teachers.training import train_teacher
 from pdiff.workspace.atomic import remove_tree
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
@@ -174,9 +174,14 @@ def _shipped_teacher(run: Run, family: TaskFamily, medium_fraction: float) -> di
     run.record_input("teacher", info["teacher_run"], expert.sha256)
     run.manifest["summary"]["teacher"] = info
     run.save()
-    log.info("shipped teacher for %s: %d updates, expert %.1f, medium snapshot %d at %.1f",
-             base, info["updates"], info["expert_eval_return"], info["medium_update"],
-             info["medium_eval_return"])  # fmt: skip
+    log.info(
+        "shipped teacher for %s: %d updates, expert %.1f, medium snapshot %d at %.1f",
+        base,
+        info["updates"],
+        info["expert_eval_return"],
+        info["medium_update"],
+        info["medium_eval_return"],
+    )
     return info
 
 
@@ -197,8 +202,12 @@ def ensure_teacher(
         log.info("reusing the teacher of collect run %s", source.run_id)
         out_dir = source.dir / TEACHER_DIR
     else:
-        log.info("continuing the teacher of collect run %s from %d to %d updates",
-                 source.run_id, base_updates, total)  # fmt: skip
+        log.info(
+            "continuing the teacher of collect run %s from %d to %d updates",
+            source.run_id,
+            base_updates,
+            total,
+        )
         out_dir = _continue_in(run, source)
     with StageProgress(f"teacher {family.name}", total=total, unit="SAC updates") as bar:
 
@@ -246,6 +255,12 @@ def ensure_teacher(
         run.record_output(Path(summary.checkpoint_dir), "teacher_checkpoint")
     run.manifest["summary"]["teacher"] = info
     run.save()
-    log.info("teacher: expert %.1f, medium snapshot %d at %.1f (target %.1f), random %.1f",
-             summary.expert_return, medium.update, medium.mean_return, target, low)  # fmt: skip
+    log.info(
+        "teacher: expert %.1f, medium snapshot %d at %.1f (target %.1f), random %.1f",
+        summary.expert_return,
+        medium.update,
+        medium.mean_return,
+        target,
+        low,
+    )
     return info

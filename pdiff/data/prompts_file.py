@@ -46,8 +46,11 @@ def read_prompts(path: Path) -> tuple[dict[tuple[int, int], Segments], dict[str,
             for seed_name, seed_group in handle.items():
                 for task_name, group in seed_group.items():
                     one_prompt = group["timesteps"].ndim == 1  # written before several were stored
-                    arrays = {name: np.asarray(group[name])[None] if one_prompt else np.asarray(group[name])
-                              for name in FIELDS if name in group}  # fmt: skip
+                    arrays = {
+                        name: np.asarray(group[name])[None] if one_prompt else np.asarray(group[name])
+                        for name in FIELDS
+                        if name in group
+                    }
                     arrays.setdefault("mask", np.ones(arrays["states"].shape[:2], np.float32))
                     task = int(task_name.split("-")[1])
                     tasks = np.full(len(arrays["states"]), task, np.int64)

@@ -115,8 +115,10 @@ class TaskFamily:
         """The out-of-distribution split in words ("" for the paper's families)."""
         if self.ood is None:
             return ""
-        return (f"ours: {self.ood.base}'s tasks re-split, test tasks with {self.ood.parameter} in "
-                f"{self.ood.text}, training tasks all the others")  # fmt: skip
+        return (
+            f"ours: {self.ood.base}'s tasks re-split, test tasks with {self.ood.parameter} in "
+            f"{self.ood.text}, training tasks all the others"
+        )
 
     @property
     def in_distribution(self) -> bool:

@@ -16,7 +16,6 @@ from pdiff.data.loader import FamilyData
 from pdiff.data.prompts_file import write_prompts
 from pdiff.distributed import DistInfo, broadcast, gather_to_main, shard_jobs
 from pdiff.envs.base import TaskFamily
-from pdiff.eval.rollout import FrozenPolicy
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.context import choose_settings, method_settings, task_context
 from pdiff.methods.finetuning import save_tuned, tuned_path
@@ -25,6 +24,7 @@ from pdiff.methods.registry import METHODS
 from pdiff.methods.selection import Selection, with_overrides
 from pdiff.methods.shared_config import SharedTuneConfig
 from pdiff.methods.zero_shot import ZeroShotPrompts, training_prompts
+from pdiff.rollouts.rollout import FrozenPolicy
 
 
 @dataclass
@@ -97,7 +97,7 @@ def adapt_all(
     device = compute.torch_device
     settings = {seed: method_settings(config, family, diffusion[seed], compute) for seed in config.seeds}
     jobs = [(seed, task) for seed in config.seeds for task in tasks]
-    # a deterministic family's rollout repeats itself, so its cells vary the prompt instead (pdiff.eval.plan)
+    # a deterministic family's rollout repeats itself, so its cells vary the prompt instead (pdiff.rollouts.plan)
     per_episode = config.shots > 0 and not family.resets_vary
     # torchrun's ranks keep no progress (they would race for its files)
     progress = (

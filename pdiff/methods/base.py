@@ -12,8 +12,8 @@ import torch
 
 from pdiff.data.batches import PromptBank, Segments, SegmentSampler
 from pdiff.envs.base import TaskFamily
-from pdiff.eval.rollout import FrozenPolicy
 from pdiff.methods.zero_shot import ZeroShotPrompts
+from pdiff.rollouts.rollout import FrozenPolicy
 
 Options = TypeVar("Options")
 
@@ -66,7 +66,7 @@ class TaskContext:
         return self.after_step is not None and self.after_step(step, current)
 
     # Where the family's resets do not vary (Meta-World), one rollout per prompt is all a prompt can show, so
-    # the result holds one prompt per few-shot episode and eval rolls out each (pdiff.eval.plan).
+    # the result holds one prompt per few-shot episode and eval rolls out each (pdiff.rollouts.plan).
     prompt_per_episode: bool = False
 
     def fewshot_tails(self) -> Segments:

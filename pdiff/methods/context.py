@@ -15,7 +15,6 @@ from pdiff.compute import Compute
 from pdiff.console import StageProgress
 from pdiff.data.loader import FamilyData
 from pdiff.envs.base import TaskFamily
-from pdiff.eval.rollout import FrozenPolicy
 from pdiff.methods import prompt_diffuser
 from pdiff.methods.base import TaskContext, TuneSettings
 from pdiff.methods.registry import METHODS
@@ -30,6 +29,7 @@ from pdiff.methods.selection import (
 )
 from pdiff.methods.shared_config import SharedTuneConfig
 from pdiff.methods.zero_shot import ZeroShotPrompts
+from pdiff.rollouts.rollout import FrozenPolicy
 
 
 def fallback_lr(config: SharedTuneConfig) -> float | None:

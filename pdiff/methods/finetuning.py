@@ -28,7 +28,7 @@ from pdiff.workspace.atomic import atomic_write_bytes
 Attach = Callable[[PromptDT, dict[str, Any]], None]
 
 
-def prepare(frozen: PromptDT, attach: Attach, options: dict[str, Any]) -> PromptDT:
+def tunable_copy(frozen: PromptDT, attach: Attach, options: dict[str, Any]) -> PromptDT:
     """A copy of `frozen` with every weight frozen, then the method's tunable parameters attached."""
     model = copy.deepcopy(frozen)
     for parameter in model.parameters():
@@ -64,8 +64,14 @@ def finetune(
     model.train()
     for step in range(steps):
         batch = context.fewshot.sample(context.rng, tasks, 1).to_torch(context.device)
-        pred = model(batch["states"], batch["actions"], batch["returns_to_go"], batch["timesteps"],
-                     batch["mask"], prompt_tensors)  # fmt: skip
+        pred = model(
+            batch["states"],
+            batch["actions"],
+            batch["returns_to_go"],
+            batch["timesteps"],
+            batch["mask"],
+            prompt_tensors,
+        )
         loss = action_loss(pred, batch["actions"], batch["mask"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -73,8 +79,10 @@ def finetune(
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         losses.append(float(loss.detach()))
         if not torch.isfinite(loss):
-            raise RunFailed(f"tune loss became {losses[-1]} at step {step + 1} on task {context.task}",
-                            hint="lower the learning rate: pdiff tune --set lr=...")  # fmt: skip
+            raise RunFailed(
+                f"tune loss became {losses[-1]} at step {step + 1} on task {context.task}",
+                hint="lower the learning rate: pdiff tune --set lr=...",
+            )
         optimizer.step()
         if context.stop_after(step + 1, lambda: TaskResult(prompt=prompt, tunable_parameters=0, model=model)):
             break
@@ -92,11 +100,18 @@ def tune_weights(
     settings = context.settings
     prompt = context.fewshot_prompts.for_task(context.task, context.rng)
     torch.manual_seed(context.seed * 1000 + context.task)  # new parameters' init and dropout
-    model = prepare(context.policy.model, attach, options)
+    model = tunable_copy(context.policy.model, attach, options)
     if initialise is not None:
         initialise(model, prompt)
-    metrics = finetune(model, prompt, context, steps=settings.steps, batch_size=settings.batch_size,
-                       lr=settings.lr, grad_clip=settings.grad_clip)  # fmt: skip
+    metrics = finetune(
+        model,
+        prompt,
+        context,
+        steps=settings.steps,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        grad_clip=settings.grad_clip,
+    )
     count = sum(p.numel() for p in trainable(model).values())
     # Tuned with one prompt; where resets do not vary it is rolled out with each few-shot prompt, so that no
     # single prompt decides the cell (soft-prompt's learned embeddings replace the prompt: those are copies).
@@ -131,13 +146,17 @@ def load_tuned(frozen: PromptDT, path: Path, method: str, attach: Attach) -> Pro
             f"{path} is corrupt ({exc.__class__.__name__})", hint="re-run `pdiff tune`"
         ) from exc
     if header.get("method") != method:
-        raise ArtifactError(f"{path} holds {header.get('method')!r} weights, not {method!r}",
-                            hint="evaluate the tune run that wrote it: pdiff eval --tune RUN")  # fmt: skip
-    model = prepare(frozen, attach, options)
+        raise ArtifactError(
+            f"{path} holds {header.get('method')!r} weights, not {method!r}",
+            hint="evaluate the tune run that wrote it: pdiff eval --tune RUN",
+        )
+    model = tunable_copy(frozen, attach, options)
     expected = trainable(model)
     if set(tensors) != set(expected) or any(tensors[k].shape != v.shape for k, v in expected.items()):
-        raise ArtifactError(f"{path} does not match the {method} parameters of this Prompt-DT",
-                            hint="evaluate it with the pretrain run it was tuned from")  # fmt: skip
+        raise ArtifactError(
+            f"{path} does not match the {method} parameters of this Prompt-DT",
+            hint="evaluate it with the pretrain run it was tuned from",
+        )
     with torch.no_grad():
         for name, parameter in expected.items():
             parameter.copy_(tensors[name])

@@ -43,8 +43,11 @@ def clear_progress(run_dir: Path) -> None:
 def inputs_of(device: Any, fewshot: dict[int, Any], zero_shot: dict[int, Any]) -> dict[str, Any]:
     """What a tune's trials and adaptations are computed from: the device, and each seed's few-shot datasets
     (FamilyData) or zero-shot training prompts' datasets (ZeroShotPrompts), by content hash; as JSON reads it."""
-    inputs = {"device": device.type, "fewshot": {s: [d.dataset_ids, d.content_sha256] for s, d in fewshot.items()},
-              "zero_shot": {s: z.datasets for s, z in zero_shot.items()}}  # fmt: skip
+    inputs = {
+        "device": device.type,
+        "fewshot": {s: [d.dataset_ids, d.content_sha256] for s, d in fewshot.items()},
+        "zero_shot": {s: z.datasets for s, z in zero_shot.items()},
+    }
     return json.loads(json.dumps(inputs))
 
 
@@ -111,13 +114,19 @@ class TuneProgress:
             weights = attrs.get("weights", "")
             if weights and not (self.dir.parent / weights).is_file():  # lost with the kill: tune it again
                 return None
-            return TaskResult(prompt=prompts[(seed, task)], tunable_parameters=int(attrs["tunable_parameters"]),
-                              metrics=json.loads(attrs["metrics"]))  # fmt: skip
+            return TaskResult(
+                prompt=prompts[(seed, task)],
+                tunable_parameters=int(attrs["tunable_parameters"]),
+                metrics=json.loads(attrs["metrics"]),
+            )
         except (ArtifactError, KeyError, ValueError):  # written atomically, so only damage gets here: redo it
             return None
 
     def add_result(self, seed: int, task: int, result: TaskResult, weights: Path | None) -> None:
         """Record an adaptation; `weights` is the tuned tensors' file, already written."""
-        attrs = {"tunable_parameters": str(result.tunable_parameters), "metrics": json.dumps(result.metrics),
-                 "weights": str(weights.relative_to(self.dir.parent)) if weights is not None else ""}  # fmt: skip
+        attrs = {
+            "tunable_parameters": str(result.tunable_parameters),
+            "metrics": json.dumps(result.metrics),
+            "weights": str(weights.relative_to(self.dir.parent)) if weights is not None else "",
+        }
         write_prompts(self._path(seed, task), {(seed, task): result.prompt}, attrs)

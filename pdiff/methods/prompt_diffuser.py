@@ -34,8 +34,6 @@ from pdiff.diffusion import VPSchedule, denoising_loss, sample
 from pdiff.distributed import DistInfo, all_reduce_sum, average_gradients
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import RunFailed
-from pdiff.eval.curve import TrainingTaskCurve
-from pdiff.eval.rollout import FrozenPolicy
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.diffusion_settings import DenoiserTraining, SegmentSource, denoiser_payload
 from pdiff.methods.gradient_basis import GradientBasis
@@ -52,6 +50,8 @@ from pdiff.models.checkpoint import load_inference, weights_sha256
 from pdiff.models.denoiser import Denoiser, DenoiserConfig
 from pdiff.models.prompt_dt import PromptDT, action_loss
 from pdiff.models.sharded_plm import ShardedPLM
+from pdiff.rollouts.curve import TrainingTaskCurve
+from pdiff.rollouts.rollout import FrozenPolicy
 from pdiff.training.state import EMA, CheckpointStore, check_finite, seed_everything
 
 DEFAULT_LR = 1e-4  # [ours]: the paper gives no fine-tuning rate
@@ -199,8 +199,15 @@ def generate_prompts(
     comes from `generator` when given (else from torch's global generator)."""
     denoiser.eval()
     _, cond = codec.encode(conditions, device)
-    x_hat = sample(denoiser, schedule, cond, (len(conditions), codec.x_dim), generator=generator,
-                   clip=codec.bounds(device), grad=False)  # fmt: skip
+    x_hat = sample(
+        denoiser,
+        schedule,
+        cond,
+        (len(conditions), codec.x_dim),
+        generator=generator,
+        clip=codec.bounds(device),
+        grad=False,
+    )
     return codec.to_segments(x_hat, conditions)
 
 
@@ -214,8 +221,9 @@ def fixed_noise_prompts(
     def generate(conditions: Segments) -> Segments:
         training = denoiser.training
         try:
-            return generate_prompts(denoiser, schedule, codec, conditions, device,
-                                    torch.Generator().manual_seed(seed))  # fmt: skip
+            return generate_prompts(
+                denoiser, schedule, codec, conditions, device, torch.Generator().manual_seed(seed)
+            )
         finally:
             denoiser.train(training)
 
@@ -379,15 +387,36 @@ def tune_task(context: TaskContext) -> TaskResult:
         # gpm starts each tuning from an empty memory: the basis is of this task's denoising gradients
         basis = GradientBasis(**tuning.gpm) if tuning.guidance == "gpm" else None
         for step in range(1, settings.steps + 1):
-            segments = prompt_segments(tuning.segment_source, context.fewshot, context.fewshot_prompts,
-                                       context.rng, np.array(tasks), codec.prompt_len)  # fmt: skip
+            segments = prompt_segments(
+                tuning.segment_source,
+                context.fewshot,
+                context.fewshot_prompts,
+                context.rng,
+                np.array(tasks),
+                codec.prompt_len,
+            )
             contexts = context.fewshot.sample(context.rng, tasks, 1)
-            losses = guided_step(denoiser, schedule, plm, codec, segments, contexts, optimizer, rule=tuning.guidance,
-                                 lam=tuning.lam, grad_clip=settings.grad_clip, device=context.device,
-                                 basis=basis)  # fmt: skip
+            losses = guided_step(
+                denoiser,
+                schedule,
+                plm,
+                codec,
+                segments,
+                contexts,
+                optimizer,
+                rule=tuning.guidance,
+                lam=tuning.lam,
+                grad_clip=settings.grad_clip,
+                device=context.device,
+                basis=basis,
+            )
             loss_dm = None if tuning.guidance == "plm-only" else losses.loss_dm  # NaN: not computed
-            check_finite("tune", step, {"loss_dm": loss_dm, "loss_plm": losses.loss_plm},
-                         where=f"seed {context.seed}, task {context.task}")  # fmt: skip
+            check_finite(
+                "tune",
+                step,
+                {"loss_dm": loss_dm, "loss_plm": losses.loss_plm},
+                where=f"seed {context.seed}, task {context.task}",
+            )
             if context.stop_after(step, lambda: trial_result(context, denoiser, schedule, codec)):
                 break
         metrics = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm or float("nan")}

@@ -6,7 +6,7 @@ Each round (one tune "step"):
   2. score them, all on the same data (common random numbers):
      offline (default): the frozen model's masked action MSE on `batches` batches of the task's
      few-shot segments, lower is better; online (`online`): the mean return of `rollouts` simulator
-     episodes per candidate (pdiff.eval.rollout), higher is better;
+     episodes per candidate (pdiff.rollouts.rollout), higher is better;
   3. rank them (rank 0 = best) and estimate an ascent direction with ZO-RankSGD's all-pairs estimator
      d = Σ_j (m − 1 − 2·rank_j)·(x_j − x) / (m(m−1)/2) — every pair (better, worse) contributes
      (x_better − x_worse); the reference implementation writes the weight as m − 2·rank, which only adds a zero-mean term;
@@ -32,15 +32,17 @@ import torch
 from pydantic import Field
 
 from pdiff.data.batches import Segments
-from pdiff.eval.rollout import rollout
-from pdiff.eval.simulators import EnvPool
 from pdiff.methods.base import TaskContext, TaskResult
 from pdiff.methods.options import MethodOptions
 from pdiff.models.prompt_dt import action_loss
+from pdiff.rollouts.rollout import rollout
+from pdiff.rollouts.simulators import EnvPool
 
 DEFAULT_LR = 1e-4
-FIELDS = {"all": ("states", "actions", "returns_to_go", "timesteps"),
-          "states-actions-rtg": ("states", "actions", "returns_to_go")}  # fmt: skip
+FIELDS = {
+    "all": ("states", "actions", "returns_to_go", "timesteps"),
+    "states-actions-rtg": ("states", "actions", "returns_to_go"),
+}
 
 
 class Options(MethodOptions):
@@ -83,8 +85,10 @@ def offline_scores(context: TaskContext, candidates: Segments, batches: int) -> 
     model, device, m = context.policy.model, context.device, len(candidates)
     model.eval()
     batch_size = context.settings.batch_size
-    drawn = [context.fewshot.sample(context.rng, [context.task] * batch_size, 1).to_torch(device)
-             for _ in range(batches)]  # fmt: skip
+    drawn = [
+        context.fewshot.sample(context.rng, [context.task] * batch_size, 1).to_torch(device)
+        for _ in range(batches)
+    ]
     shared = {k: torch.cat([batch[k] for batch in drawn]) for k in drawn[0]}
     rows = {k: v.repeat(m, *([1] * (v.dim() - 1))) for k, v in shared.items()}  # candidate-major copies
     prompt = candidates.to_prompt(device)
@@ -106,8 +110,15 @@ def online_scores(context: TaskContext, candidates: Segments, episodes: int, poo
     assert family is not None, "online PTDT rolls its candidates out in the family"
     horizon = family.resolve_horizon(context.options(Options).horizon)
     resets = [int(s) for s in context.rng.integers(0, 2**31 - 1, size=episodes)]
-    results = rollout(family, context.policy, candidates.to_prompt(), [context.task] * m, [resets] * m,
-                      horizon=horizon, pool=pool)  # fmt: skip
+    results = rollout(
+        family,
+        context.policy,
+        candidates.to_prompt(),
+        [context.task] * m,
+        [resets] * m,
+        horizon=horizon,
+        pool=pool,
+    )
     returns = np.zeros(m)
     for index, result in enumerate(results):
         returns[index // episodes] += result.episode_return / episodes
@@ -153,7 +164,13 @@ def tune_task(context: TaskContext) -> TaskResult:
     # scaled RTG, timesteps) and the few-shot score before and after, on the same data.
     before, after = (float(first), float(last)) if options.online else (-float(first), -float(last))
     name = "fewshot_return" if options.online else "fewshot_loss"
-    metrics = {"prompt_moved_rms": float(np.sqrt(np.mean((x - start) ** 2))), f"{name}_before": before,
-               f"{name}_after": after}  # fmt: skip
-    return TaskResult(prompt=candidates_from(x[None], prompt, fields, max_ep_len), tunable_parameters=len(x),
-                      metrics=metrics)  # fmt: skip
+    metrics = {
+        "prompt_moved_rms": float(np.sqrt(np.mean((x - start) ** 2))),
+        f"{name}_before": before,
+        f"{name}_after": after,
+    }
+    return TaskResult(
+        prompt=candidates_from(x[None], prompt, fields, max_ep_len),
+        tunable_parameters=len(x),
+        metrics=metrics,
+    )

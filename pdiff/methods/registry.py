@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from types import ModuleType
 
-from pdiff.methods import adaptor, full_ft, lora, prompt_diffuser, prompt_dt, ptdt, soft_prompt
+from pdiff.methods import adaptor, full_ft, lora, prompt_diffuser, ptdt, real_prompt, soft_prompt
 from pdiff.methods.options import MethodOptions
 
 METHODS: dict[str, ModuleType] = {
     "prompt-diffuser": prompt_diffuser,
-    "prompt-dt": prompt_dt,
+    "prompt-dt": real_prompt,
     "soft-prompt": soft_prompt,
     "adaptor": adaptor,
     "lora": lora,

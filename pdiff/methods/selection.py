@@ -30,10 +30,10 @@ import torch
 from pdiff.data.batches import gather_segments
 from pdiff.data.loader import FamilyData
 from pdiff.errors import RunFailed
-from pdiff.eval.rollout import FrozenPolicy
-from pdiff.methods import prompt_dt
+from pdiff.methods import real_prompt
 from pdiff.methods.base import TaskContext, TaskResult, TuneSettings
 from pdiff.models.prompt_dt import action_loss
+from pdiff.rollouts.rollout import FrozenPolicy
 
 CANDIDATES_PER_METHOD = 5
 # Adam's step moves each parameter by about the learning rate: a decade apart from 1e-5 (below the 1e-4 that
@@ -78,7 +78,11 @@ def candidates(grid: dict[str, tuple[float, ...]]) -> list[dict[str, float]]:
 def at_edge(chosen: dict[str, float], grid: dict[str, Sequence[float]]) -> list[str]:
     """The chosen settings that sit at the lowest or highest value of their grid: the grid, not the method,
     may have decided them. An axis of one value is fixed, not chosen, and never flagged."""
-    return [key for key, value in chosen.items() if len(grid[key]) > 1 and value in (min(grid[key]), max(grid[key]))]  # fmt: skip
+    return [
+        key
+        for key, value in chosen.items()
+        if len(grid[key]) > 1 and value in (min(grid[key]), max(grid[key]))
+    ]
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,12 @@ class EarlyStopping:
         return len(losses) - 1 - int(np.argmin(losses)) >= self.patience
 
 
-def run_trial(tune_task: Callable[[TaskContext], TaskResult], context: TaskContext,
-              score: Callable[[TaskResult], float], rule: EarlyStopping) -> Curve:  # fmt: skip
+def run_trial(
+    tune_task: Callable[[TaskContext], TaskResult],
+    context: TaskContext,
+    score: Callable[[TaskResult], float],
+    rule: EarlyStopping,
+) -> Curve:
     """Tune one (seed, task) with one candidate, scoring it at the rule's checkpoints until it stops; a
     tuning that diverges (a non-finite training loss) scores inf everywhere, so its candidate loses."""
     checkpoints = set(rule.checkpoints())
@@ -153,8 +161,9 @@ def split_heldout(data: FamilyData) -> tuple[FamilyData, FamilyData]:
 
 
 @torch.no_grad()
-def heldout_loss(policy: FrozenPolicy, result: TaskResult, heldout: FamilyData, task: int,
-                 device: torch.device) -> float:  # fmt: skip
+def heldout_loss(
+    policy: FrozenPolicy, result: TaskResult, heldout: FamilyData, task: int, device: torch.device
+) -> float:
     """Masked action MSE, in eval mode, of the K-step windows starting at every step of the task's held-out
     episodes, with the method's prompt (and tuned model, if it changed weights). The model is left in the
     mode it was in (a trial goes on training it)."""
@@ -169,8 +178,14 @@ def heldout_loss(policy: FrozenPolicy, result: TaskResult, heldout: FamilyData, 
     )
     prompt = result.prompt.to_prompt(device)
     try:
-        pred = model(windows["states"], windows["actions"], windows["returns_to_go"], windows["timesteps"],
-                     windows["mask"], prompt)  # fmt: skip
+        pred = model(
+            windows["states"],
+            windows["actions"],
+            windows["returns_to_go"],
+            windows["timesteps"],
+            windows["mask"],
+            prompt,
+        )
         return float(action_loss(pred, windows["actions"], windows["mask"]))
     finally:
         model.train(training)
@@ -189,9 +204,15 @@ class Selection:
     protocol: str = "holdout-last-episode"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"protocol": self.protocol, "chosen": self.chosen, "steps": self.steps, "at_edge": self.at_edge,
-                "early_stopping": asdict(self.rule), "scores": self.scores,
-                "heldout_loss_untuned": self.untuned_loss}  # fmt: skip
+        return {
+            "protocol": self.protocol,
+            "chosen": self.chosen,
+            "steps": self.steps,
+            "at_edge": self.at_edge,
+            "early_stopping": asdict(self.rule),
+            "scores": self.scores,
+            "heldout_loss_untuned": self.untuned_loss,
+        }
 
 
 def select(
@@ -214,8 +235,16 @@ def select(
     new one; `on_trial(reused)` follows every trial."""
     grid = grid_for(method_name)
     splits = {seed: split_heldout(data_of(seed)) for seed in {s for s, _ in jobs}}
-    untuned = [heldout_loss(policy_of(seed), prompt_dt.tune_task(context_for(seed, task, splits[seed][0], {})),
-                            splits[seed][1], task, device) for seed, task in jobs]  # fmt: skip
+    untuned = [
+        heldout_loss(
+            policy_of(seed),
+            real_prompt.tune_task(context_for(seed, task, splits[seed][0], {})),
+            splits[seed][1],
+            task,
+            device,
+        )
+        for seed, task in jobs
+    ]
     checkpoints = rule.checkpoints()
     scores = []
     for candidate in candidates(grid):
@@ -226,18 +255,35 @@ def select(
             reused = curve is not None
             if curve is None:
                 train, heldout = splits[seed]
-                curve = run_trial(method.tune_task, context_for(seed, task, train, trial),
-                                  lambda result, s=seed, t=task, h=heldout: heldout_loss(policy_of(s), result, h, t, device),
-                                  rule)  # fmt: skip
+                curve = run_trial(
+                    method.tune_task,
+                    context_for(seed, task, train, trial),
+                    lambda result, s=seed, t=task, h=heldout: heldout_loss(
+                        policy_of(s), result, h, t, device
+                    ),
+                    rule,
+                )
                 record(candidate, seed, task, curve)
             curves.append(curve)
             on_trial(reused)
         average = mean_curve(curves, checkpoints)
         steps, loss = lowest_point(average)
-        scores.append({**candidate, "steps": steps, "heldout_loss": loss,
-                       "curve": [[step, value] for step, value in average.items()]})  # fmt: skip
+        scores.append(
+            {
+                **candidate,
+                "steps": steps,
+                "heldout_loss": loss,
+                "curve": [[step, value] for step, value in average.items()],
+            }
+        )
     best = min(scores, key=lambda row: row["heldout_loss"])
     chosen = {key: best[key] for key in grid}
     edges = at_edge({**chosen, "steps": best["steps"]}, {**grid, "steps": checkpoints})
-    return Selection(chosen=chosen, steps=best["steps"], at_edge=edges, scores=scores,
-                     untuned_loss=float(np.mean(untuned)), rule=rule)  # fmt: skip
+    return Selection(
+        chosen=chosen,
+        steps=best["steps"],
+        at_edge=edges,
+        scores=scores,
+        untuned_loss=float(np.mean(untuned)),
+        rule=rule,
+    )

@@ -27,7 +27,7 @@ from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
 
 if TYPE_CHECKING:
-    from pdiff.eval.rollout import FrozenPolicy
+    from pdiff.rollouts.rollout import FrozenPolicy
 
 ZERO_SHOT_METHODS = ("prompt-diffuser", "prompt-dt")
 ZeroShotSetting = Literal["nearest", "none"]
@@ -92,8 +92,10 @@ class ZeroShotPrompts:
         its test tasks; a zero-shot prompt must not be cut from the target's own trajectories)."""
         sources = [t for t in self.bank.tasks() if t != task]
         if not sources:
-            raise UsageError(f"no training task other than task {task} to prompt it zero-shot",
-                             hint="zero-shot needs a family with training tasks besides the test task")  # fmt: skip
+            raise UsageError(
+                f"no training task other than task {task} to prompt it zero-shot",
+                hint="zero-shot needs a family with training tasks besides the test task",
+            )
         return sources
 
     def nearest_task(self, task: int) -> int:
@@ -146,18 +148,32 @@ class ZeroShotPrompts:
         """What a tune run's summary says about its zero-shot prompts; the same for both zero-shot methods.
         `nearest`: per target task, the training task, dataset and episode indices (within that dataset)
         both may read."""
-        record: dict[str, object] = {"setting": self.setting, "kind": SOURCE_KIND,
-                                     "training_tasks": self.bank.tasks(), "reading": "ours"}  # fmt: skip
+        record: dict[str, object] = {
+            "setting": self.setting,
+            "kind": SOURCE_KIND,
+            "training_tasks": self.bank.tasks(),
+            "reading": "ours",
+        }
         if self.setting == "nearest":
             nearest = {t: self.nearest_task(t) for t in sorted(tasks)}
-            record["sources"] = {str(t): {"task": s, "dataset": self.dataset_of(s)[0],
-                                          "episodes": list(range(len(self.data.task_episodes(s))))}
-                                 for t, s in nearest.items()}  # fmt: skip
+            record["sources"] = {
+                str(t): {
+                    "task": s,
+                    "dataset": self.dataset_of(s)[0],
+                    "episodes": list(range(len(self.data.task_episodes(s)))),
+                }
+                for t, s in nearest.items()
+            }
         return record
 
 
-def training_prompts(datasets_root: Path, family: TaskFamily, train_tasks: list[int], policy: FrozenPolicy,
-                     setting: ZeroShotSetting) -> ZeroShotPrompts:  # fmt: skip
+def training_prompts(
+    datasets_root: Path,
+    family: TaskFamily,
+    train_tasks: list[int],
+    policy: FrozenPolicy,
+    setting: ZeroShotSetting,
+) -> ZeroShotPrompts:
     """The training tasks' prompt-expert episodes and tail prompts, normalised as `policy` reads them."""
     data = load_family_data(datasets_root, family.name, SOURCE_KIND, train_tasks)
     return ZeroShotPrompts(data, policy.prompt_bank(data), family, setting)

@@ -24,7 +24,7 @@ from pdiff.workspace.runs import Run, create_run, find_run, reopen_for_resume, r
 from pdiff.workspace.verification import verified_output
 
 if TYPE_CHECKING:
-    from pdiff.eval.rollout import FrozenPolicy
+    from pdiff.rollouts.rollout import FrozenPolicy
 
 C = TypeVar("C", bound=StageConfig)
 CC = TypeVar("CC", bound=ComputeConfig)
@@ -100,8 +100,12 @@ def stage_run(run: Run) -> Iterator[Run]:
         command = pasteable(f"pdiff {run.stage} --resume {run.run_id}")
         message = f"interrupted: {run.stage} run {run.run_id} stopped (KILLED); continue it with `{command}`"
         handler.emit(log.makeRecord(log.name, logging.WARNING, __file__, 0, message, None, None))
-        err.print(f"interrupted: {run.stage} run {run.run_id} stopped (KILLED); continue it with\n  {command}",
-                  soft_wrap=True, highlight=False, markup=False)  # fmt: skip
+        err.print(
+            f"interrupted: {run.stage} run {run.run_id} stopped (KILLED); continue it with\n  {command}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
         raise
     finally:
         detach_run_log(handler)
@@ -136,19 +140,28 @@ CADENCE_SETTINGS = frozenset({"log_every", "checkpoint_every", "keep_checkpoints
 PER_SEED_SETTINGS = frozenset({"seed", "device", "threads"}) | CADENCE_SETTINGS
 
 
-def runs_per_seed(workspace: Workspace, stage: str, seeds: list[int], refs: list[str],
-                  also_differ: frozenset[str] = frozenset()) -> dict[int, Run]:  # fmt: skip
+def runs_per_seed(
+    workspace: Workspace,
+    stage: str,
+    seeds: list[int],
+    refs: list[str],
+    also_differ: frozenset[str] = frozenset(),
+) -> dict[int, Run]:
     """Seed → the FINISHED `stage` run named for it. The runs must differ only in their seed (and in
     `also_differ`), so that a spread over seeds measures seeds, not settings."""
     runs = {
         seed: require_finished(find_run(workspace, ref, stage)) for seed, ref in zip(seeds, refs, strict=True)
     }
     ignored = PER_SEED_SETTINGS | also_differ
-    settings = {json.dumps({k: v for k, v in r.config.items() if k not in ignored}, sort_keys=True)
-                for r in runs.values()}  # fmt: skip
+    settings = {
+        json.dumps({k: v for k, v in r.config.items() if k not in ignored}, sort_keys=True)
+        for r in runs.values()
+    }
     if len(settings) > 1:
-        raise UsageError(f"the {stage} runs of {stage}_runs differ in more than their seed",
-                         hint=f"train them with the same settings: pdiff {stage} --seed S (nothing else changed)")  # fmt: skip
+        raise UsageError(
+            f"the {stage} runs of {stage}_runs differ in more than their seed",
+            hint=f"train them with the same settings: pdiff {stage} --seed S (nothing else changed)",
+        )
     return runs
 
 
@@ -157,7 +170,7 @@ def load_policies(
 ) -> dict[int, FrozenPolicy]:
     """Seed → the frozen Prompt-DT of its pretrain run, each checkpoint loaded once and checked to be
     `family`'s, running in `compute`'s precision."""
-    from pdiff.eval.rollout import load_policy
+    from pdiff.rollouts.rollout import load_policy
 
     loaded: dict[str, FrozenPolicy] = {}
     for run in runs.values():
@@ -165,8 +178,10 @@ def load_policies(
             continue
         policy, model_config = load_policy(checkpoint_of(run), device)
         if model_config["family"] != family:
-            raise UsageError(f"checkpoint of {run.run_id} is for {model_config['family']}, not {family}",
-                             hint=f"evaluate it with --env {model_config['family']}")  # fmt: skip
+            raise UsageError(
+                f"checkpoint of {run.run_id} is for {model_config['family']}, not {family}",
+                hint=f"evaluate it with --env {model_config['family']}",
+            )
         loaded[run.run_id] = policy
         if compute is not None:
             use_precision(policy.model, compute)

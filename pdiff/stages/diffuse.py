@@ -15,11 +15,11 @@ from pdiff.data.loader import load_family_data
 from pdiff.distributed import DistInfo
 from pdiff.envs import get_family
 from pdiff.errors import UsageError
-from pdiff.eval.rollout import load_policy
 from pdiff.methods.diffusion_settings import DiffusionSettings, SegmentSource
 from pdiff.methods.gradient_basis import GpmSettings
 from pdiff.methods.guidance import GuidanceRule
 from pdiff.methods.prompt_diffuser import train_denoiser
+from pdiff.rollouts.rollout import load_policy
 from pdiff.stages.common import checkpoint_of, distributed_run, open_run, record_trained, stage_run
 from pdiff.training.state import CheckpointStore
 from pdiff.workspace.root import Workspace

@@ -3,10 +3,10 @@
 Without a tuning run this is the `prompt-dt` baseline: each test task's prompt is the tail of one of the
 seed's N few-shot episodes (`--shots`, `--data-kind`). `--prompt random` replaces the prompt with noise: the
 control that shows the prompt carries the task. A tune run is evaluated with its prompts. On Meta-World, whose
-resets do not vary, every (seed, task) runs N prompts once each, whatever the method (pdiff.eval.plan). When its
+resets do not vary, every (seed, task) runs N prompts once each, whatever the method (pdiff.rollouts.plan). When its
 method changed weights, each (seed, task) is rolled out with its own model rebuilt from the frozen Prompt-DT
-plus the run's tuned tensors (pdiff.eval.seed_rollouts). The prompts: pdiff.eval.prompt_sources; the scores:
-pdiff.eval.scoring. This stage resolves the runs to evaluate, and records the run.
+plus the run's tuned tensors (pdiff.rollouts.seed_rollouts). The prompts: pdiff.rollouts.prompt_sources; the scores:
+pdiff.rollouts.scoring. This stage resolves the runs to evaluate, and records the run.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pdiff.data.fewshot import tasks_kind
 from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
 from pdiff.errors import UsageError
-from pdiff.eval.prompt_sources import prompts_per_task, seed_prompts
-from pdiff.eval.rollout import EpisodeResult, FrozenPolicy
-from pdiff.eval.scoring import reference_returns, summarise
-from pdiff.eval.seed_rollouts import TunedModel, roll_out_seeds
 from pdiff.methods.finetuning import load_tuned, tuned_path
 from pdiff.methods.registry import METHODS, changes_weights
+from pdiff.rollouts.prompt_sources import prompts_per_task, seed_prompts
+from pdiff.rollouts.rollout import EpisodeResult, FrozenPolicy
+from pdiff.rollouts.scoring import reference_returns, summarise
+from pdiff.rollouts.seed_rollouts import TunedModel, roll_out_seeds
 from pdiff.stages.common import load_policies, open_run, runs_per_seed, stage_run
 from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from pdiff.workspace.root import Workspace
@@ -154,8 +154,17 @@ def write_outputs(run: Run, config: EvalConfig, episodes: list[EpisodeResult], s
     writer = csv.writer(buffer)
     writer.writerow(["seed", "task", "episode", "reset_seed", "return", "length", "success"])
     for e, seed in zip(episodes, seed_of, strict=True):
-        writer.writerow([seed, e.task, e.episode, e.seed, f"{e.episode_return:.6f}", e.length,
-                         "" if e.success is None else int(e.success)])  # fmt: skip
+        writer.writerow(
+            [
+                seed,
+                e.task,
+                e.episode,
+                e.seed,
+                f"{e.episode_return:.6f}",
+                e.length,
+                "" if e.success is None else int(e.success),
+            ]
+        )
     atomic_write_text(out / "episodes.csv", buffer.getvalue())
     run.record_output(out / "episodes.csv", "eval_episodes")
     if config.video:
@@ -183,8 +192,15 @@ def resolve_sources(workspace: Workspace, config: EvalConfig) -> tuple[dict[int,
         if config.env is None:
             raise UsageError("no run to evaluate", hint="pass --env FAMILY, --pretrain RUN or --tune RUN")
         family = get_family(config.env).name
-        tuned_runs = [r for r in list_runs(workspace, "tune", family)
-                      if r.status is RunStatus.FINISHED and not uses_full_data(workspace, r)] if config.prompt == "auto" else []  # fmt: skip
+        tuned_runs = (
+            [
+                r
+                for r in list_runs(workspace, "tune", family)
+                if r.status is RunStatus.FINISHED and not uses_full_data(workspace, r)
+            ]
+            if config.prompt == "auto"
+            else []
+        )
         if not tuned_runs:
             return dict.fromkeys(
                 config.seeds, require_finished(latest_finished(workspace, "pretrain", family))
@@ -192,8 +208,10 @@ def resolve_sources(workspace: Workspace, config: EvalConfig) -> tuple[dict[int,
         tuned = tuned_runs[-1]
     seeds = tuned.config["seeds"]
     refs = tuned.config.get("pretrain_runs") or [tuned.config["pretrain_run"]] * len(seeds)
-    return {seed: require_finished(find_run(workspace, ref, "pretrain"))
-            for seed, ref in zip(seeds, refs, strict=True)}, tuned  # fmt: skip
+    return {
+        seed: require_finished(find_run(workspace, ref, "pretrain"))
+        for seed, ref in zip(seeds, refs, strict=True)
+    }, tuned
 
 
 def method_name(config: EvalConfig, tuned: Run | None, source: Run | None = None) -> str:
@@ -214,25 +232,46 @@ def run_eval(
     source = next(iter(sources.values()))
     family = get_family(config.env or source.family or "")
     per_seed = bool(config.pretrain_runs or (tuned is not None and tuned.config.get("pretrain_runs")))
-    update: dict[str, Any] = {"env": family.name, "pretrain_run": source.run_id,
-                              "pretrain_runs": [r.run_id for r in sources.values()] if per_seed else None}  # fmt: skip
+    update: dict[str, Any] = {
+        "env": family.name,
+        "pretrain_run": source.run_id,
+        "pretrain_runs": [r.run_id for r in sources.values()] if per_seed else None,
+    }
     if tuned is not None:
         # a tune run's tasks (training tasks for a fidelity measurement) are the ones it has prompts for
         tuned_tasks = tuned.config.get("tasks") or list(family.test_tasks)
         if missing := [t for t in config.tasks or [] if t not in tuned_tasks]:
-            raise UsageError(f"--tasks: tune run {tuned.run_id} has no prompt for task {missing[0]}",
-                             hint=f"its tasks: {', '.join(map(str, tuned_tasks))}")  # fmt: skip
-        update.update(tune_run=tuned.run_id, prompt="auto", seeds=tuned.config["seeds"], tasks=config.tasks or tuned.config.get("tasks"),
-                      shots=tuned.config["shots"], data_kind=tuned.config["data_kind"])  # fmt: skip
+            raise UsageError(
+                f"--tasks: tune run {tuned.run_id} has no prompt for task {missing[0]}",
+                hint=f"its tasks: {', '.join(map(str, tuned_tasks))}",
+            )
+        update.update(
+            tune_run=tuned.run_id,
+            prompt="auto",
+            seeds=tuned.config["seeds"],
+            tasks=config.tasks or tuned.config.get("tasks"),
+            shots=tuned.config["shots"],
+            data_kind=tuned.config["data_kind"],
+        )
     elif config.shots == 0:
-        raise UsageError("eval --shots 0 needs a zero-shot tune run to evaluate",
-                         hint="pdiff tune --shots 0 --method prompt-diffuser|prompt-dt, then pdiff eval --tune RUN")  # fmt: skip
+        raise UsageError(
+            "eval --shots 0 needs a zero-shot tune run to evaluate",
+            hint="pdiff tune --shots 0 --method prompt-diffuser|prompt-dt, then pdiff eval --tune RUN",
+        )
     elif config.prompt == "auto":
         update["prompt"] = "fewshot"
     config = config.model_copy(update=update)
     method = method_name(config, tuned, source)
-    run, config = open_run(workspace, "eval", config, argv=argv, family=family.name, seed=config.seeds[0],
-                           slug=f"{family.name}-{method}", resume=resume)  # fmt: skip
+    run, config = open_run(
+        workspace,
+        "eval",
+        config,
+        argv=argv,
+        family=family.name,
+        seed=config.seeds[0],
+        slug=f"{family.name}-{method}",
+        resume=resume,
+    )
     with stage_run(run):
         for pretrain in dict.fromkeys(r.run_id for r in sources.values()):
             run.record_input("pretrain", pretrain, None)
@@ -241,9 +280,15 @@ def run_eval(
         summary = evaluate(workspace, run, config, sources, tuned)
         summary["method"] = method
         summary["tasks_kind"] = tasks_kind(family, summary["tasks"])
-        atomic_write_json(run.dir / "eval" / "results.json", {"family": family.name, "pretrain_run": source.run_id,
-                                                              "tune_run": tuned.run_id if tuned else None,
-                                                              **summary})  # fmt: skip
+        atomic_write_json(
+            run.dir / "eval" / "results.json",
+            {
+                "family": family.name,
+                "pretrain_run": source.run_id,
+                "tune_run": tuned.run_id if tuned else None,
+                **summary,
+            },
+        )
         run.record_output(run.dir / "eval" / "results.json", "eval_results")
         run.manifest["summary"].update({k: v for k, v in summary.items() if k != "per_task"})
         run.save()

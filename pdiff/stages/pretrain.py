@@ -1,5 +1,5 @@
 """`pdiff pretrain`: a Prompt-DT trained on the training tasks of a family (the loop and its recipe:
-pdiff.training.prompt_dt). Under torchrun, rank 0 owns the run directory and every rank trains its batch
+pdiff.training.pretraining). Under torchrun, rank 0 owns the run directory and every rank trains its batch
 slice."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pdiff.compute import ComputeConfig, setup_compute
 from pdiff.config import register_stage_config
 from pdiff.distributed import DistInfo
 from pdiff.envs import get_family
-from pdiff.eval.curve import TrainingTaskCurve
-from pdiff.eval.rollout import FrozenPolicy
+from pdiff.rollouts.curve import TrainingTaskCurve
+from pdiff.rollouts.rollout import FrozenPolicy
 from pdiff.stages.common import distributed_run, open_run, record_trained, stage_run
-from pdiff.training.prompt_dt import (
+from pdiff.training.pretraining import (
     ModelSettings,
     load_pretraining_data,
     prepare_pretraining,

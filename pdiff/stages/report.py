@@ -1,6 +1,6 @@
 """`pdiff report`: collect finished eval runs into report.md (tables like the paper's, its numbers beside
 ours), report.json and PNG plots, inside a `report` run; `--out DIR` also copies them there (and
-`pdiff report --summary` then summarises such directories: pdiff.report.summary)."""
+`pdiff report --summary` then summarises such directories: pdiff.results.summary)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic import Field
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.envs import get_family
-from pdiff.report import gather, report_payload, write_report
+from pdiff.results import gather, report_payload, write_report
 from pdiff.stages.common import open_run, stage_run
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
@@ -35,8 +35,15 @@ def run_report(workspace: Workspace, config: ReportConfig, *, argv: list[str]) -
     envs = [get_family(e).name for e in config.envs] if config.envs else None
     data = gather(workspace, config.runs, envs)  # nothing to report fails before a run exists
     families = data.families()
-    run, config = open_run(workspace, "report", config, argv=argv, family=families[0] if len(families) == 1 else None,
-                           seed=None, slug="report")  # fmt: skip
+    run, config = open_run(
+        workspace,
+        "report",
+        config,
+        argv=argv,
+        family=families[0] if len(families) == 1 else None,
+        seed=None,
+        slug="report",
+    )
     with stage_run(run):
         run.record_inputs("eval", [(r.run_id, None) for r in data.results])
         report, figures = write_report(workspace, data, run.dir, commit=run.manifest["git"].get("commit"))
@@ -53,9 +60,14 @@ def run_report(workspace: Workspace, config: ReportConfig, *, argv: list[str]) -
             shutil.copy2(report, copied / "report.md")
             shutil.copy2(run.dir / "report.json", copied / "report.json")  # what `report --summary` reads
             shutil.copytree(run.dir / "figures", copied / "figures", dirs_exist_ok=True)
-        summary = {"report": str(report.relative_to(workspace.root)), "cells": len(data.results),
-                   "families": families, "figures": len(figures), "superseded": len(data.superseded),
-                   "copied_to": str(copied) if copied else None}  # fmt: skip
+        summary = {
+            "report": str(report.relative_to(workspace.root)),
+            "cells": len(data.results),
+            "families": families,
+            "figures": len(figures),
+            "superseded": len(data.superseded),
+            "copied_to": str(copied) if copied else None,
+        }
         run.manifest["summary"].update(summary)
         run.save()
     return run, {**summary, "data": report_payload(data)}

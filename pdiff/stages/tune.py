@@ -73,8 +73,10 @@ def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[dict[int, 
         if diffuse is not None:
             sources = {run.config["pretrain_run"] for run in diffuse.values()}
             if len(sources) > 1:
-                raise UsageError(f"the diffusion models were guided by different Prompt-DTs ({', '.join(sorted(sources))})",
-                                 hint="give diffuse_runs trained from one pretrain run, or each seed's in pretrain_runs")  # fmt: skip
+                raise UsageError(
+                    f"the diffusion models were guided by different Prompt-DTs ({', '.join(sorted(sources))})",
+                    hint="give diffuse_runs trained from one pretrain run, or each seed's in pretrain_runs",
+                )
             shared = find_run(workspace, sources.pop(), "pretrain")
         elif config.pretrain_run:
             shared = find_run(workspace, config.pretrain_run, "pretrain")
@@ -85,9 +87,11 @@ def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[dict[int, 
         pretrain = dict.fromkeys(config.seeds, require_finished(shared))
     for seed, run in (diffuse or {}).items():
         if run.config["pretrain_run"] != pretrain[seed].run_id:
-            raise UsageError(f"the diffusion model of seed {seed} ({run.run_id}) was guided by {run.config['pretrain_run']}, "
-                             f"not by that seed's Prompt-DT {pretrain[seed].run_id}",
-                             hint="give each seed the diffusion model trained from its own Prompt-DT")  # fmt: skip
+            raise UsageError(
+                f"the diffusion model of seed {seed} ({run.run_id}) was guided by {run.config['pretrain_run']}, "
+                f"not by that seed's Prompt-DT {pretrain[seed].run_id}",
+                hint="give each seed the diffusion model trained from its own Prompt-DT",
+            )
     return pretrain, diffuse
 
 
@@ -102,12 +106,18 @@ def tune_tasks(config: TuneConfig, family: TaskFamily) -> list[int]:
     tasks = list(dict.fromkeys(family.check_task_id(t) for t in config.tasks))
     trained_on = [t for t in tasks if t not in family.test_tasks]
     if trained_on and config.method not in FIDELITY_METHODS:
-        raise UsageError(f"tasks: {trained_on[0]} is a training task of {family.name}, and {config.method} "
-                         f"tunes on test tasks only", hint=f"methods that may: {', '.join(FIDELITY_METHODS)}; "
-                         f"test tasks: {', '.join(map(str, family.test_tasks))}")  # fmt: skip
+        raise UsageError(
+            f"tasks: {trained_on[0]} is a training task of {family.name}, and {config.method} "
+            f"tunes on test tasks only",
+            hint=f"methods that may: {', '.join(FIDELITY_METHODS)}; "
+            f"test tasks: {', '.join(map(str, family.test_tasks))}",
+        )
     if trained_on and not config.shots:
-        raise UsageError(f"tasks: {trained_on[0]} is a training task of {family.name}, and shots=0 has no "
-                         "few-shot data to tune on", hint="use --shots N with N ≥ 1")  # fmt: skip
+        raise UsageError(
+            f"tasks: {trained_on[0]} is a training task of {family.name}, and shots=0 has no "
+            "few-shot data to tune on",
+            hint="use --shots N with N ≥ 1",
+        )
     return tasks
 
 
@@ -145,20 +155,39 @@ def tune(
     distances = [m["prompt_state_rms"] for m in per_task.values() if "prompt_state_rms" in m]
     extra = {"prompt_state_rms": float(np.mean(distances))} if distances else {}
     recorded = {"selection": adapted.selection.to_dict()} if adapted.selection is not None else {}
-    return {**extra, **recorded, "method": config.method, "tunable_parameters": tunable, "plm_parameters": plm_parameters,
-            "tunable_share_percent": 100.0 * tunable / plm_parameters, "shots": config.shots,
-            "data_kind": config.data_kind, "seeds": config.seeds, "per_task": per_task, "tasks": tasks,
-            "tasks_kind": tasks_kind(family, tasks),
-            **inputs_record(run, workspace, family, tasks, config, target.sources)}  # fmt: skip
+    return {
+        **extra,
+        **recorded,
+        "method": config.method,
+        "tunable_parameters": tunable,
+        "plm_parameters": plm_parameters,
+        "tunable_share_percent": 100.0 * tunable / plm_parameters,
+        "shots": config.shots,
+        "data_kind": config.data_kind,
+        "seeds": config.seeds,
+        "per_task": per_task,
+        "tasks": tasks,
+        "tasks_kind": tasks_kind(family, tasks),
+        **inputs_record(run, workspace, family, tasks, config, target.sources),
+    }
 
 
-def inputs_record(run: Run, workspace: Workspace, family: TaskFamily, tasks: list[int], config: TuneConfig,
-                  zero_shot: dict[int, ZeroShotPrompts]) -> dict[str, Any]:  # fmt: skip
+def inputs_record(
+    run: Run,
+    workspace: Workspace,
+    family: TaskFamily,
+    tasks: list[int],
+    config: TuneConfig,
+    zero_shot: dict[int, ZeroShotPrompts],
+) -> dict[str, Any]:
     """The summary's account of the target data: the few-shot episodes each seed used, or, zero-shot, what its
     setting lets both methods read of the training tasks (whose datasets become the run's inputs)."""
     if config.shots:
-        return {"fewshot_episodes": fewshot_record(workspace.datasets_dir, family.name, tasks, config.data_kind,
-                                                   config.shots, config.seeds)}  # fmt: skip
+        return {
+            "fewshot_episodes": fewshot_record(
+                workspace.datasets_dir, family.name, tasks, config.data_kind, config.shots, config.seeds
+            )
+        }
     read = dict.fromkeys(d for prompts in zero_shot.values() for d in prompts.read(tasks))
     run.record_inputs("dataset", read)
     return {"zero_shot": zero_shot[config.seeds[0]].record(tasks)}
@@ -188,8 +217,16 @@ def run_tune(
         }
         config = config.model_copy(update=update)
         slug = f"{family.name}-{config.method}"
-        return open_run(workspace, "tune", config, argv=argv, family=family.name, seed=config.seeds[0], slug=slug,
-                        resume=resume)  # fmt: skip
+        return open_run(
+            workspace,
+            "tune",
+            config,
+            argv=argv,
+            family=family.name,
+            seed=config.seeds[0],
+            slug=slug,
+            resume=resume,
+        )
 
     with distributed_run(config, open_tune) as ranks:
         run, config = ranks.run, ranks.config

@@ -113,14 +113,18 @@ def ship_teacher(run: Run, root: Path = SHIPPED_ROOT) -> Path:
         for name in INFERENCE_FILES:
             shutil.copy2(source / name, partial / role / name)
     if TeacherPolicy.load(partial / "expert").sha256 != teacher["expert_sha256"]:
-        raise ArtifactError(f"the expert actor of {expert} is not the one run {run.run_id} recorded",
-                            hint="check the workspace with `pdiff verify` before shipping")  # fmt: skip
+        raise ArtifactError(
+            f"the expert actor of {expert} is not the one run {run.run_id} recorded",
+            hint="check the workspace with `pdiff verify` before shipping",
+        )
     # expert_dir is <teacher>/checkpoints/<update>; the evaluation of that update is in the teacher's metrics
     evaluations = [r for r in read_metrics(expert.parent.parent) if r["kind"] == "eval"]
     final_eval = next((r for r in reversed(evaluations) if r["update"] == teacher["updates"]), None)
     if final_eval is None:
-        raise ArtifactError(f"no evaluation at update {teacher['updates']} in {expert.parent.parent}/metrics.jsonl",
-                            hint="ship a teacher whose training finished")  # fmt: skip
+        raise ArtifactError(
+            f"no evaluation at update {teacher['updates']} in {expert.parent.parent}/metrics.jsonl",
+            hint="ship a teacher whose training finished",
+        )
     config = run.config
     atomic_write_json(
         partial / PROVENANCE_FILE,

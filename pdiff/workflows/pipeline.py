@@ -214,7 +214,7 @@ def collect_config(workspace: Workspace, step: Step, config: CollectConfig) -> C
 
 
 @dataclass
-class Prepared:
+class ResolvedStep:
     """A step ready to start: its resolved config and command, and the finished run to reuse or stale one to resume."""
 
     config: StageConfig
@@ -232,26 +232,26 @@ class Prepared:
         err.print(line, highlight=False, soft_wrap=True)
 
 
-def prepare(
+def resolve_step(
     workspace: Workspace,
     step: Step,
     preset: str | None,
     grouped: dict[str, list[str]],
     ids: dict[Step, str],
     configs: dict[Step, StageConfig],
-) -> Prepared:
+) -> ResolvedStep:
     """Resolve a step whose upstream steps are done (`ids`, `configs`) and find what it can reuse or resume."""
     config = step_config(workspace, step, preset, grouped, ids, configs)
     configs[step] = config
     command = command_line(step, config, preset, grouped.get(step.stage, []))
     done = find_done(workspace, step, config)
     if done is not None:
-        return Prepared(config, command, done=done)
+        return ResolvedStep(config, command, done=done)
     if isinstance(config, CollectConfig):
         config = collect_config(workspace, step, config)
         command = command_line(step, config, preset, grouped.get(step.stage, []))
     matches = same_config(step.stage, config, step.ignore - {"kinds"})
-    return Prepared(config, command, stale=interrupted_match(workspace, step.stage, step.family, matches))
+    return ResolvedStep(config, command, stale=interrupted_match(workspace, step.stage, step.family, matches))
 
 
 def reused(step: Step, run: Run) -> StepResult:
@@ -274,7 +274,7 @@ def run_in_order(
     results: list[StepResult] = []
     report: Run | None = None
     for number, step in enumerate(steps, 1):
-        ready = prepare(workspace, step, preset, grouped, ids, configs)
+        ready = resolve_step(workspace, step, preset, grouped, ids, configs)
         ready.announce(f"[{number}/{len(steps)}]")
         if ready.done is not None:
             ids[step], run = ready.done.run_id, ready.done

@@ -22,7 +22,7 @@ from pdiff.errors import UsageError
 from pdiff.methods.guidance import ABLATION_RULES, GuidanceRule
 from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
 from pdiff.methods.zero_shot import ZERO_SHOT_METHODS, ZERO_SHOT_SETTINGS, recorded_setting
-from pdiff.report.paper import PAPER_FAMILIES
+from pdiff.results.paper import PAPER_FAMILIES
 from pdiff.stages.diffuse import DiffuseConfig
 from pdiff.stages.tune import TuneConfig
 from pdiff.workflows.matrix_seeds import CellSeeds, PromptDTs, diffusion_inputs, prompt_dts

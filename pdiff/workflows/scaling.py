@@ -2,7 +2,7 @@
 
 On a family whose test tasks are held out, `run_fidelity` measures the generator's fidelity on training
 tasks: the runs behind Table 1's prompt-diffuser and prompt-dt cells, repeated with every setting as recorded
-but the tasks (pdiff.report.fidelity says what that measures).
+but the tasks (pdiff.results.fidelity says what that measures).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import UsageError
 from pdiff.ladder import PRESET
-from pdiff.report.collect import gather
-from pdiff.report.fidelity import REAL_PROMPT
-from pdiff.report.tables import OURS, main_results, shot_counts
+from pdiff.results.cells import gather
+from pdiff.results.fidelity import REAL_PROMPT
+from pdiff.results.tables import OURS, main_results, shot_counts
 from pdiff.stages.eval import EvalConfig
 from pdiff.stages.tune import TuneConfig
 from pdiff.workflows.pipeline import (

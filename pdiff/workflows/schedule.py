@@ -3,7 +3,7 @@
 A step starts once the steps whose runs it names are done and every collect before it has finished
 (the others read the datasets; collects run one at a time, since a family and its OOD variant share a SAC
 teacher). Steps start in plan order. A finished run is reused and a stale one resumed exactly as in the
-sequential loop (pdiff.workflows.pipeline.prepare), so `--jobs` changes when steps run, never what they compute:
+sequential loop (pdiff.workflows.pipeline.resolve_step), so `--jobs` changes when steps run, never what they compute:
 a finished matrix reads as finished to a later `reproduce` with any `--jobs`. Each step sets the torch threads
 its config records (`threads`, default 1: pdiff.compute), so its numbers do not depend on `--jobs` either.
 Its progress lines go to stderr as plain lines (two live bars cannot share a terminal) and to its run's log.txt.
@@ -25,7 +25,7 @@ from pdiff.config import StageConfig
 from pdiff.console import err, log, plain_progress, setup_logging
 from pdiff.errors import ArtifactError, PdiffError, RunFailed, UsageError
 from pdiff.interrupts import notice_dropped_ctrl_c
-from pdiff.workflows.pipeline import Prepared, prepare, reused, run_stage, split_overrides
+from pdiff.workflows.pipeline import ResolvedStep, resolve_step, reused, run_stage, split_overrides
 from pdiff.workflows.steps import Step, StepResult
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, load_run
@@ -46,8 +46,14 @@ def dependencies(steps: list[Step]) -> dict[Step, set[Step]]:
     return needs
 
 
-def child(workspace: Workspace, stage: str, config: StageConfig, argv: list[str], resume: str | None,
-          conn: Connection) -> None:  # fmt: skip
+def child(
+    workspace: Workspace,
+    stage: str,
+    config: StageConfig,
+    argv: list[str],
+    resume: str | None,
+    conn: Connection,
+) -> None:
     """One stage in a spawned process; sends ("ok", run_id) or ("error", class name, message, hint)."""
     notice_dropped_ctrl_c()
     plain_progress()
@@ -73,8 +79,15 @@ class Running:
     started: float
 
 
-def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None, argv: list[str],
-                 overrides: list[str] | None, jobs: int) -> tuple[list[StepResult], Run | None]:  # fmt: skip
+def run_parallel(
+    workspace: Workspace,
+    steps: list[Step],
+    *,
+    preset: str | None,
+    argv: list[str],
+    overrides: list[str] | None,
+    jobs: int,
+) -> tuple[list[StepResult], Run | None]:
     grouped = split_overrides(overrides or [])
     needs = dependencies(steps)
     numbers = {step: number for number, step in enumerate(steps, 1)}
@@ -89,11 +102,15 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
     def prefix(step: Step) -> str:
         return f"[{numbers[step]}/{len(steps)}]"
 
-    def start(step: Step, ready: Prepared) -> None:
+    def start(step: Step, ready: ResolvedStep) -> None:
         receive, send = context.Pipe(duplex=False)
         resume = ready.stale.run_id if ready.stale else None
-        process = context.Process(target=child, name=step.key, daemon=False,
-                                  args=(workspace, step.stage, ready.config, argv, resume, send))  # fmt: skip
+        process = context.Process(
+            target=child,
+            name=step.key,
+            daemon=False,
+            args=(workspace, step.stage, ready.config, argv, resume, send),
+        )
         process.start()
         send.close()
         running.append(Running(step, process, receive, resume is not None, time.monotonic()))
@@ -105,8 +122,12 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
             message = job.conn.recv()
         # killed before it could say (the OOM killer, a SIGKILL): its run is stale, resumable
         except EOFError:
-            message = ("error", "RunFailed", f"its process ended without a result (exit code {job.process.exitcode})",
-                       "run `pdiff reproduce` again to resume it")  # fmt: skip
+            message = (
+                "error",
+                "RunFailed",
+                f"its process ended without a result (exit code {job.process.exitcode})",
+                "run `pdiff reproduce` again to resume it",
+            )
         job.conn.close()
         running.remove(job)
         if message[0] == "ok":
@@ -114,8 +135,12 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
             ids[job.step] = run.run_id
             state = "resumed" if job.resumed else "ran"
             results[job.step] = StepResult(job.step.key, state, run.run_id, run.manifest.get("summary"))
-            err.print(f"{prefix(job.step)} done in {time.monotonic() - job.started:.0f} s: {job.step.key} "
-                      f"({run.run_id})", highlight=False, soft_wrap=True)  # fmt: skip
+            err.print(
+                f"{prefix(job.step)} done in {time.monotonic() - job.started:.0f} s: {job.step.key} "
+                f"({run.run_id})",
+                highlight=False,
+                soft_wrap=True,
+            )
             return
         _, name, text, hint = message
         err.print(f"{prefix(job.step)} failed: {job.step.key}", highlight=False, soft_wrap=True)
@@ -130,7 +155,7 @@ def run_parallel(workspace: Workspace, steps: list[Step], *, preset: str | None,
                 if not needs[step] <= ids.keys():
                     continue
                 pending.remove(step)
-                ready = prepare(workspace, step, preset, grouped, ids, configs)
+                ready = resolve_step(workspace, step, preset, grouped, ids, configs)
                 ready.announce(prefix(step))
                 if ready.done is not None:
                     ids[step] = ready.done.run_id

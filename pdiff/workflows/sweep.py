@@ -63,8 +63,20 @@ def shared_commands(envs: list[str], methods: list[str], preset: str | None) -> 
 
 def cell_command(cell: Cell, preset: str | None) -> list[str]:
     """The job of one cell: `pdiff sweep` narrowed to it, which runs tune + eval in its own process."""
-    return ["sweep", "--envs", cell.env, "--methods", cell.method, "--seeds", str(cell.seed), "--only", "cells",
-            "--launcher", "local", *_preset(preset)]  # fmt: skip
+    return [
+        "sweep",
+        "--envs",
+        cell.env,
+        "--methods",
+        cell.method,
+        "--seeds",
+        str(cell.seed),
+        "--only",
+        "cells",
+        "--launcher",
+        "local",
+        *_preset(preset),
+    ]
 
 
 def shell_line(workspace: Path, args: list[str]) -> str:
@@ -82,8 +94,14 @@ def run_cell(workspace: Workspace, cell: Cell, preset: str | None) -> dict[str, 
     eval_config = resolve_config(EvalConfig, "eval", workspace=workspace, preset=preset, flags=eval_flags)
     evaluated, summary = run_eval(workspace, eval_config, argv=["pdiff", *cell_command(cell, preset)])
     keys = ("return_mean", "success_rate_mean", "normalized_mean")
-    return {"env": cell.env, "method": cell.method, "seed": cell.seed, "tune_run": tuned.run_id,
-            "eval_run": evaluated.run_id, **{k: summary.get(k) for k in keys}}  # fmt: skip
+    return {
+        "env": cell.env,
+        "method": cell.method,
+        "seed": cell.seed,
+        "tune_run": tuned.run_id,
+        "eval_run": evaluated.run_id,
+        **{k: summary.get(k) for k in keys},
+    }
 
 
 def launch_local(workspace: Path, commands: list[list[str]], jobs: int) -> None:
@@ -96,5 +114,7 @@ def launch_local(workspace: Path, commands: list[list[str]], jobs: int) -> None:
         codes = list(pool.map(run, commands))
     failed = [shlex.join(c) for c, code in zip(commands, codes, strict=True) if code != 0]
     if failed:
-        raise RunFailed(f"{len(failed)} of {len(commands)} sweep jobs failed, first: pdiff {failed[0]}",
-                        hint="re-run the printed command alone to see its error")  # fmt: skip
+        raise RunFailed(
+            f"{len(failed)} of {len(commands)} sweep jobs failed, first: pdiff {failed[0]}",
+            hint="re-run the printed command alone to see its error",
+        )

@@ -377,8 +377,9 @@ def reopen_for_resume(workspace: Workspace, stage: str, ref: str) -> Run:
     stopped_at = last_write(run)
     run.lock = _acquire(run.dir, run.run_id)
     # the gap from its last write until now is not time it ran (active_seconds)
-    run.manifest["resumes"].append({"at": utc_now(), "previous_status": run.manifest["status"],
-                                    "stopped_at": stopped_at})  # fmt: skip
+    run.manifest["resumes"].append(
+        {"at": utc_now(), "previous_status": run.manifest["status"], "stopped_at": stopped_at}
+    )
     run.manifest["status"] = RunStatus.RUNNING.value
     run.manifest["error"] = None
     run.manifest["host"] = {"hostname": socket.gethostname(), "pid": os.getpid()}

@@ -29,8 +29,12 @@ def test_ctrl_c_exits_130_with_one_line_and_leaves_a_resumable_run(reach_ws):
 
 
 def _pdiff(root, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pdiff", "-w", str(root), *args], capture_output=True, text=True,
-                          env={**os.environ, "PDIFF_WORKSPACE": str(root)})  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pdiff", "-w", str(root), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PDIFF_WORKSPACE": str(root)},
+    )
 
 
 def test_an_unexpected_exception_is_one_internal_error_line(tmp_path):

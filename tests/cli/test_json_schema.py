@@ -16,8 +16,15 @@ from pdiff.cli import app
 
 pytestmark = pytest.mark.metaworld
 DOC = Path(__file__).resolve().parents[2] / "docs" / "json.md"
-TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "null": (type(None),),
-         "object": (dict,), "array": (list,)}  # fmt: skip
+TYPES = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "object": (dict,),
+    "array": (list,),
+}
 
 
 @dataclass(frozen=True)
@@ -39,8 +46,13 @@ def documented() -> dict[str, list[Field]]:
             path, kind = (c.strip() for c in re.split(r"(?<!\\)\|", line)[1:3])
             names = set(re.findall(r"\b(" + "|".join(TYPES) + r")\b", kind))
             assert names or kind == "any", f"{title}: {line}"
-            fields.append(Field(tuple(re.findall(r"\[\]|[^.\[\]]+", path.strip("`"))),
-                                frozenset(names) if names else None, "optional" in kind))  # fmt: skip
+            fields.append(
+                Field(
+                    tuple(re.findall(r"\[\]|[^.\[\]]+", path.strip("`"))),
+                    frozenset(names) if names else None,
+                    "optional" in kind,
+                )
+            )
         for command in re.findall(r"`pdiff ([^`]+)`", title):
             schemas[command] = fields
     return schemas
@@ -58,8 +70,10 @@ def reach(value: Any, path: tuple[str, ...]) -> list[Any]:
 
 
 def _typed(value: Any, types: frozenset[str]) -> bool:
-    return any(isinstance(value, TYPES[t]) and not (isinstance(value, bool) and t in ("integer", "number"))
-               for t in types)  # fmt: skip
+    return any(
+        isinstance(value, TYPES[t]) and not (isinstance(value, bool) and t in ("integer", "number"))
+        for t in types
+    )
 
 
 def problems(fields: list[Field], output: Any) -> list[str]:
@@ -113,8 +127,19 @@ def test_every_json_output_matches_docs_json_md(reach_ws, tmp_path):
     outputs["envs FAMILY"] = pdiff_json("envs", "cheetah-vel")
     outputs["config show STAGE"] = pdiff_json(*ws, "config", "show", "tune")
     # last: a new dataset version with one episode would change what the stages above read
-    outputs["collect"] = pdiff_json(*ws, "collect", "--env", "metaworld-reach", "--kinds", "expert", "--tasks", "0",
-                               "--episodes", "1", *smoke)  # fmt: skip
+    outputs["collect"] = pdiff_json(
+        *ws,
+        "collect",
+        "--env",
+        "metaworld-reach",
+        "--kinds",
+        "expert",
+        "--tasks",
+        "0",
+        "--episodes",
+        "1",
+        *smoke,
+    )
 
     schemas = documented()
     assert set(schemas) == set(outputs), "docs/json.md and this test cover different commands"
@@ -127,10 +152,14 @@ def test_every_command_with_json_is_documented():
     with_json = {
         name for name, command in commands.items() if any("--json" in p.opts for p in command.params)
     }
-    with_json |= {f"config {name}" for name, sub in commands["config"].commands.items()
-                  if any("--json" in p.opts for p in sub.params)}  # fmt: skip
-    documented_commands = {key.split(" ")[0] if not key.startswith("config") else "config show"
-                           for key in documented()}  # fmt: skip
+    with_json |= {
+        f"config {name}"
+        for name, sub in commands["config"].commands.items()
+        if any("--json" in p.opts for p in sub.params)
+    }
+    documented_commands = {
+        key.split(" ")[0] if not key.startswith("config") else "config show" for key in documented()
+    }
     assert with_json == documented_commands
 
 

@@ -26,8 +26,12 @@ def read_back(directory):
     hparams = {}
     for content in events.PluginTagToContent("hparams").values():
         start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
-        hparams.update({name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
-                        for name, value in start.hparams.items()})  # fmt: skip
+        hparams.update(
+            {
+                name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+                for name, value in start.hparams.items()
+            }
+        )
     return scalars, hparams
 
 

@@ -68,17 +68,51 @@ def test_gc_has_json(tmp_path):
 
 def test_list_options_take_commas_and_repeats_everywhere(tmp_path):
     ws, _ = Workspace.init(tmp_path / "w")
-    plan = runner.invoke(app, ["-w", str(ws.root), "--json", "reproduce", "--dry-run", "--preset", "smoke",
-                               "--seeds", "0,1,2", "--env", "cheetah-vel,ant-dir", "--methods", "prompt-dt"])  # fmt: skip
+    plan = runner.invoke(
+        app,
+        [
+            "-w",
+            str(ws.root),
+            "--json",
+            "reproduce",
+            "--dry-run",
+            "--preset",
+            "smoke",
+            "--seeds",
+            "0,1,2",
+            "--env",
+            "cheetah-vel,ant-dir",
+            "--methods",
+            "prompt-dt",
+        ],
+    )
     assert plan.exit_code == 0, plan.output
     steps = [row["step"] for row in json.loads(plan.stdout)["steps"]]
     assert "tune:cheetah-vel:prompt-dt:expert" in steps and "tune:ant-dir:prompt-dt:expert" in steps
     assert "--seeds 0,1,2" in plan.stderr
-    older = runner.invoke(app, ["-w", str(ws.root), "reproduce", "--dry-run", "--preset", "smoke", "--seeds", "2",
-                                "--envs", "cheetah-vel", "--methods", "prompt-dt"])  # fmt: skip
+    older = runner.invoke(
+        app,
+        [
+            "-w",
+            str(ws.root),
+            "reproduce",
+            "--dry-run",
+            "--preset",
+            "smoke",
+            "--seeds",
+            "2",
+            "--envs",
+            "cheetah-vel",
+            "--methods",
+            "prompt-dt",
+        ],
+    )
     assert older.exit_code == 0 and "--seeds 0,1" in older.stderr  # the older spellings still work
-    for spelling in (["--env", "cheetah-vel,ant-dir"], ["--env", "cheetah-vel", "--env", "ant-dir"],
-                     ["--envs", "cheetah-vel,ant-dir"]):  # fmt: skip
+    for spelling in (
+        ["--env", "cheetah-vel,ant-dir"],
+        ["--env", "cheetah-vel", "--env", "ant-dir"],
+        ["--envs", "cheetah-vel,ant-dir"],
+    ):
         lines = runner.invoke(app, ["-w", str(ws.root), "sweep", *spelling, "--only", "shared"]).stdout
         assert "collect --env cheetah-vel" in lines and "collect --env ant-dir" in lines, spelling
 
@@ -128,9 +162,11 @@ def test_tune_in_an_empty_workspace_says_what_to_run_first(tmp_path):
 
 def test_status_fixes_carry_the_workspace(tmp_path):
     ws, _ = Workspace.init(tmp_path / "w")
-    killer = "import os, signal, sys\nfrom pdiff.workspace.root import Workspace\nfrom pdiff.workspace.runs import create_run\n" \
-             "create_run(Workspace.open(sys.argv[1]), 'pretrain', config={}, argv=['pdiff'], seed=0, family='cheetah-vel')\n" \
-             "os.kill(os.getpid(), signal.SIGKILL)\n"  # fmt: skip
+    killer = (
+        "import os, signal, sys\nfrom pdiff.workspace.root import Workspace\nfrom pdiff.workspace.runs import create_run\n"
+        "create_run(Workspace.open(sys.argv[1]), 'pretrain', config={}, argv=['pdiff'], seed=0, family='cheetah-vel')\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     assert subprocess.run([sys.executable, "-c", killer, str(ws.root)]).returncode == -signal.SIGKILL
     advice = json.loads(pdiff("-w", str(ws.root), "--json", "status").stdout)["attention"][0]["advice"]
     assert f"pdiff -w {ws.root.resolve()} pretrain --resume" in advice

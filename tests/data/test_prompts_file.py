@@ -14,9 +14,15 @@ def _prompt(task: int, padded: int) -> Segments:
     rng = np.random.default_rng(task)
     mask = np.ones((1, 5), np.float32)
     mask[:, :padded] = 0.0
-    return Segments(states=rng.normal(size=(1, 5, 3)).astype(np.float32), actions=rng.uniform(-1, 1, (1, 5, 2)).astype(np.float32),
-                    rewards=rng.normal(size=(1, 5)).astype(np.float32), returns_to_go=rng.normal(size=(1, 5, 1)).astype(np.float32),
-                    timesteps=np.arange(5)[None].astype(np.int64), mask=mask, tasks=np.array([task]))  # fmt: skip
+    return Segments(
+        states=rng.normal(size=(1, 5, 3)).astype(np.float32),
+        actions=rng.uniform(-1, 1, (1, 5, 2)).astype(np.float32),
+        rewards=rng.normal(size=(1, 5)).astype(np.float32),
+        returns_to_go=rng.normal(size=(1, 5, 1)).astype(np.float32),
+        timesteps=np.arange(5)[None].astype(np.int64),
+        mask=mask,
+        tasks=np.array([task]),
+    )
 
 
 def test_prompts_round_trip_with_their_mask(tmp_path) -> None:

@@ -34,8 +34,9 @@ def test_checkpoint_keeps_averaged_weights_for_inference_and_trained_ones_for_re
     saved = store.save(1, model, {"model": "Linear"}, optimizer, None, np.random.default_rng(0), ema=ema)
     assert torch.equal(load_file(str(saved / "model.safetensors"))["weight"], ema.module.weight)
     restored, restored_ema = torch.nn.Linear(3, 2), EMA(torch.nn.Linear(3, 2), decay=0.5)
-    step = store.restore(restored, torch.optim.Adam(restored.parameters()), None, np.random.default_rng(1),
-                         ema=restored_ema)  # fmt: skip
+    step = store.restore(
+        restored, torch.optim.Adam(restored.parameters()), None, np.random.default_rng(1), ema=restored_ema
+    )
     assert step == 1
     assert torch.equal(restored.weight, model.weight)
     assert torch.equal(restored_ema.module.weight, ema.module.weight)

@@ -57,8 +57,14 @@ def actions_of(model: PromptDT, inputs: Segments, prompt: Segments) -> torch.Ten
     """Eval-mode action predictions of `model` on fixed segments with a one-row prompt."""
     model.eval()
     batch = inputs.to_torch()
-    return model(batch["states"], batch["actions"], batch["returns_to_go"], batch["timesteps"], batch["mask"],
-                 prompt.to_prompt())  # fmt: skip
+    return model(
+        batch["states"],
+        batch["actions"],
+        batch["returns_to_go"],
+        batch["timesteps"],
+        batch["mask"],
+        prompt.to_prompt(),
+    )
 
 
 def assert_frozen_parts_equal(model: torch.nn.Module, frozen: PromptDT, tuned_names: set[str]) -> None:

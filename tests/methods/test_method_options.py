@@ -25,15 +25,43 @@ from pdiff.workspace.runs import create_run
 DOCS = Path(__file__).parents[2] / "docs" / "tuning-methods.md"
 # The config of a ptdt tune run as pdiff recorded it before the methods had sections (smoke preset, reach).
 FLAT_RECORD = {
-    "adapt": "finetune", "adapter_width": 16, "batch_size": 4, "data_kind": "expert", "device": "cpu",
-    "diffuse_run": None, "diffuse_runs": None, "env": "metaworld-reach", "eval_every": 1, "grad_clip": 1.0,
-    "guidance": None, "lam": None, "lora_alpha": 4.0, "lora_rank": 4, "lora_targets": ["attn.qkv", "attn.proj"],
-    "lr": None, "method": "ptdt", "patience": 3, "precision": "fp32",
-    "pretrain_run": "20261204-235736-metaworld_reach-4398e0", "pretrain_runs": None, "ptdt_batches": 2,
-    "ptdt_horizon": None, "ptdt_lr_decay": 0.95, "ptdt_online": False, "ptdt_perturb": "all",
-    "ptdt_population": 15, "ptdt_rollouts": 2, "ptdt_sigma": 1.0, "seeds": [0], "segment_source": None,
-    "selection": "holdout", "shots": 2, "steps": 3, "threads": 1, "zero_shot_source": "nearest",
-}  # fmt: skip
+    "adapt": "finetune",
+    "adapter_width": 16,
+    "batch_size": 4,
+    "data_kind": "expert",
+    "device": "cpu",
+    "diffuse_run": None,
+    "diffuse_runs": None,
+    "env": "metaworld-reach",
+    "eval_every": 1,
+    "grad_clip": 1.0,
+    "guidance": None,
+    "lam": None,
+    "lora_alpha": 4.0,
+    "lora_rank": 4,
+    "lora_targets": ["attn.qkv", "attn.proj"],
+    "lr": None,
+    "method": "ptdt",
+    "patience": 3,
+    "precision": "fp32",
+    "pretrain_run": "20261204-235736-metaworld_reach-4398e0",
+    "pretrain_runs": None,
+    "ptdt_batches": 2,
+    "ptdt_horizon": None,
+    "ptdt_lr_decay": 0.95,
+    "ptdt_online": False,
+    "ptdt_perturb": "all",
+    "ptdt_population": 15,
+    "ptdt_rollouts": 2,
+    "ptdt_sigma": 1.0,
+    "seeds": [0],
+    "segment_source": None,
+    "selection": "holdout",
+    "shots": 2,
+    "steps": 3,
+    "threads": 1,
+    "zero_shot_source": "nearest",
+}
 
 
 def _resolve(*overrides: str, method: str = "ptdt") -> TuneConfig:
@@ -99,8 +127,17 @@ def test_the_docs_list_every_option_of_every_method():
 def test_a_config_recorded_before_the_later_shared_settings_runs_as_it_did():
     """A record lacking every setting added since (selection, early stopping, tasks, compute) gets the values
     that reproduce what pdiff did then: no selection, a fixed budget, the test tasks, torch's threads, fp32."""
-    later = {"selection", "eval_every", "patience", "tasks", "threads", "precision", "diffuse_runs",
-             "pretrain_runs", "zero_shot_source"}  # fmt: skip
+    later = {
+        "selection",
+        "eval_every",
+        "patience",
+        "tasks",
+        "threads",
+        "precision",
+        "diffuse_runs",
+        "pretrain_runs",
+        "zero_shot_source",
+    }
     loaded = TuneConfig.model_validate({k: v for k, v in FLAT_RECORD.items() if k not in later})
     assert (loaded.selection, loaded.eval_every, loaded.tasks) == ("off", FLAT_RECORD["steps"], None)
     assert (loaded.threads, loaded.precision) == (None, "fp32")

@@ -11,12 +11,12 @@ from test_methods import CPU, CPU_FP32, REACH
 from pdiff.config import resolve_config
 from pdiff.data.fewshot import load_fewshot
 from pdiff.envs import get_family
-from pdiff.eval.rollout import load_policy
 from pdiff.methods import adaptor, lora, ptdt, soft_prompt
 from pdiff.methods.base import TaskContext
 from pdiff.methods.context import method_settings
-from pdiff.methods.finetuning import prepare
+from pdiff.methods.finetuning import tunable_copy
 from pdiff.models.prompt_dt import PromptDT, PromptDTConfig
+from pdiff.rollouts.rollout import load_policy
 from pdiff.stages.common import checkpoint_of
 from pdiff.stages.tune import TuneConfig
 
@@ -41,7 +41,7 @@ def _example(config: PromptDTConfig) -> dict[str, torch.Tensor]:
 def test_fresh_adapters_and_lora_compute_the_frozen_model(module, options):
     torch.manual_seed(0)
     frozen = PromptDT(PromptDTConfig(state_dim=5, act_dim=2, embed_dim=16, n_layer=2, context_len=4)).eval()
-    tuned = prepare(frozen, module.attach, options).eval()
+    tuned = tunable_copy(frozen, module.attach, options).eval()
     inputs = _example(frozen.config)
     embeddings = torch.randn(1, 3 * frozen.config.prompt_len, 16)
     with torch.no_grad():
@@ -55,7 +55,7 @@ def test_fresh_adapters_and_lora_compute_the_frozen_model(module, options):
 
 def test_soft_prompt_replaces_the_prompt_embedding():
     frozen = PromptDT(PromptDTConfig(state_dim=5, act_dim=2, embed_dim=16, n_layer=1, context_len=4)).eval()
-    tuned = prepare(frozen, soft_prompt.attach, {}).eval()
+    tuned = tunable_copy(frozen, soft_prompt.attach, {}).eval()
     assert [n for n, p in tuned.named_parameters() if p.requires_grad] == ["prompt_embed.embeddings"]
     embeddings = torch.randn(1, 3 * frozen.config.prompt_len, 16)
     with torch.no_grad():
@@ -64,29 +64,44 @@ def test_soft_prompt_replaces_the_prompt_embedding():
         any_prompt = torch.zeros(1, frozen.config.prompt_len, 5)
         from pdiff.models.prompt_dt import Prompt
 
-        prompt = Prompt(any_prompt, torch.zeros(1, 5, 2), torch.zeros(1, 5, 1), torch.zeros(1, 5, dtype=torch.long),
-                        torch.ones(1, 5))  # fmt: skip
+        prompt = Prompt(
+            any_prompt,
+            torch.zeros(1, 5, 2),
+            torch.zeros(1, 5, 1),
+            torch.zeros(1, 5, dtype=torch.long),
+            torch.ones(1, 5),
+        )
         assert torch.equal(tuned(**inputs, prompt=prompt), frozen(**inputs, prompt_embeddings=embeddings))
 
 
 def _ptdt_context(ws, pretrain, **flags) -> TaskContext:  # noqa: ANN001
     family = get_family(REACH)
     task = family.test_tasks[1]
-    config = resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
-                            flags={"env": REACH, "method": "ptdt", **flags})  # fmt: skip
+    config = resolve_config(
+        TuneConfig, "tune", workspace=ws, preset="smoke", flags={"env": REACH, "method": "ptdt", **flags}
+    )
     policy, _ = load_policy(checkpoint_of(pretrain), CPU)
     fewshot = load_fewshot(ws.datasets_dir, family.name, [task], config.data_kind, config.shots)
-    return TaskContext(seed=0, task=task, policy=policy, fewshot=policy.segment_sampler(fewshot),
-                       fewshot_prompts=policy.prompt_bank(fewshot), rng=np.random.default_rng(5), device=CPU,
-                       out_dir=ws.root, settings=method_settings(config, family, None, CPU_FP32))  # fmt: skip
+    return TaskContext(
+        seed=0,
+        task=task,
+        policy=policy,
+        fewshot=policy.segment_sampler(fewshot),
+        fewshot_prompts=policy.prompt_bank(fewshot),
+        rng=np.random.default_rng(5),
+        device=CPU,
+        out_dir=ws.root,
+        settings=method_settings(config, family, None, CPU_FP32),
+    )
 
 
 @pytest.mark.metaworld
 def test_ptdt_offline_lowers_the_action_error_with_a_usable_step(trained):
     ws, pretrain, _ = trained
     # η = 1e-4 (the reference default) barely moves a normalised prompt; a larger step shows the estimator works
-    context = _ptdt_context(ws, pretrain, steps=8, lr=0.05, batch_size=16, selection="off",
-                            ptdt={"lr_decay": 1.0, "sigma": 0.3})  # fmt: skip
+    context = _ptdt_context(
+        ws, pretrain, steps=8, lr=0.05, batch_size=16, selection="off", ptdt={"lr_decay": 1.0, "sigma": 0.3}
+    )
     result = ptdt.tune_task(context)
     assert result.metrics["fewshot_loss_after"] < result.metrics["fewshot_loss_before"], result.metrics
     assert result.metrics["prompt_moved_rms"] > 0.01

@@ -23,13 +23,13 @@ from pdiff.config import resolve_config
 from pdiff.data.fewshot import load_fewshot
 from pdiff.data.prompts_file import read_prompts, write_prompts
 from pdiff.envs import get_family
-from pdiff.eval.rollout import load_policy
 from pdiff.methods.base import TaskContext
 from pdiff.methods.context import method_settings
 from pdiff.methods.finetuning import load_tuned, save_tuned, trainable, tuned_path
 from pdiff.methods.options import MethodOptions
 from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE, changes_weights, option_sections
 from pdiff.models.checkpoint import weights_sha256
+from pdiff.rollouts.rollout import load_policy
 from pdiff.stages.common import checkpoint_of
 from pdiff.stages.tune import TuneConfig
 
@@ -44,16 +44,26 @@ def test_method_tunes_saves_and_loads_as_eval_does(trained, method, tmp_path):
     ws, pretrain, diffuse = trained
     family = get_family(REACH)
     task = family.test_tasks[0]
-    config = resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
-                            flags={"env": REACH, "method": method, "steps": 2})  # fmt: skip
+    config = resolve_config(
+        TuneConfig, "tune", workspace=ws, preset="smoke", flags={"env": REACH, "method": method, "steps": 2}
+    )
     policy, _ = load_policy(checkpoint_of(pretrain), CPU)
     frozen_sha = weights_sha256(policy.model)
     fewshot = load_fewshot(ws.datasets_dir, family.name, [task], config.data_kind, config.shots)
     sampler, bank = policy.segment_sampler(fewshot), policy.prompt_bank(fewshot)
     diffusion = checkpoint_of(diffuse) if method in NEEDS_DIFFUSE else None
     settings = method_settings(config, family, diffusion, CPU_FP32)
-    context = TaskContext(seed=0, task=task, policy=policy, fewshot=sampler, fewshot_prompts=bank,
-                          rng=np.random.default_rng(0), device=CPU, out_dir=tmp_path / "out", settings=settings)  # fmt: skip
+    context = TaskContext(
+        seed=0,
+        task=task,
+        policy=policy,
+        fewshot=sampler,
+        fewshot_prompts=bank,
+        rng=np.random.default_rng(0),
+        device=CPU,
+        out_dir=tmp_path / "out",
+        settings=settings,
+    )
 
     result = METHODS[method].tune_task(context)
 
@@ -92,8 +102,23 @@ def test_method_tunes_saves_and_loads_as_eval_does(trained, method, tmp_path):
 def test_lora_tune_then_eval_through_the_cli(trained):
     ws, pretrain, _ = trained
     base = ["-w", str(ws.root), "--json"]
-    tuned = CliRunner().invoke(app, [*base, "tune", "--method", "lora", "--pretrain", pretrain.run_id,
-                                     "--preset", "smoke", "--set", "steps=2", "--set", "lora.rank=2"])  # fmt: skip
+    tuned = CliRunner().invoke(
+        app,
+        [
+            *base,
+            "tune",
+            "--method",
+            "lora",
+            "--pretrain",
+            pretrain.run_id,
+            "--preset",
+            "smoke",
+            "--set",
+            "steps=2",
+            "--set",
+            "lora.rank=2",
+        ],
+    )
     assert tuned.exit_code == 0, tuned.output
     payload = json.loads(tuned.stdout)
     assert payload["method"] == "lora" and payload["tunable_parameters"] == 1 * (2 * 32 * 4 + 2 * 32 * 2)

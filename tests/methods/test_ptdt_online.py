@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from test_method_parts import _ptdt_context
 
-from pdiff.eval.rollout import rollout
-from pdiff.eval.simulators import EnvPool
 from pdiff.methods import ptdt
+from pdiff.rollouts.rollout import rollout
+from pdiff.rollouts.simulators import EnvPool
 
 pytestmark = pytest.mark.metaworld
 
@@ -43,8 +43,14 @@ def test_each_score_is_that_candidates_own_simulator_return(trained):
 def test_the_update_moves_from_the_worse_candidate_to_the_better(trained):
     """With two candidates the rank estimator's step is exactly lr · (x_better − x_worse)."""
     ws, pretrain, _ = trained
-    options = {"online": True, "population": 2, "rollouts": 2, "horizon": 8, "perturb": "states-actions-rtg",
-               "sigma": 1.0}  # fmt: skip
+    options = {
+        "online": True,
+        "population": 2,
+        "rollouts": 2,
+        "horizon": 8,
+        "perturb": "states-actions-rtg",
+        "sigma": 1.0,
+    }
     context = _ptdt_context(ws, pretrain, steps=1, lr=0.5, selection="off", ptdt=options)
     seed_state = context.rng.bit_generator.state
     result = ptdt.tune_task(context)

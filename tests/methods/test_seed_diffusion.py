@@ -17,12 +17,21 @@ REACH = "metaworld-reach"
 
 def test_each_seed_tunes_its_own_diffusion_model(trained):
     ws, pretrain, first = trained
-    config = resolve_config(DiffuseConfig, "diffuse", workspace=ws, preset="smoke",
-                            flags={"env": REACH, "pretrain_run": pretrain.run_id, "seed": 1})  # fmt: skip
+    config = resolve_config(
+        DiffuseConfig,
+        "diffuse",
+        workspace=ws,
+        preset="smoke",
+        flags={"env": REACH, "pretrain_run": pretrain.run_id, "seed": 1},
+    )
     second, _ = run_diffuse(ws, config, argv=["pdiff", "diffuse"])
-    config = resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
-                            flags={"env": REACH, "seeds": [0, 1], "diffuse_runs": [first.run_id, second.run_id],
-                                   "steps": 2})  # fmt: skip
+    config = resolve_config(
+        TuneConfig,
+        "tune",
+        workspace=ws,
+        preset="smoke",
+        flags={"env": REACH, "seeds": [0, 1], "diffuse_runs": [first.run_id, second.run_id], "steps": 2},
+    )
     assert {s: r.run_id for s, r in resolve_inputs(ws, config)[1].items()} == {
         0: first.run_id,
         1: second.run_id,
@@ -40,8 +49,13 @@ def test_models_of_different_prompt_dts_are_refused(trained):
     ws, _, first = trained
     config = resolve_config(PretrainConfig, "pretrain", workspace=ws, preset="smoke", flags={"env": REACH})
     other_pretrain, _ = run_pretrain(ws, config, argv=["pdiff", "pretrain"])
-    config = resolve_config(DiffuseConfig, "diffuse", workspace=ws, preset="smoke",
-                            flags={"env": REACH, "pretrain_run": other_pretrain.run_id})  # fmt: skip
+    config = resolve_config(
+        DiffuseConfig,
+        "diffuse",
+        workspace=ws,
+        preset="smoke",
+        flags={"env": REACH, "pretrain_run": other_pretrain.run_id},
+    )
     other, _ = run_diffuse(ws, config, argv=["pdiff", "diffuse"])
     config = TuneConfig(env=REACH, seeds=[0, 1], diffuse_runs=[first.run_id, other.run_id])
     with pytest.raises(UsageError, match="different Prompt-DTs"):

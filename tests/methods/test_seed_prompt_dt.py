@@ -10,7 +10,7 @@ import pytest
 from support.stages import run_smoke, smoke_config
 
 from pdiff.errors import UsageError
-from pdiff.report.collect import result_of
+from pdiff.results.cells import result_of
 from pdiff.stages.tune import resolve_inputs
 
 pytestmark = pytest.mark.metaworld
@@ -35,8 +35,14 @@ def test_each_seed_tunes_and_evaluates_through_its_own_prompt_dt(trained, second
     ws, pretrain, diffuse = trained
     other_pretrain, other_diffuse = second_seed
     prompt_dts = [pretrain.run_id, other_pretrain.run_id]
-    tuned, _ = run_smoke(ws, "tune", seeds=[0, 1], steps=2, pretrain_runs=prompt_dts,
-                         diffuse_runs=[diffuse.run_id, other_diffuse.run_id])  # fmt: skip
+    tuned, _ = run_smoke(
+        ws,
+        "tune",
+        seeds=[0, 1],
+        steps=2,
+        pretrain_runs=prompt_dts,
+        diffuse_runs=[diffuse.run_id, other_diffuse.run_id],
+    )
     assert tuned.config["pretrain_runs"] == prompt_dts
     assert [i["ref"] for i in tuned.manifest["inputs"] if i["kind"] == "pretrain"] == prompt_dts
     evaluated, _ = run_smoke(ws, "eval", tune_run=tuned.run_id)
@@ -60,8 +66,9 @@ def test_eval_rolls_each_seed_out_with_its_own_prompt_dt(trained, second_seed):
     ws, pretrain, _ = trained
     other_pretrain, _ = second_seed
     shared, _ = run_smoke(ws, "eval", prompt="fewshot", seeds=[0, 1], pretrain_run=pretrain.run_id)
-    own, _ = run_smoke(ws, "eval", prompt="fewshot", seeds=[0, 1],
-                       pretrain_runs=[pretrain.run_id, other_pretrain.run_id])  # fmt: skip
+    own, _ = run_smoke(
+        ws, "eval", prompt="fewshot", seeds=[0, 1], pretrain_runs=[pretrain.run_id, other_pretrain.run_id]
+    )
     shared_returns, own_returns = episode_returns(shared), episode_returns(own)
     assert own_returns["0"] == shared_returns["0"]  # same Prompt-DT, same prompts, deterministic simulator
     assert own_returns["1"] != shared_returns["1"]  # seed 1 ran another model
@@ -70,8 +77,13 @@ def test_eval_rolls_each_seed_out_with_its_own_prompt_dt(trained, second_seed):
 def test_a_diffusion_model_of_another_seeds_prompt_dt_is_refused(trained, second_seed):
     ws, pretrain, diffuse = trained
     other_pretrain, _ = second_seed
-    config = smoke_config(ws, "tune", seeds=[0, 1], pretrain_runs=[pretrain.run_id, other_pretrain.run_id],
-                          diffuse_runs=[diffuse.run_id, diffuse.run_id])  # fmt: skip
+    config = smoke_config(
+        ws,
+        "tune",
+        seeds=[0, 1],
+        pretrain_runs=[pretrain.run_id, other_pretrain.run_id],
+        diffuse_runs=[diffuse.run_id, diffuse.run_id],
+    )
     with pytest.raises(UsageError, match="not by that seed's Prompt-DT"):
         resolve_inputs(ws, config)
 
@@ -79,7 +91,8 @@ def test_a_diffusion_model_of_another_seeds_prompt_dt_is_refused(trained, second
 def test_prompt_dts_that_differ_in_more_than_their_seed_are_refused(trained):
     ws, pretrain, _ = trained
     longer, _ = run_smoke(ws, "pretrain", seed=1, steps=21)
-    config = smoke_config(ws, "tune", method="prompt-dt", seeds=[0, 1],
-                          pretrain_runs=[pretrain.run_id, longer.run_id])  # fmt: skip
+    config = smoke_config(
+        ws, "tune", method="prompt-dt", seeds=[0, 1], pretrain_runs=[pretrain.run_id, longer.run_id]
+    )
     with pytest.raises(UsageError, match="differ in more than their seed"):
         resolve_inputs(ws, config)

@@ -8,9 +8,9 @@ import pytest
 
 from pdiff.config import resolve_config
 from pdiff.envs.metaworld_family import MetaWorldFamily
-from pdiff.eval.budget import selection_curve
 from pdiff.methods import lora
 from pdiff.methods.selection import CANDIDATES_PER_METHOD, LR_GRID, at_edge, candidates, grid_for
+from pdiff.rollouts.budget import selection_curve
 from pdiff.stages.tune import TuneConfig, run_tune
 
 pytestmark = pytest.mark.metaworld
@@ -18,8 +18,9 @@ REACH = "metaworld-reach"
 
 
 def _tune(ws, method: str, **flags):  # noqa: ANN001, ANN202
-    config = resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
-                            flags={"env": REACH, "method": method, **flags})  # fmt: skip
+    config = resolve_config(
+        TuneConfig, "tune", workspace=ws, preset="smoke", flags={"env": REACH, "method": method, **flags}
+    )
     return run_tune(ws, config, argv=["pdiff", "tune"])
 
 
@@ -35,8 +36,13 @@ def test_selection_builds_no_simulator_and_records_its_choice(trained, monkeypat
     monkeypatch.setattr(MetaWorldFamily, "make_env", counting)
     budgets: list[tuple[bool, int]] = []  # (a selection trial?, steps it may run) of every tuning
     tune_task = lora.tune_task
-    monkeypatch.setattr(lora, "tune_task", lambda context: budgets.append(
-        (context.after_step is not None, context.settings.steps)) or tune_task(context))  # fmt: skip
+    monkeypatch.setattr(
+        lora,
+        "tune_task",
+        lambda context: (
+            budgets.append((context.after_step is not None, context.settings.steps)) or tune_task(context)
+        ),
+    )
     run, summary = _tune(ws, "lora")
     assert built == []
     selection = summary["selection"]
@@ -73,10 +79,20 @@ def test_ptdt_chosen_setting_moves_the_prompt_and_lowers_the_heldout_loss(traine
 def test_a_fixed_learning_rate_needs_selection_off(trained):
     ws, _, _ = trained
     with pytest.raises(Exception, match="selection=off"):
-        resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
-                       flags={"env": REACH, "method": "lora", "lr": 1e-3})  # fmt: skip
-    config = resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke",
-                            flags={"env": REACH, "method": "lora", "lr": 1e-3, "selection": "off"})  # fmt: skip
+        resolve_config(
+            TuneConfig,
+            "tune",
+            workspace=ws,
+            preset="smoke",
+            flags={"env": REACH, "method": "lora", "lr": 1e-3},
+        )
+    config = resolve_config(
+        TuneConfig,
+        "tune",
+        workspace=ws,
+        preset="smoke",
+        flags={"env": REACH, "method": "lora", "lr": 1e-3, "selection": "off"},
+    )
     assert config.lr == 1e-3
 
 

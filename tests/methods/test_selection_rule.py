@@ -27,7 +27,7 @@ from pdiff.methods.selection import (
     mean_curve,
     run_trial,
 )
-from pdiff.report.collect import selection_settings
+from pdiff.results.cells import selection_settings
 from pdiff.stages.tune import TuneConfig
 
 
@@ -57,8 +57,16 @@ def _trial(losses: dict[int, float], rule: EarlyStopping, diverge_at: int | None
                 break
         return tuned_for(len(ran))()
 
-    context = TaskContext(seed=0, task=0, policy=None, fewshot=None, fewshot_prompts=None,
-                          rng=np.random.default_rng(0), device=torch.device("cpu"), out_dir=Path("."))  # fmt: skip
+    context = TaskContext(
+        seed=0,
+        task=0,
+        policy=None,
+        fewshot=None,
+        fewshot_prompts=None,
+        rng=np.random.default_rng(0),
+        device=torch.device("cpu"),
+        out_dir=Path("."),
+    )
     curve = run_trial(tune_task, context, lambda result: losses[result.metrics["step"]], rule)
     return curve, ran
 

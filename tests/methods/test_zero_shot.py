@@ -62,8 +62,11 @@ def test_nearest_gives_the_target_every_episode_of_the_training_task_with_the_cl
     assert parse_dataset_id(fewshot.dataset_ids[1])[1] == closest  # per target, the dataset it comes from
     record = prompts.record([TARGET, 0])
     assert record["setting"] == "nearest"
-    assert record["sources"][str(TARGET)] == {"task": closest, "dataset": fewshot.dataset_ids[1],
-                                              "episodes": list(range(len(data.task_episodes(closest))))}  # fmt: skip
+    assert record["sources"][str(TARGET)] == {
+        "task": closest,
+        "dataset": fewshot.dataset_ids[1],
+        "episodes": list(range(len(data.task_episodes(closest)))),
+    }
     assert prompts.read([TARGET]) == (prompts.dataset_of(closest),)  # the run's only dataset input
 
 

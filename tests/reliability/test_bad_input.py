@@ -25,8 +25,24 @@ from pdiff.workspace.runs import RunStatus, list_runs
 
 pytestmark = pytest.mark.metaworld
 STAGES = ["collect", "pretrain", "diffuse", "tune", "eval"]
-FAULTS = ["family", "method", "shots", "too-many-shots", "set-key", "set-type", "config-key", "config-type",
-          "workspace", "resume", "ids", "device", "preset", "other-family", "number", "click"]  # fmt: skip
+FAULTS = [
+    "family",
+    "method",
+    "shots",
+    "too-many-shots",
+    "set-key",
+    "set-type",
+    "config-key",
+    "config-type",
+    "workspace",
+    "resume",
+    "ids",
+    "device",
+    "preset",
+    "other-family",
+    "number",
+    "click",
+]
 
 text = st.text(
     alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=12
@@ -57,8 +73,11 @@ def bad_arguments(draw, p, fault: str) -> tuple[list[str], str]:  # noqa: ANN001
         return [draw(st.sampled_from(["tune", "eval"])), "--shots", str(shots)], f"--shots {shots}"
     if fault == "too-many-shots":
         shots = draw(st.integers(3, 10**4))  # the smoke data has 2 episodes per task
-        command = draw(st.sampled_from([["tune", "--diffuse", p.diffuse],
-                                        ["eval", "--pretrain", p.pretrain, "--prompt", "fewshot"]]))  # fmt: skip
+        command = draw(
+            st.sampled_from(
+                [["tune", "--diffuse", p.diffuse], ["eval", "--pretrain", p.pretrain, "--prompt", "fewshot"]]
+            )
+        )
         return [*command, "--shots", str(shots)], f"--shots {shots}"
     if fault == "set-key":
         key = draw(word.filter(lambda s: s not in ("env", "steps", "seed", "lr", "device")))
@@ -95,17 +114,28 @@ def bad_arguments(draw, p, fault: str) -> tuple[list[str], str]:  # noqa: ANN001
         other = draw(st.sampled_from(["cheetah-vel", "ant-dir", "metaworld-push"]))
         return ["eval", "--pretrain", p.pretrain, "--env", other, "--prompt", "random"], other
     if fault == "number":  # the line names the setting and the value it got (a bare "0" is in any message)
-        command, flag, value, setting = draw(st.sampled_from([
-            ("pretrain", "--steps", "0", "steps=0"), ("diffuse", "--steps", "-5", "steps=-5"),
-            ("eval", "--episodes", "0", "episodes=0"), ("collect", "--episodes", "0", "episodes=0"),
-            ("collect", "--workers", "0", "workers=0"), ("diffuse", "--lambda", "-1", "lam=-1.0"),
-            ("diffuse", "--diffusion-steps", "0", "diffusion.steps=0"), ("eval", "--video", "-1", "video=-1"),
-            ("collect", "--horizon", "0", "horizon=0"),
-        ]))  # fmt: skip
+        command, flag, value, setting = draw(
+            st.sampled_from(
+                [
+                    ("pretrain", "--steps", "0", "steps=0"),
+                    ("diffuse", "--steps", "-5", "steps=-5"),
+                    ("eval", "--episodes", "0", "episodes=0"),
+                    ("collect", "--episodes", "0", "episodes=0"),
+                    ("collect", "--workers", "0", "workers=0"),
+                    ("diffuse", "--lambda", "-1", "lam=-1.0"),
+                    ("diffuse", "--diffusion-steps", "0", "diffusion.steps=0"),
+                    ("eval", "--video", "-1", "video=-1"),
+                    ("collect", "--horizon", "0", "horizon=0"),
+                ]
+            )
+        )
         return [command, flag, value], f"setting {setting} "
     option = draw(st.sampled_from(["--steps", "--episodes", "--shots", "--seed"]))
-    return [{"--steps": "pretrain", "--episodes": "eval", "--shots": "tune", "--seed": "pretrain"}[option],
-            option, draw(word)], "Error"  # fmt: skip
+    return [
+        {"--steps": "pretrain", "--episodes": "eval", "--shots": "tune", "--seed": "pretrain"}[option],
+        option,
+        draw(word),
+    ], "Error"
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +231,11 @@ def test_read_only_workspace_is_one_line(reach_ws):
 
 @pytest.mark.parametrize("stage", ["pretrain", "diffuse", "tune"])
 def test_nan_loss_stops_with_the_last_good_checkpoint(pipeline, stage):
-    args = {"pretrain": ["--env", FAMILY], "diffuse": ["--pretrain", pipeline.pretrain],
-            "tune": ["--diffuse", pipeline.diffuse]}[stage]  # fmt: skip
+    args = {
+        "pretrain": ["--env", FAMILY],
+        "diffuse": ["--pretrain", pipeline.pretrain],
+        "tune": ["--diffuse", pipeline.diffuse],
+    }[stage]
     extra = ["--set", "selection=off"] if stage == "tune" else ["--set", "checkpoint_every=1"]
     result = cli(pipeline.ws, stage, *args, "--preset", "smoke", "--set", "lr=1e30", *extra)
     assert result.exit_code == 1, result.output

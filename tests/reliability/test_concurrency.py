@@ -11,7 +11,7 @@ import pytest
 from reliability_tools import FAMILY, cli, one_line_error
 from support.killing import checkpoint_at, kill_at
 
-from pdiff.report.inventory import leftovers, verify_workspace
+from pdiff.results.inventory import leftovers, verify_workspace
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, list_runs, lock_is_held
 
@@ -20,8 +20,13 @@ pytestmark = pytest.mark.metaworld
 
 def _start(ws: Workspace, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PDIFF_WORKSPACE": str(ws.root)}
-    return subprocess.Popen([sys.executable, "-m", "pdiff", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "pdiff", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_two_collects_of_one_family_take_separate_versions(tmp_path):
@@ -74,8 +79,9 @@ def test_the_loser_of_a_run_lock_fails_with_a_clear_message(pipeline):
 def test_gc_leaves_the_temporary_files_of_a_live_writer(tmp_path):
     ws, _ = Workspace.init(tmp_path / "ws")
     live = ws.datasets_dir / f".expert-v0.tmp-{os.getpid()}"
-    dead_pid = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                              text=True, check=True).stdout.strip()  # fmt: skip
+    dead_pid = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     dead = ws.datasets_dir / f".expert-v0.tmp-{dead_pid}"
     live.mkdir(parents=True)
     dead.mkdir()

@@ -28,35 +28,66 @@ def checkpoint_file(stage: str, name: str) -> Callable:
 
 # artifact -> (where it is, the command that loads it, the text its error line must contain)
 ARTIFACTS = {
-    "dataset-hdf5": (lambda p: p.ws.root / TASK_0 / "expert-v0/data/main_data.hdf5",
-                     lambda p: ["pretrain", "--env", FAMILY], "main_data.hdf5"),
-    "prompt-dataset-hdf5": (lambda p: p.ws.root / TASK_0 / "prompt-expert-v0/data/main_data.hdf5",
-                            lambda p: ["pretrain", "--env", FAMILY], "main_data.hdf5"),
-    "dataset-metadata": (lambda p: p.ws.root / TASK_0 / "expert-v0/data/metadata.json",
-                         lambda p: ["pretrain", "--env", FAMILY], "metadata.json"),
-    "checkpoint-safetensors": (checkpoint_file("pretrain", "model.safetensors"),
-                               lambda p: ["diffuse", "--pretrain", p.pretrain], "model.safetensors"),
-    "model-config": (checkpoint_file("pretrain", "model_config.json"),
-                     lambda p: ["diffuse", "--pretrain", p.pretrain], "model_config.json"),
-    "diffusion-checkpoint": (checkpoint_file("diffuse", "model.safetensors"),
-                             lambda p: ["tune", "--diffuse", p.diffuse], "model.safetensors"),
-    "run-json": (lambda p: p.ws.root / "runs" / "pretrain" / p.pretrain / "run.json",
-                 lambda p: ["diffuse", "--pretrain", p.pretrain], "run.json"),
-    "prompts-h5": (lambda p: p.ws.root / "runs" / "tune" / p.tune / "prompts.h5",
-                   lambda p: ["eval", "--tune", p.tune], "prompts.h5"),
+    "dataset-hdf5": (
+        lambda p: p.ws.root / TASK_0 / "expert-v0/data/main_data.hdf5",
+        lambda p: ["pretrain", "--env", FAMILY],
+        "main_data.hdf5",
+    ),
+    "prompt-dataset-hdf5": (
+        lambda p: p.ws.root / TASK_0 / "prompt-expert-v0/data/main_data.hdf5",
+        lambda p: ["pretrain", "--env", FAMILY],
+        "main_data.hdf5",
+    ),
+    "dataset-metadata": (
+        lambda p: p.ws.root / TASK_0 / "expert-v0/data/metadata.json",
+        lambda p: ["pretrain", "--env", FAMILY],
+        "metadata.json",
+    ),
+    "checkpoint-safetensors": (
+        checkpoint_file("pretrain", "model.safetensors"),
+        lambda p: ["diffuse", "--pretrain", p.pretrain],
+        "model.safetensors",
+    ),
+    "model-config": (
+        checkpoint_file("pretrain", "model_config.json"),
+        lambda p: ["diffuse", "--pretrain", p.pretrain],
+        "model_config.json",
+    ),
+    "diffusion-checkpoint": (
+        checkpoint_file("diffuse", "model.safetensors"),
+        lambda p: ["tune", "--diffuse", p.diffuse],
+        "model.safetensors",
+    ),
+    "run-json": (
+        lambda p: p.ws.root / "runs" / "pretrain" / p.pretrain / "run.json",
+        lambda p: ["diffuse", "--pretrain", p.pretrain],
+        "run.json",
+    ),
+    "prompts-h5": (
+        lambda p: p.ws.root / "runs" / "tune" / p.tune / "prompts.h5",
+        lambda p: ["eval", "--tune", p.tune],
+        "prompts.h5",
+    ),
     "eval-results": (lambda p: p.ws.root / "runs" / "eval" / p.eval / "eval" / "results.json", None, None),
-}  # fmt: skip
-DAMAGE = {"flip-early": lambda path: flip_byte(path, 0.1), "flip-late": lambda path: flip_byte(path, 0.9),
-          "truncate": truncate}  # fmt: skip
+}
+DAMAGE = {
+    "flip-early": lambda path: flip_byte(path, 0.1),
+    "flip-late": lambda path: flip_byte(path, 0.9),
+    "truncate": truncate,
+}
 
 
 # every artifact once (the kind of damage rotating) in the default run, every combination under -m full_matrix
 MATRIX = [
-    pytest.param(artifact, damage, id=f"{artifact}-{damage}",
-                 marks=() if (a + d) % len(DAMAGE) == 0 else pytest.mark.full_matrix)
+    pytest.param(
+        artifact,
+        damage,
+        id=f"{artifact}-{damage}",
+        marks=() if (a + d) % len(DAMAGE) == 0 else pytest.mark.full_matrix,
+    )
     for a, artifact in enumerate(sorted(ARTIFACTS))
     for d, damage in enumerate(sorted(DAMAGE))
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("artifact", "damage"), MATRIX)
@@ -77,16 +108,23 @@ def test_corruption_is_caught(pipeline, artifact, damage):
         assert "hint:" in loaded.stderr
 
 
-@pytest.mark.parametrize(("name", "damage"), [
-    ("train_state.pt", "flip-late"),
-    pytest.param("train_state.pt", "truncate", marks=pytest.mark.full_matrix),
-    pytest.param("model.safetensors", "flip-late", marks=pytest.mark.full_matrix),
-    pytest.param(LATEST, "truncate", marks=pytest.mark.full_matrix),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("train_state.pt", "flip-late"),
+        pytest.param("train_state.pt", "truncate", marks=pytest.mark.full_matrix),
+        pytest.param("model.safetensors", "flip-late", marks=pytest.mark.full_matrix),
+        pytest.param(LATEST, "truncate", marks=pytest.mark.full_matrix),
+    ],
+)
 def test_corrupt_resume_state_is_refused(pipeline, name, damage):
     """The checkpoint a --resume would continue from (of a killed run) is checked before it is used."""
-    kill = kill_at(pipeline.ws, "pretrain", ["--env", FAMILY, "--preset", "smoke", "--set", "steps=1000"],
-                   checkpoint_at(10))  # fmt: skip
+    kill = kill_at(
+        pipeline.ws,
+        "pretrain",
+        ["--env", FAMILY, "--preset", "smoke", "--set", "steps=1000"],
+        checkpoint_at(10),
+    )
     checkpoints = pipeline.ws.root / "runs" / "pretrain" / kill.run_id / "checkpoints"
     path = checkpoints / name if name == LATEST else sorted(checkpoints.glob(f"0*/{name}"))[-1]
     DAMAGE[damage](path)

@@ -29,7 +29,7 @@ from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
 from pdiff.methods.registry import METHODS
 from pdiff.methods.selection import candidates, grid_for
-from pdiff.report.inventory import verify_workspace
+from pdiff.results.inventory import verify_workspace
 from pdiff.stages.common import checkpoint_of
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, load_run
@@ -125,8 +125,12 @@ def test_sigkill_then_resume(stage, predicate, request, tmp_path):
         p = request.getfixturevalue("pipeline")
         ws = p.ws
         reference = result_of(ws, stage, getattr(p, stage))
-        args = {"pretrain": ["--env", FAMILY], "diffuse": ["--pretrain", p.pretrain],
-                "tune": ["--diffuse", p.diffuse], "eval": ["--tune", p.tune, "--device", "cpu"]}[stage]  # fmt: skip
+        args = {
+            "pretrain": ["--env", FAMILY],
+            "diffuse": ["--pretrain", p.pretrain],
+            "tune": ["--diffuse", p.diffuse],
+            "eval": ["--tune", p.tune, "--device", "cpu"],
+        }[stage]
         args = [*args, "--preset", "smoke"]
     kill = kill_at(ws, stage, args, predicate)
 
@@ -180,18 +184,22 @@ def finished_trials(run_dir: Path) -> int:
 
 
 def tuned_tensors(run_dir: Path) -> dict[str, bytes]:
-    return {f"{path.parent.name}/{path.name}/{name}": tensor.numpy().tobytes()
-            for path in sorted((run_dir / "tuned").glob("*/*.safetensors"))
-            for name, tensor in load_file(str(path)).items()}  # fmt: skip
+    return {
+        f"{path.parent.name}/{path.name}/{name}": tensor.numpy().tobytes()
+        for path in sorted((run_dir / "tuned").glob("*/*.safetensors"))
+        for name, tensor in load_file(str(path)).items()
+    }
 
 
 @pytest.mark.parametrize(
     ("method", "point"),
-    [("prompt-diffuser", lambda run_dir: finished_trials(run_dir) > 0),
-     ("prompt-diffuser", file_exists("progress/seed-*-task-*.h5")),
-     ("lora", file_exists("progress/seed-*-task-*.h5"))],
+    [
+        ("prompt-diffuser", lambda run_dir: finished_trials(run_dir) > 0),
+        ("prompt-diffuser", file_exists("progress/seed-*-task-*.h5")),
+        ("lora", file_exists("progress/seed-*-task-*.h5")),
+    ],
     ids=["during-selection", "during-adaptations", "weights-during-adaptations"],
-)  # fmt: skip
+)
 def test_a_killed_tune_resumes_from_what_it_had_finished(method, point, pipeline, monkeypatch):
     """Finished selection trials and (seed, task) adaptations survive a SIGKILL and are not tuned again, and
     the resumed run's prompts (and tuned tensors) are the uninterrupted run's."""

@@ -21,8 +21,17 @@ pytestmark = pytest.mark.metaworld
 
 def _torchrun(ws, *args: str) -> None:
     env = {**os.environ, "PDIFF_WORKSPACE": str(ws.root), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "pdiff", *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "pdiff",
+        *args,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -39,8 +48,10 @@ def test_diffuse_and_tune_under_torchrun_match_one_process(pretrained):
     _torchrun(reach_ws, "diffuse", "--env", FAMILY, "--preset", "smoke")
     ddp = _newest(reach_ws, "diffuse", single.run_id)
     assert_same_weights(latest_weights(ddp.dir), latest_weights(single.dir), rtol=1e-4, atol=1e-5)
-    logged = [[json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
-              for run in (single, ddp)]  # fmt: skip
+    logged = [
+        [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
+        for run in (single, ddp)
+    ]
     for a, b in zip(*logged, strict=True):
         assert a["loss_plm"] == pytest.approx(b["loss_plm"], rel=1e-4) and a["loss_dm"] == pytest.approx(
             b["loss_dm"]

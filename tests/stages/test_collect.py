@@ -23,9 +23,19 @@ pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
 
 # Enough teacher for an expert that clearly beats uniform actions, small enough for a test (~5 s a family).
 SMALL_TEACHER = [
-    "--set", "teacher.total_updates=1500", "--set", "teacher.learning_starts=500", "--set", "teacher.batch_size=64",
-    "--set", "teacher.hidden_sizes=[64, 64]", "--set", "teacher.eval_every=500", "--set", "teacher.snapshot_every=500",
-]  # fmt: skip
+    "--set",
+    "teacher.total_updates=1500",
+    "--set",
+    "teacher.learning_starts=500",
+    "--set",
+    "teacher.batch_size=64",
+    "--set",
+    "teacher.hidden_sizes=[64, 64]",
+    "--set",
+    "teacher.eval_every=500",
+    "--set",
+    "teacher.snapshot_every=500",
+]
 
 
 def collect(root: Path, *args: str) -> dict:
@@ -95,8 +105,18 @@ def test_the_metaworld_medium_kind_is_calibrated_halfway_between_random_and_expe
 
 def test_a_teacher_family_gives_byte_identical_datasets_with_a_fixed_seed(tmp_path):
     """cheetah-dir: a SAC teacher trained from scratch in each workspace, then its data; seed 0 twice, seed 1."""
-    args = ["--env", "cheetah-dir", "--tasks", "0,1", "--kinds", "expert,medium,random", "--episodes", "2",
-            "--set", "teacher.total_updates=300"]  # fmt: skip
+    args = [
+        "--env",
+        "cheetah-dir",
+        "--tasks",
+        "0,1",
+        "--kinds",
+        "expert,medium,random",
+        "--episodes",
+        "2",
+        "--set",
+        "teacher.total_updates=300",
+    ]
     files, other_seed = seeded_datasets(tmp_path, args)
     assert all(other_seed[name] != data for name, data in files.items())
 
@@ -140,8 +160,10 @@ def test_more_teacher_updates_continue_the_earlier_teacher_in_a_copy(tmp_path):
     straight_root = workspace(tmp_path / "straight")
     straight = collect(straight_root, *args, "--set", "teacher.total_updates=500")
     straight_run = find_run(Workspace.open(straight_root), straight["run_id"], "collect")
-    weights = [load_file(str(Path(r.manifest["summary"]["teacher"]["expert_dir"]) / "actor.safetensors"))
-               for r in (grown, straight_run)]  # fmt: skip
+    weights = [
+        load_file(str(Path(r.manifest["summary"]["teacher"]["expert_dir"]) / "actor.safetensors"))
+        for r in (grown, straight_run)
+    ]
     assert weights[0].keys() == weights[1].keys()
     assert all((weights[0][k] == weights[1][k]).all() for k in weights[0])
 
@@ -177,10 +199,37 @@ def test_a_shipped_teacher_collects_in_a_fresh_workspace_what_it_collected_where
         )
 
     runs_before = len(list_runs(Workspace.open(fresh), "collect"))
-    refused = runner.invoke(app, ["-w", str(fresh), "collect", "--preset", "smoke", *args,
-                                  "--set", "teacher_source=shipped", "--set", "medium_fraction=0.3"])  # fmt: skip
+    refused = runner.invoke(
+        app,
+        [
+            "-w",
+            str(fresh),
+            "collect",
+            "--preset",
+            "smoke",
+            *args,
+            "--set",
+            "teacher_source=shipped",
+            "--set",
+            "medium_fraction=0.3",
+        ],
+    )
     assert refused.exit_code == 2 and "medium_fraction" in refused.output
-    missing = runner.invoke(app, ["-w", str(fresh), "collect", "--preset", "smoke", "--env", "ant-dir",
-                                  "--tasks", "0", "--set", "teacher_source=shipped"])  # fmt: skip
+    missing = runner.invoke(
+        app,
+        [
+            "-w",
+            str(fresh),
+            "collect",
+            "--preset",
+            "smoke",
+            "--env",
+            "ant-dir",
+            "--tasks",
+            "0",
+            "--set",
+            "teacher_source=shipped",
+        ],
+    )
     assert missing.exit_code == 2 and "shipped: cheetah-dir" in missing.output
     assert len(list_runs(Workspace.open(fresh), "collect")) == runs_before  # refused before a run opens

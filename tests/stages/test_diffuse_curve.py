@@ -13,8 +13,8 @@ import torch
 from support.stages import run_smoke, smoke_config
 from support.weights import assert_same_weights, latest_weights
 
-import pdiff.eval.curve as curve_module
 import pdiff.methods.prompt_diffuser as prompt_diffuser
+import pdiff.rollouts.curve as curve_module
 from pdiff.data.batches import Segments
 from pdiff.diffusion import VPSchedule
 from pdiff.envs import get_family
@@ -75,12 +75,18 @@ def test_with_an_ema_the_curve_reads_the_saved_weights_and_changes_nothing(pretr
 
 def test_points_differ_only_in_the_weights_and_leave_the_training_noise_alone():
     codec = SegmentCodec(state_dim=3, act_dim=2, prompt_len=5, reward_mean=0.0, reward_std=1.0, horizon=100)
-    denoiser = Denoiser(DenoiserConfig(x_dim=codec.x_dim, cond_dim=codec.cond_dim, hidden=16, layers=1,
-                                       time_embed=4))  # fmt: skip
-    conditions = Segments(states=np.zeros((2, 5, 3), np.float32), actions=np.zeros((2, 5, 2), np.float32),
-                          rewards=np.zeros((2, 5), np.float32), returns_to_go=np.ones((2, 5, 1), np.float32),
-                          timesteps=np.tile(np.arange(90, 95), (2, 1)), mask=np.ones((2, 5), np.float32),
-                          tasks=np.array([0, 1]))  # fmt: skip
+    denoiser = Denoiser(
+        DenoiserConfig(x_dim=codec.x_dim, cond_dim=codec.cond_dim, hidden=16, layers=1, time_embed=4)
+    )
+    conditions = Segments(
+        states=np.zeros((2, 5, 3), np.float32),
+        actions=np.zeros((2, 5, 2), np.float32),
+        rewards=np.zeros((2, 5), np.float32),
+        returns_to_go=np.ones((2, 5, 1), np.float32),
+        timesteps=np.tile(np.arange(90, 95), (2, 1)),
+        mask=np.ones((2, 5), np.float32),
+        tasks=np.array([0, 1]),
+    )
     generate = fixed_noise_prompts(denoiser, VPSchedule(steps=3), codec, torch.device("cpu"), seed=0)
     denoiser.train()
     torch.manual_seed(1)

@@ -26,7 +26,7 @@ def _diffuse(ws, **flags):
 
 def test_diffuse_keeps_the_prompt_dt_frozen_and_logs_both_losses(pretrained):
     ws, pretrain = pretrained
-    from pdiff.eval.rollout import load_policy
+    from pdiff.rollouts.rollout import load_policy
     from pdiff.stages.common import checkpoint_of
 
     before = weights_sha256(load_policy(checkpoint_of(pretrain), "cpu")[0].model)
@@ -84,8 +84,9 @@ def test_x0_predicted_prompts_stay_near_the_real_ones(pretrained):
     """On a small trained model, x0-prediction's generated states stay in the range of real ones."""
     ws, _ = pretrained
     base = ["-w", str(ws.root), "--json"]
-    diffused = runner.invoke(app, [*base, "diffuse", "--preset", "smoke", "--set", "diffusion.prediction=x0",
-                                   "--steps", "30"])  # fmt: skip
+    diffused = runner.invoke(
+        app, [*base, "diffuse", "--preset", "smoke", "--set", "diffusion.prediction=x0", "--steps", "30"]
+    )
     assert diffused.exit_code == 0, diffused.output
     run = load_run(ws, "diffuse", json.loads(diffused.stdout)["run_id"])
     assert run.config["diffusion"]["prediction"] == "x0"

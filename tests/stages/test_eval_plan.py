@@ -19,10 +19,10 @@ from pdiff.data.batches import Segments
 from pdiff.data.loader import load_family_data
 from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
-from pdiff.eval.plan import in_turn, plan_episodes
-from pdiff.eval.prompt_sources import prompts_per_task
 from pdiff.methods.registry import METHODS
 from pdiff.models.checkpoint import read_model_config
+from pdiff.rollouts.plan import in_turn, plan_episodes
+from pdiff.rollouts.prompt_sources import prompts_per_task
 from pdiff.stages.common import checkpoint_of
 from pdiff.stages.eval import EvalConfig, run_eval
 from pdiff.stages.pretrain import PretrainConfig, run_pretrain
@@ -34,9 +34,15 @@ REACH = "metaworld-reach"
 
 def _prompts(count: int, task: int) -> Segments:
     ones = np.ones((count, 5), np.float32)
-    return Segments(states=np.zeros((count, 5, 2), np.float32), actions=np.zeros((count, 5, 1), np.float32),
-                    rewards=ones * task, returns_to_go=ones[..., None], timesteps=np.zeros((count, 5), np.int64),
-                    mask=ones, tasks=np.full(count, task))  # fmt: skip
+    return Segments(
+        states=np.zeros((count, 5, 2), np.float32),
+        actions=np.zeros((count, 5, 1), np.float32),
+        rewards=ones * task,
+        returns_to_go=ones[..., None],
+        timesteps=np.zeros((count, 5), np.int64),
+        mask=ones,
+        tasks=np.full(count, task),
+    )
 
 
 def test_plan_rolls_every_prompt_for_each_reset():
@@ -75,8 +81,13 @@ def test_metaworld_eval_runs_each_fewshot_prompt_once_and_counts_distinct_rollou
     model_config = read_model_config(checkpoint_of(pretrain))
     data = load_family_data(reach_ws.datasets_dir, REACH, "expert", get_family(REACH).train_tasks)
     assert model_config["eval_target"] == pytest.approx(float(data.episode_returns.max()))
-    config = resolve_config(EvalConfig, "eval", workspace=reach_ws, preset="smoke",
-                            flags={"env": REACH, "prompt": "fewshot", "episodes": 3})  # fmt: skip
+    config = resolve_config(
+        EvalConfig,
+        "eval",
+        workspace=reach_ws,
+        preset="smoke",
+        flags={"env": REACH, "prompt": "fewshot", "episodes": 3},
+    )
     run, summary = run_eval(reach_ws, config, argv=["pdiff", "eval"])
     shots, tasks = config.shots, get_family(REACH).test_tasks
     with open(run.dir / "eval" / "episodes.csv") as handle:
@@ -93,8 +104,23 @@ def test_every_cell_of_a_smoke_reach_matrix_stands_on_equal_rollouts(collected_t
     root = tmp_path / "ws"
     shutil.copytree(collected_template, root)
     methods = [*METHODS, "full-data", "random-prompt"]
-    result = CliRunner().invoke(app, ["-w", str(root), "--json", "reproduce", "--preset", "smoke", "--env", REACH,
-                                      "--methods", ",".join(methods), "--seeds", "0,1"])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "-w",
+            str(root),
+            "--json",
+            "reproduce",
+            "--preset",
+            "smoke",
+            "--env",
+            REACH,
+            "--methods",
+            ",".join(methods),
+            "--seeds",
+            "0,1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     ws = Workspace.open(root)
     evals = {

@@ -49,8 +49,12 @@ def ood_template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     ws = Workspace.open(root)
     pretrain, _ = run_smoke(ws, "pretrain", env=OOD)
     diffuse, _ = run_smoke(ws, "diffuse", env=OOD)
-    runs = {"teacher": teacher["run_id"], "collect": collected["run_id"], "pretrain": pretrain.run_id,
-            "diffuse": diffuse.run_id}  # fmt: skip
+    runs = {
+        "teacher": teacher["run_id"],
+        "collect": collected["run_id"],
+        "pretrain": pretrain.run_id,
+        "diffuse": diffuse.run_id,
+    }
     return root, runs
 
 
@@ -111,8 +115,20 @@ def tails(ws: Workspace, task: int, field: str) -> list[list[float]]:
 
 def zero_shot_tune(root: str, method: str, setting: str) -> tuple[dict, set[str]]:
     """A smoke `tune --shots 0` of `method` under `setting`: its JSON payload and the datasets the run read."""
-    payload = cli(root, "tune", "--env", OOD, "--method", method, "--shots", "0", "--preset", "smoke",
-                  "--set", f"zero_shot_source={setting}")  # fmt: skip
+    payload = cli(
+        root,
+        "tune",
+        "--env",
+        OOD,
+        "--method",
+        method,
+        "--shots",
+        "0",
+        "--preset",
+        "smoke",
+        "--set",
+        f"zero_shot_source={setting}",
+    )
     run = find_run(Workspace.open(Path(root)), payload["run_id"], "tune")
     return payload, {e["ref"] for e in run.manifest["inputs"] if e["kind"] == "dataset"}
 

@@ -17,8 +17,8 @@ from support.weights import assert_same_weights, latest_weights
 from pdiff.data.batches import PromptBank
 from pdiff.data.loader import load_family_data
 from pdiff.envs import get_family
-from pdiff.eval.budget import plateau_budget
-from pdiff.eval.curve import TrainingTaskCurve
+from pdiff.rollouts.budget import plateau_budget
+from pdiff.rollouts.curve import TrainingTaskCurve
 from pdiff.workflows.pipeline import same_config
 
 pytestmark = pytest.mark.metaworld
@@ -39,8 +39,14 @@ def test_the_curve_rolls_out_training_tasks_only(reach_ws):
     family = get_family("metaworld-reach")
     tasks = family.training_tasks()
     data = load_family_data(reach_ws.datasets_dir, family.name, "prompt-expert", tasks)
-    bank = PromptBank(data, prompt_len=5, rtg_scale=family.rtg_scale, state_mean=np.zeros(39, np.float32),
-                      state_std=np.ones(39, np.float32), max_ep_len=1000)  # fmt: skip
+    bank = PromptBank(
+        data,
+        prompt_len=5,
+        rtg_scale=family.rtg_scale,
+        state_mean=np.zeros(39, np.float32),
+        state_std=np.ones(39, np.float32),
+        max_ep_len=1000,
+    )
     curve = TrainingTaskCurve.build(family, bank, tasks, count=50, episodes=1, seed=0)
     assert curve.tasks == tasks and not set(curve.tasks) & set(family.test_tasks)
     assert set(curve.prompts.tasks.tolist()) == set(tasks)  # each task reads a prompt of its own

@@ -59,9 +59,25 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(reach_ws):
 def test_ddp_with_two_gloo_processes_matches_one_process(reach_ws):
     single, _ = _pretrain(reach_ws, steps=30, model={"dropout": 0.0})
     env = {**os.environ, "PDIFF_WORKSPACE": str(reach_ws.root), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "pdiff", "pretrain", "--env", FAMILY, "--preset", "smoke", "--steps", "30",
-               "--set", "model.dropout=0.0"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "pdiff",
+        "pretrain",
+        "--env",
+        FAMILY,
+        "--preset",
+        "smoke",
+        "--steps",
+        "30",
+        "--set",
+        "model.dropout=0.0",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     ddp = [r for r in list_runs(reach_ws, "pretrain") if r.run_id != single.run_id][-1]
@@ -73,8 +89,22 @@ def test_ddp_with_two_gloo_processes_matches_one_process(reach_ws):
 
 def test_eval_writes_results_and_is_deterministic(reach_ws):
     _pretrain(reach_ws)
-    args = ["-w", str(reach_ws.root), "--json", "eval", "--shots", "2", "--seeds", "0,1", "--episodes", "2",
-            "--set", "horizon=15", "--device", "cpu"]  # fmt: skip
+    args = [
+        "-w",
+        str(reach_ws.root),
+        "--json",
+        "eval",
+        "--shots",
+        "2",
+        "--seeds",
+        "0,1",
+        "--episodes",
+        "2",
+        "--set",
+        "horizon=15",
+        "--device",
+        "cpu",
+    ]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     payload = json.loads(first.stdout)
@@ -106,8 +136,27 @@ def test_eval_video_writes_a_gif_per_task(pretrained, renderer):
     import imageio.v3 as iio
 
     ws, _ = pretrained
-    result = runner.invoke(app, ["-w", str(ws.root), "--json", "eval", "--video", "1", "--episodes", "2", "--shots", "2",
-                                 "--seeds", "0", "--set", "horizon=10", "--device", "cpu"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "-w",
+            str(ws.root),
+            "--json",
+            "eval",
+            "--video",
+            "1",
+            "--episodes",
+            "2",
+            "--shots",
+            "2",
+            "--seeds",
+            "0",
+            "--set",
+            "horizon=10",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     run = load_run(ws, "eval", json.loads(result.stdout)["run_id"])
     gifs = sorted((run.dir / "eval" / "videos").iterdir())

@@ -11,7 +11,7 @@ from pdiff.cli.app import app
 from pdiff.collection.behaviour import REFERENCE_RANDOM, PolicySpec, build_policy, episode_seed, run_episode
 from pdiff.data.loader import load_family_data
 from pdiff.envs import get_family
-from pdiff.eval.scoring import reference_returns
+from pdiff.rollouts.scoring import reference_returns
 from pdiff.workspace.root import Workspace
 
 pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
@@ -20,9 +20,29 @@ TASK, EPISODES, SEED, HORIZON = 6, 4, 0, 120  # uniform actions make the ant fal
 
 def test_ant_dir_random_reference_is_the_mean_of_episodes_under_evals_termination(tmp_path):
     workspace, _ = Workspace.init(tmp_path / "ws")
-    result = CliRunner().invoke(app, ["-w", str(workspace.root), "--json", "collect", "--preset", "smoke", "--env",
-                                      "ant-dir", "--tasks", str(TASK), "--kinds", "random,expert", "--episodes",
-                                      str(EPISODES), "--seed", str(SEED), "--set", f"horizon={HORIZON}"])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "-w",
+            str(workspace.root),
+            "--json",
+            "collect",
+            "--preset",
+            "smoke",
+            "--env",
+            "ant-dir",
+            "--tasks",
+            str(TASK),
+            "--kinds",
+            "random,expert",
+            "--episodes",
+            str(EPISODES),
+            "--seed",
+            str(SEED),
+            "--set",
+            f"horizon={HORIZON}",
+        ],
+    )
     assert result.exit_code == 0, result.output
     horizon = HORIZON
     family = get_family("ant-dir")

@@ -110,8 +110,13 @@ def kill_at(
     env = {**os.environ, "PDIFF_WORKSPACE": str(ws.root)}
     # A suite started in the background of a non-interactive shell (`make test &`) passes SIGINT on ignored,
     # and Python then installs no Ctrl-C handler: give the child the default, as a terminal would.
-    child = subprocess.Popen([sys.executable, "-m", "pdiff", stage, *args], env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pdiff", stage, *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     run_dir, reached, deadline = None, False, time.monotonic() + 240
     try:
         while child.poll() is None and time.monotonic() < deadline:

@@ -13,8 +13,12 @@ from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
 
 FAMILY = "metaworld-reach"
-_STAGES = {"pretrain": (PretrainConfig, run_pretrain), "diffuse": (DiffuseConfig, run_diffuse),
-           "tune": (TuneConfig, run_tune), "eval": (EvalConfig, run_eval)}  # fmt: skip
+_STAGES = {
+    "pretrain": (PretrainConfig, run_pretrain),
+    "diffuse": (DiffuseConfig, run_diffuse),
+    "tune": (TuneConfig, run_tune),
+    "eval": (EvalConfig, run_eval),
+}
 
 
 def smoke_config(ws: Workspace, stage: str, **flags: Any) -> Any:  # noqa: ANN401 - the stage's config model

@@ -42,7 +42,7 @@ def test_the_paper_and_study_presets_collect_with_teachers_that_ship(tmp_path):
     from pdiff.collection.teacher import needs_teacher
     from pdiff.config import resolve_config
     from pdiff.envs import ood_variant
-    from pdiff.report.paper import PAPER_FAMILIES
+    from pdiff.results.paper import PAPER_FAMILIES
     from pdiff.stages.collect import CollectConfig
     from pdiff.teachers.shipped import teacher_family_name
     from pdiff.workspace.root import Workspace
@@ -54,8 +54,9 @@ def test_the_paper_and_study_presets_collect_with_teachers_that_ship(tmp_path):
     assert {f.name for f in with_teacher} >= {"cheetah-vel", "cheetah-dir", "ant-dir", "ant-dir-ood"}
     for family in with_teacher:
         for preset in ("paper", "study"):
-            config = resolve_config(CollectConfig, "collect", workspace=workspace, preset=preset,
-                                    flags={"env": family.name})  # fmt: skip
+            config = resolve_config(
+                CollectConfig, "collect", workspace=workspace, preset=preset, flags={"env": family.name}
+            )
             assert config.teacher_source == "shipped", (family.name, preset)
             assert teacher_family_name(family) in shipped_families(), family.name
         quick = resolve_config(

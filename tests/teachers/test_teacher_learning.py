@@ -14,9 +14,17 @@ pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
 def test_short_run_beats_random_actions_on_the_forward_task(tmp_path):
     family = tiny_family("cheetah-dir", horizon=100)
     config = SACConfig(
-        total_updates=1500, num_envs=2, batch_size=64, hidden_sizes=(64, 64), learning_starts=500,
-        eval_every=1500, snapshot_every=1500, checkpoint_every=1500, eval_episodes=1, log_every=500,
-    )  # fmt: skip
+        total_updates=1500,
+        num_envs=2,
+        batch_size=64,
+        hidden_sizes=(64, 64),
+        learning_starts=500,
+        eval_every=1500,
+        snapshot_every=1500,
+        checkpoint_every=1500,
+        eval_episodes=1,
+        log_every=500,
+    )
     summary = train_teacher(family, config, tmp_path / "teacher", seed=0)
     policy = TeacherPolicy.load(summary.checkpoint_dir)
 

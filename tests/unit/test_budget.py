@@ -1,4 +1,4 @@
-"""Budgets read off learning curves (pdiff.eval.budget): the step that reaches 95 % of the rise to the plateau,
+"""Budgets read off learning curves (pdiff.rollouts.budget): the step that reaches 95 % of the rise to the plateau,
 robust to a lucky early point, correct for negative returns, and honest about a curve that is still rising."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pdiff.eval.budget import plateau_budget
+from pdiff.rollouts.budget import plateau_budget
 
 
 def saturating(steps: np.ndarray, start: float, end: float, scale: float) -> np.ndarray:

@@ -11,7 +11,7 @@ from pdiff.collection.behaviour import KINDS
 from pdiff.collection.behaviour import episode_seed as collect_seed
 from pdiff.envs import get_family
 from pdiff.errors import ArtifactError
-from pdiff.eval.plan import episode_seed as eval_seed
+from pdiff.rollouts.plan import episode_seed as eval_seed
 from pdiff.stages.diffuse import DiffuseConfig
 from pdiff.stages.pretrain import PretrainConfig
 from pdiff.stages.tune import TuneConfig

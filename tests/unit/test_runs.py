@@ -13,7 +13,7 @@ import pytest
 from support.interrupts import DropsCtrlC, noticing_dropped_ctrl_c
 
 from pdiff.errors import ArtifactError, PdiffError, UsageError
-from pdiff.report.collect import active_seconds
+from pdiff.results.cells import active_seconds
 from pdiff.workspace.root import Workspace, parse_utc, utc_stamp
 from pdiff.workspace.runs import (
     RunStatus,

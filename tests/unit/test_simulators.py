@@ -7,7 +7,7 @@ import pytest
 
 from pdiff.envs import get_family
 from pdiff.errors import RunFailed
-from pdiff.eval.simulators import EnvPool
+from pdiff.rollouts.simulators import EnvPool
 
 pytestmark = pytest.mark.mujoco
 

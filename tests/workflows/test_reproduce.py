@@ -12,7 +12,7 @@ from support.killing import checkpoint_at, file_exists, kill_at
 from typer.testing import CliRunner
 
 from pdiff.cli import app
-from pdiff.report.scaling import write_scaling
+from pdiff.results.scaling import write_scaling
 from pdiff.workflows.scaling import run_fidelity
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, find_run, list_runs
@@ -20,7 +20,15 @@ from pdiff.workspace.runs import RunStatus, find_run, list_runs
 pytestmark = pytest.mark.metaworld
 runner = CliRunner()
 FAMILY = "metaworld-reach"
-MATRIX = ["reproduce", "--preset", "smoke", "--env", FAMILY, "--methods", "prompt-dt,prompt-diffuser,full-data"]  # fmt: skip
+MATRIX = [
+    "reproduce",
+    "--preset",
+    "smoke",
+    "--env",
+    FAMILY,
+    "--methods",
+    "prompt-dt,prompt-diffuser,full-data",
+]
 
 
 def invoke(ws: Workspace, *args: str):
@@ -111,8 +119,10 @@ def test_full_data_pretrain_trains_on_every_task(reproduced):
     ws, payload, _ = reproduced
     ids = {s["step"]: s["run_id"] for s in payload["steps"]}
     full, plain = (find_run(ws, ids[f"{k}:{FAMILY}"], "pretrain") for k in ("pretrain-full", "pretrain"))
-    configs = [json.loads((r.dir / r.manifest["summary"]["checkpoint"] / "model_config.json").read_text())
-               for r in (full, plain)]  # fmt: skip
+    configs = [
+        json.loads((r.dir / r.manifest["summary"]["checkpoint"] / "model_config.json").read_text())
+        for r in (full, plain)
+    ]
     assert configs[0]["train_tasks"] == list(range(50)) and 11 not in configs[1]["train_tasks"]
     assert configs[0]["state_mean"] != configs[1]["state_mean"]  # statistics of all the tasks used
     assert any("task-11/expert" in i["ref"] for i in full.manifest["inputs"])
@@ -159,8 +169,9 @@ def test_missing_test_task_data_for_full_data_is_a_clear_error(collected_templat
     root = tmp_path / "ws"
     shutil.copytree(collected_template, root)
     shutil.rmtree(root / "datasets" / "pdiff" / FAMILY / "task-11")
-    result = runner.invoke(app, ["-w", str(root), "pretrain", "--env", FAMILY, "--preset", "smoke",
-                                 "--include-test-tasks"])  # fmt: skip
+    result = runner.invoke(
+        app, ["-w", str(root), "pretrain", "--env", FAMILY, "--preset", "smoke", "--include-test-tasks"]
+    )
     assert result.exit_code == 2 and "--include-test-tasks" in result.stderr
     assert "collect --env metaworld-reach --tasks 11,17,25,36,41" in result.stderr
 
@@ -243,8 +254,16 @@ def test_a_step_whose_process_is_killed_fails_the_matrix_and_resumes(collected_t
     root = tmp_path / "ws"
     shutil.copytree(collected_template, root)
     ws = Workspace.open(root)
-    args = [*MATRIX[1:-1], "prompt-dt", "--jobs", "2", "--set", "pretrain.steps=150",
-            "--set", "pretrain.checkpoint_every=10"]  # fmt: skip
+    args = [
+        *MATRIX[1:-1],
+        "prompt-dt",
+        "--jobs",
+        "2",
+        "--set",
+        "pretrain.steps=150",
+        "--set",
+        "pretrain.checkpoint_every=10",
+    ]
     killed = kill_at(ws, "reproduce", args, checkpoint_at(10), watch="pretrain", run_process=True)
     assert killed.returncode == 1 and "ended without a result" in killed.stderr
     assert find_run(ws, killed.run_id, "pretrain").is_stale()

@@ -21,7 +21,9 @@ def test_each_seed_gets_its_own_diffusion_model(tmp_path):
     steps = {s.key: s for s in plan(config, "smoke", ws)}
     diffuse = [s for s in steps.values() if s.stage == "diffuse"]
     assert [(s.key, s.flags["seed"]) for s in diffuse] == [
-        (f"diffuse:{FAMILY}:project:seed-0", 0), (f"diffuse:{FAMILY}:project:seed-1", 1)]  # fmt: skip
+        (f"diffuse:{FAMILY}:project:seed-0", 0),
+        (f"diffuse:{FAMILY}:project:seed-1", 1),
+    ]
     tune = steps[f"tune:{FAMILY}:prompt-diffuser:expert:project"]
     assert tune.flags["diffuse_runs"] == diffuse  # the steps themselves: their runs, once run
     assert "diffuse_runs" not in steps[f"tune:{FAMILY}:prompt-dt:expert"].flags
@@ -47,24 +49,34 @@ def test_tune_needs_one_diffusion_model_per_seed():
 
 def test_each_seed_can_get_its_own_prompt_dt(tmp_path):
     ws, _ = Workspace.init(tmp_path / "ws")
-    config = ReproduceConfig(envs=[FAMILY], methods=["prompt-diffuser", "prompt-dt", "random-prompt"],
-                             seeds=[0, 1], pretrain_per_seed=True)  # fmt: skip
+    config = ReproduceConfig(
+        envs=[FAMILY],
+        methods=["prompt-diffuser", "prompt-dt", "random-prompt"],
+        seeds=[0, 1],
+        pretrain_per_seed=True,
+    )
     steps = {s.key: s for s in plan(config, "smoke", ws)}
     pretrains = [s for s in steps.values() if s.stage == "pretrain"]
     assert [(s.key, s.flags["seed"]) for s in pretrains] == [
-        (f"pretrain:{FAMILY}:seed-0", 0), (f"pretrain:{FAMILY}:seed-1", 1)]  # fmt: skip
+        (f"pretrain:{FAMILY}:seed-0", 0),
+        (f"pretrain:{FAMILY}:seed-1", 1),
+    ]
     for seed in (0, 1):  # each seed's diffusion model is guided by that seed's Prompt-DT
         assert (
             steps[f"diffuse:{FAMILY}:project:seed-{seed}"].flags["pretrain_run"]
             is steps[f"pretrain:{FAMILY}:seed-{seed}"]
         )
     expected = pretrains
-    for key in (f"tune:{FAMILY}:prompt-diffuser:expert:project", f"tune:{FAMILY}:prompt-dt:expert",
-                f"eval:random-prompt:{FAMILY}"):  # fmt: skip
+    for key in (
+        f"tune:{FAMILY}:prompt-diffuser:expert:project",
+        f"tune:{FAMILY}:prompt-dt:expert",
+        f"eval:random-prompt:{FAMILY}",
+    ):
         assert steps[key].flags["pretrain_runs"] == expected
     resolved = TuneConfig(env=FAMILY, seeds=[0, 1], pretrain_runs=["pre-a", "pre-b"])
-    assert "--set pretrain_runs=[pre-a,pre-b]" in command_line(steps[f"tune:{FAMILY}:prompt-dt:expert"], resolved,
-                                                              "smoke", [])  # fmt: skip
+    assert "--set pretrain_runs=[pre-a,pre-b]" in command_line(
+        steps[f"tune:{FAMILY}:prompt-dt:expert"], resolved, "smoke", []
+    )
     one = ReproduceConfig(envs=[FAMILY], methods=["prompt-dt"], seeds=[0, 1])
     assert "pretrain_runs" not in {k for s in plan(one, "smoke", ws) for k in s.flags}
 
@@ -85,14 +97,22 @@ def test_the_paper_preset_pretrains_a_prompt_dt_per_seed_and_adds_table_3(tmp_pa
 
 def test_ood_adds_the_ood_families_and_zero_shot_cells(tmp_path):
     ws, _ = Workspace.init(tmp_path / "ws")
-    config = ReproduceConfig(envs=["cheetah-vel", "cheetah-dir"], methods=["prompt-diffuser", "prompt-dt", "lora"],
-                             seeds=[0], ood=True)  # fmt: skip
+    config = ReproduceConfig(
+        envs=["cheetah-vel", "cheetah-dir"],
+        methods=["prompt-diffuser", "prompt-dt", "lora"],
+        seeds=[0],
+        ood=True,
+    )
     steps = {s.key: s for s in plan(config, "smoke", ws)}
     collects = [s.family for s in steps.values() if s.stage == "collect"]
     assert collects == ["cheetah-vel", "cheetah-dir", "cheetah-vel-ood"]  # cheetah-dir has no OOD variant
     zero_shot = sorted(k for k, s in steps.items() if s.stage == "tune" and s.flags.get("shots") == 0)
-    assert zero_shot == sorted(f"tune:{f}:{m}:zero-shot:{setting}" for f in collects
-                               for m in ("prompt-diffuser", "prompt-dt") for setting in ("nearest", "none"))  # fmt: skip
+    assert zero_shot == sorted(
+        f"tune:{f}:{m}:zero-shot:{setting}"
+        for f in collects
+        for m in ("prompt-diffuser", "prompt-dt")
+        for setting in ("nearest", "none")
+    )
     assert all(steps[k].flags["zero_shot_source"] == k.split(":")[-1] for k in zero_shot)
     none = steps["tune:cheetah-vel-ood:prompt-dt:zero-shot:none"]
     resolved = TuneConfig(env="cheetah-vel-ood", method="prompt-dt", shots=0, zero_shot_source="none")
@@ -113,8 +133,14 @@ def test_ood_adds_the_ood_families_and_zero_shot_cells(tmp_path):
 
 def test_an_ood_family_gets_expert_data_and_the_default_rule_only(tmp_path):
     ws, _ = Workspace.init(tmp_path / "ws")
-    config = ReproduceConfig(envs=["cheetah-vel"], methods=["prompt-diffuser", "prompt-dt"], seeds=[0], ood=True,
-                             data_kinds=["expert", "medium"], guidance_ablation=True)  # fmt: skip
+    config = ReproduceConfig(
+        envs=["cheetah-vel"],
+        methods=["prompt-diffuser", "prompt-dt"],
+        seeds=[0],
+        ood=True,
+        data_kinds=["expert", "medium"],
+        guidance_ablation=True,
+    )
     steps = plan(config, "smoke", ws)
     ood = [s for s in steps if s.family == "cheetah-vel-ood"]
     assert {s.flags["data_kind"] for s in ood if s.stage == "tune" and "data_kind" in s.flags} == {"expert"}

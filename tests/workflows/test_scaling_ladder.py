@@ -109,8 +109,11 @@ def test_each_rung_runs_the_strongest_weight_tuning_method_of_the_first_edition(
     results = Path(__file__).resolve().parents[2] / "docs" / "results"
     for family, method in STRONGEST_WEIGHT_TUNING.items():
         cells = json.loads((results / f"{family}-study" / "report.json").read_text())["results"]
-        means = {c["method"]: c["score"]["mean"] for c in cells
-                 if c["data_kind"] == "expert" and c["method"] in ("adaptor", "lora", "full-ft")}  # fmt: skip
+        means = {
+            c["method"]: c["score"]["mean"]
+            for c in cells
+            if c["data_kind"] == "expert" and c["method"] in ("adaptor", "lora", "full-ft")
+        }
         assert max(means, key=means.get) == method, (family, means)
         assert (
             f"--methods prompt-diffuser,prompt-dt,ptdt,full-data,{method} "

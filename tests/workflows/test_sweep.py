@@ -15,8 +15,19 @@ FAMILY = "metaworld-reach"
 
 
 def test_print_lists_shared_stages_then_one_line_per_cell(tmp_path):
-    args = ["-w", str(tmp_path), "sweep", "--envs", "metaworld-reach,cheetah-vel", "--methods", "prompt-dt",
-            "--seeds", "0-2", "--preset", "smoke"]  # fmt: skip
+    args = [
+        "-w",
+        str(tmp_path),
+        "sweep",
+        "--envs",
+        "metaworld-reach,cheetah-vel",
+        "--methods",
+        "prompt-dt",
+        "--seeds",
+        "0-2",
+        "--preset",
+        "smoke",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
@@ -30,8 +41,24 @@ def test_print_lists_shared_stages_then_one_line_per_cell(tmp_path):
 @pytest.mark.metaworld
 def test_one_cell_tunes_and_evaluates_that_tune_run(pretrained):
     reach_ws, _ = pretrained
-    args = ["-w", str(reach_ws.root), "--json", "sweep", "--envs", FAMILY, "--methods", "prompt-dt", "--seeds", "1",
-            "--only", "cells", "--launcher", "local", "--preset", "smoke"]  # fmt: skip
+    args = [
+        "-w",
+        str(reach_ws.root),
+        "--json",
+        "sweep",
+        "--envs",
+        FAMILY,
+        "--methods",
+        "prompt-dt",
+        "--seeds",
+        "1",
+        "--only",
+        "cells",
+        "--launcher",
+        "local",
+        "--preset",
+        "smoke",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)

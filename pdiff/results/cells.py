@@ -1,0 +1,348 @@
+"""Gather finished eval runs and their lineage (tune → diffuse → pretrain) into report rows.
+
+A cell of a table is (family, method, variant, data kind, shots, zero-shot setting). Every other setting
+that changes results (ε vs x0 prediction, where the generator's segments come from, EMA, hand-set vs
+selected learning rates) is part of the method's name in the tables, e.g. `prompt-diffuser [ε-prediction,
+segments anywhere]`, so a run of another setting never replaces one in a cell. When several eval runs cover one cell, the newest
+finished one is used and the others are listed as superseded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from pdiff.envs import get_family
+from pdiff.errors import ArtifactError, UsageError
+from pdiff.methods.options import recorded_options
+from pdiff.methods.zero_shot import recorded_setting
+from pdiff.stats import average_interval, mean_interval, sample_std
+from pdiff.workspace.root import Workspace, parse_utc
+from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
+
+
+@dataclass(frozen=True)
+class Score:
+    """Mean ± sample std over seeds, the 95% bootstrap interval over seeds, and the (seeds × tasks) scores
+    behind them (eval runs made before intervals existed have neither)."""
+
+    mean: float
+    std: float
+    low: float | None = None
+    high: float | None = None
+    by_seed_task: list[list[float]] | None = None
+
+    def text(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+        text = f"{scale * self.mean:.{digits}f}{unit} ± {scale * self.std:.{digits}f}{unit}"
+        if self.low is not None and self.high is not None:
+            text += f" [{scale * self.low:.{digits}f}, {scale * self.high:.{digits}f}]"
+        return text
+
+    def with_interval(self) -> Score:
+        """This score with the interval `pdiff.stats` gives its (seeds × tasks) scores today (unchanged without
+        them): a summary of stored reports states every interval by one estimator."""
+        interval = mean_interval(np.array(self.by_seed_task)) if self.by_seed_task else None
+        return replace(self, low=interval[0], high=interval[1]) if interval else self
+
+
+@dataclass
+class Result:
+    """One eval run with what it evaluated."""
+
+    run_id: str
+    created_at: str
+    family: str
+    method: str
+    variant: str | None  # the guidance rule (and adaptation) of a diffusion-based method
+    data_kind: str
+    shots: int
+    seeds: list[int]
+    episodes: int
+    horizon: int | None
+    score: Score  # raw return over seeds
+    normalized: Score | None
+    success: Score | None
+    pretrain_run: str  # seed 0's when each seed has its own (pretrain_runs)
+    tune_run: str | None
+    diffuse_run: str | None
+    settings: dict[str, Any] = field(default_factory=dict)  # the training budgets behind the number
+    versions: dict[str, Any] = field(default_factory=dict)
+    distinct_rollouts: int | None = (
+        None  # different episodes behind the number (None: not counted by that eval)
+    )
+    pretrain_runs: list[str] = field(default_factory=list)  # every Prompt-DT behind the number
+    # stage → {run id: seconds it ran (None: unknown)} of every run behind the number, this eval included
+    compute_s: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # medians over the diffuse run's steps: share of ‖g_PLM‖ its rule removed, cos(g_DM, g_PLM)
+    guidance_trace: dict[str, float | None] = field(default_factory=dict)
+    zero_shot: str | None = None  # shots 0: the zero-shot setting (pdiff.methods.zero_shot.recorded_setting)
+    # a fidelity measurement: the training tasks it ran on (the models trained on their data: not a test)
+    training_tasks: list[int] | None = None
+
+    @property
+    def cell(self) -> tuple[str, str, str | None, str, int, str | None]:
+        return (self.family, self.method, self.variant, self.data_kind, self.shots, self.zero_shot)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ReportData:
+    results: list[Result]  # one per cell: the newest finished eval run
+    superseded: list[tuple[str, str]]  # (older eval run, the run used instead)
+    ignored: list[tuple[str, str]]  # (run, why it is not in the report)
+    lineage: dict[str, list[str]]  # stage → run ids of pretrain / diffuse / tune runs behind the results
+    fidelity: list[Result] = field(default_factory=list)  # on training tasks: in no table of test results
+
+    def families(self) -> list[str]:
+        return sorted({r.family for r in self.results})
+
+
+def _score(summary: dict[str, Any], key: str) -> Score | None:
+    if f"{key}_mean" not in summary:
+        return None
+    matrix = (summary.get("by_seed_task") or {}).get(key)
+    return Score(
+        float(summary[f"{key}_mean"]), float(summary[f"{key}_std"]), by_seed_task=matrix
+    ).with_interval()
+
+
+def average_score(results: list[Result]) -> Score | None:
+    """The mean of several results (Table 1's average over families), ± std over seeds of the per-seed average,
+    with the interval of `average_interval` (resampling those seeds); None unless all have their (seeds × tasks)
+    scores over the same seeds."""
+    matrices = [np.array(r.score.by_seed_task) for r in results if r.score.by_seed_task]
+    if len(matrices) < len(results) or len({tuple(r.seeds) for r in results}) != 1:
+        return None
+    per_seed = np.mean([m.mean(axis=1) for m in matrices], axis=0)
+    low, high = average_interval(matrices) or (None, None)
+    return Score(float(np.mean([r.score.mean for r in results])), sample_std(per_seed), low, high)
+
+
+def setting_label(tune: Run | None, diffuse: Run | None) -> str:
+    """What sets this result apart from the current protocol's defaults, in words ("" when nothing)."""
+    parts = []
+    if diffuse is not None:
+        config = diffuse.config
+        if config.get("diffusion", {}).get("prediction", "epsilon") != "x0":  # runs before the option: ε
+            parts.append("ε-prediction")
+        tuned = recorded_options(tune.config, "prompt-diffuser") if tune else {}
+        source = tuned.get("segment_source") or config.get("segment_source", "anywhere")
+        if source != "tail":
+            parts.append(f"segments {source}")
+        if config.get("ema_decay"):
+            parts.append(f"EMA {config['ema_decay']}")
+    if (
+        tune is not None
+        and tune.config.get("method") != "prompt-dt"
+        and tune.config.get("selection") != "holdout"
+    ):
+        parts.append(f"lr {tune.config.get('lr')} by hand")
+    if (
+        tune is not None
+        and tune.config.get("method") == "ptdt"
+        and recorded_options(tune.config, "ptdt").get("online")
+    ):
+        parts.append("ranked by simulator return")
+    return ", ".join(parts)
+
+
+def _optional_run(workspace: Workspace, ref: str | None, stage: str) -> Run | None:
+    if not ref:
+        return None
+    try:
+        return find_run(workspace, ref, stage)
+    except (UsageError, ArtifactError):
+        return None
+
+
+def active_seconds(manifest: dict[str, Any]) -> float | None:
+    """Seconds a finished run spent running (`resumes[].stopped_at` is written by `reopen_for_resume`): its duration less the gaps between stopping and each resume
+    (from its last manifest write, so the minutes between that write and a kill count as gap). None when a
+    resume recorded no `stopped_at` (runs resumed before pdiff recorded it): the gap is unknown."""
+    gaps = 0.0
+    for resume in manifest.get("resumes", []):
+        if not resume.get("stopped_at"):
+            return None
+        gaps += parse_utc(resume["at"]) - parse_utc(resume["stopped_at"])
+    return max(0.0, float(manifest.get("duration_s", 0.0)) - gaps)
+
+
+def compute_behind(
+    workspace: Workspace, run: Run, tune: Run | None, pretrain_refs: list[str]
+) -> dict[str, dict[str, float | None]]:
+    """The seconds each run behind an eval ran: the eval, its tune run, the tune's diffusion models, the Prompt-DTs."""
+    diffuse_refs = (tune.config.get("diffuse_runs") or [tune.config.get("diffuse_run")]) if tune else []
+    runs = {
+        "pretrain": [_optional_run(workspace, ref, "pretrain") for ref in pretrain_refs],
+        "diffuse": [_optional_run(workspace, ref, "diffuse") for ref in diffuse_refs],
+        "tune": [tune],
+        "eval": [run],
+    }
+    return {
+        stage: {r.run_id: active_seconds(r.manifest) for r in found if r is not None}
+        for stage, found in runs.items()
+    }
+
+
+def compute_settings(runs: list[Run | None]) -> dict[str, str]:
+    """CPU, torch threads and precision of the runs behind a cell, as recorded (older runs recorded none)."""
+    recorded = [r.manifest["compute"] for r in runs if r is not None and "compute" in r.manifest]
+    return {
+        key: "/".join(sorted({str(c.get(field)) for c in recorded if c.get(field)}))
+        for key, field in (("cpu", "cpu"), ("torch threads", "threads"), ("precision", "precision"))
+        if any(c.get(field) for c in recorded)
+    }
+
+
+def selection_settings(method: str, selection: dict[str, Any]) -> dict[str, str]:
+    """What the selection protocol chose for `method` (settings, then tune steps), a value at an edge of its
+    grid flagged; runs made before early stopping recorded neither the steps nor the edges."""
+    edges = set(selection.get("at_edge", []))
+
+    def shown(key: str, value: float) -> str:
+        return f"{value:g}" + (" (at the grid's edge)" if key in edges else "")
+
+    rows = {}
+    if selection.get("chosen"):
+        picked = sorted(selection["chosen"].items())
+        rows[f"{method} chosen"] = ", ".join(f"{k} {shown(k, v)}" for k, v in picked)
+    if "steps" in selection:
+        rows[f"{method} tune steps chosen"] = shown("steps", selection["steps"])
+    return rows
+
+
+def result_of(workspace: Workspace, run: Run) -> Result:
+    """Read an eval run's summary and walk its inputs for method, guidance and budgets."""
+    summary, config = run.manifest.get("summary", {}), run.config
+    if "return_mean" not in summary or "method" not in summary:
+        raise ArtifactError(
+            f"eval run {run.run_id} has no scores in its run.json", hint="re-run `pdiff eval`"
+        )
+    tune = _optional_run(workspace, config.get("tune_run"), "tune")
+    diffuse = _optional_run(workspace, tune.config.get("diffuse_run") if tune else None, "diffuse")
+    pretrain = _optional_run(workspace, config.get("pretrain_run"), "pretrain")
+    # episodes actually run per (seed, task), and how many distinct ones stand behind the cell
+    settings: dict[str, Any] = {
+        "eval episodes": summary.get("episodes_per_task", config.get("episodes")),
+        "distinct rollouts": summary.get("distinct_rollouts"),
+    }
+    variant = None
+    trace: dict[str, float | None] = {}
+    if pretrain is not None:
+        settings["pretrain steps"] = pretrain.config.get("steps")
+        # with the steps, the samples it trained on (steps × batch per task × tasks): a scaling study's axis
+        settings["pretrain batch per task"] = pretrain.config.get("batch_per_task")
+        include_test = bool(pretrain.config.get("include_test_tasks"))
+        pretrain_family = get_family(str(pretrain.config["env"]))
+        settings["pretrain tasks"] = len(pretrain_family.training_tasks(include_test))
+        settings["pretrain data"] = pretrain.config.get("data_kind")
+        # only the full-data model's Prompt-DT trains on test tasks; saying so plainly keeps a family's row honest
+        if pretrain.config.get("include_test_tasks"):
+            settings["full-data Prompt-DT's tasks"] = "train + test"
+    if diffuse is not None:
+        tuned = recorded_options(tune.config, "prompt-diffuser") if tune else {}
+        guidance = tuned.get("guidance") or diffuse.config.get("guidance")
+        adapt = tuned.get("adapt", "finetune")
+        variant = guidance if adapt == "finetune" else f"{guidance}, {adapt}"
+        settings["diffuse steps"] = diffuse.config.get("steps")
+        trace = {
+            key: diffuse.manifest.get("summary", {}).get(f"guidance_{key}_median")
+            for key in ("removed_share", "cosine")
+        }
+        settings["diffusion N"] = diffuse.config.get("diffusion", {}).get("steps")
+    shots = int(summary.get("shots", config.get("shots", 0)))
+    tuned = tune.manifest.get("summary", {}) if tune else {}
+    zero_shot = recorded_setting(tuned.get("zero_shot")) if shots == 0 else None
+    if tune is not None:
+        if shots or zero_shot == "nearest":  # zero-shot `none` trains nothing
+            settings["tune steps"] = tune.config.get("steps")
+        if tune.config.get("diffuse_runs"):
+            settings["diffusion models"] = "one per seed"
+        selection = tune.manifest.get("summary", {}).get("selection", {})
+        settings.update(selection_settings(tune.config["method"], selection))
+    pretrain_runs = list(dict.fromkeys(config.get("pretrain_runs") or [config.get("pretrain_run")]))
+    seed_count = len(summary.get("seeds", config.get("seeds", [])))
+    if len(pretrain_runs) > 1:  # one per seed, or one per group of seeds
+        per_seed = len(pretrain_runs) == seed_count
+        settings["Prompt-DTs"] = (
+            "one per seed" if per_seed else f"{len(pretrain_runs)} for {seed_count} seeds"
+        )
+    settings.update(compute_settings([pretrain, diffuse, tune, run]))
+    setting = setting_label(tune, diffuse)
+    return Result(
+        run_id=run.run_id,
+        created_at=run.manifest.get("created_at", ""),
+        family=run.family or str(config.get("env")),
+        method=str(summary["method"]) + (f" [{setting}]" if setting else ""),
+        variant=variant,
+        data_kind=str(summary.get("data_kind", config.get("data_kind"))),
+        shots=shots,
+        zero_shot=zero_shot,
+        training_tasks=list(summary["tasks"]) if summary.get("tasks_kind") == "training" else None,
+        seeds=list(summary.get("seeds", config.get("seeds", []))),
+        episodes=int(summary.get("episodes_per_task", config.get("episodes", 0))),
+        horizon=config.get("horizon"),
+        score=_score(summary, "return"),
+        distinct_rollouts=summary.get("distinct_rollouts"),
+        normalized=_score(summary, "normalized"),
+        success=_score(summary, "success_rate"),
+        pretrain_run=str(config.get("pretrain_run")),
+        pretrain_runs=[str(r) for r in pretrain_runs],
+        tune_run=tune.run_id if tune else None,
+        diffuse_run=diffuse.run_id if diffuse else None,
+        settings={k: v for k, v in settings.items() if v is not None},
+        compute_s=compute_behind(workspace, run, tune, [str(r) for r in pretrain_runs]),
+        guidance_trace=trace,
+        versions={
+            k: run.manifest.get("versions", {}).get(k) for k in ("mujoco", "metaworld", "gymnasium", "torch")
+        },
+    )
+
+
+def eval_runs(workspace: Workspace, refs: list[str] | None, envs: list[str] | None) -> list[Run]:
+    """The eval runs named (any status: unfinished ones are reported as ignored), else every one."""
+    runs = [find_run(workspace, ref, "eval") for ref in refs] if refs else list_runs(workspace, "eval")
+    if envs:
+        runs = [r for r in runs if r.family in envs]
+    return runs
+
+
+def gather(workspace: Workspace, refs: list[str] | None = None, envs: list[str] | None = None) -> ReportData:
+    ignored: list[tuple[str, str]] = []
+    results: list[Result] = []
+    for run in eval_runs(workspace, refs, envs):
+        if run.status is not RunStatus.FINISHED:
+            ignored.append((run.run_id, f"status {run.display_status()}"))
+            continue
+        try:
+            results.append(result_of(workspace, run))
+        except ArtifactError as exc:
+            ignored.append((run.run_id, exc.message))
+    if not results:
+        where = f" for {', '.join(envs)}" if envs else ""
+        raise ArtifactError(
+            f"no finished eval runs{where} in {workspace.root}",
+            hint="run `pdiff eval` (or `pdiff reproduce`) first",
+        )
+
+    def cell(result: Result) -> tuple:  # a fidelity measurement never replaces a test result, nor one it
+        return (*result.cell, tuple(result.training_tasks or ()))
+
+    newest: dict[tuple, Result] = {}
+    for result in sorted(results, key=lambda r: (r.created_at, r.run_id)):
+        newest[cell(result)] = result
+    chosen = [r for r in newest.values() if r.training_tasks is None]
+    fidelity = [r for r in newest.values() if r.training_tasks is not None]
+    used = {r.run_id for r in newest.values()}
+    superseded = [(r.run_id, newest[cell(r)].run_id) for r in results if r.run_id not in used]
+    lineage: dict[str, list[str]] = {"pretrain": [], "diffuse": [], "tune": []}
+    for r in [*chosen, *fidelity]:
+        pairs = [("pretrain", ref) for ref in r.pretrain_runs or [r.pretrain_run]]
+        for stage, ref in [*pairs, ("diffuse", r.diffuse_run), ("tune", r.tune_run)]:
+            if ref and ref not in lineage[stage]:
+                lineage[stage].append(ref)
+    return ReportData(chosen, superseded, ignored, lineage, fidelity)
