@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 
-STAGE_MODULES = ("collect", "pretrain", "diffuse", "tune", "eval", "report")  # reproduce: pdiff.workflows
+from pdiff.workspace.root import STAGES
+
+# Every stage but reproduce, which composes the others and so lives in pdiff.workflows.
+STAGE_MODULES = tuple(stage for stage in STAGES if stage != "reproduce")
 
 
 def load_stage_configs() -> None:
