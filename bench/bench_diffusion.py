@@ -5,7 +5,8 @@
             reference-size Prompt-DT (K = 20 segments, batch 16), combined by `project` + Adam. `--prompts`
             sets how many distinct prompts the 16 segments use (16: one per segment; 1: one shared).
 - generate: prompts per second, batch 64, no grad.
-Synthetic data; only shapes matter. Usage: python bench/bench_diffusion.py [--threads 1] [--state-dim 39 --act-dim 4]
+Synthetic data; only shapes matter. Usage:
+python bench/bench_diffusion.py [--threads 1] [--state-dim 39 --act-dim 4]
 """
 
 from __future__ import annotations

@@ -172,7 +172,8 @@ def main() -> None:
     best = {name: max(values) for name, values in rates.items()}
     print(machine_line())
     print(
-        f"env {family.name}, {len(tasks)} test tasks, horizon {horizon}, batched {len(tasks) * args.episodes} episodes"
+        f"env {family.name}, {len(tasks)} test tasks, horizon {horizon}, batched "
+        f"{len(tasks) * args.episodes} episodes"
     )
     for name, rate in best.items():
         print(f"  {name:<26} {rate:9.0f} env steps/s")
@@ -221,7 +222,8 @@ def components(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
         best = min(timed_calls(calls, model.act, *inputs, None, batch_cache) for _ in range(3))
         per_step[batch] = best / batch
         print(
-            f"  model call, batch {batch:>3}: {best * 1e3:7.2f} ms = {per_step[batch] * 1e3:.3f} ms per episode-step"
+            f"  model call, batch {batch:>3}: {best * 1e3:7.2f} ms "
+            f"= {per_step[batch] * 1e3:.3f} ms per episode-step"
         )
     batch = len(episode_rows)
     lease = pool.lease(family, episode_rows, family.horizon, [False] * batch)  # 65 timed steps stay inside it
@@ -237,7 +239,8 @@ def components(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
     rest = loop - per_step[batch] - sim
     print(
         f"  batched loop, {batch} episodes, horizon {horizon}, in this process: {loop * 1e3:.3f} ms per "
-        f"episode-step = model {per_step[batch] * 1e3:.3f} + simulator {sim * 1e3:.3f} + rest {rest * 1e3:.3f} "
+        f"episode-step = model {per_step[batch] * 1e3:.3f} + simulator {sim * 1e3:.3f} + rest "
+        f"{rest * 1e3:.3f} "
         "(resets, normalising, results)"
     )
     print(

@@ -87,7 +87,8 @@ def main() -> None:
             Path(tmp) / "ws", ENV, None, 5, args.horizon, 2, ["expert", "prompt-expert"]
         )
         print(
-            f"workspace: {ENV}, 50 tasks x 5 expert + 5 prompt episodes x {args.horizon} steps ({steps} steps)"
+            f"workspace: {ENV}, 50 tasks x 5 expert + 5 prompt episodes x {args.horizon} steps "
+            f"({steps} steps)"
         )
         baseline = peak_rss(workspace.root, ["--version"])
         figures.append(Figure("peak RSS: `pdiff --version` (imports)", baseline, "MiB"))

@@ -113,7 +113,8 @@ def ptdt_round_figure(steps: int, auto: str) -> Figure:
         {"before": lambda: [score(before, [g]) for g in drawn], "today": lambda: score(today, drawn)}, steps
     )
     print(
-        f"ptdt round: before {took['before'] * 1e3:.0f} ms, today ({auto}, one forward) {took['today'] * 1e3:.0f} ms"
+        f"ptdt round: before {took['before'] * 1e3:.0f} ms, today ({auto}, one forward) "
+        f"{took['today'] * 1e3:.0f} ms"
     )
     return Figure(
         f"PTDT round, 15 candidates x 2 batches ({auto})",

@@ -260,7 +260,8 @@ def type_label(annotation: Any) -> str:
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         return " | ".join(type_label(a) for a in args)
     if args:
-        return f"{getattr(typing.get_origin(annotation), '__name__', 'list')}[{', '.join(type_label(a) for a in args)}]"
+        origin = getattr(typing.get_origin(annotation), "__name__", "list")
+        return f"{origin}[{', '.join(type_label(a) for a in args)}]"
     return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 

@@ -44,7 +44,8 @@ _COMMAND = re.compile(r"\bpdiff (?!-w |--workspace |init )(?=[a-z])")  # `init` 
 
 
 def suggest_with_workspace(root: Path | None) -> None:
-    """Make every suggested `pdiff ...` command carry `-w ROOT` (absolute), so it runs when pasted anywhere."""
+    """Make every suggested `pdiff ...` command carry `-w ROOT` (absolute), so it runs when pasted
+    anywhere."""
     global _workspace_flag
     _workspace_flag = None if root is None else f"-w {shlex.quote(str(root.expanduser().resolve()))}"
 
@@ -174,7 +175,8 @@ class StageProgress:
             self._progress.update(self._task, completed=self.completed, info=self._fields)
         now = time.monotonic()
         finished_now = self.completed >= self.total and not self._finished_line
-        # kept units print no line of their own (the resume logs what it kept), so a line's rate is the new work's
+        # kept units print no line of their own (the resume logs what it kept), so a line's rate is the new
+        # work's
         if finished_now or (not reused and now - self._last_line >= self.every_s):
             self._finished_line = self._finished_line or finished_now
             self._last_line = now
@@ -187,7 +189,8 @@ class StageProgress:
             self._progress.update(self._task, description=description)
 
     def restart_at(self, completed: int) -> None:
-        """Continue from `completed` (a loop resumed from a checkpoint): rates count only work done from here."""
+        """Continue from `completed` (a loop resumed from a checkpoint): rates count only work done from
+        here."""
         self.completed = self._start_completed = completed
         self._start = time.monotonic()
         if self._progress is not None and self._task is not None:

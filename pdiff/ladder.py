@@ -1,4 +1,5 @@
-"""The scaling ladder's definition: does the ordering of methods change with the Prompt-DT's pretraining budget?
+"""The scaling ladder's definition: does the ordering of methods change with the Prompt-DT's pretraining
+budget?
 
 At the `study` preset the Prompt-DT sees 4,000 steps × 1 segment per training task a step, 1/200 of the
 paper's 50,000 × 16. Each rung is `pdiff reproduce --preset study` with a family of `--set` overrides, run in
@@ -16,8 +17,9 @@ from pdiff.errors import UsageError
 
 PRESET = "study"  # the preset every rung starts from
 # What every rung runs: Prompt Diffuser, the real prompt, Prompt-Tuning DT, the full-data model and the
-# weight-tuning method with the highest Table 1 mean in the study's first edition (docs/results/<family>-study;
-# a test reads it back from there), with expert few-shot data and no ablation: a rung costs a fraction of a study.
+# weight-tuning method with the highest Table 1 mean in the study's first edition
+# (docs/results/<family>-study; a test reads it back from there), with expert few-shot data and no ablation: a
+# rung costs a fraction of a study.
 RUNG_METHODS = ("prompt-diffuser", "prompt-dt", "ptdt", "full-data")
 STRONGEST_WEIGHT_TUNING = {"cheetah-dir": "adaptor", "cheetah-vel": "lora", "ant-dir": "lora"}
 
@@ -64,8 +66,8 @@ def pretraining_samples(steps: int, batch_per_task: int, tasks: int) -> int:
 
 
 def implied_samples(rung: Rung, family: str) -> int:
-    """The pretraining samples a rung implies for `family` at the packaged study preset, which sets both budgets
-    (read from the preset, not the pretrain stage's config, so that reports can say it)."""
+    """The pretraining samples a rung implies for `family` at the packaged study preset, which sets both
+    budgets (read from the preset, not the pretrain stage's config, so that reports can say it)."""
     presets, _ = load_presets(None)
     budget = dict(presets[PRESET]["pretrain"])
     budget.update(

@@ -34,7 +34,8 @@ def sample_std(values: Sequence[float]) -> float:
 def _bootstrap(
     samples: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap of a vectorised statistic (scipy's; same settings for every interval of a report)."""
+    """Percentile bootstrap of a vectorised statistic (scipy's; same settings for every interval of a
+    report)."""
     result = stats.bootstrap(
         samples,
         statistic,
@@ -88,7 +89,8 @@ def paired_by_seed(
 
 
 def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """P(X > Y) + ½·P(X = Y) over all seed pairs, per task: (..., n, tasks) and (..., m, tasks) → (..., tasks)."""
+    """P(X > Y) + ½·P(X = Y) over all seed pairs, per task: (..., n, tasks) and (..., m, tasks)
+    → (..., tasks)."""
     diff = x[..., :, None, :] - y[..., None, :, :]
     return np.mean((diff > 0) + 0.5 * (diff == 0), axis=(-3, -2))
 

@@ -26,9 +26,9 @@ PRACTICAL_THRESHOLD = 5.0
 
 RULE = (
     "ahead when the 95% interval of P(improvement) lies above 0.5 and the mean normalised score is more than "
-    f"{PRACTICAL_THRESHOLD:g} points higher; behind when the interval lies below 0.5 and the score is more than "
-    f"{PRACTICAL_THRESHOLD:g} points lower; level otherwise. The same rule per test task: where one task is "
-    "ahead and another behind, the split is shown"
+    f"{PRACTICAL_THRESHOLD:g} points higher; behind when the interval lies below 0.5 and the score is more "
+    f"than {PRACTICAL_THRESHOLD:g} points lower; level otherwise. The same rule per test task: where one "
+    "task is ahead and another behind, the split is shown"
 )
 
 

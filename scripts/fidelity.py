@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pdiff.cli.stage_cmds import parse_ids
+from pdiff.cli.flags import parse_ids
 from pdiff.errors import PdiffError
 from pdiff.workflows.scaling import run_fidelity
 from pdiff.workspace.root import Workspace

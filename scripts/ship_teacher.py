@@ -3,7 +3,8 @@
     python scripts/ship_teacher.py WORKSPACE COLLECT_RUN
 
 writes pdiff/teachers/weights/<family>/ (expert and medium actors, provenance.json) from the run's teacher;
-`pdiff collect --set teacher_source=shipped` then collects with it. Commit the directory with the run's figures.
+`pdiff collect --set teacher_source=shipped` then collects with it. Commit the directory with the run's
+figures.
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def main() -> None:
             ms, state = time_rule(params, rule, settings, args.iterations)
             label = rule + "".join(f" {k}={v}" for k, v in settings.items())
             print(
-                f"{size} ({count:,} parameters)  {label:<34} {ms:7.2f} ms/step  state {state / 2**20:6.1f} MiB"
+                f"{size} ({count:,} parameters)  {label:<34} {ms:7.2f} ms/step  "
+                f"state {state / 2**20:6.1f} MiB"
             )
 
 

@@ -1,7 +1,7 @@
 """Every test gets its own workspace root and headless rendering; no test touches ./workspace.
 
-Also a smoke-sized Meta-World reach workspace shared by the stage and method tests (collected once per session),
-and the same with a smoke Prompt-DT trained on it.
+Also a smoke-sized Meta-World reach workspace shared by the stage and method tests (collected once per
+session), and the same with a smoke Prompt-DT trained on it.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def pretrained(reach_ws):  # noqa: ANN201 - (Workspace, the pretrain Run)
 
 @pytest.fixture(scope="session")
 def renderer() -> str:
-    """The OpenGL back end MuJoCo renders with; skips, saying why, where none works (CI allows no such skip)."""
+    """The OpenGL back end MuJoCo renders with; skips, saying why, where none works (CI allows no such
+    skip)."""
     import mujoco
 
     backend = os.environ.get("MUJOCO_GL", "egl")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pdiff.cli import inspect_cmds, report_cmds, stage_cmds, sweep_cmd  # noqa: F401 - registers commands
+from pdiff.cli import demo_cmd, inspect_cmds, report_cmds, stage_cmds, sweep_cmd  # noqa: F401 - registers commands
 from pdiff.cli.app import app
 from pdiff.interrupts import notice_dropped_ctrl_c
 

@@ -93,7 +93,8 @@ AFTER_STAGES = ("demo", "sweep", "init", "ls", "show", "status", "verify", "gc",
 
 
 class PdiffGroup(TyperGroup):
-    """Turns domain errors into one red line, a hint and the exit code, for the console and CliRunner alike."""
+    """Turns domain errors into one red line, a hint and the exit code, for the console and CliRunner
+    alike."""
 
     def list_commands(self, ctx: Any) -> list[str]:
         order = {name: rank for rank, name in enumerate((*STAGES, *AFTER_STAGES))}

@@ -32,13 +32,16 @@ def emit(opts: GlobalOptions, json_flag: bool, payload: Any, render: Callable[[]
         render()
 
 
-@app.command()
+# help= rather than a docstring: typer's list of commands keeps a docstring's line breaks
+@app.command(
+    help="Create a workspace: config.yaml with the smoke/quick/study/paper presets, "
+    "a README, datasets/ and runs/."
+)
 def init(
     ctx: typer.Context,
     path: Path | None = typer.Argument(None, help="Where to create the workspace [default: --workspace]."),
     json_flag: bool = JSON_OPTION,
 ) -> None:
-    """Create a workspace: config.yaml with the smoke/quick/study/paper presets, a README, datasets/ and runs/."""
     opts = options(ctx)
     root = path or opts.workspace
     workspace, created = Workspace.init(root)

@@ -1,4 +1,5 @@
-"""`pdiff report` and `pdiff reproduce`: parse flags, delegate to the report stage / reproduce workflow, print."""
+"""`pdiff report` and `pdiff reproduce`: parse flags, delegate to the report stage / reproduce workflow,
+print."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from pdiff.cli.app import app, options
+from pdiff.cli.flags import PRESET, parse_ids, parse_names
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
 from pdiff.cli.render import headline
-from pdiff.cli.stage_cmds import PRESET, parse_ids, parse_names
 from pdiff.console import err, out
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import ABLATION_RULES
 
 
-@app.command()
+# help= rather than a docstring: typer's list of commands keeps a docstring's line breaks
+@app.command(
+    help="Tables like the paper's (its numbers beside ours), where Prompt Diffuser loses, "
+    "PNG plots: report.md."
+)
 def report(
     ctx: typer.Context,
     runs: list[str] = typer.Option(
@@ -52,15 +57,14 @@ def report(
     scaling: bool = typer.Option(
         False,
         "--scaling",
-        help="Instead: set the rungs RUNG_DIR … of the scaling study side by side in --out's README.md and scaling.png "
-        "(no workspace needed; docs/study.md: Scaling).",
+        help="Instead: set the rungs RUNG_DIR … of the scaling study side by side in --out's README.md and "
+        "scaling.png (no workspace needed; docs/study.md: Scaling).",
     ),
     rung_dir: list[Path] | None = typer.Argument(
         None, help="With --scaling: one directory per rung, named for it, with the rung's report.json."
     ),
     json_flag: bool = JSON_OPTION,
 ) -> None:
-    """Tables like the paper's (its numbers beside ours), where Prompt Diffuser loses, PNG plots: report.md."""
     from pdiff.stages.report import run_report
     from pdiff.workflows.pipeline import stage_config
 
@@ -80,7 +84,8 @@ def report(
         if out_dir is None or summary_dir is not None:
             raise UsageError(
                 "--scaling needs --out OUT (and no --summary)",
-                hint="pdiff report --scaling docs/results/scaling/x1 docs/results/scaling/x4 --out docs/results/scaling",
+                hint="pdiff report --scaling docs/results/scaling/x1 docs/results/scaling/x4 "
+                "--out docs/results/scaling",
             )
         from pdiff.results.scaling import write_scaling
 

@@ -11,32 +11,25 @@ import typer
 from rich.table import Table
 
 from pdiff.cli.app import app, options
+from pdiff.cli.flags import (
+    CONFIG,
+    DATA_KIND,
+    DEVICE,
+    PRESET,
+    RESUME,
+    SEEDS,
+    SHOTS,
+    parse_ids,
+    parse_names,
+    set_option,
+)
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
-from pdiff.cli.render import headline, results_table_rows
+from pdiff.cli.render import results_table_rows
 from pdiff.config import parse_set, resolve_config
 from pdiff.console import err, log, next_step, out
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import rules_text
 from pdiff.methods.registry import DEFAULT_METHOD, METHODS, others_options
-
-PRESET = typer.Option(
-    None, "--preset", help="smoke | quick | study | paper (default: the workspace's default_preset)."
-)
-CONFIG = typer.Option(None, "--config", help="YAML file with stage sections, e.g. `collect: {episodes: 10}`.")
-
-
-def set_option(example: str) -> Any:
-    """`--set KEY=VALUE`, with an example that works for the stage (`pdiff config show STAGE` lists the keys)."""
-    return typer.Option([], "--set", help=f"Override one setting, e.g. --set {example} (repeatable).")
-
-
-RESUME = typer.Option(
-    None, "--resume", help="Continue this unfinished run (id or prefix) with its own config."
-)
-DEVICE = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N.")
-SHOTS = typer.Option(None, "--shots", help="Few-shot episodes per test task (tune: 0 = zero-shot).")
-DATA_KIND = typer.Option(None, "--data-kind", help="expert | medium | random few-shot data.")
-SEEDS = typer.Option(None, "--seeds", help="Seeds, e.g. 0,1,2.")
 
 
 def _preset(preset: str | None) -> str:
@@ -51,33 +44,6 @@ def _tracking_hint(workspace: Any) -> None:
     if available():
         runs = shlex.quote(str(workspace.runs_dir.resolve()))
         err.print(f"curves: tensorboard --logdir {runs}", highlight=False, soft_wrap=True, markup=False)
-
-
-def parse_ids(text: str | None, flag: str = "--tasks") -> list[int] | None:
-    """'0,3,5-7' → [0, 3, 5, 6, 7]."""
-    if text is None:
-        return None
-    ids: list[int] = []
-    try:
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            if "-" in part:
-                low, high = (int(x) for x in part.split("-", 1))
-                ids.extend(range(low, high + 1))
-            else:
-                ids.append(int(part))
-    except ValueError:
-        raise UsageError(
-            f"{flag} {text!r} is not a list of integer ids", hint=f"write e.g. {flag} 0,3,5-7"
-        ) from None
-    return ids
-
-
-def parse_names(text: str | list[str] | None) -> list[str] | None:
-    """The one spelling of every list option: a comma list, the option also repeatable (`--env a,b --env c`)."""
-    if not text:
-        return None
-    items = [text] if isinstance(text, str) else text
-    return [p.strip() for item in items for p in item.split(",") if p.strip()]
 
 
 @app.command()
@@ -134,37 +100,6 @@ def _print_summary(title: str, run_id: str, summary: dict[str, Any]) -> None:
     for key, value in summary.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     out.print(table)
-
-
-@app.command()
-def demo(
-    ctx: typer.Context,
-    env: str = typer.Option("metaworld-reach", "--env", help="Task family."),
-    preset: str = typer.Option("quick", "--preset", help="smoke | quick | study | paper."),
-    json_flag: bool = JSON_OPTION,
-) -> None:
-    """Run the whole pipeline on one family (creating the workspace if needed); finished stages are reused."""
-    from pdiff.envs import get_family
-    from pdiff.workflows.demo import run_demo
-    from pdiff.workspace.root import Workspace
-
-    opts = options(ctx)
-    get_family(env)  # an unknown family fails before anything is created
-    workspace, _ = Workspace.init(opts.workspace)
-    results = run_demo(workspace, env, preset, ["pdiff", *sys.argv[1:]])
-    payload = [r.__dict__ for r in results]
-
-    def render() -> None:
-        table = Table("step", "state", "run", "result", title=f"demo: {env} ({preset}) in {workspace.root}")
-        for r in results:
-            table.add_row(r.step, r.state, r.run_id or "", headline(r.summary or {}))
-        out.print(table)
-
-    emit(opts, json_flag, payload, render)
-    for r in results:
-        if r.step == "report" and r.summary:
-            err.print(f"report: {workspace.root / r.summary['report']}")
-    next_step("pdiff ls   (then `pdiff show RUN` for any run)")
 
 
 def upstream_family(ctx: typer.Context, stage: str) -> str | None:
@@ -228,7 +163,8 @@ def pretrain(
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
     emit(opts, json_flag, payload, lambda: _print_summary(f"pretrain {run.family}", run.run_id, summary))
     next_step(
-        f"pdiff eval --pretrain {run.run_id}{_preset(preset)}   (or: pdiff diffuse --env {run.family}{_preset(preset)})"
+        f"pdiff eval --pretrain {run.run_id}{_preset(preset)}   "
+        f"(or: pdiff diffuse --env {run.family}{_preset(preset)})"
     )
     _tracking_hint(workspace)
 
@@ -305,11 +241,17 @@ def eval_cmd(
         for row in results_table_rows(summary):
             table.add_row(*row)
         out.print(table)
-        line = f"over {len(summary['seeds'])} seeds: return {summary['return_mean']:.1f} ± {summary['return_std']:.1f}"
+        line = (
+            f"over {len(summary['seeds'])} seeds: "
+            f"return {summary['return_mean']:.1f} ± {summary['return_std']:.1f}"
+        )
         if "normalized_mean" in summary:
             line += f", normalized {summary['normalized_mean']:.1f} ± {summary['normalized_std']:.1f}"
         if "success_rate_mean" in summary:
-            line += f", success {100 * summary['success_rate_mean']:.1f}% ± {100 * summary['success_rate_std']:.1f}"
+            line += (
+                f", success {100 * summary['success_rate_mean']:.1f}% "
+                f"± {100 * summary['success_rate_std']:.1f}"
+            )
         out.print(line)
 
     emit(opts, json_flag, {"run_id": run.run_id, **summary}, render)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from pdiff.cli.app import app, options
+from pdiff.cli.flags import PRESET, parse_ids, parse_names
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
-from pdiff.cli.stage_cmds import PRESET, parse_ids, parse_names
 from pdiff.console import next_step, out
 from pdiff.errors import UsageError
 

@@ -6,8 +6,8 @@ kinds or a new version never retrains it. Asking for more `teacher.total_updates
 continues a copy of it in the new run (the earlier run is never written to): the result is the teacher a
 single run of the larger budget would have trained. An out-of-distribution family (ant-dir-ood) has its base
 family's tasks, so it reuses the base family's teacher too: the teacher is a data source, trained on every
-task; only the Prompt-DT and the diffusion model must not see the test range. `teacher_source=shipped` skips all
-of this and collects with the teacher inside the package (`pdiff.teachers.shipped`).
+task; only the Prompt-DT and the diffusion model must not see the test range. `teacher_source=shipped` skips
+all of this and collects with the teacher inside the package (`pdiff.teachers.shipped`).
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def shipped_provenance(family: TaskFamily, medium_fraction: float) -> tuple[str,
         raise UsageError(
             f"the shipped {base} teacher's medium snapshot was chosen for medium_fraction "
             f"{provenance['medium']['medium_fraction']}, not {medium_fraction}",
-            hint="keep the default medium_fraction, or `--set teacher_source=train` to train a teacher of your own",
+            hint="keep the default medium_fraction, or `--set teacher_source=train` to train a teacher of "
+            "your own",
         )
     return base, provenance
 

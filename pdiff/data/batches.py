@@ -129,7 +129,8 @@ class SegmentSampler:
     def sample_whole(
         self, rng: np.random.Generator, task_ids: Sequence[int], per_task: int, length: int
     ) -> Segments:
-        """Segments of exactly `length` real steps (starts kept inside the episode), e.g. prompt-sized ones."""
+        """Segments of exactly `length` real steps (starts kept inside the episode), e.g. prompt-sized
+        ones."""
         episodes = self._episodes_for(rng, task_ids, per_task)
         room = np.maximum(self.data.episode_lengths[episodes] - length, 0) + 1
         starts = (rng.random(len(episodes)) * room).astype(np.int64)

@@ -52,7 +52,8 @@ def load_fewshot(
         if len(episodes) < shots:
             raise UsageError(
                 f"--shots {shots} but task {task} of {family} has only {len(episodes)} {kind} episodes",
-                hint=f"use --shots ≤ {len(episodes)}, or collect more: pdiff collect --env {family} --episodes N",
+                hint=f"use --shots ≤ {len(episodes)}, or collect more: "
+                f"pdiff collect --env {family} --episodes N",
             )
         chosen.append(episodes[seed_episodes(len(episodes), shots, seed)])
     return data.select_episodes(np.concatenate(chosen))

@@ -91,8 +91,8 @@ class TaskFamily:
 
     @property
     def resets_vary(self) -> bool:
-        """Whether episodes of one task differ from reset to reset under a fixed policy (MuJoCo's reset noise);
-        evaluation repeats an episode only where they do."""
+        """Whether episodes of one task differ from reset to reset under a fixed policy (MuJoCo's reset
+        noise); evaluation repeats an episode only where they do."""
         return True
 
     @property
@@ -128,8 +128,8 @@ class TaskFamily:
 
     @property
     def test_note(self) -> str:
-        """What the test tasks are where they are not simply held out, in words: the training tasks themselves,
-        or an out-of-distribution split of ours ("" otherwise)."""
+        """What the test tasks are where they are not simply held out, in words: the training tasks
+        themselves, or an out-of-distribution split of ours ("" otherwise)."""
         if self.in_distribution:
             return (
                 "in distribution: its test tasks are its training tasks, as in Prompt-DT and the paper, "

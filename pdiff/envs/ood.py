@@ -20,7 +20,8 @@ from pdiff.envs.locomotion import ANT_DIR, CHEETAH_VEL
 
 
 def ood_family(base: TaskFamily, parameter: str, low: float, high: float, text: str) -> TaskFamily:
-    """`base` as `<base>-ood`: test tasks are those whose `parameter` is in [low, high), training tasks the rest."""
+    """`base` as `<base>-ood`: test tasks are those whose `parameter` is in [low, high), training tasks the
+    rest."""
     split = OodSplit(base=base.name, parameter=parameter, low=low, high=high, text=text)
     test = tuple(t for t in range(base.num_tasks) if split.is_test(base.task_params(t)[parameter]))
     return dataclasses.replace(

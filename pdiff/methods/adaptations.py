@@ -1,6 +1,6 @@
-"""Every (seed, task) adaptation of one tune: the data each seed adapts from (its few-shot episodes, or zero-shot
-what the training tasks offer), the selection protocol's choice of settings, then each job, resumed from the
-run's progress records (pdiff.methods.progress) and, under torchrun, shared among the ranks."""
+"""Every (seed, task) adaptation of one tune: the data each seed adapts from (its few-shot episodes, or
+zero-shot what the training tasks offer), the selection protocol's choice of settings, then each job, resumed
+from the run's progress records (pdiff.methods.progress) and, under torchrun, shared among the ranks."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ def load_target_data(
         for seed in config.seeds
         if config.shots
     }
-    # zero-shot sources: the family's training tasks, also under a full-data Prompt-DT (never other test tasks);
-    # one bank per Prompt-DT, as each normalises the prompts its own way
+    # zero-shot sources: the family's training tasks, also under a full-data Prompt-DT (never other test
+    # tasks); one bank per Prompt-DT, as each normalises the prompts its own way
     banks: dict[str, ZeroShotPrompts] = {}
     for seed in config.seeds if not config.shots else []:
         if prompt_dts[seed] not in banks:
@@ -91,13 +91,14 @@ def adapt_all(
     run_dir: Path,
     info: DistInfo,
 ) -> Adaptations | None:
-    """Adapt to every (seed, task); `diffusion`: each seed's prompt-diffuser checkpoint; weight-changing methods
-    store their tensors under `run_dir`. Under torchrun each rank takes a share of the jobs and rank 0 gets
-    them all (the other ranks get None)."""
+    """Adapt to every (seed, task); `diffusion`: each seed's prompt-diffuser checkpoint; weight-changing
+    methods store their tensors under `run_dir`. Under torchrun each rank takes a share of the jobs and rank 0
+    gets them all (the other ranks get None)."""
     device = compute.torch_device
     settings = {seed: method_settings(config, family, diffusion[seed], compute) for seed in config.seeds}
     jobs = [(seed, task) for seed in config.seeds for task in tasks]
-    # a deterministic family's rollout repeats itself, so its cells vary the prompt instead (pdiff.rollouts.plan)
+    # a deterministic family's rollout repeats itself, so its cells vary the prompt instead
+    # (pdiff.rollouts.plan)
     per_episode = config.shots > 0 and not family.resets_vary
     # torchrun's ranks keep no progress (they would race for its files)
     progress = (
@@ -152,7 +153,8 @@ def adapt_all(
 
 
 def adapt_one(method: str, context: TaskContext, run_dir: Path, progress: TuneProgress | None) -> TaskResult:
-    """Tune one (seed, task) and keep it: its tuned tensors first, then the progress record that names them."""
+    """Tune one (seed, task) and keep it: its tuned tensors first, then the progress record that names
+    them."""
     result: TaskResult = METHODS[method].tune_task(context)
     weights = tuned_path(run_dir, context.seed, context.task) if result.model is not None else None
     if weights is not None:

@@ -27,7 +27,7 @@ class TuneSettings:
     lr: float | None = None  # the learning rate (ptdt: η); None where nothing is trained
     grad_clip: float | None = None
     # The method's own settings: its module's `Options` (prompt-diffuser: those resolved against the diffusion
-    # model, prompt_diffuser.Tuning); read them with TaskContext.options.
+    # model, diffusion_settings.Tuning); read them with TaskContext.options.
     options: Any = None
     family: TaskFamily | None = None  # online PTDT rolls its candidates out in it
 
@@ -35,8 +35,8 @@ class TuneSettings:
 @dataclass
 class TaskContext:
     """The frozen policy plus the few-shot data of one test task, for one seed. Zero-shot (`--shots 0`, only
-    the methods of pdiff.methods.zero_shot.ZERO_SHOT_METHODS) under `nearest`, the few-shot data is the nearest
-    training task's episodes; under `none` there is none: `fewshot` and `fewshot_prompts` are None and
+    the methods of pdiff.methods.zero_shot.ZERO_SHOT_METHODS) under `nearest`, the few-shot data is the
+    nearest training task's episodes; under `none` there is none: `fewshot` and `fewshot_prompts` are None and
     `zero_shot` holds the training tasks' prompts instead."""
 
     seed: int

@@ -1,6 +1,6 @@
-"""Building each (seed, test task)'s TaskContext from a tune config: the shared settings (SharedTuneConfig), the
-method's own options (prompt-diffuser's resolved against its diffusion model) and what the selection protocol
-chose."""
+"""Building each (seed, test task)'s TaskContext from a tune config: the shared settings (SharedTuneConfig),
+the method's own options (prompt-diffuser's resolved against its diffusion model) and what the selection
+protocol chose."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pdiff.data.loader import FamilyData
 from pdiff.envs.base import TaskFamily
 from pdiff.methods import prompt_diffuser
 from pdiff.methods.base import TaskContext, TuneSettings
+from pdiff.methods.diffusion_settings import load_tuning
 from pdiff.methods.registry import METHODS
 from pdiff.methods.selection import (
     Curve,
@@ -44,7 +45,7 @@ def method_settings(
     """What the method is tuned with; `diffusion`: the checkpoint of prompt-diffuser's diffusion model."""
     options: Any = config.options()
     if diffusion is not None:
-        options = prompt_diffuser.load_tuning(options, diffusion, compute)
+        options = load_tuning(options, diffusion, compute)
     return TuneSettings(
         steps=config.steps,
         batch_size=config.batch_size,

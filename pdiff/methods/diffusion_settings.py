@@ -1,17 +1,23 @@
-"""What a Prompt Diffuser diffusion run is set up with and what its checkpoint records besides the weights
-(model_config.json, which `load_tuning` reads back)."""
+"""What a Prompt Diffuser diffusion run is set up with, what its checkpoint records besides the weights
+(model_config.json), and `load_tuning`, which reads that checkpoint back for `tune`."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pdiff.compute import Compute, use_precision
 from pdiff.diffusion import Prediction, VPSchedule
 from pdiff.methods.gradient_basis import GpmSettings
 from pdiff.methods.guidance import GuidanceRule
 from pdiff.methods.segment_codec import SegmentCodec
-from pdiff.models.denoiser import DenoiserConfig
+from pdiff.models.checkpoint import load_inference
+from pdiff.models.denoiser import Denoiser, DenoiserConfig
 
 SegmentSource = Literal["tail", "anywhere"]
 
@@ -100,3 +106,48 @@ def denoiser_payload(
         "gpm": settings.gpm.model_dump(),
         "segment_source": settings.segment_source,
     }
+
+
+class TuneOptions(Protocol):
+    """What load_tuning reads of prompt-diffuser's tune options (pdiff.methods.prompt_diffuser.Options, which
+    describes each of them); None takes the diffusion run's value."""
+
+    adapt: str
+    guidance: GuidanceRule | None
+    segment_source: SegmentSource | None
+    lam: float | None
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What tune_task reads: the trained diffusion model and the options resolved against its run."""
+
+    denoiser_factory: Callable[[], Denoiser]  # a fresh copy of the trained denoiser for each (seed, task)
+    schedule: VPSchedule
+    codec: SegmentCodec
+    adapt: str
+    guidance: str
+    segment_source: str
+    lam: float
+    gpm: dict[str, Any]  # gpm's basis settings, from the diffusion run
+
+
+def load_tuning(options: TuneOptions, checkpoint: Path, compute: Compute) -> Tuning:
+    """The diffusion model of `checkpoint` on `compute`'s device and precision, with `options` resolved."""
+
+    def build(payload: dict[str, Any]) -> Denoiser:
+        return Denoiser(DenoiserConfig.from_dict(payload["architecture"]))
+
+    trained, payload = load_inference(checkpoint, build)
+    use_precision(trained.to(compute.torch_device), compute)
+    return Tuning(
+        denoiser_factory=lambda: copy.deepcopy(trained),
+        schedule=VPSchedule(**payload["schedule"]),
+        codec=SegmentCodec(**payload["codec"]),
+        adapt=options.adapt,
+        guidance=options.guidance or payload["guidance"],
+        # runs made before the setting existed trained on windows anywhere in an episode
+        segment_source=options.segment_source or payload.get("segment_source", "anywhere"),
+        lam=options.lam if options.lam is not None else payload["lam"],
+        gpm=payload.get("gpm", {}),  # diffusion runs made before gpm existed: its defaults
+    )

@@ -133,7 +133,8 @@ def save_tuned(path: Path, model: torch.nn.Module, method: str, options: dict[st
 
 
 def load_tuned(frozen: PromptDT, path: Path, method: str, attach: Attach) -> PromptDT:
-    """The evaluated model: `frozen` with `method`'s parameters attached and loaded from `path` (eval mode)."""
+    """The evaluated model: `frozen` with `method`'s parameters attached and loaded from `path` (eval
+    mode)."""
     if not path.is_file():
         raise ArtifactError(f"{path} is missing", hint="re-run `pdiff tune`")
     try:

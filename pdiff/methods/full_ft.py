@@ -18,7 +18,8 @@ DEFAULT_LR = 1e-4
 
 
 class Options(MethodOptions):
-    """full-ft has no settings of its own: the shared tune settings (steps, lr, batch_size, grad_clip) are all."""
+    """full-ft has no settings of its own: the shared tune settings (steps, lr, batch_size, grad_clip) are
+    all."""
 
 
 def attach(model: PromptDT, options: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""The memory of the `gpm` guidance rule: the last M denoising gradients and an orthonormal basis of their span.
+"""The memory of the `gpm` guidance rule: the last M denoising gradients and an orthonormal basis of their
+span.
 
 The method's projection removes from g_PLM its component in a subspace spanned by denoising-gradient
 directions, without saying how that subspace is built. Ours: a ring of the last `memory` g_DM (flattened over

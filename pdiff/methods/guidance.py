@@ -102,7 +102,8 @@ def combine_gradients(
     lam: float = 1.0,
     basis: GradientBasis | None = None,
 ) -> CombinedGradient:
-    """Compute g_DM and g_PLM over params (one autograd.grad per given loss), combine them by `rule`, write .grad.
+    """Compute g_DM and g_PLM over params (one autograd.grad per given loss), combine them by `rule`, write
+    .grad.
 
     Every given loss is differentiated, also one the rule ignores (pass None to save that backward pass: e.g.
     loss_plm with rule "none" costs a pass through the reverse chain and buys only the logged cosine).

@@ -1,4 +1,5 @@
-"""`lora`: low-rank updates W + (α/r)·B·A on chosen linears of every block, the Prompt-DT frozen (Hu et al. 2021).
+"""`lora`: low-rank updates W + (α/r)·B·A on chosen linears of every block, the Prompt-DT frozen
+(Hu et al. 2021).
 
 A (r × in) starts Kaiming-uniform and B (out × r) at zero, so the tuned model starts as the frozen one. The
 wrapped linears are `targets` (default: the attention's fused qkv and output projection; `mlp.fc` and

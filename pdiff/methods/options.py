@@ -1,5 +1,6 @@
-"""Each tuning method's own settings: a pydantic model `Options` in the method's module, set in the tune config's
-section named as the method (`pdiff tune --set ptdt.population=15`; `pdiff config show tune --method ptdt`).
+"""Each tuning method's own settings: a pydantic model `Options` in the method's module, set in the tune
+config's section named as the method (`pdiff tune --set ptdt.population=15`;
+`pdiff config show tune --method ptdt`).
 
 Tune configs recorded before the sections existed held these options as flat settings (`ptdt_population`,
 `lora_rank`, ...); `nest_flat_options` reads them into their sections, so those runs still load, resume and

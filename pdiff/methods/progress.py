@@ -42,7 +42,8 @@ def clear_progress(run_dir: Path) -> None:
 
 def inputs_of(device: Any, fewshot: dict[int, Any], zero_shot: dict[int, Any]) -> dict[str, Any]:
     """What a tune's trials and adaptations are computed from: the device, and each seed's few-shot datasets
-    (FamilyData) or zero-shot training prompts' datasets (ZeroShotPrompts), by content hash; as JSON reads it."""
+    (FamilyData) or zero-shot training prompts' datasets (ZeroShotPrompts), by content hash; as JSON reads
+    it."""
     inputs = {
         "device": device.type,
         "fewshot": {s: [d.dataset_ids, d.content_sha256] for s, d in fewshot.items()},

@@ -10,16 +10,14 @@ Our reading of the method (docs/method.md; every open choice is a config field):
 - `diffuse` trains on the training tasks; `tune` fine-tunes a copy on each test task's few-shot episodes
   with the same loss, then generates the task's prompt conditioned on a few-shot tail segment's (rtg, t).
   Zero-shot (`--shots 0`, pdiff.methods.zero_shot): `nearest` tunes the same way on the nearest training
-  task's episodes; under `none` nothing is fine-tuned and the trained model is conditioned on the mean (rtg, t)
-  of the training tasks' tails.
+  task's episodes; under `none` nothing is fine-tuned and the trained model is conditioned on the mean
+  (rtg, t) of the training tasks' tails.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -35,7 +33,7 @@ from pdiff.distributed import DistInfo, all_reduce_sum, average_gradients
 from pdiff.envs.base import TaskFamily
 from pdiff.errors import RunFailed
 from pdiff.methods.base import TaskContext, TaskResult
-from pdiff.methods.diffusion_settings import DenoiserTraining, SegmentSource, denoiser_payload
+from pdiff.methods.diffusion_settings import DenoiserTraining, SegmentSource, Tuning, denoiser_payload
 from pdiff.methods.gradient_basis import GradientBasis
 from pdiff.methods.guidance import (
     CombinedGradient,
@@ -46,8 +44,8 @@ from pdiff.methods.guidance import (
 )
 from pdiff.methods.options import MethodOptions
 from pdiff.methods.segment_codec import SegmentCodec, build_codec
-from pdiff.models.checkpoint import load_inference, weights_sha256
-from pdiff.models.denoiser import Denoiser, DenoiserConfig
+from pdiff.models.checkpoint import save_weights, weights_sha256
+from pdiff.models.denoiser import Denoiser
 from pdiff.models.prompt_dt import PromptDT, action_loss
 from pdiff.models.sharded_plm import ShardedPLM
 from pdiff.rollouts.curve import TrainingTaskCurve
@@ -58,7 +56,8 @@ DEFAULT_LR = 1e-4  # [ours]: the paper gives no fine-tuning rate
 
 
 class Options(MethodOptions):
-    """How `tune` adapts the trained diffusion model; unset ones take the diffusion run's values."""
+    """How `tune` adapts the trained diffusion model; unset ones take the diffusion run's values
+    (pdiff.methods.diffusion_settings.load_tuning)."""
 
     adapt: Literal["finetune", "condition-only"] = Field(
         "finetune", description="Fine-tune on the few-shot data, or only condition on it."
@@ -72,41 +71,6 @@ class Options(MethodOptions):
         None, description="Few-shot prompt segments tuned on (default: the diffuse run's)."
     )
     lam: float | None = Field(None, ge=0, description="λ while tuning (default: the diffuse run's).")
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """What tune_task reads: the trained diffusion model and the options resolved against its run."""
-
-    denoiser_factory: Callable[[], Denoiser]  # a fresh copy of the trained denoiser for each (seed, task)
-    schedule: VPSchedule
-    codec: SegmentCodec
-    adapt: str
-    guidance: str
-    segment_source: str
-    lam: float
-    gpm: dict[str, Any]  # gpm's basis settings, from the diffusion run
-
-
-def load_tuning(options: Options, checkpoint: Path, compute: Compute) -> Tuning:
-    """The diffusion model of `checkpoint` on `compute`'s device and precision, with `options` resolved."""
-
-    def build(payload: dict[str, Any]) -> Denoiser:
-        return Denoiser(DenoiserConfig.from_dict(payload["architecture"]))
-
-    trained, payload = load_inference(checkpoint, build)
-    use_precision(trained.to(compute.torch_device), compute)
-    return Tuning(
-        denoiser_factory=lambda: copy.deepcopy(trained),
-        schedule=VPSchedule(**payload["schedule"]),
-        codec=SegmentCodec(**payload["codec"]),
-        adapt=options.adapt,
-        guidance=options.guidance or payload["guidance"],
-        # runs made before the setting existed trained on windows anywhere in an episode
-        segment_source=options.segment_source or payload.get("segment_source", "anywhere"),
-        lam=options.lam if options.lam is not None else payload["lam"],
-        gpm=payload.get("gpm", {}),  # diffusion runs made before gpm existed: its defaults
-    )
 
 
 @dataclass
@@ -244,15 +208,15 @@ def train_denoiser(
     log_metrics: Callable[[dict[str, Any]], None] | None = None,
     curve_data: FamilyData | None = None,
 ) -> dict[str, Any]:
-    """Train a denoiser on `data` (the episodes of `tasks`, the Prompt-DT's training tasks) guided by `policy`'s
-    frozen Prompt-DT, resuming from `store`'s newest checkpoint, whose payload names `pretrain_run`. Rank 0 logs
-    to `log_metrics`; `curve_data`: prompt-expert episodes of `tasks` whose tails condition the learning curve's
-    prompts (None: no curve).
+    """Train a denoiser on `data` (the episodes of `tasks`, the Prompt-DT's training tasks) guided by
+    `policy`'s frozen Prompt-DT, resuming from `store`'s newest checkpoint, whose payload names
+    `pretrain_run`. Rank 0 logs to `log_metrics`; `curve_data`: prompt-expert episodes of `tasks` whose tails
+    condition the learning curve's prompts (None: no curve).
 
     Under torchrun every rank draws the same batch and noise (same seed) and runs the cheap parts (L_DM, the
     reverse chain) whole, while the frozen Prompt-DT, the expensive part, scores only the rank's share of the
-    contexts (`ShardedPLM`); gradients are averaged over ranks per loss before the guidance rule combines them.
-    The result is that of one process up to floating-point reduction order."""
+    contexts (`ShardedPLM`); gradients are averaged over ranks per loss before the guidance rule combines
+    them. The result is that of one process up to floating-point reduction order."""
     device = compute.torch_device
     plm = freeze(use_precision(policy.model, compute))
     scorer = ShardedPLM(plm, info) if info.enabled else plm
@@ -358,8 +322,9 @@ def train_denoiser(
 def trial_result(
     context: TaskContext, denoiser: Denoiser, schedule: VPSchedule, codec: SegmentCodec
 ) -> TaskResult:
-    """A selection trial's view of the denoiser as it stands: its prompt for one few-shot tail's condition from
-    one noise draw, the same at every score, so that the trial's held-out curve follows the training alone."""
+    """A selection trial's view of the denoiser as it stands: its prompt for one few-shot tail's condition
+    from one noise draw, the same at every score, so that the trial's held-out curve follows the training
+    alone."""
     fixed = np.random.default_rng([context.seed, context.task])
     condition = context.fewshot_prompts.for_task(context.task, fixed)
     noise_seed = context.seed * 1000 + context.task
@@ -423,8 +388,8 @@ def tune_task(context: TaskContext) -> TaskResult:
         save_weights(
             denoiser, context.out_dir / f"seed-{context.seed}" / f"task-{context.task:02d}.safetensors"
         )
-    # Algorithm 1's y: the (rtg, t) of a random few-shot trajectory's tail segment (docs/method.md); where resets do
-    # not vary, one prompt per few-shot episode, each conditioned on that episode's tail
+    # Algorithm 1's y: the (rtg, t) of a random few-shot trajectory's tail segment (docs/method.md); where
+    # resets do not vary, one prompt per few-shot episode, each conditioned on that episode's tail
     condition = context.fewshot_tails()
     prompt = generate_prompts(denoiser, schedule, codec, condition, context.device)
     # How far the generated states are from the real few-shot prompt they were conditioned on (RMS in the
@@ -432,12 +397,3 @@ def tune_task(context: TaskContext) -> TaskResult:
     metrics["prompt_state_rms"] = float(np.sqrt(np.mean((prompt.states - condition.states) ** 2)))
     trainable = sum(p.numel() for p in denoiser.parameters())
     return TaskResult(prompt=prompt, tunable_parameters=trainable, metrics=metrics)
-
-
-def save_weights(module: torch.nn.Module, path: Path) -> None:
-    from safetensors.torch import save
-
-    from pdiff.workspace.atomic import atomic_write_bytes
-
-    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
-    atomic_write_bytes(path, save(tensors))

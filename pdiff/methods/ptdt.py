@@ -1,6 +1,7 @@
 """`ptdt`: Prompt-Tuning DT (Hu, Shen, Zhang, Tao 2023, arXiv 2305.09648): black-box tuning of the prompt.
 
-The Prompt-DT stays frozen and only the values of the task's K*-step prompt change (the Prompt-Tuning DT reference).
+The Prompt-DT stays frozen and only the values of the task's K*-step prompt change (the Prompt-Tuning DT
+reference).
 Each round (one tune "step"):
   1. draw m Gaussian perturbations x_j = x + μ·ξ_j of the flattened prompt x;
   2. score them, all on the same data (common random numbers):
@@ -9,7 +10,8 @@ Each round (one tune "step"):
      episodes per candidate (pdiff.rollouts.rollout), higher is better;
   3. rank them (rank 0 = best) and estimate an ascent direction with ZO-RankSGD's all-pairs estimator
      d = Σ_j (m − 1 − 2·rank_j)·(x_j − x) / (m(m−1)/2) — every pair (better, worse) contributes
-     (x_better − x_worse); the reference implementation writes the weight as m − 2·rank, which only adds a zero-mean term;
+     (x_better − x_worse); the reference implementation writes the weight as m − 2·rank, which only adds a
+     zero-mean term;
   4. momentum step v ← 0.5·v + d, x ← x + η·v, then η ← decay·η.
 What is perturbed: every prompt tensor the model reads, i.e. states (normalised), actions, returns-to-go
 (scaled) and timesteps (rounded and clipped to the embedding table when fed to the model): 5 × (39 + 4 + 1 +
@@ -105,7 +107,8 @@ def offline_scores(context: TaskContext, candidates: Segments, batches: int) -> 
 
 
 def online_scores(context: TaskContext, candidates: Segments, episodes: int, pool: EnvPool) -> np.ndarray:
-    """Mean return of each candidate prompt over the same `episodes` simulator resets (simulators from `pool`)."""
+    """Mean return of each candidate prompt over the same `episodes` simulator resets (simulators from
+    `pool`)."""
     m, family = len(candidates), context.settings.family
     assert family is not None, "online PTDT rolls its candidates out in the family"
     horizon = family.resolve_horizon(context.options(Options).horizon)

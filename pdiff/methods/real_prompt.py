@@ -1,5 +1,5 @@
-"""`prompt-dt`: no tuning. The prompt is the tail of one few-shot episode of the task (Prompt-DT's protocol), or
-of each where resets do not vary (TaskContext.prompt_per_episode);
+"""`prompt-dt`: no tuning. The prompt is the tail of one few-shot episode of the task (Prompt-DT's protocol),
+or of each where resets do not vary (TaskContext.prompt_per_episode);
 zero-shot `none`, the tail of a random training task's episode (pdiff.methods.zero_shot)."""
 
 from __future__ import annotations

@@ -55,7 +55,8 @@ class SegmentCodec:
         return low.reshape(-1), high.reshape(-1)
 
     def to_prompt(self, x0: torch.Tensor, segments: Segments) -> Prompt:
-        """Generated states and actions with the conditioning segment's own RTG and timesteps (docs/method.md)."""
+        """Generated states and actions with the conditioning segment's own RTG and timesteps
+        (docs/method.md)."""
         steps = x0.reshape(len(x0), self.prompt_len, self.step_dim)
         device = x0.device
         return Prompt(

@@ -1,5 +1,6 @@
-"""The tune settings every method shares (`pdiff tune --set steps=…`); the tune stage's config adds one section
-per method with options of its own (pdiff.methods.options), and the methods' helpers read these shared ones."""
+"""The tune settings every method shares (`pdiff tune --set steps=…`); the tune stage's config adds one
+section per method with options of its own (pdiff.methods.options), and the methods' helpers read these shared
+ones."""
 
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ class SharedTuneConfig(ComputeConfig):
     )
     tasks: list[int] | None = Field(
         None,
-        description="Tasks to adapt to (default: the family's test tasks). Training tasks only for prompt-diffuser "
-        "and prompt-dt, with few-shot data: the generator's fidelity on data it was trained on, not a test.",
+        description="Tasks to adapt to (default: the family's test tasks). Training tasks only for "
+        "prompt-diffuser and prompt-dt, with few-shot data: the generator's fidelity on data it was trained "
+        "on, not a test.",
     )
     zero_shot_source: ZeroShotSetting = Field(
         "nearest",
@@ -58,34 +60,34 @@ class SharedTuneConfig(ComputeConfig):
     )
     diffuse_runs: list[str] | None = Field(
         None,
-        description="prompt-diffuser: one diffusion model per seed, in the order of `seeds`, so that each seed "
-        "adapts its own (all from one Prompt-DT); default: diffuse_run for every seed.",
+        description="prompt-diffuser: one diffusion model per seed, in the order of `seeds`, so that each "
+        "seed adapts its own (all from one Prompt-DT); default: diffuse_run for every seed.",
     )
     pretrain_run: str | None = Field(
         None, description="Frozen Prompt-DT (default: the diffuse run's, or latest)."
     )
     pretrain_runs: list[str] | None = Field(
         None,
-        description="One frozen Prompt-DT per seed, in the order of `seeds` (trained alike but for their seed), "
-        "so that a spread over seeds includes pretraining; default: pretrain_run for every seed.",
+        description="One frozen Prompt-DT per seed, in the order of `seeds` (trained alike but for their "
+        "seed), so that a spread over seeds includes pretraining; default: pretrain_run for every seed.",
     )
     steps: int = Field(
         200,
         ge=0,
-        description="Fine-tuning steps per (seed, task) (ptdt: rounds); with selection=holdout the cap, and the "
-        "selection chooses how many by early stopping (docs/protocol.md).",
+        description="Fine-tuning steps per (seed, task) (ptdt: rounds); with selection=holdout the cap, and "
+        "the selection chooses how many by early stopping (docs/protocol.md).",
     )
     batch_size: int = Field(32, ge=1, description="Segments per fine-tuning step.")
     selection: Literal["holdout", "off"] = Field(
         "holdout",
-        description="holdout: the learning rate (ptdt: η) and the number of steps are chosen together, by the "
-        "held-out few-shot episode's action loss (docs/protocol.md); off: use lr and steps.",
+        description="holdout: the learning rate (ptdt: η) and the number of steps are chosen together, by "
+        "the held-out few-shot episode's action loss (docs/protocol.md); off: use lr and steps.",
     )
     eval_every: int = Field(
         10,
         ge=1,
-        description="selection=holdout: score each trial on the held-out episode every this many steps (and at "
-        "the cap); a value of `steps` or more scores at the cap alone, a fixed budget.",
+        description="selection=holdout: score each trial on the held-out episode every this many steps (and "
+        "at the cap); a value of `steps` or more scores at the cap alone, a fixed budget.",
     )
     patience: int = Field(
         3, ge=1, description="selection=holdout: a trial stops after this many scores without a new best."

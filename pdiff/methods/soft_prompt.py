@@ -26,7 +26,8 @@ DEFAULT_LR = 1e-3
 
 
 class Options(MethodOptions):
-    """soft-prompt has no settings of its own: the shared tune settings (steps, lr, batch_size, grad_clip) are all."""
+    """soft-prompt has no settings of its own: the shared tune settings (steps, lr, batch_size, grad_clip) are
+    all."""
 
 
 def attach(model: PromptDT, options: dict[str, Any]) -> None:

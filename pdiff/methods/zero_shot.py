@@ -35,9 +35,11 @@ ZERO_SHOT_SETTINGS: tuple[str, ...] = get_args(ZeroShotSetting)
 # Each setting in words, for the config's help and the report's notes.
 SETTING_TEXT: dict[str, str] = {
     "nearest": "both methods read the prompt-expert episodes of the training task nearest the target's task "
-    "parameters (prompt-diffuser tunes on them as on few-shot episodes; prompt-dt is prompted with one's tail)",
-    "none": "nothing is chosen for the target (prompt-dt takes a random training task's prompt; prompt-diffuser, "
-    "untuned, is conditioned on the mean returns-to-go and timesteps of every training task's prompts)",
+    "parameters (prompt-diffuser tunes on them as on few-shot episodes; "
+    "prompt-dt is prompted with one's tail)",
+    "none": "nothing is chosen for the target (prompt-dt takes a random training task's prompt; "
+    "prompt-diffuser, untuned, is conditioned on the mean returns-to-go and timesteps of every training "
+    "task's prompts)",
 }
 SOURCE_KIND = "prompt-expert"  # the training tasks' data zero-shot prompts come from
 # What tune runs made before both methods got equal information did under `nearest` (their summary's

@@ -61,6 +61,13 @@ def save_inference(
     atomic_write_bytes(directory / WEIGHTS_FILE, save_safetensors_bytes(tensors, metadata=header))
 
 
+def save_weights(module: nn.Module, path: Path) -> None:
+    """The weights of `module` alone (contiguous CPU copies, no header), e.g. a denoiser prompt-diffuser
+    tuned for one (seed, task)."""
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    atomic_write_bytes(path, save_safetensors_bytes(tensors))
+
+
 def read_model_config(directory: Path) -> dict:
     """The `model_config.json` of a checkpoint directory, or ArtifactError."""
     path = Path(directory) / CONFIG_FILE
@@ -86,7 +93,8 @@ def load_inference(
     expect: Mapping[str, Any] | None = None,
     expect_from: str = "the caller",
 ) -> tuple[nn.Module, dict]:
-    """Build the model from `model_config.json` with `build`, load the weights, return (model in eval mode, config).
+    """Build the model from `model_config.json` with `build`, load the weights, return (model in eval mode,
+    config).
 
     `expect` maps dotted config keys to required values, checked before anything is built, e.g.
     `expect={"architecture.state_dim": 39}, expect_from="family metaworld-reach"` gives

@@ -78,7 +78,8 @@ class Denoiser(Autocast, nn.Module):
 
     @autocast_method
     def forward(self, x: Tensor, n: Tensor, cond: Tensor) -> Tensor:
-        """ε̂ (B, x_dim) for noisy x (B, x_dim) at diffusion steps n (B,) in 1..N, condition cond (B, cond_dim)."""
+        """ε̂ (B, x_dim) for noisy x (B, x_dim) at diffusion steps n (B,) in 1..N, condition cond
+        (B, cond_dim)."""
         if x.shape[-1] != self.config.x_dim or cond.shape[-1] != self.config.cond_dim:
             raise ValueError(
                 f"denoiser built for x_dim {self.config.x_dim} / cond_dim {self.config.cond_dim} got "

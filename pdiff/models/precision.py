@@ -15,7 +15,8 @@ import torch
 
 
 class Autocast:
-    """Mixin for an nn.Module: `self.autocast()` is autocast to `compute_dtype`, or nothing when it is None."""
+    """Mixin for an nn.Module: `self.autocast()` is autocast to `compute_dtype`, or nothing when it is
+    None."""
 
     compute_dtype: torch.dtype | None = None
 

@@ -13,7 +13,8 @@ Exact shortcuts make it cheaper than the reference without changing what it comp
   (`encode_prompt`) instead of at every environment step;
 - the last block computes attention outputs and the MLP only for the tokens that are read (state tokens),
   and the main sequence's last action token, which no state token sees, is left out;
-- CPU dropout masks use a quarter of the random draws (`Dropout`), attention weights' too (~7% of a step).
+- CPU dropout masks use a quarter of the random draws (`pdiff.models.dropout`), attention weights' too
+  (~7% of a step).
 With shared prompts, rows sharing a prompt also share its dropout masks (the reference draws them per row);
 the expected loss and gradient are the same.
 """
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pdiff.models.dropout import Dropout, cpu_dropout
 from pdiff.models.precision import Autocast, autocast_method
 
 # Index into the (R̂, s, a) triple of each step.
@@ -87,28 +89,6 @@ class PromptCache:
     rows: Tensor | None = None  # as Prompt.rows
 
 
-class Dropout(nn.Dropout):
-    """nn.Dropout whose CPU masks cost a quarter of the random draws.
-
-    CPU dropout draws one 32-bit number per element, which costs as much as a tenth of a Prompt-DT train
-    step. Here each 64-bit draw gives four 15-bit uniform lanes; an element is dropped when its lane is below
-    round(p·2^15) (p = 0.1 -> 0.10001). Other devices use the stock kernel.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not self.training or not 0.0 < self.p < 1.0 or x.device.type != "cpu":
-            return super().forward(x)
-        return _cpu_dropout(x, self.p)
-
-
-def _cpu_dropout(x: Tensor, p: float) -> Tensor:
-    """x with elements zeroed at rate p and the rest scaled by 1/(1 - p), four mask lanes per 64-bit draw."""
-    n = x.numel()
-    lanes = torch.empty((n + 3) // 4, dtype=torch.int64).random_().view(torch.int16)[:n].view(x.shape)
-    threshold = round(p * 32768)
-    return x * ((lanes & 0x7FFF) >= threshold).to(x.dtype).mul_(32768 / (32768 - threshold))
-
-
 class CausalSelfAttention(nn.Module):
     def __init__(self, config: PromptDTConfig) -> None:
         super().__init__()
@@ -127,13 +107,15 @@ class CausalSelfAttention(nn.Module):
         return qkv.permute(2, 0, 3, 1, 4).unbind(0)
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
-        """Attention output (B, Tq, E) after the output projection; mask (B, 1, Tq, Tk) bool, True = may attend."""
+        """Attention output (B, Tq, E) after the output projection; mask (B, 1, Tq, Tk) bool, True = may
+        attend."""
         dropout = self.training and 0.0 < self.dropout < 1.0
-        # On CPU two plain products beat SDPA's kernel with dropout (a draw per weight) and in bf16 (its flash kernel).
+        # On CPU two plain products beat SDPA's kernel with dropout (a draw per weight) and in bf16 (its flash
+        # kernel).
         if q.device.type == "cpu" and (dropout or q.dtype == torch.bfloat16):
             scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
             weights = torch.softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1).to(v.dtype)
-            out = (_cpu_dropout(weights, self.dropout) if dropout else weights) @ v
+            out = (cpu_dropout(weights, self.dropout) if dropout else weights) @ v
         else:
             out = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
@@ -242,7 +224,8 @@ class PromptDT(Autocast, nn.Module):
         self.config = config
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.embed_dim)
-        # GPT-2 init inside the transformer only; embeddings and head keep PyTorch defaults (as the reference).
+        # GPT-2 init inside the transformer only; embeddings and head keep PyTorch defaults (as the
+        # reference).
         self.apply(_gpt2_init)
         self.embed = _TokenEmbedding(config)
         self.prompt_embed = _TokenEmbedding(config)

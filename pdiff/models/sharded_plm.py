@@ -12,7 +12,8 @@ from pdiff.models.prompt_dt import Prompt, PromptDT
 
 
 class ShardedPLM(torch.nn.Module):
-    """The frozen Prompt-DT computed on this rank's rows only, scaled so that the ranks' mean loss is the loss.
+    """The frozen Prompt-DT computed on this rank's rows only, scaled so that the ranks' mean loss is the
+    loss.
 
     Other rows return their target actions (zero error, no gradient); own rows return
     target + sqrt(W) * (prediction - target), so the masked MSE over all rows (whose count is global) is W

@@ -9,6 +9,7 @@ from typing import Any
 from pdiff.results import fidelity, standing, tables
 from pdiff.results.cells import ReportData, gather
 from pdiff.results.figures import all_figures
+from pdiff.results.setting_table import runs_used, setting_table
 from pdiff.workspace.root import Workspace, utc_now
 
 __all__ = ["ReportData", "gather", "render_markdown", "report_payload", "write_report"]
@@ -40,12 +41,12 @@ def render_markdown(data: ReportData, figures: list[Path], figures_dir: Path, *,
             lines += [f"![{table.figure}]({figures_dir.name}/{table.figure})", ""]
     measured = fidelity.fidelity_table(data)
     lines += [measured.markdown()] if measured is not None else []
-    lines += [tables.setting_table(data).markdown()]
+    lines += [setting_table(data).markdown()]
     curves = [p for p in figures if p.name.startswith("curve-")]
     if curves:
         lines += ["### Learning curves", ""]
         lines += [f"![{p.stem}]({figures_dir.name}/{p.name})" for p in curves] + [""]
-    lines += [tables.runs_used(data).markdown()]
+    lines += [runs_used(data).markdown()]
     return "\n".join(lines)
 
 

@@ -47,7 +47,8 @@ def in_distribution(family: str) -> bool:
 
 
 def ahead_of_full_data(full_data: Result, others: Mapping[str, Result]) -> list[str]:
-    """The methods of `others` (method → result in full-data's group) that the verdict rule puts ahead of it."""
+    """The methods of `others` (method → result in full-data's group) that the verdict rule puts ahead of
+    it."""
     return [
         method
         for method, result in others.items()

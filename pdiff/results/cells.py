@@ -3,8 +3,8 @@
 A cell of a table is (family, method, variant, data kind, shots, zero-shot setting). Every other setting
 that changes results (ε vs x0 prediction, where the generator's segments come from, EMA, hand-set vs
 selected learning rates) is part of the method's name in the tables, e.g. `prompt-diffuser [ε-prediction,
-segments anywhere]`, so a run of another setting never replaces one in a cell. When several eval runs cover one cell, the newest
-finished one is used and the others are listed as superseded.
+segments anywhere]`, so a run of another setting never replaces one in a cell. When several eval runs cover
+one cell, the newest finished one is used and the others are listed as superseded.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ class Score:
         return text
 
     def with_interval(self) -> Score:
-        """This score with the interval `pdiff.stats` gives its (seeds × tasks) scores today (unchanged without
-        them): a summary of stored reports states every interval by one estimator."""
+        """This score with the interval `pdiff.stats` gives its (seeds × tasks) scores today (unchanged
+        without them): a summary of stored reports states every interval by one estimator."""
         interval = mean_interval(np.array(self.by_seed_task)) if self.by_seed_task else None
         return replace(self, low=interval[0], high=interval[1]) if interval else self
 
@@ -111,9 +111,9 @@ def _score(summary: dict[str, Any], key: str) -> Score | None:
 
 
 def average_score(results: list[Result]) -> Score | None:
-    """The mean of several results (Table 1's average over families), ± std over seeds of the per-seed average,
-    with the interval of `average_interval` (resampling those seeds); None unless all have their (seeds × tasks)
-    scores over the same seeds."""
+    """The mean of several results (Table 1's average over families), ± std over seeds of the per-seed
+    average, with the interval of `average_interval` (resampling those seeds); None unless all have their
+    (seeds × tasks) scores over the same seeds."""
     matrices = [np.array(r.score.by_seed_task) for r in results if r.score.by_seed_task]
     if len(matrices) < len(results) or len({tuple(r.seeds) for r in results}) != 1:
         return None
@@ -160,9 +160,10 @@ def _optional_run(workspace: Workspace, ref: str | None, stage: str) -> Run | No
 
 
 def active_seconds(manifest: dict[str, Any]) -> float | None:
-    """Seconds a finished run spent running (`resumes[].stopped_at` is written by `reopen_for_resume`): its duration less the gaps between stopping and each resume
-    (from its last manifest write, so the minutes between that write and a kill count as gap). None when a
-    resume recorded no `stopped_at` (runs resumed before pdiff recorded it): the gap is unknown."""
+    """Seconds a finished run spent running (`resumes[].stopped_at` is written by `reopen_for_resume`): its
+    duration less the gaps between stopping and each resume (from its last manifest write, so the minutes
+    between that write and a kill count as gap). None when a resume recorded no `stopped_at` (runs resumed
+    before pdiff recorded it): the gap is unknown."""
     gaps = 0.0
     for resume in manifest.get("resumes", []):
         if not resume.get("stopped_at"):
@@ -174,7 +175,8 @@ def active_seconds(manifest: dict[str, Any]) -> float | None:
 def compute_behind(
     workspace: Workspace, run: Run, tune: Run | None, pretrain_refs: list[str]
 ) -> dict[str, dict[str, float | None]]:
-    """The seconds each run behind an eval ran: the eval, its tune run, the tune's diffusion models, the Prompt-DTs."""
+    """The seconds each run behind an eval ran: the eval, its tune run, the tune's diffusion models, the
+    Prompt-DTs."""
     diffuse_refs = (tune.config.get("diffuse_runs") or [tune.config.get("diffuse_run")]) if tune else []
     runs = {
         "pretrain": [_optional_run(workspace, ref, "pretrain") for ref in pretrain_refs],
@@ -240,7 +242,8 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         pretrain_family = get_family(str(pretrain.config["env"]))
         settings["pretrain tasks"] = len(pretrain_family.training_tasks(include_test))
         settings["pretrain data"] = pretrain.config.get("data_kind")
-        # only the full-data model's Prompt-DT trains on test tasks; saying so plainly keeps a family's row honest
+        # only the full-data model's Prompt-DT trains on test tasks; saying so plainly keeps a family's row
+        # honest
         if pretrain.config.get("include_test_tasks"):
             settings["full-data Prompt-DT's tasks"] = "train + test"
     if diffuse is not None:

@@ -38,7 +38,8 @@ class Fidelity:
 
 
 def measured_pairs(data: ReportData) -> list[Fidelity]:
-    """The fidelity runs of a report (eval runs on training tasks), paired by family, data, shots and tasks."""
+    """The fidelity runs of a report (eval runs on training tasks), paired by family, data, shots and
+    tasks."""
     groups: dict[tuple[str, str, int, tuple[int, ...]], dict[str, list[Result]]] = {}
     for r in data.fidelity:
         key = (r.family, r.data_kind, r.shots, tuple(r.training_tasks or ()))
@@ -61,7 +62,8 @@ def measured_pairs(data: ReportData) -> list[Fidelity]:
 
 
 def in_distribution_pairs(data: ReportData) -> list[Fidelity]:
-    """On in-distribution families, Table 1's own cells (expert few-shot data): their test tasks are training tasks."""
+    """On in-distribution families, Table 1's own cells (expert few-shot data): their test tasks are training
+    tasks."""
     pairs = []
     for shots in shot_counts(data, "expert"):
         cells = main_results(data, "expert", shots)
@@ -75,7 +77,8 @@ def in_distribution_pairs(data: ReportData) -> list[Fidelity]:
 
 
 def fidelity_pairs(data: ReportData) -> list[Fidelity]:
-    """Every fidelity figure a report holds: its fidelity runs, and its in-distribution families' Table 1 cells."""
+    """Every fidelity figure a report holds: its fidelity runs, and its in-distribution families' Table 1
+    cells."""
     return measured_pairs(data) + in_distribution_pairs(data)
 
 

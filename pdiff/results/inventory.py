@@ -41,7 +41,8 @@ def headline(summary: dict[str, Any]) -> str:
         if summary.get("normalized_mean") is not None:
             text += f", normalized {summary['normalized_mean']:.1f}"
         if summary.get("success_rate_mean") is not None:
-            text += f", success {100 * summary['success_rate_mean']:.0f}% ± {100 * summary.get('success_rate_std', 0.0):.0f}"
+            success, spread = summary["success_rate_mean"], summary.get("success_rate_std", 0.0)
+            text += f", success {100 * success:.0f}% ± {100 * spread:.0f}"
         return text
     if summary.get("final_loss") is not None:
         return f"final loss {summary['final_loss']:.4f} after {summary.get('steps')} steps"
@@ -111,7 +112,8 @@ def list_datasets(workspace: Workspace, family: str | None = None) -> list[dict[
 
 
 def _writer_alive(path: Path) -> bool:
-    """Whether the process named by a temporary name's `.tmp-<pid>` suffix is still running (still writing)."""
+    """Whether the process named by a temporary name's `.tmp-<pid>` suffix is still running (still
+    writing)."""
     pid = path.name.rsplit(TMP_MARKER, 1)[-1]
     if not pid.isdigit():
         return False

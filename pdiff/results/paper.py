@@ -1,4 +1,5 @@
-"""What the Prompt Diffuser paper reports (its Tables 1–3 and the ablation; docs/method.md), as data, and the settings it used.
+"""What the Prompt Diffuser paper reports (its Tables 1–3 and the ablation; docs/method.md), as data, and the
+settings it used.
 
 The full paper text was not available to us: these figures come from published summaries; "n/r" cells are
 absent here (None). Raw returns, mean ± std over 3 seeds, K* = 5.
@@ -54,8 +55,9 @@ TABLE1_TUNABLE = {"prompt-diffuser": "0.17M (1.24 %)", "ptdt": "0.24K (0.0018 %)
 
 TABLE2_NOTE = (
     "Paper (Table 2, Cheetah-vel by its scale; other cells n/r): Prompt Diffuser stays at about −33.5 with "
-    "expert, medium and random few-shot data; Prompt-Tuning DT (ptdt) degrades to −90.4 (with which data, n/r). "
-    "A `(paper)` row's expert cell is the paper's Table 1 figure, the same setting as our expert column."
+    "expert, medium and random few-shot data; Prompt-Tuning DT (ptdt) degrades to −90.4 (with which data, "
+    "n/r). A `(paper)` row's expert cell is the paper's Table 1 figure, the same setting as our expert "
+    "column."
 )
 # Table 2, per method, family and data kind. The expert cell repeats Table 1's figure (expert few-shot data
 # is Table 1's setting); medium and random are the "about −33.5" the paper states in words.
@@ -88,8 +90,8 @@ TABLE3_NOTE = (
 
 ABLATION_NOTE = (
     "Paper (guidance ablation figure; absolute values n/r): bars relative to L_DM only (`none`); the "
-    "projection (`project`) is best in all four environments; L_DM only is already strong on Cheetah-dir/vel, "
-    "guidance helps most on Meta-World reach and Ant-dir."
+    "projection (`project`) is best in all four environments; L_DM only is already strong on "
+    "Cheetah-dir/vel, guidance helps most on Meta-World reach and Ant-dir."
 )
 # The paper's names of the ablation variants, by our --guidance rule.
 ABLATION_NAMES = {
@@ -118,8 +120,8 @@ SIMULATOR_DIFFERENCES = {
     "paper: HalfCheetah on mujoco-py 2.0",
     "ant-dir": "Ant-v5 (27-dim obs; real contact forces; survive bonus only while healthy); paper: Ant on "
     "mujoco-py 2.0",
-    "metaworld": "Meta-World 3.1.1 `-v3` task (same reward; seed-1 goals frozen, not guaranteed to equal v2's); "
-    "paper: vendored Meta-World v2",
+    "metaworld": "Meta-World 3.1.1 `-v3` task (same reward; seed-1 goals frozen, not guaranteed to equal "
+    "v2's); paper: vendored Meta-World v2",
 }
 
 

@@ -39,6 +39,7 @@ def compute_cell(seconds: float | None, unknown: int) -> str:
 
 
 def compute_text(results: list[Result]) -> str:
-    """Seconds run per stage by the runs behind `results` (each run once), e.g. "pretrain 24 min · tune 1 h 05 min"."""
+    """Seconds run per stage by the runs behind `results` (each run once), e.g.
+    "pretrain 24 min · tune 1 h 05 min"."""
     parts = [f"{stage} {compute_cell(*sums)}" for stage, sums in stage_compute(results).items()]
     return " · ".join(parts) or "–"

@@ -14,7 +14,8 @@ RULE_LINE = f"Verdicts by the written rule (docs/protocol.md): {RULE}."
 
 def standing(ours: Result, other: Result) -> tuple[Verdict, str]:
     """(verdict, evidence) of Prompt Diffuser against another result. Runs without per-seed scores (made
-    before they were recorded) or over other tasks have no interval, so the rule says level; the gap is shown."""
+    before they were recorded) or over other tasks have no interval, so the rule says level; the gap is
+    shown."""
     comparison = compare_results(ours, other)
     if comparison is not None:
         return comparison.verdict, comparison.evidence()
@@ -57,7 +58,8 @@ def standings(data: ReportData) -> list[str]:
         for verdict, phrase in (("level", "is level with"), ("ahead", "is ahead of")):
             if grouped[verdict]:
                 lines.append(
-                    f"- {where}: prompt-diffuser ({ours.score.text()}) {phrase} {'; '.join(grouped[verdict])}."
+                    f"- {where}: prompt-diffuser ({ours.score.text()}) {phrase} "
+                    f"{'; '.join(grouped[verdict])}."
                 )
     return lines + ablation_standings(data)
 

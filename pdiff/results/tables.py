@@ -1,6 +1,7 @@
 """Markdown tables laid out like the paper's: Table 1 (methods × families), Table 2 (few-shot data quality),
 the guidance ablation, Table 3 (Ant-dir OOD), with the paper's figures beside ours (where Prompt Diffuser
-stands against each method is `pdiff.results.standing`'s)."""
+stands against each method is `pdiff.results.standing`'s; the Setting table and the runs used are
+`pdiff.results.setting_table`'s)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from pdiff.methods.zero_shot import SETTING_TEXT, ZERO_SHOT_SETTINGS
 from pdiff.results import paper
 from pdiff.results.bound import FULL_DATA, bound_note
 from pdiff.results.cells import ReportData, Result, average_score
-from pdiff.results.runtime import compute_text
 
 METHOD_ORDER = (
     "prompt-diffuser",
@@ -132,12 +132,13 @@ def table1(data: ReportData, shots: int) -> Table:
         row.append(paper.TABLE1_TUNABLE.get(method, "n/r"))
         rows.append(row)
     notes = [
-        f"Raw return, mean ± std over seeds of the mean over the test tasks; expert few-shot data, {shots} shots. "
-        "Each cell adds the normalised score 100·(R − R_random)/(R_expert − R_random); Meta-World cells the success rate.",
+        "Raw return, mean ± std over seeds of the mean over the test tasks; expert few-shot data, "
+        f"{shots} shots. Each cell adds the normalised score 100·(R − R_random)/(R_expert − R_random); "
+        "Meta-World cells the success rate.",
         "Our average, where a method has all four paper families"
         + ("" if len(in_paper) == len(paper.PAPER_FAMILIES) else " (not the case here)")
-        + ": their mean ± std over seeds of the per-seed average [95% bootstrap interval resampling those seeds]"
-        " (a bare mean where the four lack per-seed scores or share no seeds).",
+        + ": their mean ± std over seeds of the per-seed average [95% bootstrap interval resampling those "
+        "seeds] (a bare mean where the four lack per-seed scores or share no seeds).",
         *split_notes(families),
         bound_note({f: {m: r for (m, g), r in cells.items() if g == f} for f in families}),
     ]
@@ -168,8 +169,8 @@ def table2(data: ReportData, family: str, shots: int) -> Table | None:
             rows.append([f"{method} (paper)", *paper_cells])
     shown = [r for kind in kinds for (_, f), r in cells[kind].items() if f == family]
     notes = [
-        f"{family}, {shots} shots, seeds per cell: {seed_counts(shown)}; columns: the quality of the few-shot "
-        "data the prompt or tuning uses.",
+        f"{family}, {shots} shots, seeds per cell: {seed_counts(shown)}; columns: the quality of the "
+        "few-shot data the prompt or tuning uses.",
         paper.TABLE2_NOTE,
         *split_notes([family]),
         bound_note({kind: {m: r for (m, f), r in cells[kind].items() if f == family} for kind in kinds}),
@@ -242,8 +243,8 @@ def setting_name(shots: int, zero_shot: str | None = None) -> str:
 
 
 def settings_in(results: list[Result]) -> list[tuple[int, str | None]]:
-    """The (shots, zero-shot setting) pairs of `results`: few-shot by shot count, then zero-shot: nearest, none,
-    then older settings."""
+    """The (shots, zero-shot setting) pairs of `results`: few-shot by shot count, then zero-shot: nearest,
+    none, then older settings."""
     known = list(ZERO_SHOT_SETTINGS)
 
     def order(setting: tuple[int, str | None]) -> tuple[bool, int, int, str]:
@@ -303,9 +304,9 @@ def table3(data: ReportData) -> Table | None:
                     ]
                 )
     notes = [
-        "Raw return, mean ± std over seeds of the mean over the test tasks [95% bootstrap interval over seeds], "
-        "expert data; each cell adds the normalised score. Zero-shot: no trajectory of the target task; what "
-        "stands in for it comes from the training tasks' prompt-expert episodes, our reading "
+        "Raw return, mean ± std over seeds of the mean over the test tasks [95% bootstrap interval over "
+        "seeds], expert data; each cell adds the normalised score. Zero-shot: no trajectory of the target "
+        "task; what stands in for it comes from the training tasks' prompt-expert episodes, our reading "
         "(docs/tuning-methods.md#zero-shot---shots-0).",
         *(f"Zero-shot, {name}: {text}." for name, text in SETTING_TEXT.items() if name in zero_shot_run),
         *(f"{family}: {split}." for family in families if (split := ood_split_note(family))),
@@ -338,79 +339,6 @@ def split_notes(families: list[str]) -> list[str]:
         if note:
             notes.append(f"{family}: {note}.")
     return notes
-
-
-def family_facts(family: str) -> tuple[str, int | None]:
-    try:
-        spec = get_family(family)
-    except PdiffError:
-        return "unknown family", None
-    return spec.simulator, spec.horizon
-
-
-def setting_table(data: ReportData) -> Table:
-    rows = []
-    for family in ordered(set(data.families()), FAMILY_ORDER):
-        results = [r for r in data.results if r.family == family]
-        simulator, horizon = family_facts(family)
-        horizons = sorted({r.horizon or horizon or 0 for r in results})
-        budgets: dict[str, set] = {}
-        for r in results:
-            for key, value in r.settings.items():
-                budgets.setdefault(key, set()).add(str(value))
-        versions = {f"{k} {v}" for r in results for k, v in r.versions.items() if v}
-        rows.append(
-            [
-                family,
-                simulator,
-                paper.simulator_difference(family),
-                ", ".join(map(str, horizons)),
-                seed_counts(results),
-                ", ".join(sorted({str(r.shots) for r in results})),
-                "; ".join(f"{k}: {'/'.join(sorted(v))}" for k, v in sorted(budgets.items())),
-                compute_text(results),
-                ", ".join(sorted(versions)),
-            ]
-        )
-    notes = [
-        "Paper's setting: " + "; ".join(f"{k}: {v}" for k, v in paper.PAPER_SETTING.items()) + ".",
-        "Budgets (steps, episodes) are those recorded in the runs behind the numbers; small budgets "
-        "(smoke/quick/study presets) give numbers that are not comparable with the paper's.",
-        "Compute: how long the runs behind the numbers ran, summed per stage (each run once; collect and "
-        "SAC teachers not included; runs that ran beside others count in full). + : the stage also has runs "
-        "resumed before pdiff recorded when they stopped, whose time is not in the sum; ? : only such runs.",
-        *split_notes(ordered(set(data.families()), FAMILY_ORDER)),
-    ]
-    header = [
-        "family",
-        "simulator",
-        "difference from the paper",
-        "horizon",
-        "seeds",
-        "shots",
-        "budgets",
-        "compute",
-        "versions",
-    ]
-    return Table("Setting: ours vs the paper's", header, rows, notes)
-
-
-def runs_used(data: ReportData) -> Table:
-    rows = [
-        [
-            r.family,
-            r.method,
-            r.variant or "",
-            r.data_kind,
-            str(r.shots) + (f" ({r.zero_shot})" if r.zero_shot else ""),
-            f"`{r.run_id}`",
-        ]
-        for r in sorted(data.results, key=lambda r: r.cell)
-    ]
-    notes = [f"`{old}` is superseded by the newer `{new}` (same cell)." for old, new in data.superseded]
-    notes += [f"`{run}` is not included: {why}." for run, why in data.ignored]
-    header = ["family", "method", "variant", "data", "shots", "eval run"]
-    return Table("Runs used (the newest finished eval run per cell)", header, rows, notes)
 
 
 def all_tables(data: ReportData) -> list[Table]:

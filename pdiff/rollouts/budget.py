@@ -72,10 +72,10 @@ def read_curve(
 
 def selection_curve(runs: Sequence[Run]) -> tuple[list[int], list[float]]:
     """Tune's curve: one point per tune run of one method at a different `steps`, the selection protocol's
-    best held-out loss (negated: higher is better, as for returns), plus at step 0 the untuned Prompt-DT's with
-    its few-shot prompt (the same for every method). Only few-shot data enters it (pdiff.methods.selection),
-    never a test task's return. Runs on different data (their untuned losses differ) or at the same `steps`
-    do not make one curve and are refused."""
+    best held-out loss (negated: higher is better, as for returns), plus at step 0 the untuned Prompt-DT's
+    with its few-shot prompt (the same for every method). Only few-shot data enters it
+    (pdiff.methods.selection), never a test task's return. Runs on different data (their untuned losses
+    differ) or at the same `steps` do not make one curve and are refused."""
     points: dict[int, float] = {}
     for run in runs:
         if run.status is not RunStatus.FINISHED:

@@ -2,13 +2,13 @@
 
 Where a task's episodes differ from reset to reset (MuJoCo's reset noise), one prompt is rolled out `episodes`
 times with different reset seeds. Where they do not (Meta-World 3.1.1 ignores the reset seed and fixes each
-task's start state), a repeated rollout is an identical copy, so each prompt is rolled out once and what varies
-is the prompt: every (seed, task) runs as many prompts as there are few-shot episodes, whatever the method, so
-every cell of a family stands on as many rollouts. The prompt-dt baseline runs each few-shot prompt, Prompt
-Diffuser the prompt it generated from each, a weight-tuned model each few-shot prompt, and the random-prompt
-control as many random prompts. A method that learns one prompt repeats it (ptdt), or ignores the prompt it is
-given (soft-prompt, whose learned embeddings replace it): those rollouts count as episodes but are copies, and
-`distinct_rollouts` says how many differ.
+task's start state), a repeated rollout is an identical copy, so each prompt is rolled out once and what
+varies is the prompt: every (seed, task) runs as many prompts as there are few-shot episodes, whatever the
+method, so every cell of a family stands on as many rollouts. The prompt-dt baseline runs each few-shot
+prompt, Prompt Diffuser the prompt it generated from each, a weight-tuned model each few-shot prompt, and the
+random-prompt control as many random prompts. A method that learns one prompt repeats it (ptdt), or ignores
+the prompt it is given (soft-prompt, whose learned embeddings replace it): those rollouts count as episodes
+but are copies, and `distinct_rollouts` says how many differ.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def plan_episodes(
     per_prompt: int,
     reset_seed: Callable[[int, int], int],
 ) -> EpisodePlan:
-    """Every prompt row of each task, each for `per_prompt` resets; `reset_seed(task, episode)` numbers them."""
+    """Every prompt row of each task, each for `per_prompt` resets; `reset_seed(task, episode)` numbers
+    them."""
     rows, parts, resets, numbers = [], [], [], []
     for task in tasks:
         for p in range(len(prompts[task])):
@@ -64,7 +65,8 @@ def plan_episodes(
 
 
 def in_turn(prompts: Segments, count: int) -> Segments:
-    """`count` rows cycling through `prompts` (a tune run's one learned prompt, repeated; or the first `count`)."""
+    """`count` rows cycling through `prompts` (a tune run's one learned prompt, repeated; or the first
+    `count`)."""
     return prompts.take(np.arange(count) % len(prompts))
 
 

@@ -30,9 +30,10 @@ class PromptSettings(Protocol):
 
 
 def prompts_per_task(family: TaskFamily, settings: PromptSettings, stored: int = 1) -> int:
-    """How many prompts each (seed, task) is evaluated with (pdiff.rollouts.plan): one where resets vary (it runs
-    `episodes` times); else one per few-shot episode for every method alike, so that every cell of a family
-    stands on as many rollouts; a zero-shot tune run's own count (`stored`, its most per (seed, task))."""
+    """How many prompts each (seed, task) is evaluated with (pdiff.rollouts.plan): one where resets vary (it
+    runs `episodes` times); else one per few-shot episode for every method alike, so that every cell of a
+    family stands on as many rollouts; a zero-shot tune run's own count (`stored`, its most per (seed,
+    task))."""
     if family.resets_vary:
         return 1
     return settings.shots or stored
@@ -57,9 +58,9 @@ def seed_prompts(
     stored: dict[tuple[int, int], Segments] | None,
     count: int,
 ) -> dict[int, Segments]:
-    """Each task's `count` prompts for seed `seed`: a tune run's stored ones in turn (ptdt's one learned prompt
-    repeats), or the prompt-dt baseline's few-shot tails (every one where resets do not vary, else one drawn; a
-    tune run's own draw), or noise (the random-prompt control)."""
+    """Each task's `count` prompts for seed `seed`: a tune run's stored ones in turn (ptdt's one learned
+    prompt repeats), or the prompt-dt baseline's few-shot tails (every one where resets do not vary, else one
+    drawn; a tune run's own draw), or noise (the random-prompt control)."""
     rng = np.random.default_rng([seed, 11])
     baseline = fewshot_baseline(settings, tuned)
     if stored is not None and (count == 1 or not baseline):

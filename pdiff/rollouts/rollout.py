@@ -101,8 +101,9 @@ def rollout(
 ) -> list[EpisodeResult]:
     """Roll out `len(episode_seeds[i])` episodes of task `tasks[i]` with prompt row i, all together.
 
-    `render_episodes` > 0 records RGB frames of the first episodes of each task, over all its rows (GIFs). `pool` lends
-    simulators across calls (e.g. one per evaluation seed); without it they are built and closed here.
+    `render_episodes` > 0 records RGB frames of the first episodes of each task, over all its rows (GIFs).
+    `pool` lends simulators across calls (e.g. one per evaluation seed); without it they are built and closed
+    here.
     """
     rows = [(ti, task, e, seed) for ti, task in enumerate(tasks) for e, seed in enumerate(episode_seeds[ti])]
     per_task = [

@@ -1,5 +1,5 @@
-"""Rolling out every seed's planned episodes (pdiff.rollouts.plan): prompt-only methods in one batched model call per
-step for all tasks, a weight-tuned method with each (seed, task)'s own model."""
+"""Rolling out every seed's planned episodes (pdiff.rollouts.plan): prompt-only methods in one batched model
+call per step for all tasks, a weight-tuned method with each (seed, task)'s own model."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ def roll_out_seeds(
     video: int = 0,
     workers: int = 1,
 ) -> tuple[list[EpisodeResult], list[int]]:
-    """Every seed's episodes in plan order, and the seed of each. `prompts`: seed → task → its prompt rows, each
-    rolled out `episodes` times where resets vary; `video`: record the first N episodes of each task (first
-    seed); `workers`: processes stepping the simulators."""
+    """Every seed's episodes in plan order, and the seed of each. `prompts`: seed → task → its prompt rows,
+    each rolled out `episodes` times where resets vary; `video`: record the first N episodes of each task
+    (first seed); `workers`: processes stepping the simulators."""
     per_prompt = episodes if family.resets_vary else 1  # Meta-World: a repeat is an identical copy
     rows = sum(len(by_task[task]) for by_task in prompts.values() for task in tasks)
     results: list[EpisodeResult] = []

@@ -62,8 +62,8 @@ class CollectConfig(StageConfig):
     medium_noise: float | None = Field(
         None,
         ge=0,
-        description="Meta-World: Gaussian action noise of the medium kind (default: calibrated per family, see "
-        "medium_fraction).",
+        description="Meta-World: Gaussian action noise of the medium kind (default: calibrated per family, "
+        "see medium_fraction).",
     )
     medium_fraction: float = Field(
         0.5,
@@ -75,17 +75,17 @@ class CollectConfig(StageConfig):
     )
     teacher_source: Literal["train", "shipped"] = Field(
         "train",
-        description="MuJoCo: `shipped` collects with the SAC teacher inside the package (minutes; `pdiff envs` "
-        "says which families have one), `train` trains one in this workspace or reuses one trained earlier "
-        "(the `teacher` settings).",
+        description="MuJoCo: `shipped` collects with the SAC teacher inside the package (minutes; "
+        "`pdiff envs` says which families have one), `train` trains one in this workspace or reuses one "
+        "trained earlier (the `teacher` settings).",
     )
     teacher: SACConfig = Field(
         default_factory=SACConfig, description="SAC teacher (MuJoCo families, teacher_source=train)."
     )
     teacher_run: str | None = Field(
         None,
-        description="Reuse (or, given more teacher.total_updates, continue in a copy) the finished teacher of "
-        "this collect run (default: the most-trained one with the same settings and seed).",
+        description="Reuse (or, given more teacher.total_updates, continue in a copy) the finished teacher "
+        "of this collect run (default: the most-trained one with the same settings and seed).",
     )
 
     @model_validator(mode="before")

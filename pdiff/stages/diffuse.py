@@ -46,16 +46,16 @@ class DiffuseConfig(ComputeConfig):
     data_kind: str = Field("expert", description="Training-task data the prompt segments come from.")
     segment_source: SegmentSource = Field(
         "tail",
-        description="Prompt segments the generator trains on: tail (steps T-6..T-2 of each episode, where the "
-        "Prompt-DT reads its prompt) or anywhere (any 5-step window, with its own RTG and timesteps).",
+        description="Prompt segments the generator trains on: tail (steps T-6..T-2 of each episode, where "
+        "the Prompt-DT reads its prompt) or anywhere (any 5-step window, with its own RTG and timesteps).",
     )
     ema_decay: float | None = Field(
         None, gt=0, lt=1, description="Exponential moving average of the denoiser's weights (none: off)."
     )
     guidance: GuidanceRule = Field(
         "project",
-        description="How g_DM and g_PLM combine: project (rank 1), gpm (a basis of past g_DM, see gpm.*), sum, "
-        "none (L_DM only), plm-only, pcgrad.",
+        description="How g_DM and g_PLM combine: project (rank 1), gpm (a basis of past g_DM, see gpm.*), "
+        "sum, none (L_DM only), plm-only, pcgrad.",
     )
     lam: float = Field(1.0, ge=0, description="λ: weight of the (projected) PLM gradient (the paper: 1).")
     gpm: GpmSettings = Field(default_factory=GpmSettings, description="Basis of guidance gpm.")
@@ -75,8 +75,8 @@ class DiffuseConfig(ComputeConfig):
     curve_every: int | None = Field(
         None,
         ge=1,
-        description="Every this many steps, generate prompts for `curve_tasks` training tasks (conditioned on "
-        "their own prompt-expert tails, as at test time), roll the frozen Prompt-DT out with them and log "
+        description="Every this many steps, generate prompts for `curve_tasks` training tasks (conditioned "
+        "on their own prompt-expert tails, as at test time), roll the frozen Prompt-DT out with them and log "
         "train_task_return: the learning curve budgets are sized by (off: rollouts cost time).",
     )
     curve_tasks: int = Field(5, ge=1, description="Training tasks the learning curve rolls out.")
@@ -138,7 +138,8 @@ def resolve_pretrain(workspace: Workspace, config: DiffuseConfig) -> Run:
 def run_diffuse(
     workspace: Workspace, config: DiffuseConfig, *, argv: list[str], resume: str | None = None
 ) -> tuple[Run | None, dict[str, Any]]:
-    """The stage. Under torchrun, rank 0 owns the run directory and every rank scores its share of contexts."""
+    """The stage. Under torchrun, rank 0 owns the run directory and every rank scores its share of
+    contexts."""
 
     def open_diffuse(config: DiffuseConfig) -> tuple[Run, DiffuseConfig]:
         if resume is None:

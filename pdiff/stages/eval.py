@@ -3,10 +3,11 @@
 Without a tuning run this is the `prompt-dt` baseline: each test task's prompt is the tail of one of the
 seed's N few-shot episodes (`--shots`, `--data-kind`). `--prompt random` replaces the prompt with noise: the
 control that shows the prompt carries the task. A tune run is evaluated with its prompts. On Meta-World, whose
-resets do not vary, every (seed, task) runs N prompts once each, whatever the method (pdiff.rollouts.plan). When its
-method changed weights, each (seed, task) is rolled out with its own model rebuilt from the frozen Prompt-DT
-plus the run's tuned tensors (pdiff.rollouts.seed_rollouts). The prompts: pdiff.rollouts.prompt_sources; the scores:
-pdiff.rollouts.scoring. This stage resolves the runs to evaluate, and records the run.
+resets do not vary, every (seed, task) runs N prompts once each, whatever the method (pdiff.rollouts.plan).
+When its method changed weights, each (seed, task) is rolled out with its own model rebuilt from the frozen
+Prompt-DT plus the run's tuned tensors (pdiff.rollouts.seed_rollouts). The prompts:
+pdiff.rollouts.prompt_sources; the scores: pdiff.rollouts.scoring. This stage resolves the runs to evaluate,
+and records the run.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ class EvalConfig(ComputeConfig):
     tune_run: str | None = Field(None, description="Tune run whose prompts to evaluate.")
     prompt: Literal["auto", "fewshot", "random"] = Field(
         "auto",
-        description="auto: the latest tune run's prompts if one exists, else few-shot; fewshot: the prompt-dt "
-        "baseline; random: noise (control).",
+        description="auto: the latest tune run's prompts if one exists, else few-shot; fewshot: the "
+        "prompt-dt baseline; random: noise (control).",
     )
     shots: int = Field(
         5,

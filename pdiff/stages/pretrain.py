@@ -64,8 +64,9 @@ class PretrainConfig(ComputeConfig):
     curve_every: int | None = Field(
         None,
         ge=1,
-        description="Every this many steps, roll the model out on `curve_tasks` training tasks with their own "
-        "prompts and log train_task_return: the learning curve budgets are sized by (off: rollouts cost time).",
+        description="Every this many steps, roll the model out on `curve_tasks` training tasks with their "
+        "own prompts and log train_task_return: the learning curve budgets are sized by "
+        "(off: rollouts cost time).",
     )
     curve_tasks: int = Field(5, ge=1, description="Training tasks the learning curve rolls out.")
     curve_episodes: int = Field(1, ge=1, description="Episodes per task and curve point.")

@@ -4,9 +4,10 @@ training tasks' prompts alone; pdiff.methods.zero_shot).
 Every method stores the prompts of each (seed, test task) in `prompts.h5` (states normalised as the frozen
 Prompt-DT reads them): one, or where the family's resets do not vary, one per few-shot episode for the methods
 whose prompt comes from the few-shot data (prompt-dt, prompt-diffuser, and the weight-tuning methods' tuned
-models are rolled out with each few-shot prompt); ptdt keeps the one prompt it learns. Weight-changing methods (soft-prompt, adaptor, lora, full-ft) also store their tuned
-tensors per (seed, task) in `tuned/seed-S/task-NN.safetensors`; `pdiff eval` rebuilds each task's model from
-the frozen Prompt-DT plus that file (pdiff.methods.finetuning). The frozen Prompt-DT itself never changes.
+models are rolled out with each few-shot prompt); ptdt keeps the one prompt it learns. Weight-changing methods
+(soft-prompt, adaptor, lora, full-ft) also store their tuned tensors per (seed, task) in
+`tuned/seed-S/task-NN.safetensors`; `pdiff eval` rebuilds each task's model from the frozen Prompt-DT plus
+that file (pdiff.methods.finetuning). The frozen Prompt-DT itself never changes.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[dict[int, 
             sources = {run.config["pretrain_run"] for run in diffuse.values()}
             if len(sources) > 1:
                 raise UsageError(
-                    f"the diffusion models were guided by different Prompt-DTs ({', '.join(sorted(sources))})",
+                    "the diffusion models were guided by different Prompt-DTs "
+                    f"({', '.join(sorted(sources))})",
                     hint="give diffuse_runs trained from one pretrain run, or each seed's in pretrain_runs",
                 )
             shared = find_run(workspace, sources.pop(), "pretrain")
@@ -88,8 +90,8 @@ def resolve_inputs(workspace: Workspace, config: TuneConfig) -> tuple[dict[int, 
     for seed, run in (diffuse or {}).items():
         if run.config["pretrain_run"] != pretrain[seed].run_id:
             raise UsageError(
-                f"the diffusion model of seed {seed} ({run.run_id}) was guided by {run.config['pretrain_run']}, "
-                f"not by that seed's Prompt-DT {pretrain[seed].run_id}",
+                f"the diffusion model of seed {seed} ({run.run_id}) was guided by "
+                f"{run.config['pretrain_run']}, not by that seed's Prompt-DT {pretrain[seed].run_id}",
                 hint="give each seed the diffusion model trained from its own Prompt-DT",
             )
     return pretrain, diffuse
@@ -130,8 +132,8 @@ def tune(
     info: DistInfo = DistInfo(),
     run_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Every (seed, task) adaptation (pdiff.methods.adaptations); under torchrun each rank takes a share of them
-    and rank 0 writes all."""
+    """Every (seed, task) adaptation (pdiff.methods.adaptations); under torchrun each rank takes a share of
+    them and rank 0 writes all."""
     run_dir = run.dir if run is not None else run_dir
     assert run_dir is not None
     family = get_family(config.env or "")

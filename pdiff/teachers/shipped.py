@@ -55,13 +55,15 @@ def teacher_family_name(family: TaskFamily) -> str:
 
 
 def read_provenance(family: str) -> dict[str, Any]:
-    """The provenance of `family`'s shipped teacher; ArtifactError (naming the shipped ones) when there is none."""
+    """The provenance of `family`'s shipped teacher; ArtifactError (naming the shipped ones) when there is
+    none."""
     path = SHIPPED_ROOT / family / PROVENANCE_FILE
     if not path.is_file():
         shipped = ", ".join(shipped_families()) or "none"
         raise ArtifactError(
             f"pdiff ships no SAC teacher for {family} (shipped: {shipped})",
-            hint="train one in this workspace with `--set teacher_source=train` (hours of CPU at the paper preset)",
+            hint="train one in this workspace with `--set teacher_source=train` "
+            "(hours of CPU at the paper preset)",
         )
     try:
         provenance = json.loads(path.read_text())
@@ -75,7 +77,8 @@ def read_provenance(family: str) -> dict[str, Any]:
 
 
 def load_shipped(family: str, role: str) -> TeacherPolicy:
-    """The shipped `expert` or `medium` actor of `family`, checked against the sha256 its provenance records."""
+    """The shipped `expert` or `medium` actor of `family`, checked against the sha256 its provenance
+    records."""
     from pdiff.teachers.policy import TeacherPolicy
 
     provenance = read_provenance(family)

@@ -68,7 +68,8 @@ class PretrainSettings(Protocol):
 def load_pretraining_data(
     datasets_dir: Path, family: TaskFamily, settings: PretrainSettings
 ) -> tuple[FamilyData, FamilyData]:
-    """The training tasks' episodes of `settings.data_kind`, and their prompt-expert episodes (the prompts)."""
+    """The training tasks' episodes of `settings.data_kind`, and their prompt-expert episodes (the
+    prompts)."""
     tasks = family.training_tasks(settings.include_test_tasks)
     kwargs = {"max_episodes_per_task": settings.max_episodes_per_task}
     try:
@@ -94,7 +95,8 @@ def model_config_payload(
     std: np.ndarray,
     data: FamilyData,
 ) -> dict[str, Any]:
-    """Everything inference needs besides the weights (normalisation included: losing it is the classic bug)."""
+    """Everything inference needs besides the weights (normalisation included: losing it is the classic
+    bug)."""
     return {
         "model": "PromptDT",
         "architecture": arch.to_dict(),

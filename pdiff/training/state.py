@@ -162,7 +162,8 @@ class CheckpointStore:
         rng: np.random.Generator,
         ema: EMA | None = None,
     ) -> int:
-        """Load the newest checkpoint into the given objects (and `ema`, if saved with one); returns its step."""
+        """Load the newest checkpoint into the given objects (and `ema`, if saved with one); returns its
+        step."""
         from safetensors.torch import load_file
 
         latest = self.latest()

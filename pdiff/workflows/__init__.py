@@ -11,6 +11,7 @@ from pdiff.stages import load_stage_configs
 
 
 def load_configs() -> None:
-    """Every stage's config and reproduce's (each registers on import), so `pdiff config show` knows them all."""
+    """Every stage's config and reproduce's (each registers on import), so `pdiff config show` knows them
+    all."""
     load_stage_configs()
     importlib.import_module("pdiff.workflows.reproduce")

@@ -34,5 +34,6 @@ def demo_steps(family: str) -> list[Step]:
 
 
 def run_demo(workspace: Workspace, env: str, preset: str, argv: list[str]) -> list[StepResult]:
-    """Run each step unless a finished run of exactly its settings exists, then a report of the evaluations."""
+    """Run each step unless a finished run of exactly its settings exists, then a report of the
+    evaluations."""
     return run_in_order(workspace, demo_steps(get_family(env).name), preset=preset, argv=argv)[0]

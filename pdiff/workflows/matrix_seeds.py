@@ -1,4 +1,5 @@
-"""Which seeds each cell of `pdiff reproduce`'s matrix runs, and which Prompt-DT and diffusion model each seed reads.
+"""Which seeds each cell of `pdiff reproduce`'s matrix runs, and which Prompt-DT and diffusion model each seed
+reads.
 
 Table 1's cells run every seed; Table 2's (medium and random few-shot data) and the guidance ablation's other
 rules may run fewer: the first n, so that their seed s is Table 1's seed s (same few-shot draw, same models).
@@ -22,7 +23,8 @@ def first_seeds(seeds: list[int], count: int | None) -> list[int]:
 
 
 def seed_groups(seeds: list[int], groups: int) -> list[list[int]]:
-    """`seeds` cut into `groups` runs of consecutive seeds whose sizes differ by at most one (larger first)."""
+    """`seeds` cut into `groups` runs of consecutive seeds whose sizes differ by at most one (larger
+    first)."""
     if not 1 <= groups <= len(seeds):
         raise UsageError(
             f"pretrain_groups {groups} does not fit {len(seeds)} seeds",
@@ -39,20 +41,23 @@ def seed_groups(seeds: list[int], groups: int) -> list[list[int]]:
 
 @dataclass
 class PromptDTs:
-    """One family's pretrain steps and the one each seed reads (`of_seed` empty: the one serves every seed)."""
+    """One family's pretrain steps and the one each seed reads (`of_seed` empty: the one serves every
+    seed)."""
 
     steps: list[Step]
     of_seed: dict[int, Step]
 
     def flags(self, seeds: list[int]) -> dict[str, Any]:
-        """A tune or eval step's Prompt-DT(s) for `seeds`: `pretrain_run`, plus `pretrain_runs` where seeds differ."""
+        """A tune or eval step's Prompt-DT(s) for `seeds`: `pretrain_run`, plus `pretrain_runs` where seeds
+        differ."""
         if not self.of_seed:
             return {"pretrain_run": self.steps[0]}
         steps = [self.of_seed[seed] for seed in seeds]
         return {"pretrain_run": steps[0], "pretrain_runs": steps}
 
     def of(self, seed: int | None) -> Step:
-        """The Prompt-DT that guides seed `seed`'s diffusion model (None: a diffusion model for every seed)."""
+        """The Prompt-DT that guides seed `seed`'s diffusion model (None: a diffusion model for every
+        seed)."""
         return self.of_seed[seed] if self.of_seed and seed is not None else self.steps[0]
 
 
@@ -103,5 +108,6 @@ class CellSeeds:
         return first_seeds(self.seeds, self.table2 if kind != "expert" else None)
 
     def flag(self, cell: list[int]) -> list[int] | None:
-        """A step's `seeds` flag: as reproduce was given them for every seed, so those steps read as before."""
+        """A step's `seeds` flag: as reproduce was given them for every seed, so those steps read as
+        before."""
         return self.given if cell == self.seeds else cell

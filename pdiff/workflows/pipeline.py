@@ -93,7 +93,8 @@ def finished_match(
 def interrupted_match(
     workspace: Workspace, stage: str, family: str | None, matches: Callable[[Run], bool]
 ) -> Run | None:
-    """The newest run of `stage` that `matches` and was interrupted (stale RUNNING or KILLED), if resumable."""
+    """The newest run of `stage` that `matches` and was interrupted (stale RUNNING or KILLED), if
+    resumable."""
     if stage not in RESUMABLE:
         return None
     runs = [
@@ -207,7 +208,8 @@ def find_done(workspace: Workspace, step: Step, config: StageConfig) -> Run | No
 
 
 def collect_config(workspace: Workspace, step: Step, config: CollectConfig) -> CollectConfig:
-    """Collect only the kinds no finished collect of the same settings holds (datasets are never rewritten)."""
+    """Collect only the kinds no finished collect of the same settings holds (datasets are never
+    rewritten)."""
     held = {k for r in finished_collects(workspace, step, config) for k in r.config.get("kinds", [])}
     missing = [k for k in config.kinds if k not in held]
     return config.model_copy(update={"kinds": missing}) if missing else config
@@ -215,7 +217,8 @@ def collect_config(workspace: Workspace, step: Step, config: CollectConfig) -> C
 
 @dataclass
 class ResolvedStep:
-    """A step ready to start: its resolved config and command, and the finished run to reuse or stale one to resume."""
+    """A step ready to start: its resolved config and command, and the finished run to reuse or stale one to
+    resume."""
 
     config: StageConfig
     command: str
@@ -240,7 +243,8 @@ def resolve_step(
     ids: dict[Step, str],
     configs: dict[Step, StageConfig],
 ) -> ResolvedStep:
-    """Resolve a step whose upstream steps are done (`ids`, `configs`) and find what it can reuse or resume."""
+    """Resolve a step whose upstream steps are done (`ids`, `configs`) and find what it can reuse or
+    resume."""
     config = step_config(workspace, step, preset, grouped, ids, configs)
     configs[step] = config
     command = command_line(step, config, preset, grouped.get(step.stage, []))
@@ -267,7 +271,8 @@ def run_in_order(
     overrides: list[str] | None = None,
     dry_run: bool = False,
 ) -> tuple[list[StepResult], Run | None]:
-    """Reuse, resume or run (with `dry_run`: only announce) each step in order; the results and the report run."""
+    """Reuse, resume or run (with `dry_run`: only announce) each step in order; the results and the report
+    run."""
     grouped = split_overrides(overrides or [])
     ids: dict[Step, str] = {}
     configs: dict[Step, StageConfig] = {}

@@ -3,9 +3,10 @@
 Per family: collect → pretrain (and a `--include-test-tasks` pretrain for the full-data model) → diffuse
 (one per guidance rule when the ablation is on) → tune × methods × few-shot data kinds → eval; then one
 report over every evaluation. `ood` (Table 3) adds each family's out-of-distribution variant and the
-zero-shot cells (`tune --shots 0` of prompt-diffuser and prompt-dt, each zero-shot setting) of every family. A step whose run already FINISHED with the same resolved config (input run
-ids included, and for pretrain the same datasets) is skipped; one interrupted with that config (stale
-RUNNING or KILLED) is resumed; anything else runs. `dry_run` prints the plan.
+zero-shot cells (`tune --shots 0` of prompt-diffuser and prompt-dt, each zero-shot setting) of every family. A
+step whose run already FINISHED with the same resolved config (input run ids included, and for pretrain the
+same datasets) is skipped; one interrupted with that config (stale RUNNING or KILLED) is resumed; anything
+else runs. `dry_run` prints the plan.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ class ReproduceConfig(StageConfig):
     )
     ood: bool = Field(
         False,
-        description="Table 3: also each family's out-of-distribution variant (cheetah-vel-ood, ant-dir-ood) and "
-        "the zero-shot cells (prompt-diffuser, prompt-dt with shots=0, zero_shot_source nearest and none) of every family.",
+        description="Table 3: also each family's out-of-distribution variant (cheetah-vel-ood, ant-dir-ood) "
+        "and the zero-shot cells (prompt-diffuser, prompt-dt with shots=0, zero_shot_source nearest and "
+        "none) of every family.",
     )
     jobs: int = Field(
         1, ge=1, description="Steps run at once, each in its own process; a step still waits for its inputs."
@@ -72,8 +74,9 @@ class ReproduceConfig(StageConfig):
     pretrain_groups: int | None = Field(
         None,
         ge=1,
-        description="Pretrain this many Prompt-DTs, each for a group of consecutive seeds (pretrained with the "
-        "group's first seed), so spreads over seeds include pretraining at a fraction of pretrain_per_seed's cost.",
+        description="Pretrain this many Prompt-DTs, each for a group of consecutive seeds (pretrained with "
+        "the group's first seed), so spreads over seeds include pretraining at a fraction of "
+        "pretrain_per_seed's cost.",
     )
     table2_seeds: int | None = Field(
         None, ge=1, description="Seeds of Table 2's medium and random cells: the first n (default: all)."
@@ -183,7 +186,8 @@ def families(config: ReproduceConfig) -> list[str]:
 
 
 def collect_step(family: str, kinds: list[str]) -> Step:
-    """The family's datasets: the few-shot `kinds`, expert data and prompts (a finished collect of them counts)."""
+    """The family's datasets: the few-shot `kinds`, expert data and prompts (a finished collect of them
+    counts)."""
     needed = [k for k in KINDS if k in {"expert", "prompt-expert", *kinds}]
     flags = {"env": family, "kinds": needed}
     return Step(f"collect:{family}", "collect", family, flags, ignore=frozenset({"kinds"}))
@@ -192,7 +196,8 @@ def collect_step(family: str, kinds: list[str]) -> Step:
 def diffuse_steps(
     matrix: Matrix, family: str, rules: list[str], prompt_dt: PromptDTs
 ) -> dict[str, dict[int | None, Step]]:
-    """Rule → seed → the diffusion model it trains (None: one for every seed), guided by that seed's Prompt-DT."""
+    """Rule → seed → the diffusion model it trains (None: one for every seed), guided by that seed's
+    Prompt-DT."""
     if not NEEDS_DIFFUSE & set(matrix.tuned):
         return {}
     models: dict[str, dict[int | None, Step]] = {}
@@ -246,7 +251,8 @@ def few_shot_steps(
 def zero_shot_steps(
     matrix: Matrix, family: str, prompt_dt: PromptDTs, diffusion: dict[str, dict[int | None, Step]]
 ) -> list[Step]:
-    """Table 3's zero-shot cells (`tune --shots 0`) of each method that has them, each setting, each evaluated."""
+    """Table 3's zero-shot cells (`tune --shots 0`) of each method that has them, each setting, each
+    evaluated."""
     steps: list[Step] = []
     for method in [m for m in matrix.tuned if m in ZERO_SHOT_METHODS]:
         models = diffusion[matrix.default_rule] if method in NEEDS_DIFFUSE else None  # no data kind

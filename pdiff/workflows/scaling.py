@@ -44,8 +44,8 @@ def fidelity_tasks(family: TaskFamily) -> list[int]:
 
 
 def table1_runs(workspace: Workspace, family: str) -> dict[str, Run]:
-    """Method → the eval run of its Table 1 cell (expert few-shot data, the most-run shot count), as the report
-    chooses it, for prompt-diffuser and prompt-dt."""
+    """Method → the eval run of its Table 1 cell (expert few-shot data, the most-run shot count), as the
+    report chooses it, for prompt-diffuser and prompt-dt."""
     data = gather(workspace, envs=[family])
     counts = shot_counts(data, "expert")
     shots = max(counts, key=lambda n: sum(r.shots == n for r in data.results), default=0)
@@ -78,7 +78,8 @@ def run_fidelity(
     workspace: Workspace, family_name: str, tasks: list[int] | None, argv: list[str]
 ) -> list[StepResult]:
     """Repeat Table 1's prompt-diffuser and prompt-dt tune and eval runs on training tasks (`tasks`, default
-    `fidelity_tasks`), every other setting as recorded; finished repeats are reused, interrupted ones resumed."""
+    `fidelity_tasks`), every other setting as recorded; finished repeats are reused, interrupted ones
+    resumed."""
     family = get_family(family_name)
     chosen = tasks or fidelity_tasks(family)
     results = []

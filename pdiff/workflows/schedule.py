@@ -3,11 +3,12 @@
 A step starts once the steps whose runs it names are done and every collect before it has finished
 (the others read the datasets; collects run one at a time, since a family and its OOD variant share a SAC
 teacher). Steps start in plan order. A finished run is reused and a stale one resumed exactly as in the
-sequential loop (pdiff.workflows.pipeline.resolve_step), so `--jobs` changes when steps run, never what they compute:
-a finished matrix reads as finished to a later `reproduce` with any `--jobs`. Each step sets the torch threads
-its config records (`threads`, default 1: pdiff.compute), so its numbers do not depend on `--jobs` either.
-Its progress lines go to stderr as plain lines (two live bars cannot share a terminal) and to its run's log.txt.
-When a step fails, no new step starts; the running ones finish, and the first failure is raised.
+sequential loop (pdiff.workflows.pipeline.resolve_step), so `--jobs` changes when steps run, never what they
+compute: a finished matrix reads as finished to a later `reproduce` with any `--jobs`. Each step sets the
+torch threads its config records (`threads`, default 1: pdiff.compute), so its numbers do not depend on
+`--jobs` either. Its progress lines go to stderr as plain lines (two live bars cannot share a terminal) and to
+its run's log.txt. When a step fails, no new step starts; the running ones finish, and the first failure is
+raised.
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ def resolve_root(flag_value: str | os.PathLike[str] | None) -> Path:
 
 
 def template_dir() -> Path:
-    """The packaged `workspace_template/` (a wheel maps it into the package; a source checkout has it on top)."""
+    """The packaged `workspace_template/` (a wheel maps it into the package; a source checkout has it on
+    top)."""
     try:
         spec = importlib.util.find_spec("pdiff.workspace_template")
     except ModuleNotFoundError:

@@ -19,17 +19,16 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from pdiff.errors import ArtifactError, PdiffError, UsageError
 from pdiff.interrupts import raise_if_dropped
 from pdiff.workspace.atomic import atomic_write_json, atomic_write_text, sha256_file, sha256_json
 from pdiff.workspace.provenance import git_state, library_versions
 from pdiff.workspace.root import STAGES, Workspace, parse_utc, utc_now, utc_stamp
+from pdiff.workspace.run_lock import LOCK_NAME, acquire_run_lock, lock_is_held
 
 RUN_SCHEMA = 1
-LOCK_NAME = ".lock"
-LOCK_WAIT_S = 2.0
 SELF_HASH = "manifest_sha256"  # run.json's hash of its own content: a flipped byte cannot pass as data
 
 
@@ -100,7 +99,8 @@ class Run:
         if self.manifest["resumes"] and before and set(refs) != before:
             changed = sorted({r for r, _ in set(refs) ^ before})
             raise ArtifactError(
-                f"run {self.run_id} started on other {kind} inputs than it would resume on ({', '.join(changed[:3])})",
+                f"run {self.run_id} started on other {kind} inputs than it would resume on "
+                f"({', '.join(changed[:3])})",
                 hint=f"start a new `pdiff {self.stage}` run instead of resuming this one",
             )
         for ref, sha256 in refs:
@@ -150,7 +150,8 @@ class Run:
         self.save()
 
     def end_badly(self, status: RunStatus, error: str) -> None:
-        """Record FAILED/KILLED if the disk allows; if not (full, read-only) the run stays stale, resumable."""
+        """Record FAILED/KILLED if the disk allows; if not (full, read-only) the run stays stale,
+        resumable."""
         with suppress(OSError):
             self.set_status(status, error=error)
 
@@ -165,30 +166,6 @@ class Run:
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
     return sha256_json({k: v for k, v in manifest.items() if k != SELF_HASH})
-
-
-def lock_is_held(run_dir: Path) -> bool:
-    probe = FileLock(str(run_dir / LOCK_NAME), timeout=0)
-    try:
-        probe.acquire()
-    except Timeout:
-        return True
-    probe.release()
-    return False
-
-
-def _acquire(run_dir: Path, run_id: str) -> FileLock:
-    # Wait a little: `pdiff status` probes locks by taking them for an instant, which must not make a
-    # starting resume fail. A run in progress holds its lock for much longer, so its rival still fails.
-    lock = FileLock(str(run_dir / LOCK_NAME), timeout=LOCK_WAIT_S)
-    try:
-        lock.acquire()
-    except Timeout as exc:
-        raise PdiffError(
-            f"run {run_id} is being written by another pdiff process",
-            hint="wait for it to finish (see `pdiff status`), or work in another run",
-        ) from exc
-    return lock
 
 
 def create_run(
@@ -219,7 +196,7 @@ def create_run(
     else:  # pragma: no cover - a thousand runs in one second
         raise PdiffError(f"cannot allocate a run directory under {stage_dir}")
     run_dir = stage_dir / run_id
-    lock = _acquire(run_dir, run_id)
+    lock = acquire_run_lock(run_dir, run_id)
     now = utc_now()
     manifest: dict[str, Any] = {
         "schema": RUN_SCHEMA,
@@ -375,7 +352,7 @@ def reopen_for_resume(workspace: Workspace, stage: str, ref: str) -> Run:
             f"run {run.run_id} already FINISHED", hint="nothing to resume; start a new run instead"
         )
     stopped_at = last_write(run)
-    run.lock = _acquire(run.dir, run.run_id)
+    run.lock = acquire_run_lock(run.dir, run.run_id)
     # the gap from its last write until now is not time it ran (active_seconds)
     run.manifest["resumes"].append(
         {"at": utc_now(), "previous_status": run.manifest["status"], "stopped_at": stopped_at}

@@ -1,4 +1,5 @@
-"""Checking a run's outputs against the sha256 its run.json recorded for them (before use, and `pdiff verify`)."""
+"""Checking a run's outputs against the sha256 its run.json recorded for them (before use, and
+`pdiff verify`)."""
 
 from __future__ import annotations
 

@@ -84,7 +84,8 @@ KILLED = """
 import os, signal, sys
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import create_run
-run = create_run(Workspace.open(sys.argv[1]), "pretrain", config={}, argv=["pdiff"], seed=0, family="cheetah-vel")
+run = create_run(Workspace.open(sys.argv[1]), "pretrain", config={}, argv=["pdiff"], seed=0, \
+family="cheetah-vel")
 os.kill(os.getpid(), signal.SIGKILL)
 """
 

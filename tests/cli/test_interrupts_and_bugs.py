@@ -38,7 +38,8 @@ def _pdiff(root, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_an_unexpected_exception_is_one_internal_error_line(tmp_path):
-    """A run manifest edited by hand (valid schema and status, no config) trips `pdiff show`: a bug, not a crash."""
+    """A run manifest edited by hand (valid schema and status, no config) trips `pdiff show`: a bug, not a
+    crash."""
     _pdiff(tmp_path / "ws", "init", str(tmp_path / "ws"))
     run_dir = tmp_path / "ws" / "runs" / "pretrain" / "20260101-000000-edited"
     run_dir.mkdir(parents=True)

@@ -163,8 +163,11 @@ def test_tune_in_an_empty_workspace_says_what_to_run_first(tmp_path):
 def test_status_fixes_carry_the_workspace(tmp_path):
     ws, _ = Workspace.init(tmp_path / "w")
     killer = (
-        "import os, signal, sys\nfrom pdiff.workspace.root import Workspace\nfrom pdiff.workspace.runs import create_run\n"
-        "create_run(Workspace.open(sys.argv[1]), 'pretrain', config={}, argv=['pdiff'], seed=0, family='cheetah-vel')\n"
+        "import os, signal, sys\n"
+        "from pdiff.workspace.root import Workspace\n"
+        "from pdiff.workspace.runs import create_run\n"
+        "create_run(Workspace.open(sys.argv[1]), 'pretrain', config={}, argv=['pdiff'], seed=0, "
+        "family='cheetah-vel')\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     assert subprocess.run([sys.executable, "-c", killer, str(ws.root)]).returncode == -signal.SIGKILL

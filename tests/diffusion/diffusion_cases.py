@@ -37,7 +37,8 @@ def dm_loss(denoiser: Denoiser, schedule: VPSchedule, seed: int = 2) -> Tensor:
 
 
 def chain_loss(denoiser: Denoiser, schedule: VPSchedule, seed: int = 3) -> Tensor:
-    """A downstream-style loss: squared distance of x̂0, sampled through the differentiable chain, to a target."""
+    """A downstream-style loss: squared distance of x̂0, sampled through the differentiable chain, to a
+    target."""
     _, cond = example_batch()
     x_hat = sample(denoiser, schedule, cond, (BATCH, X_DIM), generator=seeded(seed), grad=True)
     target = torch.linspace(-1.0, 1.0, X_DIM)

@@ -1,4 +1,5 @@
-"""The ε-network: shapes, configuration, parameter counts against the paper's denoiser table (docs/method.md)."""
+"""The ε-network: shapes, configuration, parameter counts against the paper's denoiser table
+(docs/method.md)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def test_config_round_trip_and_validation() -> None:
 
 
 def test_save_load_gives_identical_outputs(tmp_path) -> None:
-    """The shared checker (tests/support/model_suite.py), with the denoiser built as `pdiff tune` builds it."""
+    """The shared checker (tests/support/model_suite.py), with the denoiser built as `pdiff tune` builds
+    it."""
     model = small_denoiser(seed=4)
     x, cond = torch.randn(4, X_DIM), torch.randn(4, COND_DIM)
     loaded = assert_save_load_identical(

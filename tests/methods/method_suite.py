@@ -1,4 +1,5 @@
-"""Shared tester suite for tuning methods (d3rlpy style): `test_methods.py` runs it for every registered method.
+"""Shared tester suite for tuning methods (d3rlpy style): `test_methods.py` runs it for every registered
+method.
 
 A new method in pdiff.methods.registry.METHODS is tested automatically; `expected_tunable_parameters` must
 learn its definition (the test fails until it does).

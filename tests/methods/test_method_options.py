@@ -126,7 +126,8 @@ def test_the_docs_list_every_option_of_every_method():
 
 def test_a_config_recorded_before_the_later_shared_settings_runs_as_it_did():
     """A record lacking every setting added since (selection, early stopping, tasks, compute) gets the values
-    that reproduce what pdiff did then: no selection, a fixed budget, the test tasks, torch's threads, fp32."""
+    that reproduce what pdiff did then: no selection, a fixed budget, the test tasks, torch's threads,
+    fp32."""
     later = {
         "selection",
         "eval_every",

@@ -98,7 +98,8 @@ def _ptdt_context(ws, pretrain, **flags) -> TaskContext:  # noqa: ANN001
 @pytest.mark.metaworld
 def test_ptdt_offline_lowers_the_action_error_with_a_usable_step(trained):
     ws, pretrain, _ = trained
-    # η = 1e-4 (the reference default) barely moves a normalised prompt; a larger step shows the estimator works
+    # η = 1e-4 (the reference default) barely moves a normalised prompt; a larger step shows the estimator
+    # works
     context = _ptdt_context(
         ws, pretrain, steps=8, lr=0.05, batch_size=16, selection="off", ptdt={"lr_decay": 1.0, "sigma": 0.3}
     )

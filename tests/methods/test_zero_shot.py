@@ -1,6 +1,6 @@
-"""What zero-shot prompts may read (pdiff.methods.zero_shot), on the shared reach workspace's real prompt-expert
-data: under `nearest` the nearest training task's episodes, as the target's few-shot data; under `none`
-nothing chosen for the target; never the target task itself."""
+"""What zero-shot prompts may read (pdiff.methods.zero_shot), on the shared reach workspace's real
+prompt-expert data: under `nearest` the nearest training task's episodes, as the target's few-shot data; under
+`none` nothing chosen for the target; never the target task itself."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def data(collected_template) -> FamilyData:
 
 
 def sources(data: FamilyData, setting: ZeroShotSetting) -> ZeroShotPrompts:
-    """The zero-shot sources of `data` under `setting`, with states left as they are (identity normalisation)."""
+    """The zero-shot sources of `data` under `setting`, with states left as they are (identity
+    normalisation)."""
     family = get_family(REACH)
     identity = {
         "state_mean": np.zeros(family.obs_dim, np.float32),
@@ -77,7 +78,8 @@ def test_none_prompts_and_conditions_every_target_alike(data):
     a, b = next(
         (a, b) for a in targets for b in targets if prompts.nearest_task(a) != prompts.nearest_task(b)
     )
-    # two targets with different nearest tasks get the same prompt from the same draws: none is chosen for them
+    # two targets with different nearest tasks get the same prompt from the same draws: none is chosen for
+    # them
     first, second = (prompts.prompt(t, np.random.default_rng(7)) for t in (a, b))
     assert np.array_equal(first.actions, second.actions) and np.array_equal(first.states, second.states)
     drawn = {prompts.prompt(a, rng).actions.tobytes() for rng in map(np.random.default_rng, range(20))}

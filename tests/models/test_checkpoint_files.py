@@ -119,7 +119,7 @@ def test_weights_that_do_not_fit_the_built_model_are_refused(tmp_path: Path) -> 
         load_inference(directory, build_for_metaworld)
 
 
-# ---- resume state ----------------------------------------------------------------------------------------------
+# ---- resume state ------------------------------------------------------------------------------------------
 
 
 def _train_steps(model: PromptDT, optimizer, scheduler, rng: np.random.Generator, steps: int) -> None:

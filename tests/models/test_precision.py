@@ -1,5 +1,5 @@
-"""Reduced precision (pdiff.models.precision): bf16 autocast trains the Prompt-DT and the denoiser to the losses
-fp32 reaches, keeps float32 weights and hands float32 back."""
+"""Reduced precision (pdiff.models.precision): bf16 autocast trains the Prompt-DT and the denoiser to the
+losses fp32 reaches, keeps float32 weights and hands float32 back."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ LOSS_TOLERANCE = 0.05
 
 
 def train(model: torch.nn.Module, loss_of, precision: str, steps: int) -> tuple[float, float]:  # noqa: ANN001
-    """(first loss, mean of the last 30) of `steps` Adam steps in `precision`; step i's loss is loss_of(model, i),
-    so both precisions see the same batches and noise."""
+    """(first loss, mean of the last 30) of `steps` Adam steps in `precision`; step i's loss is
+    loss_of(model, i), so both precisions see the same batches and noise."""
     use_precision(model, Compute("cpu", 1, precision, "test", ""))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []

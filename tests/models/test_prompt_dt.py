@@ -52,7 +52,7 @@ def test_adapter_hooks_are_named_linear_layers() -> None:
     assert block.mlp.fc.out_features == 4 * 128
 
 
-# ---- shapes --------------------------------------------------------------------------------------------------
+# ---- shapes ------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dims", FAMILY_DIMS)
@@ -76,7 +76,7 @@ def test_outputs_are_actions_in_range_and_finite_with_heavy_padding() -> None:
     assert torch.isfinite(out).all() and out.abs().max() < 1
 
 
-# ---- masking -------------------------------------------------------------------------------------------------
+# ---- masking -----------------------------------------------------------------------------------------------
 
 
 def test_causal_mask_future_steps_do_not_change_earlier_predictions() -> None:
@@ -117,7 +117,7 @@ def test_padded_steps_do_not_change_the_output() -> None:
     assert not torch.allclose(before[0, 9:], model(**real_change)[0, 9:])
 
 
-# ---- the prompt ----------------------------------------------------------------------------------------------
+# ---- the prompt --------------------------------------------------------------------------------------------
 
 
 def test_the_prompt_changes_the_predictions() -> None:
@@ -183,7 +183,7 @@ def test_gradients_reach_the_prompt_through_a_frozen_model() -> None:
     assert all(p.grad is None for p in model.parameters())
 
 
-# ---- loss, dropout, learning ---------------------------------------------------------------------------------
+# ---- loss, dropout, learning -------------------------------------------------------------------------------
 
 
 def test_action_loss_ignores_padded_steps() -> None:
@@ -230,7 +230,7 @@ def test_overfits_a_small_batch() -> None:
     assert losses[-1] < losses[0] / 5, (losses[0], losses[-1])
 
 
-# ---- faithfulness: the same function as the reference on transformers.GPT2Model -------------------------------
+# ---- faithfulness: the same function as the reference on transformers.GPT2Model ----------------------------
 
 
 def test_matches_the_reference_gpt2_implementation() -> None:

@@ -1,7 +1,7 @@
 """Bad input never gives a traceback: generated bad argument sets end with exit 2 and one informative line.
 
-Also: a full disk (file-size limit) and a read-only workspace (a read-only mount, so it holds for root too) end
-a run with one line, and a NaN loss stops training with a clear error that keeps the last good checkpoint.
+Also: a full disk (file-size limit) and a read-only workspace (a read-only mount, so it holds for root too)
+end a run with one line, and a NaN loss stops training with a clear error that keeps the last good checkpoint.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Two pdiff processes on one workspace corrupt nothing; the loser of a run lock fails with a clear message."""
+"""Two pdiff processes on one workspace corrupt nothing; the loser of a run lock fails with a clear
+message."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """SIGKILL every stage at several points: the run is stale, refused downstream by name, nothing complete is
 damaged, and `--resume` finishes it to the same result as the uninterrupted run.
 
-The default run kills each stage once; `pytest -m full_matrix` (or `make test-reliability`) runs the whole matrix.
-A process that finishes before its kill point fails the test (tests/support/killing.py): a resume always has
-work left, and the default pretrain point is a checkpoint before the smoke preset's last step.
+The default run kills each stage once; `pytest -m full_matrix` (or `make test-reliability`) runs the whole
+matrix. A process that finishes before its kill point fails the test (tests/support/killing.py): a resume
+always has work left, and the default pretrain point is a checkpoint before the smoke preset's last step.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def dataset_in_place(run_dir: Path) -> bool:
     return any((run_dir.parents[2] / "datasets").glob("pdiff/*/task-*/*-v0/data/metadata.json"))
 
 
-# (stage, kill point, predicate on the run directory, in the default run?); the `after-Ns` points are capped by
-# a progress point so that a fast machine cannot finish the run first
+# (stage, kill point, predicate on the run directory, in the default run?); the `after-Ns` points are capped
+# by a progress point so that a fast machine cannot finish the run first
 KILL_POINTS = [
     ("collect", "first-dataset-recorded", recorded_outputs(1), True),
     ("collect", "run-opened", started, False),

@@ -48,7 +48,8 @@ def result(
 
 
 def score_of(matrix: np.ndarray) -> Score:
-    """The Score eval writes for a (seeds × tasks) matrix: mean ± std of the per-seed means, and the matrix."""
+    """The Score eval writes for a (seeds × tasks) matrix: mean ± std of the per-seed means, and the
+    matrix."""
     per_seed = np.asarray(matrix, dtype=np.float64).mean(axis=1)
     return Score(float(per_seed.mean()), sample_std(per_seed), by_seed_task=np.asarray(matrix).tolist())
 

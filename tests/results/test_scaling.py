@@ -1,6 +1,7 @@
 """`pdiff report --scaling`: the rungs' reports side by side, on report.json files built here (the smoke run
-of tests/stages/test_scaling_ladder.py writes real ones). Columns in order of pretraining samples, read off the
-runs; cells, verdicts and fidelity figures by the report's own estimators and rule; the README's sentence."""
+of tests/stages/test_scaling_ladder.py writes real ones). Columns in order of pretraining samples, read off
+the runs; cells, verdicts and fidelity figures by the report's own estimators and rule; the README's
+sentence."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ SEEDS = range(10)
 
 
 def cell(method: str, level: float, family: str, batch: int, *, tasks: int = 2) -> Result:
-    """A Table 1 cell of 10 seeds × 2 tasks around `level`, pretrained 4000 steps × `batch` on `tasks` tasks."""
+    """A Table 1 cell of 10 seeds × 2 tasks around `level`, pretrained 4000 steps × `batch` on `tasks`
+    tasks."""
     rng = np.random.default_rng([batch, int(level) + 100])
     scores = level + rng.normal(0.0, 2.0, size=(10, 2))
     row = pretrained(scored(method, scores, seeds=SEEDS, family=family), 4000, batch, tasks)
@@ -51,7 +53,8 @@ def row_of(markdown: str, title: str, first: str) -> list[str]:
 
 @pytest.fixture
 def ladder(tmp_path: Path) -> tuple[list[Path], Path]:
-    """Two rungs of cheetah-dir (Prompt Diffuser behind the real prompt at x1, ahead at x4), given out of order."""
+    """Two rungs of cheetah-dir (Prompt Diffuser behind the real prompt at x1, ahead at x4), given out of
+    order."""
     x1 = publish(tmp_path / "rungs" / "x1", rung(40.0, 60.0, batch=1))
     x4 = publish(tmp_path / "rungs" / "x4", rung(75.0, 60.0, batch=4))
     return [x4, x1], tmp_path / "out"
@@ -102,8 +105,8 @@ def test_in_distribution_fidelity_is_table1_and_each_rung_shows_compute_and_comm
     ]
     assert (
         "pdiff -w scaling-x4 reproduce --env cheetah-dir --preset study --methods "
-        "prompt-diffuser,prompt-dt,ptdt,full-data,adaptor --data-kinds expert --no-guidance-ablation --jobs 2 "
-        "--set pretrain.batch_per_task=4" in page
+        "prompt-diffuser,prompt-dt,ptdt,full-data,adaptor --data-kinds expert --no-guidance-ablation "
+        "--jobs 2 --set pretrain.batch_per_task=4" in page
     )
     assert "scripts/fidelity.py" not in page  # cheetah-dir's test tasks are its training tasks
     assert "other budgets" not in page  # 4000 steps × 1 and × 4: the study preset's

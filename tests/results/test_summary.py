@@ -1,8 +1,8 @@
-"""`pdiff report --summary`: the committed docs/results/README.md, the README's results table and docs/study.md's
-compute table are what the command makes of the committed reports, byte for byte; a report.json reads back
-into the same cells; each family's Setting row is its report's, and the study page's compute figures are the
-reports' compute columns; one cell in two reports is refused; a report moved to earlier/ is linked, not
-tabulated."""
+"""`pdiff report --summary`: the committed docs/results/README.md, the README's results table and
+docs/study.md's compute table are what the command makes of the committed reports, byte for byte; a
+report.json reads back into the same cells; each family's Setting row is its report's, and the study page's
+compute figures are the reports' compute columns; one cell in two reports is refused; a report moved to
+earlier/ is linked, not tabulated."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 from pdiff.cli import app
 from pdiff.errors import ArtifactError
 from pdiff.methods.zero_shot import BEFORE_EQUAL_INFORMATION
-from pdiff.results import runtime, tables
+from pdiff.results import runtime
 from pdiff.results.report_json import read_report
+from pdiff.results.setting_table import setting_table
 from pdiff.results.summary import (
     COMPUTE_BEGIN,
     COMPUTE_END,
@@ -101,7 +102,8 @@ def test_the_summary_states_each_familys_setting_as_its_report_does():
     summary = render_summary(RESULTS)
     families = set()
     for path in sorted(RESULTS.glob("*/report.json")):
-        own = tables.setting_table(read_report(path))
+        own = setting_table(read_report(path))
+
         for row in own.rows:
             assert "| " + " | ".join(row) + " |" in summary, f"{path.parent.name}: {row[0]}"
             families.add(row[0])

@@ -31,7 +31,8 @@ def test_summary_averages_episodes_then_normalises_per_task_then_averages():
         episodes += [_episode(task, i, v) for i, v in enumerate(values)]
         seed_of += [seed] * len(values)
     summary = summarise([0, 1], [2, 7], episodes, seed_of, references)
-    # seed 0: task 2 mean 120 -> 60, task 7 mean 10 -> 60; seed 1: task 2 mean 190 -> 95, task 7 mean -40 -> 10
+    # seed 0: task 2 mean 120 -> 60, task 7 mean 10 -> 60;
+    # seed 1: task 2 mean 190 -> 95, task 7 mean -40 -> 10
     assert summary["normalized_per_seed"] == pytest.approx([60.0, 52.5])
     assert summary["normalized_mean"] == pytest.approx(56.25)
     assert summary["normalized_std"] == pytest.approx(7.5 / 2**0.5)  # sample std (ddof 1) of 60 and 52.5

@@ -104,7 +104,8 @@ def test_the_metaworld_medium_kind_is_calibrated_halfway_between_random_and_expe
 
 
 def test_a_teacher_family_gives_byte_identical_datasets_with_a_fixed_seed(tmp_path):
-    """cheetah-dir: a SAC teacher trained from scratch in each workspace, then its data; seed 0 twice, seed 1."""
+    """cheetah-dir: a SAC teacher trained from scratch in each workspace, then its data;
+    seed 0 twice, seed 1."""
     args = [
         "--env",
         "cheetah-dir",

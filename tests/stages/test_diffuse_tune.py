@@ -108,8 +108,8 @@ def test_tune_rejects_bad_shots(pretrained):
     assert not (ws.root / "runs" / "tune").exists()
 
 
-# gpm with a basis refreshed every 3 steps from a ring of 4: the kill falls between refreshes and after the ring
-# wrapped, so the resume needs both the ring and the stale basis from the checkpoint.
+# gpm with a basis refreshed every 3 steps from a ring of 4: the kill falls between refreshes and after the
+# ring wrapped, so the resume needs both the ring and the stale basis from the checkpoint.
 GPM = {"guidance": "gpm", "gpm.memory": 4, "gpm.refresh_every": 3}
 
 

@@ -36,8 +36,9 @@ def cli(root: Path, *args: str) -> dict:
 
 @pytest.fixture(scope="module")
 def ood_template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """cheetah-vel-ood collected (every task, the test range included) with a teacher trained on one cheetah-vel
-    task's collect and reused, then a smoke Prompt-DT and diffusion model; (root, run id per stage)."""
+    """cheetah-vel-ood collected (every task, the test range included) with a teacher trained on one
+    cheetah-vel task's collect and reused, then a smoke Prompt-DT and diffusion model; (root, run id per
+    stage)."""
     root = tmp_path_factory.mktemp("ood") / "ws"
     Workspace.init(root)
     teacher = cli(
@@ -114,7 +115,8 @@ def tails(ws: Workspace, task: int, field: str) -> list[list[float]]:
 
 
 def zero_shot_tune(root: str, method: str, setting: str) -> tuple[dict, set[str]]:
-    """A smoke `tune --shots 0` of `method` under `setting`: its JSON payload and the datasets the run read."""
+    """A smoke `tune --shots 0` of `method` under `setting`: its JSON payload and the datasets the run
+    read."""
     payload = cli(
         root,
         "tune",

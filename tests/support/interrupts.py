@@ -20,8 +20,8 @@ class DropsCtrlC:
 
 @contextmanager
 def noticing_dropped_ctrl_c() -> Iterator[None]:
-    """pdiff's hook, as `pdiff`'s main installs it, then the previous hook and a clear flag back. Entered in the
-    test's body: pytest before 8.4 swaps `sys.unraisablehook` at each test phase."""
+    """pdiff's hook, as `pdiff`'s main installs it, then the previous hook and a clear flag back. Entered in
+    the test's body: pytest before 8.4 swaps `sys.unraisablehook` at each test phase."""
     previous = sys.unraisablehook
     notice_dropped_ctrl_c()
     try:

@@ -1,4 +1,5 @@
-"""SIGKILL (or SIGINT) a real `pdiff` process at a chosen point of its new run; the one kill harness of the suite.
+"""SIGKILL (or SIGINT) a real `pdiff` process at a chosen point of its new run; the one kill harness of the
+suite.
 
 A kill that comes too late cannot pass silently: if the process finished (or its run was already FINISHED)
 before the kill point was reached, `kill_at` fails the test, so a resume test always has work to resume.

@@ -41,7 +41,8 @@ def assert_save_load_identical(
     *,
     model_config: dict,
 ) -> nn.Module:
-    """save_inference -> load_inference gives the same weights, config and eval-mode outputs; returns the copy.
+    """save_inference -> load_inference gives the same weights, config and eval-mode outputs; returns the
+    copy.
 
     `build(model_config)` must construct an untrained model of the same architecture;
     `example_inputs` are keyword arguments of `model(...)`.

@@ -1,5 +1,6 @@
-"""Budgets read off learning curves (pdiff.rollouts.budget): the step that reaches 95 % of the rise to the plateau,
-robust to a lucky early point, correct for negative returns, and honest about a curve that is still rising."""
+"""Budgets read off learning curves (pdiff.rollouts.budget): the step that reaches 95 % of the rise to the
+plateau, robust to a lucky early point, correct for negative returns, and honest about a curve that is still
+rising."""
 
 from __future__ import annotations
 

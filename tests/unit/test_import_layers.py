@@ -49,7 +49,8 @@ def layer_of(module: str) -> str:
 
 
 def imported(module: str, node: ast.Import | ast.ImportFrom) -> list[str]:
-    """The pdiff modules an import statement of `module` names (a name imported from a package may be a module)."""
+    """The pdiff modules an import statement of `module` names (a name imported from a package may be a
+    module)."""
     assert not isinstance(node, ast.ImportFrom) or node.level == 0, f"{module}: pdiff imports absolutely"
     if isinstance(node, ast.Import):
         names = [alias.name for alias in node.names]

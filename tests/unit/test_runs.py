@@ -159,7 +159,8 @@ KILLED_AFTER_WRITING = """
 import os, signal, sys, time
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import create_run
-run = create_run(Workspace.open(sys.argv[1]), "tune", config={"k": 1}, argv=["pdiff"], seed=0, family="metaworld-reach")
+run = create_run(Workspace.open(sys.argv[1]), "tune", config={"k": 1}, argv=["pdiff"], seed=0, \
+family="metaworld-reach")
 print(run.run_id, flush=True)
 time.sleep(2.5)  # working: a tune writes its progress records, not its manifest
 (run.dir / "progress").mkdir()

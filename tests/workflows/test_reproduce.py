@@ -48,7 +48,8 @@ def reproduced_template(collected_template, tmp_path_factory):
 
 @pytest.fixture
 def reproduced(reproduced_template, tmp_path):
-    """A private copy of the reproduced workspace, so that no test sees another's runs: (ws, payload, stderr)."""
+    """A private copy of the reproduced workspace, so that no test sees another's runs:
+    (ws, payload, stderr)."""
     template, stdout, stderr = reproduced_template
     root = tmp_path / "reproduced-ws"
     shutil.copytree(template, root)
@@ -144,8 +145,8 @@ def test_report_picks_the_newest_run_of_a_cell_and_copies_out(reproduced, tmp_pa
 
 
 def test_fidelity_runs_on_training_tasks_are_reported_apart_from_the_test_cells(reproduced, tmp_path):
-    """The scaling study's fidelity measurement: Table 1's prompt-diffuser and prompt-dt runs repeated on training
-    tasks (every other setting as recorded), reported beside the test cells, never in their place."""
+    """The scaling study's fidelity measurement: Table 1's prompt-diffuser and prompt-dt runs repeated on
+    training tasks (every other setting as recorded), reported beside the test cells, never in their place."""
     ws, payload, _ = reproduced
     steps = run_fidelity(ws, FAMILY, None, ["pdiff-test"])
     assert [s.state for s in steps] == ["ran"] * 4

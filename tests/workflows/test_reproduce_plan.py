@@ -1,5 +1,5 @@
-"""The reproduce matrix gives each seed its own diffusion model (and, on request, its own Prompt-DT); tune then
-adapts seed s from model s."""
+"""The reproduce matrix gives each seed its own diffusion model (and, on request, its own Prompt-DT); tune
+then adapts seed s from model s."""
 
 from __future__ import annotations
 

@@ -103,7 +103,8 @@ def test_the_study_pages_ladder_is_the_codes():
 
 
 def test_each_rung_runs_the_strongest_weight_tuning_method_of_the_first_edition():
-    """The weight-tuning method a rung runs is the one with the highest Table 1 mean in the published study."""
+    """The weight-tuning method a rung runs is the one with the highest Table 1 mean in the published
+    study."""
     import json
 
     results = Path(__file__).resolve().parents[2] / "docs" / "results"
