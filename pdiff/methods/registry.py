@@ -29,6 +29,11 @@ DEFAULT_METHOD = "prompt-diffuser"
 NEEDS_DIFFUSE = {"prompt-diffuser"}
 
 
+def trains(method: str | None) -> bool:
+    """Whether `method` is a tuning method that trains anything (full-data, a pretrain, is none)."""
+    return method in METHODS and METHODS[method].DEFAULT_LR is not None
+
+
 def changes_weights(method: str) -> bool:
     return hasattr(METHODS[method], "attach")
 

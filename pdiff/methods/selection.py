@@ -32,6 +32,7 @@ from pdiff.data.loader import FamilyData
 from pdiff.errors import RunFailed
 from pdiff.methods import real_prompt
 from pdiff.methods.base import TaskContext, TaskResult, TuneSettings
+from pdiff.methods.registry import METHODS, trains
 from pdiff.models.prompt_dt import action_loss
 from pdiff.rollouts.rollout import FrozenPolicy
 
@@ -44,7 +45,6 @@ LR_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 # The number of rounds, chosen with η, already bounds how far the prompt travels, so η does not decay.
 PTDT_ETA_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 GRIDS: dict[str, dict[str, tuple[float, ...]]] = {
-    "prompt-dt": {},
     "ptdt": {"lr": PTDT_ETA_GRID, "ptdt_lr_decay": (1.0,)},
 }
 # Fixed in every trial: the protocol reads no simulator, so PTDT ranks by the few-shot action loss.
@@ -56,7 +56,9 @@ Curve = dict[int, float]  # scored step -> held-out loss
 
 
 def grid_for(method: str) -> dict[str, tuple[float, ...]]:
-    """The settings a method's selection tries (empty: nothing to choose)."""
+    """The settings a method's selection tries (empty: nothing to choose, as for one that trains nothing)."""
+    if method in METHODS and not trains(method):
+        return {}
     return GRIDS.get(method, {"lr": LR_GRID})
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from pdiff.envs import get_family
 from pdiff.errors import ArtifactError, UsageError
 from pdiff.methods.options import recorded_options
+from pdiff.methods.registry import trains
 from pdiff.methods.zero_shot import recorded_setting
 from pdiff.stats import average_interval, mean_interval, sample_std
 from pdiff.workspace.root import Workspace, parse_utc
@@ -135,11 +136,7 @@ def setting_label(tune: Run | None, diffuse: Run | None) -> str:
             parts.append(f"segments {source}")
         if config.get("ema_decay"):
             parts.append(f"EMA {config['ema_decay']}")
-    if (
-        tune is not None
-        and tune.config.get("method") != "prompt-dt"
-        and tune.config.get("selection") != "holdout"
-    ):
+    if tune is not None and trains(tune.config.get("method")) and tune.config.get("selection") != "holdout":
         parts.append(f"lr {tune.config.get('lr')} by hand")
     if (
         tune is not None

@@ -16,12 +16,12 @@ _HOME = {
     "SnapshotInfo": "storage",
     "TaskEvaluator": "evaluation",
     "TeacherPolicy": "policy",
-    "TeacherSummary": "training",
+    "TeacherSummary": "sac_training",
     "latest_checkpoint": "storage",
     "list_snapshots": "storage",
     "nearest_snapshot": "storage",
     "read_metrics": "storage",
-    "train_teacher": "training",
+    "train_teacher": "sac_training",
 }
 __all__ = sorted(_HOME)
 

@@ -13,6 +13,7 @@ from safetensors import safe_open
 
 from pdiff.data.batches import Segments
 from pdiff.methods.base import TaskResult
+from pdiff.methods.registry import trains
 from pdiff.models.prompt_dt import PromptDT, PromptDTConfig
 from pdiff.stages.tune import TuneConfig
 
@@ -25,7 +26,7 @@ def expected_tunable_parameters(
 ) -> int:
     """Each method's tunable-parameter count, from its definition and the config alone."""
     e, layers, h = arch.embed_dim, arch.n_layer, arch.prompt_len
-    if method == "prompt-dt":
+    if not trains(method):
         return 0
     if method == "soft-prompt":  # 3 tokens (R̂, s, a) per prompt step, each E wide
         return 3 * h * e

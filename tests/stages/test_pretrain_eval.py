@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from support.distributed import newest_finished, run_torchrun
 from support.killing import checkpoint_at, kill_at
 from support.stages import FAMILY, run_smoke
 from support.weights import assert_same_weights, latest_weights
 from typer.testing import CliRunner
 
 from pdiff.cli import app
-from pdiff.workspace.runs import RunStatus, list_runs, load_run
+from pdiff.workspace.runs import RunStatus, load_run
 
 pytestmark = pytest.mark.metaworld
 runner = CliRunner()
@@ -58,30 +56,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(reach_ws):
 
 def test_ddp_with_two_gloo_processes_matches_one_process(reach_ws):
     single, _ = _pretrain(reach_ws, steps=30, model={"dropout": 0.0})
-    env = {**os.environ, "PDIFF_WORKSPACE": str(reach_ws.root), "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "pdiff",
-        "pretrain",
-        "--env",
-        FAMILY,
-        "--preset",
-        "smoke",
-        "--steps",
-        "30",
-        "--set",
-        "model.dropout=0.0",
-    ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    ddp = [r for r in list_runs(reach_ws, "pretrain") if r.run_id != single.run_id][-1]
-    assert ddp.status is RunStatus.FINISHED
+    settings = ["--preset", "smoke", "--steps", "30", "--set", "model.dropout=0.0"]
+    run_torchrun(reach_ws, "pretrain", "--env", FAMILY, *settings)
+    ddp = newest_finished(reach_ws, "pretrain", single.run_id)
     assert_same_weights(latest_weights(ddp.dir), latest_weights(single.dir), atol=2e-5)
     losses = [json.loads(line)["loss"] for line in (ddp.dir / "metrics.jsonl").read_text().splitlines()]
     assert losses[-1] < losses[0]
