@@ -1,0 +1,49 @@
+"""Two editions side by side: a report against itself changes no verdict; raising Prompt Diffuser's per-seed
+scores far above a method it was level with turns that verdict into "ahead", and the table says so."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from pdiff.results.cells import ReportData, Result, Score
+from pdiff.results.editions import edition_rows, edition_table
+from pdiff.results.report_json import read_report
+from pdiff.results.tables import OURS
+
+REPORT = Path(__file__).resolve().parents[2] / "docs" / "results" / "cheetah-vel-study" / "report.json"
+
+
+def raised(score: Score | None, by: float) -> Score | None:
+    if score is None or score.by_seed_task is None:
+        return score
+    return replace(
+        score, mean=score.mean + by, by_seed_task=[[x + by for x in row] for row in score.by_seed_task]
+    )
+
+
+def with_ours_raised(data: ReportData, by: float) -> ReportData:
+    def lift(r: Result) -> Result:
+        if r.method != OURS:
+            return r
+        normalized = raised(r.normalized, by) if r.normalized else None
+        return replace(r, score=raised(r.score, by), normalized=normalized)
+
+    return replace(data, results=[lift(r) for r in data.results])
+
+
+def test_a_report_against_itself_changes_no_verdict():
+    data = read_report(REPORT)
+    rows = edition_rows(data, data)
+    assert rows and not any(r.changed for r in rows)
+    assert rows[0].method == OURS and rows[0].old_verdict is None
+    assert "0 of " in edition_table(rows).markdown()
+
+
+def test_a_verdict_that_moves_is_marked_changed():
+    data = read_report(REPORT)
+    rows = edition_rows(data, with_ours_raised(data, 1000.0))
+    moved = [r for r in rows if r.changed]
+    assert moved and all(r.new_verdict == "ahead" for r in moved)
+    assert any(r.old_verdict == "level" for r in moved)
+    assert f"{len(moved)} of " in edition_table(rows).markdown()
