@@ -254,7 +254,9 @@ def resolve_step(
     if isinstance(config, CollectConfig):
         config = collect_config(workspace, step, config)
         command = command_line(step, config, preset, grouped.get(step.stage, []))
-    matches = same_config(step.stage, config, step.ignore - {"kinds"})
+    # A resume keeps its recorded config, so how often it logs and checkpoints may differ too.
+    ignore = (step.ignore - {"kinds"}) | RESULT_NEUTRAL.get(step.stage, frozenset())
+    matches = same_config(step.stage, config, ignore)
     return ResolvedStep(config, command, stale=interrupted_match(workspace, step.stage, step.family, matches))
 
 

@@ -3,6 +3,7 @@ it logged and checkpointed, tune on chosen tasks (training tasks for the fidelit
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from pdiff.errors import UsageError
 from pdiff.ladder import RUNGS, STRONGEST_WEIGHT_TUNING, implied_samples, rung_commands
 from pdiff.stages.common import open_run, stage_run
 from pdiff.stages.tune import TuneConfig, tune_tasks
-from pdiff.workflows.pipeline import find_done, split_overrides, stage_config
+from pdiff.workflows.pipeline import find_done, resolve_step, split_overrides, stage_config
 from pdiff.workflows.scaling import fidelity_tasks
 from pdiff.workflows.steps import Step
 from pdiff.workspace.root import Workspace
@@ -36,12 +37,14 @@ def test_every_rung_is_a_valid_set_family_of_reproduce(tmp_path, name):
             assert getattr(config, key) == int(value)
 
 
-def finished_pretrain(ws: Workspace, **settings: int) -> str:
-    """A FINISHED pretrain run record of the smoke config with `settings` changed (nothing trained)."""
+def finished_pretrain(ws: Workspace, killed: bool = False, **settings: int) -> str:
+    """A FINISHED (or KILLED) pretrain run record of the smoke config with `settings` changed (nothing
+    trained)."""
     config = stage_config(ws, "pretrain", "smoke", {"env": FAMILY, **settings})
     run, _ = open_run(ws, "pretrain", config, argv=["pdiff", "pretrain"], family=FAMILY, seed=0)
-    with stage_run(run):
-        pass
+    with contextlib.suppress(KeyboardInterrupt), stage_run(run):
+        if killed:
+            raise KeyboardInterrupt
     return run.run_id
 
 
@@ -53,6 +56,15 @@ def test_reproduce_reuses_a_pretrain_that_differs_only_in_logging_and_checkpoint
     assert find_done(ws, step, wanted).run_id == cadence
     for changed in ({"batch_per_task": 4}, {"curve_every": 5}):  # a budget; a curve the reused run never drew
         assert find_done(ws, step, stage_config(ws, "pretrain", "smoke", {"env": FAMILY, **changed})) is None
+
+
+def test_reproduce_resumes_a_killed_pretrain_that_differs_only_in_logging_and_checkpointing(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "ws")
+    killed = finished_pretrain(ws, killed=True, log_every=7, checkpoint_every=3)
+    step = Step(f"pretrain:{FAMILY}", "pretrain", FAMILY, {"env": FAMILY})
+    assert resolve_step(ws, step, "smoke", {}, {}, {}).stale.run_id == killed
+    other_budget = Step(f"pretrain:{FAMILY}", "pretrain", FAMILY, {"env": FAMILY, "batch_per_task": 4})
+    assert resolve_step(ws, other_budget, "smoke", {}, {}, {}).stale is None
 
 
 def tune_config(**settings) -> TuneConfig:
