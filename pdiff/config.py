@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from pdiff.console import log
 from pdiff.errors import UsageError
 from pdiff.workspace.root import STAGES, Workspace, template_dir
 
@@ -94,6 +95,42 @@ def load_presets(workspace: Workspace | None) -> tuple[dict[str, Any], Path]:
             merged.update(stages or {})
             presets[name] = merged
     return presets, source
+
+
+_WARNED: set[tuple[Path, str, str]] = set()
+
+
+def warn_if_not_packaged(workspace: Workspace | None, preset: str, stage: str) -> None:
+    """Say once if the workspace's copy of a preset's stage section is not this pdiff's: a workspace keeps the
+    presets `pdiff init` copied, so a study run there may not be the documented preset any more."""
+    if (
+        workspace is None
+        or not workspace.config_file.is_file()
+        or (workspace.config_file, preset, stage) in _WARNED
+    ):
+        return
+    template_path = template_dir() / "config.yaml"
+    packaged = (_presets_in(template_path).get(preset) or {}).get(stage)
+    own = (_presets_in(workspace.config_file).get(preset) or {}).get(stage)
+    if packaged is None or own is None:
+        return
+    theirs, ours = flatten_dotted(own), flatten_dotted(packaged)
+    differ = [k for k in sorted(theirs.keys() | ours.keys()) if theirs.get(k) != ours.get(k)]
+    if differ:
+        _WARNED.add((workspace.config_file, preset, stage))
+        shown = ", ".join(
+            f"{k} {theirs.get(k, '(unset)')} (packaged: {ours.get(k, '(unset)')})" for k in differ[:3]
+        )
+        log.warning(
+            "%s: preset %s's %s settings are not this pdiff's: %s%s; "
+            "copy %s over it to take the packaged presets",
+            workspace.config_file,
+            preset,
+            stage,
+            shown,
+            f" and {len(differ) - 3} more" if len(differ) > 3 else "",
+            template_path,
+        )
 
 
 def _presets_in(path: Path) -> dict[str, Any]:
@@ -182,6 +219,7 @@ def resolve_config(
         raise UsageError(
             f"unknown preset {chosen!r} (known: {known})", hint=f"presets live in {presets_path}"
         )
+    warn_if_not_packaged(workspace, chosen, stage)
     layers.append((f"preset {chosen} ({presets_path})", (presets[chosen] or {}).get(stage, {}) or {}))
     if config_file is not None:
         data = _read_yaml(Path(config_file), "--config")

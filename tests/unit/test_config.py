@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,6 +108,21 @@ def test_stage_sections_missing_from_an_older_workspace_come_from_the_template(t
     assert (
         resolve_config(DiffuseConfig, "diffuse", workspace=workspace, preset="smoke").steps == 10
     )  # template
+
+
+def test_a_workspace_preset_that_is_not_the_packaged_one_is_said_once(tmp_path, caplog):
+    from pdiff.stages.collect import CollectConfig
+
+    workspace, _ = Workspace.init(tmp_path / "old")
+    with caplog.at_level(logging.WARNING, logger="pdiff"):
+        resolve_config(CollectConfig, "collect", workspace=workspace, preset="smoke")
+        assert "not this pdiff's" not in caplog.text  # as `pdiff init` copied it
+        presets = {"presets": {"smoke": {"collect": {"episodes": 7}}}}
+        workspace.config_file.write_text(yaml.safe_dump(presets))
+        for _ in range(2):
+            resolve_config(CollectConfig, "collect", workspace=workspace, preset="smoke")
+    warned = [r.getMessage() for r in caplog.records if "not this pdiff's" in r.getMessage()]
+    assert len(warned) == 1 and "preset smoke's collect settings" in warned[0] and "episodes 7" in warned[0]
 
 
 def test_a_collect_recorded_before_the_medium_calibration_reads_as_today_where_the_noise_means_nothing():
