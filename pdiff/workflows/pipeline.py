@@ -64,8 +64,10 @@ def run_stage(
 def same_config(
     stage: str, config: StageConfig, ignore: frozenset[str] = frozenset()
 ) -> Callable[[Run], bool]:
-    """A matcher of runs whose recorded config equals `config` (keys in `ignore` aside). A config recorded
+    """A matcher of runs whose recorded config equals `config` (keys in `ignore` and the stage's result-neutral
+    ones aside). A config recorded
     before some setting existed is read as the run ran, so upgrading pdiff does not redo finished work."""
+    ignore = ignore | RESULT_NEUTRAL.get(stage, frozenset())  # how often a run logs changes no result
     wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in ignore}
 
     def matches(run: Run) -> bool:
@@ -186,7 +188,7 @@ def command_line(step: Step, config: StageConfig, preset: str | None, overrides:
 
 def finished_collects(workspace: Workspace, step: Step, config: StageConfig) -> list[Run]:
     """The finished collects of `config`'s settings, whichever kinds they collected."""
-    matches = same_config("collect", config, step.ignore | RESULT_NEUTRAL["collect"])
+    matches = same_config("collect", config, step.ignore)
     runs = list_runs(workspace, "collect", step.family)
     return [r for r in runs if r.status is RunStatus.FINISHED and matches(r)]
 
@@ -197,7 +199,7 @@ def find_done(workspace: Workspace, step: Step, config: StageConfig) -> Run | No
         runs = finished_collects(workspace, step, config)
         held = {k for r in runs for k in r.config.get("kinds", [])}
         return runs[-1] if runs and set(config.kinds) <= held else None
-    matches = same_config(step.stage, config, step.ignore | RESULT_NEUTRAL.get(step.stage, frozenset()))
+    matches = same_config(step.stage, config, step.ignore)
     extra = step.extra_match
     return finished_match(
         workspace,
@@ -254,9 +256,7 @@ def resolve_step(
     if isinstance(config, CollectConfig):
         config = collect_config(workspace, step, config)
         command = command_line(step, config, preset, grouped.get(step.stage, []))
-    # A resume keeps its recorded config, so how often it logs and checkpoints may differ too.
-    ignore = (step.ignore - {"kinds"}) | RESULT_NEUTRAL.get(step.stage, frozenset())
-    matches = same_config(step.stage, config, ignore)
+    matches = same_config(step.stage, config, step.ignore - {"kinds"})
     return ResolvedStep(config, command, stale=interrupted_match(workspace, step.stage, step.family, matches))
 
 

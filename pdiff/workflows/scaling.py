@@ -20,7 +20,6 @@ from pdiff.results.tables import OURS, main_results, shot_counts
 from pdiff.stages.eval import EvalConfig
 from pdiff.stages.tune import TuneConfig
 from pdiff.workflows.pipeline import (
-    RESULT_NEUTRAL,
     finished_match,
     interrupted_match,
     run_stage,
@@ -65,7 +64,7 @@ def reuse_or_run(
 ) -> StepResult:
     """`pdiff reproduce`'s rule for one step: the finished run of `config` (result-neutral settings aside),
     else the interrupted one resumed, else a new run."""
-    matches = same_config(stage, config, RESULT_NEUTRAL.get(stage, frozenset()))
+    matches = same_config(stage, config)
     done = finished_match(workspace, stage, family, matches)
     if done is not None:
         return StepResult(key, "reused", done.run_id, done.manifest.get("summary"))
