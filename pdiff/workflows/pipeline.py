@@ -64,9 +64,9 @@ def run_stage(
 def same_config(
     stage: str, config: StageConfig, ignore: frozenset[str] = frozenset()
 ) -> Callable[[Run], bool]:
-    """A matcher of runs whose recorded config equals `config` (keys in `ignore` and the stage's result-neutral
-    ones aside). A config recorded
-    before some setting existed is read as the run ran, so upgrading pdiff does not redo finished work."""
+    """A matcher of runs whose recorded config equals `config`, keys in `ignore` and the stage's
+    result-neutral ones aside. A config recorded before some setting existed is read as the run ran, so
+    upgrading pdiff does not redo finished work."""
     ignore = ignore | RESULT_NEUTRAL.get(stage, frozenset())  # how often a run logs changes no result
     wanted = {k: v for k, v in config.model_dump(mode="json").items() if k not in ignore}
 
