@@ -12,8 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pdiff.results.editions import edition_rows, edition_table
-from pdiff.results.report_json import read_report
+from pdiff.results.editions import edition_page
 from pdiff.workspace.atomic import atomic_write_text
 
 
@@ -25,9 +24,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("second", type=Path)
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args(argv)
-    table = edition_table(edition_rows(read_report(args.first), read_report(args.second))).markdown()
-    command = f"python scripts/compare_editions.py {args.first} {args.second}"
-    page = f"{table}\nMade by `{command}`.\n"
+    page = edition_page(args.first, args.second)
     if args.out:
         atomic_write_text(args.out, page)
     print(page, end="")

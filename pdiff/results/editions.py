@@ -8,8 +8,10 @@ comes from the data (more seeds, another protocol), not from a change of words.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from pdiff.results.cells import ReportData, Result
+from pdiff.results.report_json import read_report
 from pdiff.results.standing import RULE_LINE, standing
 from pdiff.results.tables import OURS, Table, main_results, setting_name
 
@@ -64,7 +66,8 @@ def edition_rows(old: ReportData, new: ReportData) -> list[EditionRow]:
 
 
 def _cell(result: Result | None) -> str:
-    return "—" if result is None else f"{result.score.text()} ({len(result.seeds)} seeds)"
+    # the interval by today's estimator: a first edition's stored one may come from an older estimator
+    return "—" if result is None else f"{result.score.with_interval().text()} ({len(result.seeds)} seeds)"
 
 
 def edition_table(rows: list[EditionRow]) -> Table:
@@ -88,3 +91,9 @@ def edition_table(rows: list[EditionRow]) -> Table:
         f"{changed} of {judged} verdicts judged in both editions changed.",
     ]
     return Table("Prompt Diffuser's verdicts, first and second edition", header, body, notes)
+
+
+def edition_page(first: Path, second: Path) -> str:
+    """The page `scripts/compare_editions.py FIRST SECOND` prints: the table and the command that made it."""
+    table = edition_table(edition_rows(read_report(first), read_report(second))).markdown()
+    return f"{table}\nMade by `python scripts/compare_editions.py {first} {second}`.\n"

@@ -3,11 +3,14 @@ scores far above a method it was level with turns that verdict into "ahead", and
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from pdiff.results.cells import ReportData, Result, Score
-from pdiff.results.editions import edition_rows, edition_table
+from pdiff.results.editions import edition_page, edition_rows, edition_table
 from pdiff.results.report_json import read_report
 from pdiff.results.tables import OURS
 
@@ -47,3 +50,35 @@ def test_a_verdict_that_moves_is_marked_changed():
     assert moved and all(r.new_verdict == "ahead" for r in moved)
     assert any(r.old_verdict == "level" for r in moved)
     assert f"{len(moved)} of " in edition_table(rows).markdown()
+
+
+ROOT = REPORT.parents[3]
+RERUN = Path("docs/results/protocol-rerun/cheetah-vel")
+FIRST = Path("docs/results/cheetah-vel-study")
+CELL = re.compile(r"-?\d+\.\d ± \d+\.\d \[-?\d+\.\d, -?\d+\.\d\]")
+PROBABILITY = re.compile(r"\d\.\d\d \[\d\.\d\d, \d\.\d\d\]")
+
+
+def test_the_published_editions_page_is_what_the_script_writes(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    page = edition_page(FIRST / "report.json", RERUN / "report.json")
+    assert (RERUN / "editions.md").read_text() == page
+
+
+def paragraph_citing(doc: Path, link: str) -> str:
+    (paragraph,) = [p for p in doc.read_text().split("\n\n") if link in p]
+    return paragraph
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/protocol.md"])
+def test_the_docs_quote_the_published_rerun(doc):
+    """Every cell, probability and count in the paragraph that cites the rerun is in the pages it cites."""
+    paragraph = paragraph_citing(ROOT / doc, "protocol-rerun/cheetah-vel/editions.md")
+    editions = (ROOT / RERUN / "editions.md").read_text()
+    reports = (ROOT / RERUN / "report.md").read_text() + (ROOT / FIRST / "report.md").read_text()
+    cells, probabilities = CELL.findall(paragraph), PROBABILITY.findall(paragraph)
+    assert len(cells) >= 2 and len(probabilities) >= 3
+    assert all(cell in editions for cell in cells)
+    assert all(probability in reports for probability in probabilities)
+    (changed,) = re.findall(r"(\d+ of \d+)\s+verdicts", paragraph)
+    assert f"{changed} verdicts judged in both editions changed" in editions
