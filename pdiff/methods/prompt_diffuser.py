@@ -311,7 +311,7 @@ def train_denoiser(
         )
     return {
         "steps": step,
-        "final_loss_dm": final.get("loss_dm"),
+        "final_loss_dm": None if settings.guidance == "plm-only" else final.get("loss_dm"),  # not NaN in JSON
         "final_loss_plm": final.get("loss_plm"),
         "plm_sha256": before,
         **trace.summary(),

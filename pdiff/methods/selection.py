@@ -134,6 +134,23 @@ def run_trial(
     return curve
 
 
+def loss_at(curve: Curve, step: int) -> float:
+    """A trial's score at `step`: its last one at or before it (a trial that stopped early keeps its last)."""
+    return curve[max(s for s in curve if s <= step)] if any(s <= step for s in curve) else math.inf
+
+
+def by_seed(curves: list[Curve], jobs: list[tuple[int, int]], step: int) -> dict[str, float]:
+    """Each seed's mean over its tasks of the trials' scores at `step` (keys: the seed as text, as JSON keeps
+    them): the per-seed figure behind a candidate's point, for intervals that resample seeds."""
+    seeds = sorted({seed for seed, _ in jobs})
+    return {
+        str(seed): float(
+            np.mean([loss_at(c, step) for c, (s, _) in zip(curves, jobs, strict=True) if s == seed])
+        )
+        for seed in seeds
+    }
+
+
 def mean_curve(curves: list[Curve], checkpoints: Sequence[int]) -> Curve:
     """The mean over trials of the loss at each checkpoint up to the furthest any trial reached; a trial that
     stopped early counts with its last score from then on (it had stopped improving)."""
@@ -202,6 +219,7 @@ class Selection:
     at_edge: list[str]  # chosen settings ("steps" included) at an edge of their grid
     scores: list[dict[str, Any]]  # per candidate: its settings, best step, held-out loss there, mean curve
     untuned_loss: float  # the same held-out loss with the untuned Prompt-DT and its few-shot prompt
+    untuned_by_seed: dict[str, float]  # that loss per seed (mean over the seed's tasks)
     rule: EarlyStopping
     protocol: str = "holdout-last-episode"
 
@@ -214,6 +232,7 @@ class Selection:
             "early_stopping": asdict(self.rule),
             "scores": self.scores,
             "heldout_loss_untuned": self.untuned_loss,
+            "heldout_loss_untuned_by_seed": self.untuned_by_seed,
         }
 
 
@@ -275,6 +294,7 @@ def select(
                 **candidate,
                 "steps": steps,
                 "heldout_loss": loss,
+                "heldout_loss_by_seed": by_seed(curves, jobs, steps),
                 "curve": [[step, value] for step, value in average.items()],
             }
         )
@@ -287,5 +307,6 @@ def select(
         at_edge=edges,
         scores=scores,
         untuned_loss=float(np.mean(untuned)),
+        untuned_by_seed=by_seed([{0: loss} for loss in untuned], jobs, 0),
         rule=rule,
     )

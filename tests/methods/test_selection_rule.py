@@ -23,6 +23,7 @@ from pdiff.methods.selection import (
     at_edge,
     candidates,
     grid_for,
+    by_seed,
     lowest_point,
     mean_curve,
     run_trial,
@@ -100,6 +101,17 @@ def test_the_mean_curve_keeps_a_stopped_trials_last_score_and_picks_the_earliest
     curve = mean_curve([stopped, longer], [10, 20, 30, 40, 50, 60])
     assert curve == {10: 3.0, 20: 2.0, 30: 2.5, 40: 2.0, 50: 2.0}  # nobody reached 60
     assert lowest_point(curve) == (20, 2.0)
+
+
+def test_the_per_seed_losses_average_each_seeds_tasks_at_the_chosen_step():
+    stopped = {10: 2.0, 20: 1.0, 30: 3.0}
+    longer = {10: 4.0, 20: 3.0, 30: 2.0, 40: 1.0, 50: 1.0}
+    jobs = [(0, 0), (0, 1), (3, 0), (3, 1)]
+    curves = [stopped, longer, longer, longer]
+    assert by_seed(curves, jobs, 20) == {"0": 2.0, "3": 3.0}
+    # at 50 the stopped trial counts with its last score (3.0), as in the mean curve
+    assert by_seed(curves, jobs, 50) == {"0": 2.0, "3": 1.0}
+    assert sum(by_seed(curves, jobs, 50).values()) / 2 == mean_curve(curves, [10, 20, 30, 40, 50])[50]
 
 
 def test_a_choice_at_the_edge_of_its_grid_is_flagged_in_the_record_and_the_report():
