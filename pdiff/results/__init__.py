@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pdiff.results import fidelity, standing, tables
+from pdiff.results import fidelity, guidance_rules, standing, tables
 from pdiff.results.cells import ReportData, gather
 from pdiff.results.figures import all_figures
 from pdiff.results.setting_table import runs_used, setting_table
@@ -39,6 +39,7 @@ def render_markdown(data: ReportData, figures: list[Path], figures_dir: Path, *,
         lines += [table.markdown()]
         if table.figure in drawn:
             lines += [f"![{table.figure}]({figures_dir.name}/{table.figure})", ""]
+    lines += [table.markdown() for table in guidance_rules.rules_tables(data)]
     measured = fidelity.fidelity_table(data)
     lines += [measured.markdown()] if measured is not None else []
     lines += [setting_table(data).markdown()]

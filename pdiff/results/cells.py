@@ -76,8 +76,11 @@ class Result:
     pretrain_runs: list[str] = field(default_factory=list)  # every Prompt-DT behind the number
     # stage → {run id: seconds it ran (None: unknown)} of every run behind the number, this eval included
     compute_s: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    # medians over the diffuse run's steps: share of ‖g_PLM‖ its rule removed, cos(g_DM, g_PLM)
+    # medians over the diffusion models behind it: share of ‖g_PLM‖ its rule removed and cos(g_DM, g_PLM)
+    # (each a median over its run's steps), L_DM and L_PLM at its last step (`guidance_trace`)
     guidance_trace: dict[str, float | None] = field(default_factory=dict)
+    # the selection's held-out few-shot loss of the chosen setting, per seed (seeds × 1): sees no return
+    heldout_loss: Score | None = None
     zero_shot: str | None = None  # shots 0: the zero-shot setting (pdiff.methods.zero_shot.recorded_setting)
     # a fidelity measurement: the training tasks it ran on (the models trained on their data: not a test)
     training_tasks: list[int] | None = None
@@ -214,6 +217,38 @@ def selection_settings(method: str, selection: dict[str, Any]) -> dict[str, str]
     return rows
 
 
+# what `guidance_trace` keeps → the diffuse run's summary field it comes from
+TRACE_FIELDS = {
+    "removed_share": "guidance_removed_share_median",
+    "cosine": "guidance_cosine_median",
+    "loss_dm": "final_loss_dm",
+    "loss_plm": "final_loss_plm",
+}
+
+
+def guidance_trace(workspace: Workspace, tune: Run | None, diffuse: Run) -> dict[str, float | None]:
+    """The median of each `TRACE_FIELDS` figure over the tune run's diffusion models (one per seed)."""
+    refs = (tune.config.get("diffuse_runs") if tune else None) or [diffuse.run_id]
+    runs = [r for ref in refs if (r := _optional_run(workspace, ref, "diffuse")) is not None]
+    summaries = [r.manifest.get("summary", {}) for r in runs]
+    trace: dict[str, float | None] = {}
+    for key, name in TRACE_FIELDS.items():
+        values = [float(v) for summary in summaries if (v := summary.get(name)) is not None]
+        values = [v for v in values if np.isfinite(v)]  # plm-only runs once wrote NaN for L_DM
+        trace[key] = float(np.median(values)) if values else None
+    return trace
+
+
+def heldout_score(selection: dict[str, Any], seeds: list[int]) -> Score | None:
+    """The chosen setting's held-out few-shot loss per seed (runs made before it was kept per seed: None)."""
+    scores = selection.get("scores") or []
+    by_seed = min(scores, key=lambda row: row["heldout_loss"]).get("heldout_loss_by_seed") if scores else None
+    if not by_seed or any(str(seed) not in by_seed for seed in seeds):
+        return None
+    per_seed = [float(by_seed[str(seed)]) for seed in seeds]
+    return Score(float(np.mean(per_seed)), sample_std(per_seed), by_seed_task=[[v] for v in per_seed])
+
+
 def result_of(workspace: Workspace, run: Run) -> Result:
     """Read an eval run's summary and walk its inputs for method, guidance and budgets."""
     summary, config = run.manifest.get("summary", {}), run.config
@@ -231,6 +266,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
     }
     variant = None
     trace: dict[str, float | None] = {}
+    heldout: Score | None = None
     if pretrain is not None:
         settings["pretrain steps"] = pretrain.config.get("steps")
         # with the steps, the samples it trained on (steps × batch per task × tasks): a scaling study's axis
@@ -247,12 +283,11 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         tuned = recorded_options(tune.config, "prompt-diffuser") if tune else {}
         guidance = tuned.get("guidance") or diffuse.config.get("guidance")
         adapt = tuned.get("adapt", "finetune")
-        variant = guidance if adapt == "finetune" else f"{guidance}, {adapt}"
+        lam = tuned.get("lam") if tuned.get("lam") is not None else diffuse.config.get("lam", 1.0)
+        variant = guidance + (f", λ {lam:g}" if lam != 1.0 else "")  # the paper's λ goes unsaid
+        variant += "" if adapt == "finetune" else f", {adapt}"
         settings["diffuse steps"] = diffuse.config.get("steps")
-        trace = {
-            key: diffuse.manifest.get("summary", {}).get(f"guidance_{key}_median")
-            for key in ("removed_share", "cosine")
-        }
+        trace = guidance_trace(workspace, tune, diffuse)
         settings["diffusion N"] = diffuse.config.get("diffusion", {}).get("steps")
     shots = int(summary.get("shots", config.get("shots", 0)))
     tuned = tune.manifest.get("summary", {}) if tune else {}
@@ -264,6 +299,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
             settings["diffusion models"] = "one per seed"
         selection = tune.manifest.get("summary", {}).get("selection", {})
         settings.update(selection_settings(tune.config["method"], selection))
+        heldout = heldout_score(selection, list(summary.get("seeds", config.get("seeds", []))))
     pretrain_runs = list(dict.fromkeys(config.get("pretrain_runs") or [config.get("pretrain_run")]))
     seed_count = len(summary.get("seeds", config.get("seeds", [])))
     if len(pretrain_runs) > 1:  # one per seed, or one per group of seeds
@@ -297,6 +333,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         settings={k: v for k, v in settings.items() if v is not None},
         compute_s=compute_behind(workspace, run, tune, [str(r) for r in pretrain_runs]),
         guidance_trace=trace,
+        heldout_loss=heldout.with_interval() if heldout else None,
         versions={
             k: run.manifest.get("versions", {}).get(k) for k in ("mujoco", "metaworld", "gymnasium", "torch")
         },

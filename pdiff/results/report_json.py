@@ -12,12 +12,12 @@ from pdiff.errors import ArtifactError
 from pdiff.methods.zero_shot import recorded_setting
 from pdiff.results.cells import ReportData, Result, Score
 
+SCORES = ("score", "normalized", "success", "heldout_loss")  # a Result's fields that hold a Score
+
 
 def result_from_dict(payload: dict[str, Any]) -> Result:
     """A report.json result back into a Result (its scores back into Scores)."""
-    scores = {
-        key: Score(**payload[key]) if payload.get(key) else None for key in ("score", "normalized", "success")
-    }
+    scores = {key: Score(**payload[key]) if payload.get(key) else None for key in SCORES}
     # a report.json written before the zero-shot setting was kept: its zero-shot cells predate it
     older = payload["shots"] == 0 and "zero_shot" not in payload
     return Result(**{**payload, **scores, **({"zero_shot": recorded_setting(None)} if older else {})})
@@ -25,11 +25,7 @@ def result_from_dict(payload: dict[str, Any]) -> Result:
 
 def restated(result: Result) -> Result:
     """`result` with each score's interval computed again from its per-seed scores (`Score.with_interval`)."""
-    scores = {
-        key: score.with_interval()
-        for key in ("score", "normalized", "success")
-        if (score := getattr(result, key))
-    }
+    scores = {key: score.with_interval() for key in SCORES if (score := getattr(result, key))}
     return replace(result, **scores)
 
 

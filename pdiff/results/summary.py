@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from pdiff.errors import ArtifactError
-from pdiff.results import runtime, standing, tables
+from pdiff.results import guidance_rules, runtime, standing, tables
 from pdiff.results.bound import FULL_DATA, in_distribution
 from pdiff.results.cells import ReportData, Result
 from pdiff.results.report_json import read_report, restated
@@ -110,7 +110,8 @@ def render_summary(results_dir: Path) -> str:
         *(standing.standings(merged) or ["- nothing to compare (a single method)."]),
         "",
     ]
-    lines += [table.markdown() for table in [*tables.all_tables(merged), setting_table(merged)]]
+    shown = [*tables.all_tables(merged), *guidance_rules.rules_tables(merged), setting_table(merged)]
+    lines += [table.markdown() for table in shown]
     return "\n".join(lines)
 
 

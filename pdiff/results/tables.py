@@ -189,7 +189,8 @@ def trace_text(result: Result | None) -> str:
     return "; " + ", ".join(parts) if parts else ""
 
 
-def ablation(data: ReportData, shots: int) -> Table | None:
+def ablation_cells(data: ReportData, shots: int) -> dict[str, dict[str, Result]]:
+    """family → guidance rule (the variant) → Prompt Diffuser's expert cell, for families with several."""
     by_family: dict[str, dict[str, Result]] = {}
     for r in data.results:
         if (
@@ -200,7 +201,11 @@ def ablation(data: ReportData, shots: int) -> Table | None:
             and not is_ood(r.family)
         ):
             by_family.setdefault(r.family, {})[r.variant] = r
-    by_family = {f: rules for f, rules in by_family.items() if len(rules) > 1}
+    return {f: rules for f, rules in by_family.items() if len(rules) > 1}
+
+
+def ablation(data: ReportData, shots: int) -> Table | None:
+    by_family = ablation_cells(data, shots)
     if not by_family:
         return None
     families = ordered(set(by_family), FAMILY_ORDER)

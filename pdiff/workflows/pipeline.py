@@ -33,7 +33,12 @@ RESULT_NEUTRAL = {
     "pretrain": CADENCE_SETTINGS,
 }
 # Flags named otherwise on the command line (the others: --<key with dashes>).
-FLAG_NAMES = {"pretrain_run": "--pretrain", "diffuse_run": "--diffuse", "tune_run": "--tune"}
+FLAG_NAMES = {
+    "pretrain_run": "--pretrain",
+    "diffuse_run": "--diffuse",
+    "tune_run": "--tune",
+    "lam": "--lambda",
+}
 
 
 def stage_config(

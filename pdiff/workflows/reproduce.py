@@ -34,6 +34,13 @@ from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
 
 EVAL_ONLY_METHODS = ("full-data", "random-prompt")  # rows made by eval alone, no tune method
+LAMBDA_MARK = "@lambda="  # a variant of the ablation: a rule at a guidance weight of its own
+
+
+def variant_flags(variant: str) -> dict[str, Any]:
+    """A diffuse step's flags for an ablation variant: `rule` or `rule@lambda=λ`."""
+    rule, _, lam = variant.partition(LAMBDA_MARK)
+    return {"guidance": rule, **({"lam": float(lam)} if lam else {})}
 
 
 class ReproduceConfig(StageConfig):
@@ -53,6 +60,11 @@ class ReproduceConfig(StageConfig):
     )
     ablation_rules: list[GuidanceRule] = Field(
         list(ABLATION_RULES), description="Guidance rules of the ablation (the paper's four and gpm)."
+    )
+    ablation_lambdas: list[float] = Field(
+        [],
+        description="With the ablation, also the default rule at each of these guidance weights λ (the "
+        "paper's is 1), each a variant of its own (`project@lambda=0.5`).",
     )
     diffusion_per_seed: bool = Field(
         True, description="Train one diffusion model per seed (its seed), so spreads over seeds include it."
@@ -98,6 +110,13 @@ class ReproduceConfig(StageConfig):
             )
         return self
 
+    @field_validator("ablation_lambdas")
+    @classmethod
+    def _weights(cls, value: list[float]) -> list[float]:
+        if any(not 0 <= lam < float("inf") for lam in value):
+            raise ValueError("every λ must be finite and >= 0 (the paper's is 1)")
+        return value
+
     @field_validator("seeds", mode="before")
     @classmethod
     def _seed_count(cls, value: Any) -> Any:  # the older spelling, `seeds: 3`
@@ -136,7 +155,7 @@ class Matrix:
     tune_seeds: list[int]
     groups: int | None  # Prompt-DTs per family, each for a group of seeds (None: one for all)
     default_rule: str
-    rules: list[str]  # the default rule, then the ablation's others
+    rules: list[str]  # the default rule, then the ablation's other variants (`variant_flags`)
     ablation_kind: str  # the data kind the ablation's other rules run with
     cells: CellSeeds
 
@@ -150,10 +169,13 @@ def matrix_of(
 ) -> Matrix:
     methods = check_methods(config.methods)
     seeds = list(config.seeds) if config.seeds else None
-    default_rule = resolve_config(DiffuseConfig, "diffuse", workspace=workspace, preset=preset).guidance
+    diffuse = resolve_config(DiffuseConfig, "diffuse", workspace=workspace, preset=preset)
+    default_rule = diffuse.guidance
     rules = [default_rule]
     if config.guidance_ablation:
         rules += [r for r in config.ablation_rules if r != default_rule]
+        weights = [lam for lam in dict.fromkeys(config.ablation_lambdas) if lam != diffuse.lam]
+        rules += [f"{default_rule}{LAMBDA_MARK}{lam:g}" for lam in weights]
     tune_seeds = list(
         resolve_config(
             TuneConfig,
@@ -208,7 +230,7 @@ def diffuse_steps(
         models[rule] = {}
         for seed in matrix.models(cell):
             key = f"diffuse:{family}:{rule}" + (f":seed-{seed}" if seed is not None else "")
-            flags = {"env": family, "pretrain_run": prompt_dt.of(seed), "guidance": rule, "seed": seed}
+            flags = {"env": family, "pretrain_run": prompt_dt.of(seed), **variant_flags(rule), "seed": seed}
             models[rule][seed] = Step(key, "diffuse", family, flags)
     return models
 

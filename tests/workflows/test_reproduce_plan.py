@@ -156,3 +156,31 @@ def test_an_ood_family_gets_expert_data_and_the_default_rule_only(tmp_path):
         "plm-only",
         "gpm",
     }
+
+
+def test_the_ablation_sweeps_the_guidance_weight_as_variants_of_the_default_rule(tmp_path):
+    ws, _ = Workspace.init(tmp_path / "ws")
+    config = ReproduceConfig(
+        envs=[FAMILY],
+        methods=["prompt-diffuser"],
+        seeds=[0],
+        guidance_ablation=True,
+        ablation_rules=["sum"],
+        ablation_lambdas=[0.5, 1.0, 2.0],  # 1 is the default rule's own weight: no variant of its own
+    )
+    steps = {s.key: s for s in plan(config, "smoke", ws)}
+    diffuse = {k: s.flags for k, s in steps.items() if s.stage == "diffuse"}
+    assert list(diffuse) == [
+        f"diffuse:{FAMILY}:{variant}:seed-0"
+        for variant in ("project", "sum", "project@lambda=0.5", "project@lambda=2")
+    ]
+    half = diffuse[f"diffuse:{FAMILY}:project@lambda=0.5:seed-0"]
+    assert (half["guidance"], half["lam"]) == ("project", 0.5) and "lam" not in diffuse[
+        f"diffuse:{FAMILY}:sum:seed-0"
+    ]
+    assert f"tune:{FAMILY}:prompt-diffuser:expert:project@lambda=2" in steps
+    step = steps[f"diffuse:{FAMILY}:project@lambda=0.5:seed-0"]
+    resolved = stage_config(ws, "diffuse", "smoke", {**half, "pretrain_run": "run-p"})
+    assert "--guidance project --lambda 0.5" in command_line(step, resolved, "smoke", [])
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        ReproduceConfig(envs=[FAMILY], ablation_lambdas=[-1.0])

@@ -1,0 +1,117 @@
+"""What each guidance rule did, measured without a test task's return: per family and rule, the share of
+‖g_PLM‖ it removed and cos(g_DM, g_PLM) while the generator trained, L_DM and L_PLM at the end of that, and
+the held-out few-shot loss that the tuning's selection measured for the chosen setting. Each rule is set
+against the default by that loss, paired by seed. The default rule is chosen from this table (docs/method.md),
+never from the ablation's returns, which are a test task's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pdiff.results.cells import ReportData, Result
+from pdiff.results.tables import FAMILY_ORDER, RULE_ORDER, Table, ablation_cells, ordered
+from pdiff.stats import Improvement, probability_of_improvement
+
+DEFAULT_RULE = "project"
+
+
+def lower_loss(rule: Result, default: Result) -> Improvement | None:
+    """P(the rule's held-out loss < the default's), over the seeds both have, paired by seed (None without
+    per-seed losses or with fewer than two shared seeds)."""
+    if rule.heldout_loss is None or default.heldout_loss is None:
+        return None
+    mine = dict(zip(rule.seeds, rule.heldout_loss.by_seed_task or [], strict=False))
+    theirs = dict(zip(default.seeds, default.heldout_loss.by_seed_task or [], strict=False))
+    shared = [seed for seed in rule.seeds if seed in theirs and seed in mine]
+    if len(shared) < 2:
+        return None
+    x, y = (np.array([rows[seed] for seed in shared]) for rows in (mine, theirs))
+    return probability_of_improvement(-x, -y, paired=True)  # lower is better
+
+
+def word(improvement: Improvement | None) -> str:
+    """lower / higher where the 95% interval excludes 0.5, level otherwise ("" without an interval)."""
+    if improvement is None or improvement.interval is None:
+        return ""
+    low, high = improvement.interval
+    return "lower" if low > 0.5 else "higher" if high < 0.5 else "level"
+
+
+def _number(value: float | None, form: str) -> str:
+    return "–" if value is None else f"{value:{form}}"
+
+
+def rules_table(data: ReportData, shots: int) -> Table | None:
+    """One row per (family, rule) of the guidance ablation; which rule the measurement makes the default."""
+    by_family = ablation_cells(data, shots)
+    if not by_family:
+        return None
+    rows, lower_everywhere, compared = [], None, False
+    for family in ordered(set(by_family), FAMILY_ORDER):
+        rules = by_family[family]
+        default = rules.get(DEFAULT_RULE)
+        lower_here = set()
+        for rule in ordered(set(rules), RULE_ORDER):
+            result, trace = rules[rule], rules[rule].guidance_trace
+            if result.heldout_loss is None and not any(v is not None for v in trace.values()):
+                continue  # a run made before any of this was kept
+            versus = lower_loss(result, default) if default is not None and rule != DEFAULT_RULE else None
+            compared |= bool(word(versus))
+            if word(versus) == "lower":
+                lower_here.add(rule)
+            rows.append(
+                [
+                    family,
+                    f"`{rule}`",
+                    _number(trace.get("removed_share"), ".2f"),
+                    _number(trace.get("cosine"), "+.2f"),
+                    _number(trace.get("loss_dm"), ".3f"),
+                    _number(trace.get("loss_plm"), ".4f"),
+                    result.heldout_loss.text(digits=4) if result.heldout_loss else "–",
+                    f"{versus.probability:.2f} [{versus.interval[0]:.2f}, {versus.interval[1]:.2f}] "
+                    f"({word(versus)})"
+                    if versus is not None and versus.interval is not None
+                    else "",
+                ]
+            )
+        lower_everywhere = lower_here if lower_everywhere is None else lower_everywhere & lower_here
+    if not rows:
+        return None
+    better = ", ".join(f"`{r}`" for r in sorted(lower_everywhere or ()))
+    notes = [
+        "Measured without any test task's return. removes: the median share of ‖g_PLM‖ the rule took "
+        "out, cos: the median cosine between g_DM and g_PLM (each over a diffuse run's steps); L_DM, L_PLM: "
+        "at a diffuse run's last step; each the median over the cell's diffusion models (one per seed). "
+        "Held-out loss: the Prompt-DT's action MSE on each seed's held-out few-shot episode with the tuned "
+        "generator's prompt, at the setting the selection chose, mean ± std over seeds [95% interval "
+        f"resampling seeds]. Last column: P(the rule's held-out loss is below `{DEFAULT_RULE}`'s), paired "
+        "by seed over the seeds both ran, and the word its interval gives (lower or higher only where the "
+        "interval excludes 0.5).",
+        f"The default rule (docs/method.md): `{DEFAULT_RULE}` unless another rule's held-out loss is lower "
+        "on every family here. "
+        + (
+            f"Lower on every family: {better}."
+            if better
+            else f"No rule is lower on every family, so the default stays `{DEFAULT_RULE}`."
+            if compared
+            else "These runs kept no per-seed held-out loss (made before it was kept): nothing to compare."
+        ),
+    ]
+    header = [
+        "family",
+        "guidance",
+        "removes",
+        "cos",
+        "L_DM (end)",
+        "L_PLM (end)",
+        "held-out loss",
+        "vs default",
+    ]
+    return Table("Guidance rules, without test returns", header, rows, notes)
+
+
+def rules_tables(data: ReportData) -> list[Table]:
+    """`rules_table` for every shot count with a guidance ablation."""
+    shot_counts = sorted({r.shots for r in data.results if r.shots > 0})
+    return [table for shots in shot_counts if (table := rules_table(data, shots)) is not None]
