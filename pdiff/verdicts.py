@@ -61,6 +61,7 @@ class Comparison:
     difference: float | None  # mean normalised score of X − Y (None: no normalised scores)
     verdict: Verdict
     tasks: list[TaskVerdict]
+    shared_seeds: int | None = None  # set where the two ran different seeds and only the shared ones count
 
     @property
     def split(self) -> bool:
@@ -75,6 +76,8 @@ class Comparison:
         text += f" [{p.interval[0]:.2f}, {p.interval[1]:.2f}]" if p.interval else "; one seed: no interval"
         if p.interval and not p.paired:
             text += " (other seeds: unpaired)"
+        if self.shared_seeds is not None:
+            text += f" (on the {self.shared_seeds} seeds both ran)"
         text += (
             f", normalised {self.difference:+.1f}"
             if self.difference is not None
@@ -95,6 +98,11 @@ def _mean_difference(x: np.ndarray | None, y: np.ndarray | None, axis: int | Non
     return np.asarray(x).mean(axis=axis) - np.asarray(y).mean(axis=axis)
 
 
+def _rows(scores: np.ndarray | None, seeds: Sequence[int], kept: list[int]) -> np.ndarray | None:
+    """The rows of `scores` (one per seed of `seeds`) for the seeds `kept`, in that order."""
+    return None if scores is None else np.asarray(scores)[[list(seeds).index(seed) for seed in kept]]
+
+
 def compare(
     x: np.ndarray,
     x_seeds: Sequence[int],
@@ -106,6 +114,18 @@ def compare(
     """X against Y from their (seeds × tasks) scores over the same tasks, paired by seed id where both ran the
     same seeds; the normalised scores (same shapes) give the differences the threshold is checked on."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    shared = [seed for seed in x_seeds if seed in set(y_seeds)]
+    subset = None
+    if sorted(x_seeds) != sorted(y_seeds) and len(shared) >= 2 and len(set(shared)) == len(shared):
+        # a cell run on more seeds (Table 1's default rule against an ablation's five): its extra seeds
+        # saw few-shot draws the other never did, so only the shared seeds are compared, paired
+        x, y = x[[list(x_seeds).index(s) for s in shared]], y[[list(y_seeds).index(s) for s in shared]]
+        x_normalised, y_normalised = (
+            _rows(x_normalised, x_seeds, shared),
+            _rows(y_normalised, y_seeds, shared),
+        )
+        x_seeds = y_seeds = shared
+        subset = len(shared)
     aligned = paired_by_seed(x, x_seeds, y, y_seeds)
     improvement = probability_of_improvement(x, y if aligned is None else aligned, paired=aligned is not None)
     overall = _mean_difference(x_normalised, y_normalised, None)
@@ -117,4 +137,4 @@ def compare(
         difference = None if by_task is None else float(by_task[task])
         tasks.append(TaskVerdict(task, probability, interval, difference, verdict(interval, difference)))
     difference = None if overall is None else float(overall)
-    return Comparison(improvement, difference, verdict(improvement.interval, difference), tasks)
+    return Comparison(improvement, difference, verdict(improvement.interval, difference), tasks, subset)

@@ -114,6 +114,32 @@ def _score(summary: dict[str, Any], key: str) -> Score | None:
     ).with_interval()
 
 
+def on_seeds(result: Result, seeds: list[int]) -> Result:
+    """`result` over the given subset of its seeds (its per-seed scores' rows for them, each interval
+    recomputed); unchanged where it has no per-seed scores or already has exactly those seeds."""
+    if sorted(result.seeds) == sorted(seeds) or result.score.by_seed_task is None:
+        return result
+    rows = [result.seeds.index(seed) for seed in seeds]
+
+    def kept(score: Score | None) -> Score | None:
+        if score is None or score.by_seed_task is None:
+            return None
+        matrix = np.asarray(score.by_seed_task)[rows]
+        per_seed = matrix.mean(axis=1)
+        return Score(
+            float(per_seed.mean()), sample_std(per_seed), by_seed_task=matrix.tolist()
+        ).with_interval()
+
+    return replace(
+        result,
+        seeds=list(seeds),
+        score=kept(result.score) or result.score,
+        normalized=kept(result.normalized),
+        success=kept(result.success),
+        heldout_loss=kept(result.heldout_loss),
+    )
+
+
 def average_score(results: list[Result]) -> Score | None:
     """The mean of several results (Table 1's average over families), ± std over seeds of the per-seed
     average, with the interval of `average_interval` (resampling those seeds); None unless all have their

@@ -15,7 +15,7 @@ from pdiff.methods.guidance import GUIDANCE_RULES
 from pdiff.methods.zero_shot import SETTING_TEXT, ZERO_SHOT_SETTINGS
 from pdiff.results import paper
 from pdiff.results.bound import FULL_DATA, bound_note
-from pdiff.results.cells import ReportData, Result, average_score
+from pdiff.results.cells import ReportData, Result, average_score, on_seeds
 
 METHOD_ORDER = (
     "prompt-diffuser",
@@ -190,7 +190,9 @@ def trace_text(result: Result | None) -> str:
 
 
 def ablation_cells(data: ReportData, shots: int) -> dict[str, dict[str, Result]]:
-    """family → guidance rule (the variant) → Prompt Diffuser's expert cell, for families with several."""
+    """family → guidance rule (the variant) → Prompt Diffuser's expert cell, for families with several, each
+    on the seeds every rule of the family ran (Table 1's default rule may have run more: its extra seeds
+    saw few-shot draws the others never did)."""
     by_family: dict[str, dict[str, Result]] = {}
     for r in data.results:
         if (
@@ -201,7 +203,13 @@ def ablation_cells(data: ReportData, shots: int) -> dict[str, dict[str, Result]]
             and not is_ood(r.family)
         ):
             by_family.setdefault(r.family, {})[r.variant] = r
-    return {f: rules for f, rules in by_family.items() if len(rules) > 1}
+    cells = {}
+    for family, rules in by_family.items():
+        if len(rules) > 1:
+            shared = [seed for seed in min(rules.values(), key=lambda r: len(r.seeds)).seeds]
+            shared = [seed for seed in shared if all(seed in r.seeds for r in rules.values())]
+            cells[family] = {rule: on_seeds(r, shared) if len(shared) > 1 else r for rule, r in rules.items()}
+    return cells
 
 
 def ablation(data: ReportData, shots: int) -> Table | None:
@@ -224,7 +232,8 @@ def ablation(data: ReportData, shots: int) -> Table | None:
         rows.append(row)
     shown = [r for rules in by_family.values() for r in rules.values()]
     notes = [
-        f"prompt-diffuser, expert few-shot data, {shots} shots, seeds per cell: {seed_counts(shown)}; "
+        f"prompt-diffuser, expert few-shot data, {shots} shots, seeds per cell: {seed_counts(shown)} (every "
+        "rule on the seeds all rules of its family ran, so Table 1's default rule may show fewer here); "
         "`--guidance` of the diffuse run; "
         "removes: the median share of ‖g_PLM‖ the rule took out over the diffuse run's steps, cos: the "
         "median cosine between g_DM and g_PLM (runs made before they were logged show neither).",

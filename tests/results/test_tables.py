@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from report_rows import data, result
+import numpy as np
+from report_rows import data, result, scored
 
 from pdiff.results import render_markdown
 from pdiff.results.cells import Result, Score
@@ -97,6 +98,17 @@ def test_the_ablation_shows_what_each_rule_removed_beside_its_score():
     table = ablation(data(result("prompt-diffuser", -40.0, variant="project"), gpm), 5)
     assert [row[0].split()[0] for row in table.rows] == ["`project`", "`gpm`"]
     assert table.rows[1][1].endswith("; removes 0.41, cos -0.03") and "removes" not in table.rows[0][1]
+
+
+def test_the_ablation_shows_every_rule_on_the_seeds_all_rules_ran():
+    ten = scored(
+        "prompt-diffuser", np.array([[90.0]] * 5 + [[10.0]] * 5), seeds=range(10), family="cheetah-vel"
+    )
+    five = scored("prompt-diffuser", np.array([[80.0]] * 5), seeds=range(5), family="cheetah-vel")
+    five.variant = "sum"
+    table = ablation(data(ten, five), 5)
+    assert table.rows[0][1].startswith("590.0 ± 0.0")  # project on seeds 0-4, not 550.0 over all ten
+    assert "seeds per cell: 5 (every rule on the seeds all rules" in table.notes[0]
 
 
 def test_the_newest_variant_when_the_projection_was_not_run_and_ood_gets_table3():

@@ -88,6 +88,20 @@ def test_a_comparison_pairs_runs_by_seed_id_not_by_position() -> None:
     assert "(other seeds: unpaired)" in unpaired and unpaired != in_order[1]
 
 
+def test_a_cell_run_on_more_seeds_is_compared_on_the_seeds_both_ran_paired() -> None:
+    ten = np.vstack([NORMALISED, NORMALISED + 50.0])  # seeds 3-5: far better draws the other never saw
+    other = NORMALISED - 1.0
+    shared = compare(ten, [0, 1, 2, 3, 4, 5], other, SEEDS, ten, other)
+    alone = compare(NORMALISED, SEEDS, other, SEEDS, NORMALISED, other)
+    assert shared.improvement.paired and shared.shared_seeds == 3
+    assert (shared.improvement.probability, shared.difference) == (
+        alone.improvement.probability,
+        alone.difference,
+    )
+    assert "(on the 3 seeds both ran)" in shared.evidence()
+    assert compare(ten, [0, 1, 2, 3, 4, 5], ten, [0, 1, 2, 3, 4, 5]).shared_seeds is None  # the same seeds
+
+
 def test_runs_without_per_seed_scores_are_level_and_show_the_gap() -> None:
     lines = standings(
         data(
