@@ -31,14 +31,32 @@ def test_a_rule_lower_on_every_seed_is_lower_and_becomes_the_measured_default():
     assert [row[1] for row in table.rows] == ["`project`", "`gpm`"]
     assert table.rows[1][2:6] == ["0.30", "-0.02", "0.410", "0.0350"]
     assert table.rows[1][-1].endswith("(lower)") and table.rows[0][-1] == ""
-    assert "Lower on every family: `gpm`." in table.notes[-1]
+    assert "It is `gpm` (`gpm` on cheetah-vel: lower)." in table.notes[-1]
 
 
-def test_a_rule_that_is_lower_on_some_seeds_only_leaves_the_default():
+def test_a_candidate_lower_on_some_seeds_only_leaves_the_default():
     mixed = [x + (0.002 if i % 2 else -0.002) for i, x in enumerate(PROJECT)]
-    table = rules_table(data(rule("project", PROJECT), rule("sum", mixed)), 5)
+    table = rules_table(data(rule("project", PROJECT), rule("gpm", mixed)), 5)
     assert table.rows[1][-1].endswith("(level)")
-    assert "the default stays `project`" in table.notes[-1]
+    assert "The default stays `project` (`gpm` on cheetah-vel: level)." in table.notes[-1]
+
+
+def test_a_rule_that_drops_part_of_the_method_is_measured_but_never_made_the_default():
+    lower = [x - 0.001 for x in PROJECT]
+    rows = data(rule("project", PROJECT), rule("plm-only", lower), rule("gpm", PROJECT))
+    note = rules_table(rows, 5).notes[-1]
+    assert "The default stays `project`" in note
+    assert "Lower than `project` but no candidate: `plm-only` on cheetah-vel." in note
+
+
+def test_a_candidate_must_be_lower_on_every_family():
+    lower = [x - 0.001 for x in PROJECT]
+    vel = [rule("project", PROJECT), rule("gpm", lower)]
+    pick = [rule("project", PROJECT), rule("gpm", PROJECT)]
+    for row in pick:
+        row.family = "metaworld-pick-place"
+    note = rules_table(data(*vel, *pick), 5).notes[-1]
+    assert "The default stays `project`" in note and "metaworld-pick-place: level" in note
 
 
 def test_only_the_seeds_both_ran_are_paired_and_older_runs_compare_nothing():
@@ -46,7 +64,7 @@ def test_only_the_seeds_both_ran_are_paired_and_older_runs_compare_nothing():
     gpm = rule("gpm", [x - 0.001 for x in PROJECT])
     assert word(lower_loss(gpm, rule("project", ten, seeds=tuple(range(10))))) == "lower"
     older = rules_table(data(rule("project", None), rule("gpm", None)), 5)
-    assert older.rows[1][-1] == "" and "nothing to compare" in older.notes[-1]
+    assert older.rows[1][-1] == "" and "Nothing to compare" in older.notes[-1]
 
 
 def test_the_held_out_loss_survives_a_report_json_and_the_report_shows_the_table(tmp_path):
