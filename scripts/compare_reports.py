@@ -1,10 +1,16 @@
 """Compare the cells of two report.json files (run ids, times and machine details aside).
 
     python scripts/compare_reports.py BEFORE/report.json AFTER/report.json [--tolerance 0]
+    python scripts/compare_reports.py BEFORE/report.json AFTER/report.json --moves
 
 Prints each measured field that differs and exits 1 if any does, 0 if the cells are equal (within the
 tolerance: the largest absolute difference allowed between two numbers). Used to show that a refactor is
 number-neutral (tolerance 0) and how closely a report regenerated on another machine matches a published one.
+
+`--moves` asks instead whether each cell moved beyond what its seeds vary (the same study under another
+precision, say): both cells with their seed-level intervals, whether each mean lies inside the other's
+interval, and the verdict rule's word for AFTER against BEFORE (paired by seed where both ran the same seeds
+on the same data); it exits 1 if any cell is not level.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ import json
 import sys
 from pathlib import Path
 
-from pdiff.results.compare import compare_reports
+from pdiff.results.compare import cell_moves, compare_reports, moves_text
+from pdiff.results.report_json import read_report
 
 
 def main(argv: list[str]) -> int:
@@ -26,7 +33,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--tolerance", type=float, default=0.0, help="largest absolute gap allowed (default 0)"
     )
+    parser.add_argument(
+        "--moves", action="store_true", help="whether each cell moved beyond its seeds' spread"
+    )
     args = parser.parse_args(argv)
+    if args.moves:
+        moves = cell_moves(read_report(args.before), read_report(args.after))
+        print(moves_text(moves))
+        return 0 if all(move.verdict == "level" for move in moves) else 1
     before, after = (json.loads(path.read_text()) for path in (args.before, args.after))
     differences = compare_reports(before, after, args.tolerance)
     for difference in differences:

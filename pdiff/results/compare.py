@@ -1,4 +1,6 @@
-"""Compare the cells of two report.json files: the same study run twice, by two commits or on two machines.
+"""Compare the cells of two report.json files: the same study run twice, by two commits, on two machines or
+under two settings (field by field, `compare_reports`; or whether each cell moved beyond what its seeds
+vary, `cell_moves`).
 
 A cell is keyed by what it measures (family, method, data kind, shots, guidance variant, zero-shot setting,
 training tasks); what names a run or a moment (run ids, times, compute seconds, versions) is left out, so two
@@ -7,8 +9,12 @@ reports of the same numbers compare equal however their runs were named.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from pdiff.results.bound import compare_results
+from pdiff.results.cells import ReportData, Result
+from pdiff.verdicts import Comparison
 
 CELL_KEY = ("family", "method", "data_kind", "shots", "variant", "zero_shot", "training_tasks")
 SCORES = ("score", "normalized", "success")
@@ -99,3 +105,57 @@ def compare_reports(
                 if differs:
                     differences.append(Difference(name, label, a, b, gap))
     return differences
+
+
+@dataclass(frozen=True)
+class Move:
+    """One cell in two reports of the same study: did it move beyond what its seeds vary?"""
+
+    cell: str
+    before: Result
+    after: Result
+    inside: bool  # each mean lies inside the other's 95% interval
+    comparison: Comparison | None  # after against before by the verdict rule (paired where seeds match)
+
+    @property
+    def verdict(self) -> str:
+        return self.comparison.verdict if self.comparison is not None else "level"
+
+
+def cell_moves(before: ReportData, after: ReportData) -> list[Move]:
+    """Every cell both reports hold, the second against the first: the same study under another setting
+    (precision, machine), where "level" by the verdict rule means the setting did not move the cell."""
+    cells = [{cell_name(asdict(r)): r for r in data.results} for data in (before, after)]
+    moves = []
+    for name in sorted(cells[0].keys() & cells[1].keys()):
+        old, new = cells[0][name].score.with_interval(), cells[1][name].score.with_interval()
+        inside = all(
+            s.low is not None and s.high is not None and s.low <= o.mean <= s.high
+            for s, o in ((old, new), (new, old))
+        )
+        moves.append(
+            Move(
+                name, cells[0][name], cells[1][name], inside, compare_results(cells[1][name], cells[0][name])
+            )
+        )
+    return moves
+
+
+def moves_text(moves: list[Move]) -> str:
+    """One line per cell: both scores with their intervals, whether each mean lies in the other's interval,
+    and the rule's word for the second against the first."""
+    lines = []
+    for move in moves:
+        evidence = move.comparison.evidence() if move.comparison else "no per-seed scores"
+        before, after = (r.score.with_interval().text() for r in (move.before, move.after))
+        inside = "yes" if move.inside else "no"
+        lines.append(
+            f"{move.cell}: {before} → {after}; means inside each other's interval: {inside}; "
+            f"{move.verdict} ({evidence})"
+        )
+    level, inside_both = sum(m.verdict == "level" for m in moves), sum(m.inside for m in moves)
+    lines.append(
+        f"{level} of {len(moves)} cells level by the verdict rule; "
+        f"{inside_both} of {len(moves)} inside each other's interval"
+    )
+    return "\n".join(lines)

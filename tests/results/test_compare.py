@@ -7,7 +7,10 @@ import copy
 import json
 from pathlib import Path
 
-from pdiff.results.compare import compare_reports
+import numpy as np
+from report_rows import data, scored
+
+from pdiff.results.compare import cell_moves, compare_reports, moves_text
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = sorted((ROOT / "docs" / "results").glob("*/report.json"))
@@ -44,3 +47,18 @@ def test_a_missing_cell_is_a_difference():
     differences = compare_reports(before, after)
     assert [(d.field, d.before, d.after) for d in differences] == [("cell", "present", "missing")]
     assert dropped["method"] in differences[0].cell
+
+
+def test_a_cell_moved_within_its_seeds_spread_is_level_and_one_moved_far_is_not():
+    noise = np.array([[60.0, 70.0], [62.0, 71.0], [61.0, 69.0], [63.0, 72.0], [59.0, 70.0]])
+    seeds = range(5)
+    before = data(scored("ptdt", noise, seeds=seeds), scored("lora", noise, seeds=seeds))
+    nudged = noise + np.array([[0.5, -0.5]] * 5)  # within what the seeds vary
+    after = data(scored("ptdt", nudged, seeds=seeds), scored("lora", noise + 30.0, seeds=seeds))
+    moves = {move.cell.split("method=")[1].split()[0]: move for move in cell_moves(before, after)}
+    assert moves["ptdt"].verdict == "level" and moves["ptdt"].inside
+    assert moves["lora"].verdict == "ahead" and not moves["lora"].inside
+    assert moves["lora"].comparison.improvement.paired
+    assert moves_text(list(moves.values())).endswith(
+        "1 of 2 cells level by the verdict rule; 1 of 2 inside each other's interval"
+    )
