@@ -1,7 +1,7 @@
 """Compare the cells of two report.json files (run ids, times and machine details aside).
 
     python scripts/compare_reports.py BEFORE/report.json AFTER/report.json [--tolerance 0]
-    python scripts/compare_reports.py BEFORE/report.json AFTER/report.json --moves
+    python scripts/compare_reports.py BEFORE/report.json AFTER/report.json --moves [--out PAGE.md]
 
 Prints each measured field that differs and exits 1 if any does, 0 if the cells are equal (within the
 tolerance: the largest absolute difference allowed between two numbers). Used to show that a refactor is
@@ -20,8 +20,9 @@ import json
 import sys
 from pathlib import Path
 
-from pdiff.results.compare import cell_moves, compare_reports, moves_text
+from pdiff.results.compare import cell_moves, compare_reports, moves_page, moves_text
 from pdiff.results.report_json import read_report
+from pdiff.workspace.atomic import atomic_write_text
 
 
 def main(argv: list[str]) -> int:
@@ -36,10 +37,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--moves", action="store_true", help="whether each cell moved beyond its seeds' spread"
     )
+    parser.add_argument("--out", type=Path, help="with --moves: also write the list as a markdown page here")
     args = parser.parse_args(argv)
     if args.moves:
         moves = cell_moves(read_report(args.before), read_report(args.after))
         print(moves_text(moves))
+        if args.out:
+            atomic_write_text(args.out, moves_page(args.before, args.after))
         return 0 if all(move.verdict == "level" for move in moves) else 1
     before, after = (json.loads(path.read_text()) for path in (args.before, args.after))
     differences = compare_reports(before, after, args.tolerance)

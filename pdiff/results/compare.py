@@ -10,10 +10,12 @@ reports of the same numbers compare equal however their runs were named.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from pdiff.results.bound import compare_results
 from pdiff.results.cells import ReportData, Result
+from pdiff.results.report_json import read_report
 from pdiff.verdicts import Comparison
 
 CELL_KEY = ("family", "method", "data_kind", "shots", "variant", "zero_shot", "training_tasks")
@@ -159,3 +161,13 @@ def moves_text(moves: list[Move]) -> str:
         f"{inside_both} of {len(moves)} inside each other's interval"
     )
     return "\n".join(lines)
+
+
+def moves_page(before: Path, after: Path) -> str:
+    """The page `scripts/compare_reports.py BEFORE AFTER --moves --out PAGE` writes: a list of the cells and
+    the command that made it."""
+    text = moves_text(cell_moves(read_report(before), read_report(after)))
+    lines = "\n".join(f"- {line}" for line in text.splitlines()[:-1])
+    command = f"python scripts/compare_reports.py {before} {after} --moves"
+    heading = "### Each cell of the second report against the first"
+    return f"{heading}\n\n{lines}\n\n{text.splitlines()[-1]}.\n\nMade by `{command}`.\n"

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from published_pages import CELL, PROBABILITY, ROOT, paragraph_citing
 
 from pdiff.results.cells import ReportData, Result, Score
 from pdiff.results.editions import edition_page, edition_rows, edition_table
@@ -52,22 +53,14 @@ def test_a_verdict_that_moves_is_marked_changed():
     assert f"{len(moved)} of " in edition_table(rows).markdown()
 
 
-ROOT = REPORT.parents[3]
 RERUN = Path("docs/results/protocol-rerun/cheetah-vel")
 FIRST = Path("docs/results/cheetah-vel-study")
-CELL = re.compile(r"-?\d+\.\d ± \d+\.\d \[-?\d+\.\d, -?\d+\.\d\]")
-PROBABILITY = re.compile(r"\d\.\d\d \[\d\.\d\d, \d\.\d\d\]")
 
 
 def test_the_published_editions_page_is_what_the_script_writes(monkeypatch):
     monkeypatch.chdir(ROOT)
     page = edition_page(FIRST / "report.json", RERUN / "report.json")
     assert (RERUN / "editions.md").read_text() == page
-
-
-def paragraph_citing(doc: Path, link: str) -> str:
-    (paragraph,) = [p for p in doc.read_text().split("\n\n") if link in p]
-    return paragraph
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/protocol.md"])
