@@ -19,33 +19,10 @@ from pdiff.errors import ArtifactError, UsageError
 from pdiff.methods.options import recorded_options
 from pdiff.methods.registry import trains
 from pdiff.methods.zero_shot import recorded_setting
-from pdiff.stats import average_interval, mean_interval, sample_std
+from pdiff.results.score import Score
+from pdiff.stats import average_interval, sample_std
 from pdiff.workspace.root import Workspace, parse_utc
 from pdiff.workspace.runs import Run, RunStatus, find_run, list_runs
-
-
-@dataclass(frozen=True)
-class Score:
-    """Mean ± sample std over seeds, the 95% bootstrap interval over seeds, and the (seeds × tasks) scores
-    behind them (eval runs made before intervals existed have neither)."""
-
-    mean: float
-    std: float
-    low: float | None = None
-    high: float | None = None
-    by_seed_task: list[list[float]] | None = None
-
-    def text(self, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
-        text = f"{scale * self.mean:.{digits}f}{unit} ± {scale * self.std:.{digits}f}{unit}"
-        if self.low is not None and self.high is not None:
-            text += f" [{scale * self.low:.{digits}f}, {scale * self.high:.{digits}f}]"
-        return text
-
-    def with_interval(self) -> Score:
-        """This score with the interval `pdiff.stats` gives its (seeds × tasks) scores today (unchanged
-        without them): a summary of stored reports states every interval by one estimator."""
-        interval = mean_interval(np.array(self.by_seed_task)) if self.by_seed_task else None
-        return replace(self, low=interval[0], high=interval[1]) if interval else self
 
 
 @dataclass
@@ -122,13 +99,11 @@ def on_seeds(result: Result, seeds: list[int]) -> Result:
     rows = [result.seeds.index(seed) for seed in seeds]
 
     def kept(score: Score | None) -> Score | None:
-        if score is None or score.by_seed_task is None:
-            return None
-        matrix = np.asarray(score.by_seed_task)[rows]
-        per_seed = matrix.mean(axis=1)
-        return Score(
-            float(per_seed.mean()), sample_std(per_seed), by_seed_task=matrix.tolist()
-        ).with_interval()
+        return (
+            None
+            if score is None or score.by_seed_task is None
+            else Score.of(np.array(score.by_seed_task)[rows])
+        )
 
     return replace(
         result,
@@ -271,8 +246,7 @@ def heldout_score(selection: dict[str, Any], seeds: list[int]) -> Score | None:
     by_seed = min(scores, key=lambda row: row["heldout_loss"]).get("heldout_loss_by_seed") if scores else None
     if not by_seed or any(str(seed) not in by_seed for seed in seeds):
         return None
-    per_seed = [float(by_seed[str(seed)]) for seed in seeds]
-    return Score(float(np.mean(per_seed)), sample_std(per_seed), by_seed_task=[[v] for v in per_seed])
+    return Score.of([[float(by_seed[str(seed)])] for seed in seeds])
 
 
 def result_of(workspace: Workspace, run: Run) -> Result:
@@ -359,7 +333,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         settings={k: v for k, v in settings.items() if v is not None},
         compute_s=compute_behind(workspace, run, tune, [str(r) for r in pretrain_runs]),
         guidance_trace=trace,
-        heldout_loss=heldout.with_interval() if heldout else None,
+        heldout_loss=heldout,
         versions={
             k: run.manifest.get("versions", {}).get(k) for k in ("mujoco", "metaworld", "gymnasium", "torch")
         },
