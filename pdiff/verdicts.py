@@ -98,9 +98,9 @@ def _mean_difference(x: np.ndarray | None, y: np.ndarray | None, axis: int | Non
     return np.asarray(x).mean(axis=axis) - np.asarray(y).mean(axis=axis)
 
 
-def _rows(scores: np.ndarray | None, seeds: Sequence[int], kept: list[int]) -> np.ndarray | None:
+def _rows(scores: np.ndarray, seeds: Sequence[int], kept: list[int]) -> np.ndarray:
     """The rows of `scores` (one per seed of `seeds`) for the seeds `kept`, in that order."""
-    return None if scores is None else np.asarray(scores)[[list(seeds).index(seed) for seed in kept]]
+    return np.asarray(scores)[[list(seeds).index(seed) for seed in kept]]
 
 
 def compare(
@@ -119,11 +119,12 @@ def compare(
     if sorted(x_seeds) != sorted(y_seeds) and len(shared) >= 2 and len(set(shared)) == len(shared):
         # a cell run on more seeds (Table 1's default rule against an ablation's five): its extra seeds
         # saw few-shot draws the other never did, so only the shared seeds are compared, paired
-        x, y = x[[list(x_seeds).index(s) for s in shared]], y[[list(y_seeds).index(s) for s in shared]]
-        x_normalised, y_normalised = (
-            _rows(x_normalised, x_seeds, shared),
-            _rows(y_normalised, y_seeds, shared),
-        )
+        x, y = _rows(x, x_seeds, shared), _rows(y, y_seeds, shared)
+        if x_normalised is not None and y_normalised is not None:
+            x_normalised, y_normalised = (
+                _rows(x_normalised, x_seeds, shared),
+                _rows(y_normalised, y_seeds, shared),
+            )
         x_seeds = y_seeds = shared
         subset = len(shared)
     aligned = paired_by_seed(x, x_seeds, y, y_seeds)

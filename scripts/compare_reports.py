@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
         moves = cell_moves(read_report(args.before), read_report(args.after))
         print(moves_text(moves))
         if args.out:
-            atomic_write_text(args.out, moves_page(args.before, args.after))
+            atomic_write_text(args.out, moves_page(moves, args.before, args.after))
         return 0 if all(move.verdict == "level" for move in moves) else 1
     before, after = (json.loads(path.read_text()) for path in (args.before, args.after))
     differences = compare_reports(before, after, args.tolerance)

@@ -156,13 +156,7 @@ def mean_curve(curves: list[Curve], checkpoints: Sequence[int]) -> Curve:
     stopped early counts with its last score from then on (it had stopped improving)."""
     reached = max(max(curve) for curve in curves)
     steps = [step for step in checkpoints if step <= reached]
-    rows = []
-    for curve in curves:
-        last, row = math.inf, []
-        for step in steps:
-            last = curve.get(step, last)
-            row.append(last)
-        rows.append(row)
+    rows = [[loss_at(curve, step) for step in steps] for curve in curves]
     return dict(zip(steps, (float(v) for v in np.mean(rows, axis=0)), strict=True))
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from pdiff.results.bound import compare_results
 from pdiff.results.cells import ReportData, Result
-from pdiff.results.report_json import read_report
+from pdiff.results.report_json import restated
 from pdiff.verdicts import Comparison
 
 CELL_KEY = ("family", "method", "data_kind", "shots", "variant", "zero_shot", "training_tasks")
@@ -126,34 +126,30 @@ class Move:
 
 def cell_moves(before: ReportData, after: ReportData) -> list[Move]:
     """Every cell both reports hold, the second against the first: the same study under another setting
-    (precision, machine), where "level" by the verdict rule means the setting did not move the cell."""
-    cells = [{cell_name(asdict(r)): r for r in data.results} for data in (before, after)]
+    (precision, machine), where "level" by the verdict rule means the setting did not move the cell. Each
+    interval is restated by today's estimator."""
+    cells = [{cell_name(asdict(r)): restated(r) for r in data.results} for data in (before, after)]
     moves = []
     for name in sorted(cells[0].keys() & cells[1].keys()):
-        old, new = cells[0][name].score.with_interval(), cells[1][name].score.with_interval()
+        old, new = cells[0][name], cells[1][name]
         inside = all(
             s.low is not None and s.high is not None and s.low <= o.mean <= s.high
-            for s, o in ((old, new), (new, old))
+            for s, o in ((old.score, new.score), (new.score, old.score))
         )
-        moves.append(
-            Move(
-                name, cells[0][name], cells[1][name], inside, compare_results(cells[1][name], cells[0][name])
-            )
-        )
+        moves.append(Move(name, old, new, inside, compare_results(new, old)))
     return moves
 
 
 def moves_text(moves: list[Move]) -> str:
     """One line per cell: both scores with their intervals, whether each mean lies in the other's interval,
-    and the rule's word for the second against the first."""
+    and the rule's word for the second against the first; then the counts."""
     lines = []
     for move in moves:
         evidence = move.comparison.evidence() if move.comparison else "no per-seed scores"
-        before, after = (r.score.with_interval().text() for r in (move.before, move.after))
         inside = "yes" if move.inside else "no"
         lines.append(
-            f"{move.cell}: {before} → {after}; means inside each other's interval: {inside}; "
-            f"{move.verdict} ({evidence})"
+            f"{move.cell}: {move.before.score.text()} → {move.after.score.text()}; means inside each other's "
+            f"interval: {inside}; {move.verdict} ({evidence})"
         )
     level, inside_both = sum(m.verdict == "level" for m in moves), sum(m.inside for m in moves)
     lines.append(
@@ -163,11 +159,11 @@ def moves_text(moves: list[Move]) -> str:
     return "\n".join(lines)
 
 
-def moves_page(before: Path, after: Path) -> str:
-    """The page `scripts/compare_reports.py BEFORE AFTER --moves --out PAGE` writes: a list of the cells and
-    the command that made it."""
-    text = moves_text(cell_moves(read_report(before), read_report(after)))
-    lines = "\n".join(f"- {line}" for line in text.splitlines()[:-1])
+def moves_page(moves: list[Move], before: Path, after: Path) -> str:
+    """The page `scripts/compare_reports.py BEFORE AFTER --moves --out PAGE` writes: `moves` (of those two
+    reports) as a list, and the command that made it."""
+    *cells, counts = moves_text(moves).splitlines()
+    lines = "\n".join(f"- {line}" for line in cells)
     command = f"python scripts/compare_reports.py {before} {after} --moves"
     heading = "### Each cell of the second report against the first"
-    return f"{heading}\n\n{lines}\n\n{text.splitlines()[-1]}.\n\nMade by `{command}`.\n"
+    return f"{heading}\n\n{lines}\n\n{counts}.\n\nMade by `{command}`.\n"

@@ -11,7 +11,8 @@ import numpy as np
 
 from pdiff.results.cells import ReportData, Result
 from pdiff.results.tables import FAMILY_ORDER, RULE_ORDER, Table, ablation_cells, ordered
-from pdiff.stats import Improvement, probability_of_improvement
+from pdiff.stats import Improvement
+from pdiff.verdicts import compare
 
 DEFAULT_RULE = "project"
 # The other reading of the paper's projection: the one rule that may replace the default. The ablation's other
@@ -20,17 +21,12 @@ CANDIDATES = ("gpm",)
 
 
 def lower_loss(rule: Result, default: Result) -> Improvement | None:
-    """P(the rule's held-out loss < the default's), over the seeds both have, paired by seed (None without
-    per-seed losses or with fewer than two shared seeds)."""
+    """P(the rule's held-out loss < the default's), on the seeds both ran, paired by seed (as every comparison
+    of two cells is: `pdiff.verdicts.compare`); None without per-seed losses."""
     if rule.heldout_loss is None or default.heldout_loss is None:
         return None
-    mine = dict(zip(rule.seeds, rule.heldout_loss.by_seed_task or [], strict=False))
-    theirs = dict(zip(default.seeds, default.heldout_loss.by_seed_task or [], strict=False))
-    shared = [seed for seed in rule.seeds if seed in theirs and seed in mine]
-    if len(shared) < 2:
-        return None
-    x, y = (np.array([rows[seed] for seed in shared]) for rows in (mine, theirs))
-    return probability_of_improvement(-x, -y, paired=True)  # lower is better
+    mine, theirs = (np.asarray(r.heldout_loss.by_seed_task) for r in (rule, default))
+    return compare(-mine, rule.seeds, -theirs, default.seeds).improvement  # lower is better
 
 
 def word(improvement: Improvement | None) -> str:

@@ -206,8 +206,8 @@ def ablation_cells(data: ReportData, shots: int) -> dict[str, dict[str, Result]]
     cells = {}
     for family, rules in by_family.items():
         if len(rules) > 1:
-            shared = [seed for seed in min(rules.values(), key=lambda r: len(r.seeds)).seeds]
-            shared = [seed for seed in shared if all(seed in r.seeds for r in rules.values())]
+            fewest = min(rules.values(), key=lambda r: len(r.seeds)).seeds
+            shared = [seed for seed in fewest if all(seed in r.seeds for r in rules.values())]
             cells[family] = {rule: on_seeds(r, shared) if len(shared) > 1 else r for rule, r in rules.items()}
     return cells
 

@@ -7,14 +7,16 @@ from pathlib import Path
 
 from published_pages import CELL, PROBABILITY, ROOT, paragraph_citing
 
-from pdiff.results.compare import moves_page
+from pdiff.results.compare import cell_moves, moves_page
+from pdiff.results.report_json import read_report
 
 PAGES = Path("docs/results/precision")
 
 
 def test_the_comparison_page_is_what_the_script_writes(monkeypatch):
     monkeypatch.chdir(ROOT)
-    page = moves_page(PAGES / "cheetah-dir-fp32" / "report.json", PAGES / "cheetah-dir-bf16" / "report.json")
+    before, after = PAGES / "cheetah-dir-fp32" / "report.json", PAGES / "cheetah-dir-bf16" / "report.json"
+    page = moves_page(cell_moves(read_report(before), read_report(after)), before, after)
     assert (PAGES / "README.md").read_text() == page
 
 
