@@ -274,8 +274,8 @@ def run_eval(
         resume=resume,
     )
     with stage_run(run):
-        for pretrain in dict.fromkeys(r.run_id for r in sources.values()):
-            run.record_input("pretrain", pretrain, None)
+        # all at once: a resumed run compares the whole set with the one it started on
+        run.record_inputs("pretrain", [(r, None) for r in dict.fromkeys(r.run_id for r in sources.values())])
         if tuned is not None:
             run.record_input("tune", tuned.run_id, None)
         summary = evaluate(workspace, run, config, sources, tuned)

@@ -236,10 +236,14 @@ def run_tune(
         if run is None:
             return None, tune(None, workspace, config, pretrain, diffuse, ranks.info, ranks.dir)
         with stage_run(run):
-            for source in dict.fromkeys(r.run_id for r in pretrain.values()):
-                run.record_input("pretrain", source, None)
-            for source in dict.fromkeys(r.run_id for r in diffuse.values()) if diffuse else []:
-                run.record_input("diffuse", source, None)
+            # all of a kind at once: a resumed run compares the whole set with the one it started on
+            run.record_inputs(
+                "pretrain", [(r, None) for r in dict.fromkeys(r.run_id for r in pretrain.values())]
+            )
+            if diffuse:
+                run.record_inputs(
+                    "diffuse", [(r, None) for r in dict.fromkeys(r.run_id for r in diffuse.values())]
+                )
             summary = tune(run, workspace, config, pretrain, diffuse, ranks.info)
             run.manifest["summary"].update({k: v for k, v in summary.items() if k != "per_task"})
             run.save()

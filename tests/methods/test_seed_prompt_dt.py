@@ -10,8 +10,10 @@ import pytest
 from support.stages import run_smoke, smoke_config
 
 from pdiff.errors import UsageError
+from pdiff.methods.registry import METHODS
 from pdiff.results.cells import result_of
-from pdiff.stages.tune import resolve_inputs
+from pdiff.stages.tune import TuneConfig, resolve_inputs, run_tune
+from pdiff.workspace.runs import RunStatus, list_runs
 
 pytestmark = pytest.mark.metaworld
 
@@ -96,3 +98,29 @@ def test_prompt_dts_that_differ_in_more_than_their_seed_are_refused(trained):
     )
     with pytest.raises(UsageError, match="differ in more than their seed"):
         resolve_inputs(ws, config)
+
+
+def test_a_tune_on_several_prompt_dts_resumes_after_a_failure(trained, second_seed, monkeypatch):
+    """The resumed run records the same set of Prompt-DTs it started on, so the resume is not refused as
+    'started on other inputs'."""
+    ws, pretrain, _ = trained
+    other_pretrain, _ = second_seed
+    prompt_dts = [pretrain.run_id, other_pretrain.run_id]
+    real = METHODS["prompt-dt"].tune_task
+    calls = []
+
+    def failing_on_the_second(context):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("killed mid-way")
+        return real(context)
+
+    monkeypatch.setattr(METHODS["prompt-dt"], "tune_task", failing_on_the_second)
+    with pytest.raises(RuntimeError, match="killed mid-way"):
+        run_smoke(ws, "tune", method="prompt-dt", seeds=[0, 1], pretrain_runs=prompt_dts)
+    failed = list_runs(ws, "tune")[-1]
+    assert failed.status is RunStatus.FAILED
+    monkeypatch.setattr(METHODS["prompt-dt"], "tune_task", real)
+    resumed, _ = run_tune(ws, TuneConfig.model_validate(failed.config), argv=["pdiff"], resume=failed.run_id)
+    assert resumed.run_id == failed.run_id and resumed.status is RunStatus.FINISHED
+    assert [i["ref"] for i in resumed.manifest["inputs"] if i["kind"] == "pretrain"] == prompt_dts
