@@ -9,7 +9,7 @@ from typing import Any
 from pdiff.results import fidelity, guidance_rules, standing, tables
 from pdiff.results.cells import ReportData, gather
 from pdiff.results.figures import all_figures
-from pdiff.results.setting_table import runs_used, setting_table
+from pdiff.results.setting_table import made_by, runs_used, setting_table
 from pdiff.workspace.root import Workspace, utc_now
 
 __all__ = ["ReportData", "gather", "render_markdown", "report_payload", "write_report"]
@@ -47,7 +47,7 @@ def render_markdown(data: ReportData, figures: list[Path], figures_dir: Path, *,
     if curves:
         lines += ["### Learning curves", ""]
         lines += [f"![{p.stem}]({figures_dir.name}/{p.name})" for p in curves] + [""]
-    lines += [runs_used(data).markdown()]
+    lines += [made_by(data), runs_used(data).markdown()]
     return "\n".join(lines)
 
 

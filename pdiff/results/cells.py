@@ -61,6 +61,7 @@ class Result:
     zero_shot: str | None = None  # shots 0: the zero-shot setting (pdiff.methods.zero_shot.recorded_setting)
     # a fidelity measurement: the training tasks it ran on (the models trained on their data: not a test)
     training_tasks: list[int] | None = None
+    command: list[str] = field(default_factory=list)  # the argv that made the eval run (often `reproduce`)
 
     @property
     def cell(self) -> tuple[str, str, str | None, str, int, str | None]:
@@ -337,6 +338,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         versions={
             k: run.manifest.get("versions", {}).get(k) for k in ("mujoco", "metaworld", "gymnasium", "torch")
         },
+        command=[str(a) for a in run.manifest.get("argv") or []],
     )
 
 

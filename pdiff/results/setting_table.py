@@ -1,7 +1,10 @@
 """The tables of what stands behind the numbers: the Setting table (each family's simulator, horizon, seeds,
-budgets, compute and versions beside the paper's setting) and the eval runs used, one per cell."""
+budgets, compute and versions beside the paper's setting), the eval runs used, one per cell, and the
+commands that made them."""
 
 from __future__ import annotations
+
+import shlex
 
 from pdiff.envs import get_family
 from pdiff.errors import PdiffError
@@ -82,3 +85,34 @@ def runs_used(data: ReportData) -> Table:
     notes += [f"`{run}` is not included: {why}." for run, why in data.ignored]
     header = ["family", "method", "variant", "data", "shots", "eval run"]
     return Table("Runs used (the newest finished eval run per cell)", header, rows, notes)
+
+
+WORKSPACE_FLAGS = ("-w", "--workspace")
+
+
+def commands(data: ReportData) -> list[str]:
+    """The distinct commands behind the report's eval runs, oldest first, the workspace path as WS (a
+    reader re-runs them in a workspace of their own)."""
+    lines: dict[str, None] = {}
+    for result in sorted([*data.results, *data.fidelity], key=lambda r: (r.created_at, r.run_id)):
+        argv = list(result.command)
+        if not argv:
+            continue
+        argv[0] = "pdiff"  # however it was launched
+        for i, arg in enumerate(argv[:-1]):
+            if arg in WORKSPACE_FLAGS:
+                argv[i : i + 2] = ["-w", "WS"]
+        lines[shlex.join(argv)] = None
+    return list(lines)
+
+
+def made_by(data: ReportData) -> str:
+    """The report's "Made by" section: the commands, or a line saying the runs did not record them."""
+    found = commands(data)
+    if not found:
+        return "### Made by\n\nThe eval runs behind this report did not record the command that made them.\n"
+    intro = (
+        "The commands that made the eval runs behind this report, as each run recorded them "
+        "(WS: the workspace):"
+    )
+    return "\n".join(["### Made by", "", intro, "", "```", *found, "```", ""])

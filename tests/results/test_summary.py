@@ -88,7 +88,7 @@ def test_a_report_json_reads_back_into_its_cells():
         ] == written
         added = {key for row in read for key in row} - {key for row in written for key in row}
         # fields added since: their defaults stand
-        assert added <= {"guidance_trace", "zero_shot", "training_tasks", "heldout_loss"}
+        assert added <= {"guidance_trace", "zero_shot", "training_tasks", "heldout_loss", "command"}
 
 
 def test_zero_shot_cells_of_reports_written_before_equal_information_say_so():
