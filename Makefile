@@ -26,11 +26,11 @@ demo: $(VENV)/.installed
 	MUJOCO_GL=egl $(PDIFF) -w $(WORKSPACE) demo
 
 # docs/results/README.md, the README's results table and docs/study.md's compute table from the published
-# reports' report.json (no workspace, no simulator); docs/results/scaling/ from the scaling study's rungs,
-# when there are any (docs/results/scaling/<rung>/report.json).
-SCALING_RUNGS = $(patsubst %/,%,$(dir $(wildcard docs/results/scaling/*/report.json)))
+# reports' report.json (no workspace, no simulator); a scaling page per family in docs/results/scaling/
+# from its rungs, when there are any (docs/results/scaling/<family>/<rung>/report.json).
+SCALING_FAMILIES = $(sort $(patsubst %/,%,$(dir $(patsubst %/,%,$(dir $(wildcard docs/results/scaling/*/*/report.json))))))
 results: $(VENV)/.installed
-	$(if $(SCALING_RUNGS),$(PDIFF) report --scaling $(SCALING_RUNGS) --out docs/results/scaling)
+	$(foreach family,$(SCALING_FAMILIES),$(PDIFF) report --scaling $(patsubst %/,%,$(dir $(wildcard $(family)/*/report.json))) --out $(family) &&) true
 	$(PDIFF) report --summary docs/results --readme README.md --study docs/study.md
 
 test: $(VENV)/.installed-dev

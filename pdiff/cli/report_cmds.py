@@ -84,8 +84,8 @@ def report(
         if out_dir is None or summary_dir is not None:
             raise UsageError(
                 "--scaling needs --out OUT (and no --summary)",
-                hint="pdiff report --scaling docs/results/scaling/x1 docs/results/scaling/x4 "
-                "--out docs/results/scaling",
+                hint="pdiff report --scaling docs/results/scaling/cheetah-dir/x1 "
+                "docs/results/scaling/cheetah-dir/x4 --out docs/results/scaling/cheetah-dir",
             )
         from pdiff.results.scaling import write_scaling
 

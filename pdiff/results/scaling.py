@@ -1,11 +1,12 @@
 """`pdiff report --scaling DIR [DIR ...] --out OUT`: the rungs of the scaling ladder (pdiff.ladder) side by
 side.
 
-Each DIR is named for its rung and holds that rung's report.json (`pdiff -w WS report --out DIR`). OUT gets a
-README.md (each method's normalised score per rung, Prompt Diffuser's verdict against every other method per
-rung, the generator's fidelity on training tasks, each rung's compute, the commands) and scaling.png (score
-against pretraining samples). A rung's samples are read off its runs: steps × batch per task × training
-tasks of the Prompt-DT behind its cells. Like `report --summary`, it reads only those files, restates every
+Each DIR is named for its rung and holds that rung's report.json (`pdiff -w WS report --out DIR`), all of
+one family; published, they live in docs/results/scaling/FAMILY/RUNG and OUT is docs/results/scaling/FAMILY.
+OUT gets a README.md (each method's normalised score per rung, Prompt Diffuser's verdict against every other
+method per rung, the generator's fidelity on training tasks, each rung's compute, the commands) and
+scaling.png (score against pretraining samples). A rung's samples are read off its runs: steps × batch per
+task × training tasks of the Prompt-DT behind its cells. Like `report --summary`, it reads only those files, restates every
 interval by today's estimator and writes no date, so the same reports give the same bytes.
 """
 
@@ -272,24 +273,35 @@ def write_scaling(directories: list[Path], out: Path) -> Path:
     return path
 
 
+def published_rungs(results_dir: Path) -> dict[Path, list[Path]]:
+    """Each family's scaling page directory (results_dir/scaling/FAMILY) → its rungs' directories, the
+    ones holding a report.json (`make results` writes one page per family from them)."""
+    found: dict[Path, list[Path]] = {}
+    for path in sorted((results_dir / SCALING_DIR).glob("*/*/report.json")):
+        found.setdefault(path.parent.parent, []).append(path.parent)
+    return found
+
+
 def scaling_sentence(results_dir: Path, page: Path) -> str:
-    """The README's sentence on the scaling study (linked from `page`): Prompt Diffuser against the real
-    prompt (prompt-dt) at each rung; "" while results_dir/scaling holds no rung."""
-    directories = sorted(p.parent for p in (results_dir / SCALING_DIR).glob("*/report.json"))
-    if not directories:
+    """The README's sentence on the scaling study (linked from `page`): per family, Prompt Diffuser against
+    the real prompt (prompt-dt) at each rung; "" while results_dir/scaling holds no rung."""
+    parts = []
+    for family_dir, directories in published_rungs(results_dir).items():
+        rungs = read_rungs(directories)
+        family, shots = family_of(rungs), common_shots(rungs)
+        verdicts = []
+        for rung in rungs:
+            cells = rung_cells(rung, family, shots)
+            ours, real = cells.get(OURS), cells.get(REAL_PROMPT)
+            verdicts.append(
+                f"{standing(ours, real)[0] if ours and real else 'not run'} at {rung.rung.name} "
+                f"({rung.samples:,} samples)"
+            )
+        link = os.path.relpath(family_dir / "README.md", page.parent)
+        parts.append(f"on {family} ([the study]({link})) it is {', '.join(verdicts)}")
+    if not parts:
         return ""
-    rungs = read_rungs(directories)
-    family, shots = family_of(rungs), common_shots(rungs)
-    verdicts = []
-    for rung in rungs:
-        cells = rung_cells(rung, family, shots)
-        ours, real = cells.get(OURS), cells.get(REAL_PROMPT)
-        verdicts.append(
-            f"{standing(ours, real)[0] if ours and real else 'not run'} at {rung.rung.name} "
-            f"({rung.samples:,} samples)"
-        )
-    link = os.path.relpath(results_dir / SCALING_DIR / "README.md", page.parent)
     return (
-        f"\nScaling the Prompt-DT's pretraining on {family} ([the study]({link})): Prompt Diffuser against "
-        f"the real prompt (prompt-dt) is {', '.join(verdicts)}.\n"
+        "\nScaling the Prompt-DT's pretraining, Prompt Diffuser against the real prompt (prompt-dt): "
+        f"{'; '.join(parts)}.\n"
     )
