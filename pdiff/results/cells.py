@@ -19,6 +19,7 @@ from pdiff.errors import ArtifactError, UsageError
 from pdiff.methods.options import recorded_options
 from pdiff.methods.registry import trains
 from pdiff.methods.zero_shot import recorded_setting
+from pdiff.results.recorded import compute_settings, selection_settings, size_settings
 from pdiff.results.score import Score
 from pdiff.stats import average_interval, sample_std
 from pdiff.workspace.root import Workspace, parse_utc
@@ -192,33 +193,6 @@ def compute_behind(
     }
 
 
-def compute_settings(runs: list[Run | None]) -> dict[str, str]:
-    """CPU, torch threads and precision of the runs behind a cell, as recorded (older runs recorded none)."""
-    recorded = [r.manifest["compute"] for r in runs if r is not None and "compute" in r.manifest]
-    return {
-        key: "/".join(sorted({str(c.get(field)) for c in recorded if c.get(field)}))
-        for key, field in (("cpu", "cpu"), ("torch threads", "threads"), ("precision", "precision"))
-        if any(c.get(field) for c in recorded)
-    }
-
-
-def selection_settings(method: str, selection: dict[str, Any]) -> dict[str, str]:
-    """What the selection protocol chose for `method` (settings, then tune steps), a value at an edge of its
-    grid flagged; runs made before early stopping recorded neither the steps nor the edges."""
-    edges = set(selection.get("at_edge", []))
-
-    def shown(key: str, value: float) -> str:
-        return f"{value:g}" + (" (at the grid's edge)" if key in edges else "")
-
-    rows = {}
-    if selection.get("chosen"):
-        picked = sorted(selection["chosen"].items())
-        rows[f"{method} chosen"] = ", ".join(f"{k} {shown(k, v)}" for k, v in picked)
-    if "steps" in selection:
-        rows[f"{method} tune steps chosen"] = shown("steps", selection["steps"])
-    return rows
-
-
 # what `guidance_trace` keeps → the diffuse run's summary field it comes from
 TRACE_FIELDS = {
     "removed_share": "guidance_removed_share_median",
@@ -300,6 +274,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
             settings["diffusion models"] = "one per seed"
         selection = tune.manifest.get("summary", {}).get("selection", {})
         settings.update(selection_settings(tune.config["method"], selection))
+        settings.update(size_settings(tune, diffuse))
         heldout = heldout_score(selection, list(summary.get("seeds", config.get("seeds", []))))
     pretrain_runs = list(dict.fromkeys(config.get("pretrain_runs") or [config.get("pretrain_run")]))
     seed_count = len(summary.get("seeds", config.get("seeds", [])))

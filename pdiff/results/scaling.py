@@ -6,8 +6,9 @@ one family; published, they live in docs/results/scaling/FAMILY/RUNG and OUT is 
 OUT gets a README.md (each method's normalised score per rung, Prompt Diffuser's verdict against every other
 method per rung, the generator's fidelity on training tasks, each rung's compute, the commands) and
 scaling.png (score against pretraining samples). A rung's samples are read off its runs: steps × batch per
-task × training tasks of the Prompt-DT behind its cells. Like `report --summary`, it reads only those files, restates every
-interval by today's estimator and writes no date, so the same reports give the same bytes.
+task × training tasks of the Prompt-DT behind its cells. Like `report --summary`, it reads only those
+files, restates every interval by today's estimator and writes no date, so the same reports give the same
+bytes.
 """
 
 from __future__ import annotations

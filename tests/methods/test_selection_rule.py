@@ -28,7 +28,7 @@ from pdiff.methods.selection import (
     mean_curve,
     run_trial,
 )
-from pdiff.results.cells import selection_settings
+from pdiff.results.recorded import selection_settings
 from pdiff.stages.tune import TuneConfig
 
 
@@ -124,6 +124,19 @@ def test_a_choice_at_the_edge_of_its_grid_is_flagged_in_the_record_and_the_repor
     assert selection_settings("full-ft", selection) == {
         "full-ft chosen": "lr 1e-05 (at the grid's edge)",
         "full-ft tune steps chosen": "40",
+    }
+
+
+def test_the_report_shows_every_candidate_of_the_grid_beside_the_choice():
+    trials = [
+        {"lr": lr, "ptdt_lr_decay": 1.0, "steps": steps, "heldout_loss": 0.1, "curve": [[10, 0.1]]}
+        for lr, steps in ((0.03, 10), (0.01, 20), (0.1, 10))
+    ]
+    selection = {"scores": trials, "chosen": {"lr": 0.01, "ptdt_lr_decay": 1.0}, "steps": 20, "at_edge": []}
+    assert selection_settings("ptdt", selection) == {
+        "ptdt grid": "lr 0.01/0.03/0.1, ptdt_lr_decay 1",  # outcomes and early-stopped steps are not settings
+        "ptdt chosen": "lr 0.01, ptdt_lr_decay 1",
+        "ptdt tune steps chosen": "20",
     }
 
 
