@@ -2,11 +2,13 @@
 rule gives them on each edition's own per-seed scores, and which verdicts changed.
 
 Both editions are judged by today's rule and estimator (`pdiff.verdicts`, `pdiff.stats`), so a changed verdict
-comes from the data (more seeds, another protocol), not from a change of words.
+comes from the data (more seeds, another protocol), not from a change of words. `make results` writes the
+comparison of every published study that has two editions and the README's paragraph on them.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,21 @@ from pdiff.results.cells import ReportData, Result
 from pdiff.results.report_json import read_report
 from pdiff.results.standing import RULE_LINE, standing
 from pdiff.results.tables import OURS, Table, main_results, setting_name
+from pdiff.workspace.atomic import atomic_write_text
+
+# A report a larger study of the same family replaced moves to DIR/EARLIER_DIR/<name>/
+# (pdiff.results.summary); where DIR/<name>/ then holds its second edition, EDITIONS_PAGE there sets the
+# two side by side.
+EARLIER_DIR = "earlier"
+EDITIONS_PAGE = "editions.md"
+# the budgets the README's paragraph says changed between editions, where they did
+SETTINGS_COMPARED = (
+    "pretrain batch per task",
+    "pretrain steps",
+    "diffuse steps",
+    "tune steps",
+    "eval episodes",
+)
 
 
 @dataclass(frozen=True)
@@ -97,3 +114,74 @@ def edition_page(first: Path, second: Path) -> str:
     """The page `scripts/compare_editions.py FIRST SECOND` prints: the table and the command that made it."""
     table = edition_table(edition_rows(read_report(first), read_report(second))).markdown()
     return f"{table}\nMade by `python scripts/compare_editions.py {first} {second}`.\n"
+
+
+def edition_pairs(results_dir: Path) -> list[tuple[Path, Path]]:
+    """(first, second) report.json of each study that moved to results_dir/earlier/NAME with a newer report
+    in its place, results_dir/NAME."""
+    return [
+        (old, results_dir / old.parent.name / "report.json")
+        for old in sorted((results_dir / EARLIER_DIR).glob("*/report.json"))
+        if (results_dir / old.parent.name / "report.json").is_file()
+    ]
+
+
+def change_of_setting(old: ReportData, new: ReportData) -> str:
+    """ " (3 → 10 seeds, pretrain batch per task 1 → 16)": what differs between the editions' Prompt Diffuser
+    cells with expert data (the first such cell of each), "" if nothing recorded differs."""
+
+    def ours(data: ReportData) -> Result | None:
+        cells = [r for r in data.results if r.method == OURS and r.data_kind == "expert" and r.shots > 0]
+        return min(cells, key=lambda r: (r.variant != "project", r.shots), default=None)
+
+    before, after = ours(old), ours(new)
+    if before is None or after is None:
+        return ""
+    changes = (
+        [f"{len(before.seeds)} → {len(after.seeds)} seeds"] if len(before.seeds) != len(after.seeds) else []
+    )
+    for key in SETTINGS_COMPARED:
+        a, b = before.settings.get(key), after.settings.get(key)
+        if a is not None and b is not None and a != b:
+            changes.append(f"{key} {a} → {b}")
+    return f" ({', '.join(changes)})" if changes else ""
+
+
+def editions_paragraph(results_dir: Path, page: Path) -> str:
+    """The README's paragraph on what the second edition changed: which of Prompt Diffuser's verdicts moved
+    from the first edition, each with its cells' seed counts; "" while no study has two editions."""
+    pairs = edition_pairs(results_dir)
+    if not pairs:
+        return ""
+    rows = [row for old, new in pairs for row in edition_rows(read_report(old), read_report(new))]
+    judged = [r for r in rows if None not in (r.old_verdict, r.new_verdict)]
+    changed = [r for r in judged if r.changed]
+    links = ", ".join(
+        f"[{new.parent.name}]({os.path.relpath(new.parent / EDITIONS_PAGE, page.parent)})"
+        + change_of_setting(read_report(old), read_report(new))
+        for old, new in pairs
+    )
+    moves = "; ".join(
+        f"{r.group}, against {r.method}: {r.old_verdict} → {r.new_verdict} "
+        f"({len(r.old.seeds)} → {len(r.new.seeds)} seeds)"
+        for r in changed
+        if r.old is not None and r.new is not None
+    )
+    return (
+        f"\nAgainst the first edition, {len(changed)} of Prompt Diffuser's {len(judged)} verdicts judged in "
+        "both changed"
+        + (f": {moves}" if moves else "")
+        + ". Both editions are judged by today's estimator and "
+        "rule, so a change comes from the data (the seeds, the protocol, the budgets), not from the words. "
+        f"Per study, with what changed in Prompt Diffuser's Table 1 cell: {links}.\n"
+    )
+
+
+def write_edition_pages(results_dir: Path) -> list[Path]:
+    """results_dir/NAME/editions.md for every study with two editions (`make results`)."""
+    written = []
+    for old, new in edition_pairs(results_dir):
+        path = new.parent / EDITIONS_PAGE
+        atomic_write_text(path, edition_page(old, new))
+        written.append(path)
+    return written

@@ -17,14 +17,13 @@ from pdiff.errors import ArtifactError
 from pdiff.results import guidance_rules, runtime, standing, tables
 from pdiff.results.bound import FULL_DATA, in_distribution
 from pdiff.results.cells import ReportData, Result
+from pdiff.results.editions import EARLIER_DIR, edition_pairs, editions_paragraph, write_edition_pages
 from pdiff.results.report_json import read_report, restated
 from pdiff.results.scaling import scaling_sentence
 from pdiff.results.setting_table import setting_table
 from pdiff.workspace.atomic import atomic_write_text
 
 SUMMARY_NAME = "README.md"
-# A report a larger study of the same family replaced moves to DIR/EARLIER_DIR/<name>/: listed, not tabulated.
-EARLIER_DIR = "earlier"
 # What a row of the README's results table is, where its name alone does not say.
 HEADLINE_NOTES = {
     "prompt-dt": "the real few-shot prompt",
@@ -76,15 +75,29 @@ def read_results(results_dir: Path) -> tuple[list[Path], ReportData]:
 
 
 def earlier_reports(results_dir: Path) -> list[str]:
-    """The summary's lines (a blank one, then the links) for the reports under DIR/earlier; none if none."""
+    """The summary's lines (a blank one, then the links) for the reports under DIR/earlier (listed, not
+    tabulated): first editions of a study now republished, then any other; none if none."""
     names = sorted(path.parent.name for path in (results_dir / EARLIER_DIR).glob("*/report.md"))
-    if not names:
-        return []
-    links = " · ".join(f"[{name}]({EARLIER_DIR}/{name}/report.md)" for name in names)
-    return [
-        "",
-        f"Earlier reports, replaced by a larger study of the same family (not in the tables): {links}",
-    ]
+    firsts = [old.parent.name for old, _ in edition_pairs(results_dir)]
+
+    def links(chosen: list[str]) -> str:
+        return " · ".join(f"[{name}]({EARLIER_DIR}/{name}/report.md)" for name in chosen)
+
+    lines = []
+    if firsts:
+        lines += [
+            "",
+            "First editions, superseded by the study's second edition under one protocol for every method "
+            "(seed-level intervals, more seeds, larger budgets; each study's `editions.md` sets the "
+            f"verdicts of both side by side; not in the tables): {links(firsts)}",
+        ]
+    if others := [name for name in names if name not in firsts]:
+        lines += [
+            "",
+            "Earlier reports, replaced by a larger study of the same family (not in the tables): "
+            + links(others),
+        ]
+    return lines
 
 
 def render_summary(results_dir: Path) -> str:
@@ -209,11 +222,16 @@ def write_summary(results_dir: Path, readme: Path | None = None, study: Path | N
     path = results_dir / SUMMARY_NAME
     pages = {}  # made before anything is written, so a page without its block fails with nothing changed
     if readme is not None:
-        table = headline(results_dir) + scaling_sentence(results_dir, readme)
+        table = (
+            headline(results_dir)
+            + editions_paragraph(results_dir, readme)
+            + scaling_sentence(results_dir, readme)
+        )
         pages[readme] = with_block(readme, "results", table)
     if study is not None:
         pages[study] = with_block(study, "compute", compute_table(results_dir, study))
     atomic_write_text(path, render_summary(results_dir))
+    write_edition_pages(results_dir)
     for page, text in pages.items():
         atomic_write_text(page, text)
     return path

@@ -4,6 +4,7 @@ scores far above a method it was level with turns that verdict into "ahead", and
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,8 +12,16 @@ import pytest
 from published_pages import CELL, PROBABILITY, ROOT, paragraph_citing
 
 from pdiff.results.cells import ReportData, Result, Score
-from pdiff.results.editions import edition_page, edition_rows, edition_table
+from pdiff.results.editions import (
+    EARLIER_DIR,
+    EDITIONS_PAGE,
+    edition_page,
+    edition_rows,
+    edition_table,
+    editions_paragraph,
+)
 from pdiff.results.report_json import read_report
+from pdiff.results.summary import README_BEGIN, README_END, write_summary
 from pdiff.results.tables import OURS
 
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "results" / "cheetah-vel-study" / "report.json"
@@ -75,3 +84,38 @@ def test_the_docs_quote_the_published_rerun(doc):
     assert all(probability in reports for probability in probabilities)
     (changed,) = re.findall(r"(\d+ of \d+)\s+verdicts", paragraph)
     assert f"{changed} verdicts judged in both editions changed" in editions
+
+
+def test_make_results_sets_a_republished_study_beside_its_first_edition(tmp_path):
+    """A study moved to earlier/ with its second edition in its place: the summary links the first edition
+    as superseded, the study gets editions.md, and the README's paragraph counts the verdicts that moved."""
+    results, readme = tmp_path / "results", tmp_path / "README.md"
+    shutil.copytree(ROOT / "docs" / "results", results)
+    (results / EARLIER_DIR).mkdir(exist_ok=True)
+    first = results / EARLIER_DIR / "cheetah-vel-study"
+    (results / "cheetah-vel-study").rename(first)
+    second = results / "cheetah-vel-study"
+    shutil.copytree(results / "protocol-rerun" / "cheetah-vel", second)
+    readme.write_text(f"# pdiff\n{README_BEGIN}\nold\n{README_END}\n")
+
+    write_summary(results, readme)
+
+    summary = (results / "README.md").read_text()
+    assert "First editions, superseded" in summary
+    assert f"[cheetah-vel-study]({EARLIER_DIR}/cheetah-vel-study/report.md)" in summary
+    old, new = first / "report.json", second / "report.json"
+    assert (second / EDITIONS_PAGE).read_text() == edition_page(old, new)
+    rows = edition_rows(read_report(old), read_report(new))
+    judged = sum(None not in (r.old_verdict, r.new_verdict) for r in rows)
+    changed = sum(r.changed for r in rows)
+    paragraph = " ".join(readme.read_text().split())
+    assert (
+        f"Against the first edition, {changed} of Prompt Diffuser's {judged} verdicts judged in both changed"
+        in (paragraph)
+    )
+    study = "[cheetah-vel-study](results/cheetah-vel-study/editions.md) (3 → 10 seeds, tune steps 30 → 60)"
+    assert study in paragraph
+
+
+def test_no_editions_paragraph_while_no_study_has_two():
+    assert editions_paragraph(ROOT / "docs" / "results", ROOT / "README.md") == ""
