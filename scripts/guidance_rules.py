@@ -14,10 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pdiff.errors import ArtifactError
-from pdiff.results.cells import ReportData
-from pdiff.results.guidance_rules import rules_tables
-from pdiff.results.report_json import read_report, restated
+from pdiff.results.guidance_rules import rules_page
 from pdiff.workspace.atomic import atomic_write_text
 
 
@@ -28,12 +25,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("reports", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, help="also write the page here")
     args = parser.parse_args(argv)
-    results = [restated(r) for path in args.reports for r in read_report(path).results]
-    tables = rules_tables(ReportData(results, [], [], {}))
-    if not tables:
-        raise ArtifactError("no guidance ablation with measurements in these reports")
-    command = "python scripts/guidance_rules.py " + " ".join(str(path) for path in args.reports)
-    page = "\n".join(table.markdown() for table in tables) + f"\nMade by `{command}`.\n"
+    page = rules_page(args.reports)
     if args.out:
         atomic_write_text(args.out, page)
     print(page, end="")

@@ -7,10 +7,15 @@ never from the ablation's returns, which are a test task's.
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
+
 import numpy as np
 
+from pdiff.errors import ArtifactError
 from pdiff.results.cells import ReportData, Result
-from pdiff.results.tables import FAMILY_ORDER, RULE_ORDER, Table, ablation_cells, ordered
+from pdiff.results.report_json import read_report, restated
+from pdiff.results.tables import FAMILY_ORDER, RULE_ORDER, Table, ablation, ablation_cells, ordered
 from pdiff.stats import Improvement
 from pdiff.verdicts import compare
 
@@ -133,3 +138,27 @@ def rules_tables(data: ReportData) -> list[Table]:
     """`rules_table` for every shot count with a guidance ablation."""
     shot_counts = sorted({r.shots for r in data.results if r.shots > 0})
     return [table for shots in shot_counts if (table := rules_table(data, shots)) is not None]
+
+
+def rules_page(reports: list[Path]) -> str:
+    """The page `scripts/guidance_rules.py REPORT.json …` writes: the table over every family of the given
+    reports (intervals restated by today's estimator), the default rule it gives, and the command."""
+    results = [restated(r) for path in reports for r in read_report(path).results]
+    data = ReportData(results, [], [], {})
+    tables = rules_tables(data)
+    if not tables:
+        raise ArtifactError("no guidance ablation with measurements in these reports")
+    # beside them, each rule's test returns (which decide nothing here)
+    returns = [t for t in map(partial(ablation, data), sorted({r.shots for r in results if r.shots})) if t]
+    command = "python scripts/guidance_rules.py " + " ".join(str(path) for path in reports)
+    families = ", ".join(ordered({r.family for r in results}, FAMILY_ORDER))
+    title = [
+        f"# The guidance rules on {families}",
+        "",
+        "Generated from the families' published reports (the command at the end); do not edit by hand. First "
+        "what each rule did while the generator trained and the held-out few-shot loss, which choose the "
+        "default rule without any test return; then each rule's test returns, which choose nothing.",
+        "",
+    ]
+    page = [table.markdown() for table in [*tables, *returns]]
+    return "\n".join([*title, *page]) + f"\nMade by `{command}`.\n"
