@@ -47,7 +47,12 @@ def stale_copy(page: Path, begin_line: str, end_line: str, copy: Path) -> str:
 
 
 def test_the_committed_summary_readme_table_and_study_compute_are_what_the_command_writes(tmp_path):
-    copy, readme, study = tmp_path / "results", tmp_path / "README.md", tmp_path / "study.md"
+    # laid out as the repository is, so that the links the README gets are the committed ones
+    copy, readme, study = (
+        tmp_path / "docs" / "results",
+        tmp_path / "README.md",
+        tmp_path / "docs" / "study.md",
+    )
     shutil.copytree(RESULTS, copy)
     (copy / SUMMARY_NAME).unlink()
     committed_readme = stale_copy(README, README_BEGIN, README_END, readme)
