@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from pdiff.cli.flags import parse_ids
+from pdiff.console import setup_logging
 from pdiff.errors import PdiffError
 from pdiff.workflows.scaling import run_fidelity
 from pdiff.workspace.root import Workspace
@@ -29,6 +30,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--env", required=True, help="the rung's task family")
     parser.add_argument("--tasks", help="training task ids, e.g. 0,10,20 (default: spread evenly)")
     args = parser.parse_args(argv)
+    setup_logging()  # progress on stderr and in each run's log.txt, as the stages give it
     try:
         workspace = Workspace.open(args.workspace)
         steps = run_fidelity(workspace, args.env, parse_ids(args.tasks), ["scripts/fidelity.py", *argv])
