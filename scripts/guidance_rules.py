@@ -1,7 +1,7 @@
 """The guidance rules measured without test returns, over several published reports at once: the table
 "Guidance rules, without test returns" of every family's ablation together, and the default rule the
 measurement gives (docs/method.md: `gpm` replaces `project` only if its held-out loss is lower on every
-family).
+family), then each family's ablation returns, which decide nothing.
 
     python scripts/guidance_rules.py DIR/report.json [DIR/report.json ...] [--out guidance-rules.md]
 

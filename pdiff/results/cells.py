@@ -19,7 +19,7 @@ from pdiff.errors import ArtifactError, UsageError
 from pdiff.methods.options import recorded_options
 from pdiff.methods.registry import trains
 from pdiff.methods.zero_shot import recorded_setting
-from pdiff.results.recorded import compute_settings, selection_settings, size_settings
+from pdiff.results.recorded import command_of, compute_settings, selection_settings, size_settings
 from pdiff.results.score import Score
 from pdiff.stats import average_interval, sample_std
 from pdiff.workspace.root import Workspace, parse_utc
@@ -62,7 +62,7 @@ class Result:
     zero_shot: str | None = None  # shots 0: the zero-shot setting (pdiff.methods.zero_shot.recorded_setting)
     # a fidelity measurement: the training tasks it ran on (the models trained on their data: not a test)
     training_tasks: list[int] | None = None
-    command: list[str] = field(default_factory=list)  # the argv that made the eval run (often `reproduce`)
+    command: list[str] = field(default_factory=list)  # the argv that made the eval run, the workspace as WS
 
     @property
     def cell(self) -> tuple[str, str, str | None, str, int, str | None]:
@@ -313,7 +313,7 @@ def result_of(workspace: Workspace, run: Run) -> Result:
         versions={
             k: run.manifest.get("versions", {}).get(k) for k in ("mujoco", "metaworld", "gymnasium", "torch")
         },
-        command=[str(a) for a in run.manifest.get("argv") or []],
+        command=command_of(run, workspace.root),
     )
 
 

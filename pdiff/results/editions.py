@@ -15,8 +15,7 @@ from pathlib import Path
 from pdiff.results.cells import ReportData, Result
 from pdiff.results.report_json import read_report
 from pdiff.results.standing import RULE_LINE, standing
-from pdiff.results.tables import OURS, Table, main_results, setting_name
-from pdiff.workspace.atomic import atomic_write_text
+from pdiff.results.tables import OURS, Table, main_results, setting_name, shot_counts
 
 # A report a larger study of the same family replaced moves to DIR/EARLIER_DIR/<name>/
 # (pdiff.results.summary); where DIR/<name>/ then holds its second edition, EDITIONS_PAGE there sets the
@@ -127,23 +126,22 @@ def edition_pairs(results_dir: Path) -> list[tuple[Path, Path]]:
 
 
 def change_of_setting(old: ReportData, new: ReportData) -> str:
-    """ " (3 → 10 seeds, pretrain batch per task 1 → 16)": what differs between the editions' Prompt Diffuser
-    cells with expert data (the first such cell of each), "" if nothing recorded differs."""
-
-    def ours(data: ReportData) -> Result | None:
-        cells = [r for r in data.results if r.method == OURS and r.data_kind == "expert" and r.shots > 0]
-        return min(cells, key=lambda r: (r.variant != "project", r.shots), default=None)
-
-    before, after = ours(old), ours(new)
-    if before is None or after is None:
+    """What differs between the editions' Table 1 cells of Prompt Diffuser (expert data, the largest shot
+    count both ran), as " (3 → 10 seeds, pretrain batch per task 1 → 16)"; "" if nothing recorded differs."""
+    shots = set(shot_counts(old, "expert")) & set(shot_counts(new, "expert"))
+    if not shots:
         return ""
-    changes = (
-        [f"{len(before.seeds)} → {len(after.seeds)} seeds"] if len(before.seeds) != len(after.seeds) else []
-    )
+    before, after = (main_results(d, "expert", max(shots)) for d in (old, new))
+    pairs = [(before[key], after[key]) for key in before if key[0] == OURS and key in after]
+    if not pairs:
+        return ""
+    (a, b), changes = pairs[0], []
+    if len(a.seeds) != len(b.seeds):
+        changes.append(f"{len(a.seeds)} → {len(b.seeds)} seeds")
     for key in SETTINGS_COMPARED:
-        a, b = before.settings.get(key), after.settings.get(key)
-        if a is not None and b is not None and a != b:
-            changes.append(f"{key} {a} → {b}")
+        x, y = a.settings.get(key), b.settings.get(key)
+        if x is not None and y is not None and x != y:
+            changes.append(f"{key} {x} → {y}")
     return f" ({', '.join(changes)})" if changes else ""
 
 
@@ -177,11 +175,6 @@ def editions_paragraph(results_dir: Path, page: Path) -> str:
     )
 
 
-def write_edition_pages(results_dir: Path) -> list[Path]:
-    """results_dir/NAME/editions.md for every study with two editions (`make results`)."""
-    written = []
-    for old, new in edition_pairs(results_dir):
-        path = new.parent / EDITIONS_PAGE
-        atomic_write_text(path, edition_page(old, new))
-        written.append(path)
-    return written
+def edition_pages(results_dir: Path) -> dict[Path, str]:
+    """results_dir/NAME/editions.md → its text, for every study with two editions (`make results`)."""
+    return {new.parent / EDITIONS_PAGE: edition_page(old, new) for old, new in edition_pairs(results_dir)}

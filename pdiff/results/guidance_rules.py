@@ -7,7 +7,6 @@ never from the ablation's returns, which are a test task's.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +148,8 @@ def rules_page(reports: list[Path]) -> str:
     if not tables:
         raise ArtifactError("no guidance ablation with measurements in these reports")
     # beside them, each rule's test returns (which decide nothing here)
-    returns = [t for t in map(partial(ablation, data), sorted({r.shots for r in results if r.shots})) if t]
+    shot_counts = sorted({r.shots for r in results if r.shots > 0})
+    returns = [table for shots in shot_counts if (table := ablation(data, shots)) is not None]
     command = "python scripts/guidance_rules.py " + " ".join(str(path) for path in reports)
     families = ", ".join(ordered({r.family for r in results}, FAMILY_ORDER))
     title = [

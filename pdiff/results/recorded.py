@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pdiff.workspace.runs import Run
-
-# a selection trial's record: these are its outcome and budget, every other key a setting of the grid
-TRIAL_OUTCOMES = ("curve", "heldout_loss", "heldout_loss_by_seed", "steps")
 
 
 def compute_settings(runs: list[Run | None]) -> dict[str, str]:
@@ -36,8 +34,8 @@ def selection_settings(method: str, selection: dict[str, Any]) -> dict[str, str]
 
     rows = {}
     trials = selection.get("scores") or []
-    keys = sorted({key for trial in trials for key in trial if key not in TRIAL_OUTCOMES})
-    if keys:
+    keys = sorted(selection.get("chosen") or {})  # the grid's settings: the selection chose one of each
+    if keys and trials:
         values = {key: sorted({trial[key] for trial in trials if key in trial}) for key in keys}
         rows[f"{method} grid"] = ", ".join(f"{k} {'/'.join(map(value_text, v))}" for k, v in values.items())
     if selection.get("chosen"):
@@ -59,7 +57,31 @@ def size_settings(tune: Run, diffuse: Run | None) -> dict[str, str]:
         rows[f"{method} tunable parameters"] = f"{summary['tunable_parameters']:,}" + (
             f" ({share:.3g} %)" if share is not None else ""
         )
-        rows["tune batch size"] = value_text(tune.config.get("batch_size"))
+    if summary.get("tunable_parameters") and tune.config.get("batch_size") is not None:
+        rows["tune batch size"] = value_text(tune.config["batch_size"])
     if diffuse is not None and diffuse.config.get("batch_size"):
         rows["diffuse batch size"] = value_text(diffuse.config["batch_size"])
     return rows
+
+
+WORKSPACE_FLAGS = ("-w", "--workspace")
+
+
+def command_of(run: Run, root: Path) -> list[str]:
+    """The argv that made `run`, the workspace as WS wherever it appears (after -w, as --workspace=…, or as
+    a script's argument), so a report names the command without this machine's paths; a script keeps its
+    interpreter: `python scripts/fidelity.py WS …`."""
+    argv = [str(arg) for arg in run.manifest.get("argv") or []]
+    if not argv:
+        return []
+
+    def is_root(arg: str) -> bool:
+        return arg == str(root) or Path(arg).expanduser().resolve() == root.resolve()
+
+    shown = ["python", *argv] if argv[0].endswith(".py") else ["pdiff", *argv[1:]]
+    for i, arg in enumerate(shown):
+        if (i > 0 and shown[i - 1] in WORKSPACE_FLAGS) or is_root(arg):
+            shown[i] = "WS"
+        elif arg.startswith("--workspace="):
+            shown[i] = "--workspace=WS"
+    return shown

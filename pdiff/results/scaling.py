@@ -255,7 +255,8 @@ def render(rungs: list[RungReport], out: Path) -> str:
     lines += [
         "### Commands",
         "",
-        "Per rung, then this page (`make results` runs the last one):",
+        "Per rung as the ladder prescribes it, then this page (`make results` runs the last one); the "
+        "commands its runs recorded are in each rung's report, under Made by:",
         "",
         "```bash",
     ]

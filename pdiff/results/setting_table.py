@@ -87,28 +87,16 @@ def runs_used(data: ReportData) -> Table:
     return Table("Runs used (the newest finished eval run per cell)", header, rows, notes)
 
 
-WORKSPACE_FLAGS = ("-w", "--workspace")
-
-
-def commands(data: ReportData) -> list[str]:
-    """The distinct commands behind the report's eval runs, oldest first, the workspace path as WS (a
-    reader re-runs them in a workspace of their own)."""
-    lines: dict[str, None] = {}
-    for result in sorted([*data.results, *data.fidelity], key=lambda r: (r.created_at, r.run_id)):
-        argv = list(result.command)
-        if not argv:
-            continue
-        argv[0] = "pdiff"  # however it was launched
-        for i, arg in enumerate(argv[:-1]):
-            if arg in WORKSPACE_FLAGS:
-                argv[i : i + 2] = ["-w", "WS"]
-        lines[shlex.join(argv)] = None
-    return list(lines)
+def eval_commands(data: ReportData) -> list[str]:
+    """The distinct commands behind the report's eval runs, oldest first, as the runs recorded them (the
+    workspace as WS: a reader re-runs them in a workspace of their own)."""
+    ordered_results = sorted([*data.results, *data.fidelity], key=lambda r: (r.created_at, r.run_id))
+    return list(dict.fromkeys(shlex.join(r.command) for r in ordered_results if r.command))
 
 
 def made_by(data: ReportData) -> str:
     """The report's "Made by" section: the commands, or a line saying the runs did not record them."""
-    found = commands(data)
+    found = eval_commands(data)
     if not found:
         return "### Made by\n\nThe eval runs behind this report did not record the command that made them.\n"
     intro = (

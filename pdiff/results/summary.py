@@ -17,7 +17,7 @@ from pdiff.errors import ArtifactError
 from pdiff.results import guidance_rules, runtime, standing, tables
 from pdiff.results.bound import FULL_DATA, in_distribution
 from pdiff.results.cells import ReportData, Result
-from pdiff.results.editions import EARLIER_DIR, edition_pairs, editions_paragraph, write_edition_pages
+from pdiff.results.editions import EARLIER_DIR, edition_pages, edition_pairs, editions_paragraph
 from pdiff.results.report_json import read_report, restated
 from pdiff.results.scaling import scaling_sentence
 from pdiff.results.setting_table import setting_table
@@ -87,9 +87,8 @@ def earlier_reports(results_dir: Path) -> list[str]:
     if firsts:
         lines += [
             "",
-            "First editions, superseded by the study's second edition under one protocol for every method "
-            "(seed-level intervals, more seeds, larger budgets; each study's `editions.md` sets the "
-            f"verdicts of both side by side; not in the tables): {links(firsts)}",
+            "First editions, superseded by the study's second edition (each study's `editions.md` sets "
+            f"the verdicts of both side by side; not in the tables): {links(firsts)}",
         ]
     if others := [name for name in names if name not in firsts]:
         lines += [
@@ -217,8 +216,8 @@ def with_block(page: Path, name: str, body: str) -> str:
 
 
 def write_summary(results_dir: Path, readme: Path | None = None, study: Path | None = None) -> Path:
-    """Write `results_dir/README.md`, and the results table of `readme` and the compute table of `study` (the
-    study page) where given; returns the summary's path."""
+    """Write `results_dir/README.md`, each republished study's editions.md, and the results table of `readme`
+    and the compute table of `study` (the study page) where given; returns the summary's path."""
     path = results_dir / SUMMARY_NAME
     pages = {}  # made before anything is written, so a page without its block fails with nothing changed
     if readme is not None:
@@ -230,8 +229,8 @@ def write_summary(results_dir: Path, readme: Path | None = None, study: Path | N
         pages[readme] = with_block(readme, "results", table)
     if study is not None:
         pages[study] = with_block(study, "compute", compute_table(results_dir, study))
+    pages.update(edition_pages(results_dir))
     atomic_write_text(path, render_summary(results_dir))
-    write_edition_pages(results_dir)
     for page, text in pages.items():
         atomic_write_text(page, text)
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +109,13 @@ def stage_run(run: Run) -> Iterator[Run]:
         raise
     finally:
         detach_run_log(handler)
+
+
+def record_runs(run: Run, kind: str, sources: Iterable[Run]) -> None:
+    """Record the runs `run` reads, each once, all in one write: a resumed run compares the whole set with
+    the one it started on, so recording them one at a time would refuse its own inputs."""
+    run_ids = dict.fromkeys(source.run_id for source in sources)
+    run.record_inputs(kind, [(run_id, None) for run_id in run_ids])
 
 
 def checkpoint_of(run: Run) -> Path:

@@ -30,7 +30,7 @@ from pdiff.rollouts.prompt_sources import prompts_per_task, seed_prompts
 from pdiff.rollouts.rollout import EpisodeResult, FrozenPolicy
 from pdiff.rollouts.scoring import reference_returns, summarise
 from pdiff.rollouts.seed_rollouts import TunedModel, roll_out_seeds
-from pdiff.stages.common import load_policies, open_run, runs_per_seed, stage_run
+from pdiff.stages.common import load_policies, open_run, record_runs, runs_per_seed, stage_run
 from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import (
@@ -274,8 +274,7 @@ def run_eval(
         resume=resume,
     )
     with stage_run(run):
-        # all at once: a resumed run compares the whole set with the one it started on
-        run.record_inputs("pretrain", [(r, None) for r in dict.fromkeys(r.run_id for r in sources.values())])
+        record_runs(run, "pretrain", sources.values())
         if tuned is not None:
             run.record_input("tune", tuned.run_id, None)
         summary = evaluate(workspace, run, config, sources, tuned)

@@ -35,6 +35,7 @@ from pdiff.stages.common import (
     distributed_run,
     load_policies,
     open_run,
+    record_runs,
     runs_per_seed,
     stage_run,
 )
@@ -236,14 +237,9 @@ def run_tune(
         if run is None:
             return None, tune(None, workspace, config, pretrain, diffuse, ranks.info, ranks.dir)
         with stage_run(run):
-            # all of a kind at once: a resumed run compares the whole set with the one it started on
-            run.record_inputs(
-                "pretrain", [(r, None) for r in dict.fromkeys(r.run_id for r in pretrain.values())]
-            )
+            record_runs(run, "pretrain", pretrain.values())
             if diffuse:
-                run.record_inputs(
-                    "diffuse", [(r, None) for r in dict.fromkeys(r.run_id for r in diffuse.values())]
-                )
+                record_runs(run, "diffuse", diffuse.values())
             summary = tune(run, workspace, config, pretrain, diffuse, ranks.info)
             run.manifest["summary"].update({k: v for k, v in summary.items() if k != "per_task"})
             run.save()

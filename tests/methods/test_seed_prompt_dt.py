@@ -12,6 +12,8 @@ from support.stages import run_smoke, smoke_config
 from pdiff.errors import UsageError
 from pdiff.methods.registry import METHODS
 from pdiff.results.cells import result_of
+from pdiff.stages import eval as eval_stage
+from pdiff.stages.eval import EvalConfig
 from pdiff.stages.tune import TuneConfig, resolve_inputs, run_tune
 from pdiff.workspace.runs import RunStatus, list_runs
 
@@ -122,5 +124,25 @@ def test_a_tune_on_several_prompt_dts_resumes_after_a_failure(trained, second_se
     assert failed.status is RunStatus.FAILED
     monkeypatch.setattr(METHODS["prompt-dt"], "tune_task", real)
     resumed, _ = run_tune(ws, TuneConfig.model_validate(failed.config), argv=["pdiff"], resume=failed.run_id)
+    assert resumed.run_id == failed.run_id and resumed.status is RunStatus.FINISHED
+    assert [i["ref"] for i in resumed.manifest["inputs"] if i["kind"] == "pretrain"] == prompt_dts
+
+
+def test_an_eval_on_several_prompt_dts_resumes_after_a_failure(trained, second_seed, monkeypatch):
+    ws, pretrain, _ = trained
+    other_pretrain, _ = second_seed
+    prompt_dts = [pretrain.run_id, other_pretrain.run_id]
+
+    def failing(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise RuntimeError("killed mid-way")
+
+    monkeypatch.setattr(eval_stage, "evaluate", failing)
+    with pytest.raises(RuntimeError, match="killed mid-way"):
+        run_smoke(ws, "eval", prompt="fewshot", seeds=[0, 1], pretrain_runs=prompt_dts)
+    failed = list_runs(ws, "eval")[-1]
+    assert failed.status is RunStatus.FAILED
+    monkeypatch.undo()
+    config = EvalConfig.model_validate(failed.config)
+    resumed, _ = eval_stage.run_eval(ws, config, argv=["pdiff"], resume=failed.run_id)
     assert resumed.run_id == failed.run_id and resumed.status is RunStatus.FINISHED
     assert [i["ref"] for i in resumed.manifest["inputs"] if i["kind"] == "pretrain"] == prompt_dts

@@ -117,5 +117,10 @@ def test_make_results_sets_a_republished_study_beside_its_first_edition(tmp_path
     assert study in paragraph
 
 
-def test_no_editions_paragraph_while_no_study_has_two():
-    assert editions_paragraph(ROOT / "docs" / "results", ROOT / "README.md") == ""
+def test_an_earlier_report_without_a_second_edition_beside_it_makes_no_paragraph(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(
+        ROOT / "docs" / "results" / "cheetah-vel-study", results / EARLIER_DIR / "cheetah-vel-study"
+    )
+    shutil.copytree(ROOT / "docs" / "results" / "cheetah-dir-study", results / "cheetah-dir-study")
+    assert editions_paragraph(results, tmp_path / "README.md") == ""
