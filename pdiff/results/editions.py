@@ -151,19 +151,20 @@ def editions_paragraph(results_dir: Path, page: Path) -> str:
     pairs = edition_pairs(results_dir)
     if not pairs:
         return ""
-    rows = [row for old, new in pairs for row in edition_rows(read_report(old), read_report(new))]
+    reports = [(new, read_report(old), read_report(new)) for old, new in pairs]
+    rows = [row for _, first, second in reports for row in edition_rows(first, second)]
     judged = [r for r in rows if None not in (r.old_verdict, r.new_verdict)]
-    changed = [r for r in judged if r.changed]
+    changed = [r for r in judged if r.changed]  # a verdict in both: both cells exist
     links = ", ".join(
         f"[{new.parent.name}]({os.path.relpath(new.parent / EDITIONS_PAGE, page.parent)})"
-        + change_of_setting(read_report(old), read_report(new))
-        for old, new in pairs
+        + change_of_setting(first, second)
+        for new, first, second in reports
     )
     moves = "; ".join(
         f"{r.group}, against {r.method}: {r.old_verdict} → {r.new_verdict} "
         f"({len(r.old.seeds)} → {len(r.new.seeds)} seeds)"
         for r in changed
-        if r.old is not None and r.new is not None
+        if r.old and r.new
     )
     return (
         f"\nAgainst the first edition, {len(changed)} of Prompt Diffuser's {len(judged)} verdicts judged in "

@@ -135,8 +135,11 @@ def default_note(words: dict[str, dict[str, str]]) -> str:
 
 def rules_tables(data: ReportData) -> list[Table]:
     """`rules_table` for every shot count with a guidance ablation."""
-    shot_counts = sorted({r.shots for r in data.results if r.shots > 0})
-    return [table for shots in shot_counts if (table := rules_table(data, shots)) is not None]
+    return [table for shots in few_shot_counts(data) if (table := rules_table(data, shots)) is not None]
+
+
+def few_shot_counts(data: ReportData) -> list[int]:
+    return sorted({r.shots for r in data.results if r.shots > 0})
 
 
 def rules_page(reports: list[Path]) -> str:
@@ -148,8 +151,7 @@ def rules_page(reports: list[Path]) -> str:
     if not tables:
         raise ArtifactError("no guidance ablation with measurements in these reports")
     # beside them, each rule's test returns (which decide nothing here)
-    shot_counts = sorted({r.shots for r in results if r.shots > 0})
-    returns = [table for shots in shot_counts if (table := ablation(data, shots)) is not None]
+    returns = [table for shots in few_shot_counts(data) if (table := ablation(data, shots)) is not None]
     command = "python scripts/guidance_rules.py " + " ".join(str(path) for path in reports)
     families = ", ".join(ordered({r.family for r in results}, FAMILY_ORDER))
     title = [

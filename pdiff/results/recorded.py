@@ -34,13 +34,12 @@ def selection_settings(method: str, selection: dict[str, Any]) -> dict[str, str]
 
     rows = {}
     trials = selection.get("scores") or []
-    keys = sorted(selection.get("chosen") or {})  # the grid's settings: the selection chose one of each
-    if keys and trials:
-        values = {key: sorted({trial[key] for trial in trials if key in trial}) for key in keys}
+    chosen = selection.get("chosen") or {}  # one value of each of the grid's settings
+    if chosen and trials:
+        values = {key: sorted({trial[key] for trial in trials if key in trial}) for key in sorted(chosen)}
         rows[f"{method} grid"] = ", ".join(f"{k} {'/'.join(map(value_text, v))}" for k, v in values.items())
-    if selection.get("chosen"):
-        picked = sorted(selection["chosen"].items())
-        rows[f"{method} chosen"] = ", ".join(f"{k} {shown(k, v)}" for k, v in picked)
+    if chosen:
+        rows[f"{method} chosen"] = ", ".join(f"{k} {shown(k, v)}" for k, v in sorted(chosen.items()))
     if "steps" in selection:
         rows[f"{method} tune steps chosen"] = shown("steps", selection["steps"])
     return rows
@@ -52,13 +51,13 @@ def size_settings(tune: Run, diffuse: Run | None) -> dict[str, str]:
     rows = {}
     if summary.get("plm_parameters"):
         rows["Prompt-DT parameters"] = f"{summary['plm_parameters']:,}"
-    if summary.get("tunable_parameters"):
+    if summary.get("tunable_parameters"):  # a method that trains
         share = summary.get("tunable_share_percent")
         rows[f"{method} tunable parameters"] = f"{summary['tunable_parameters']:,}" + (
             f" ({share:.3g} %)" if share is not None else ""
         )
-    if summary.get("tunable_parameters") and tune.config.get("batch_size") is not None:
-        rows["tune batch size"] = value_text(tune.config["batch_size"])
+        if tune.config.get("batch_size") is not None:
+            rows["tune batch size"] = value_text(tune.config["batch_size"])
     if diffuse is not None and diffuse.config.get("batch_size"):
         rows["diffuse batch size"] = value_text(diffuse.config["batch_size"])
     return rows
@@ -75,8 +74,10 @@ def command_of(run: Run, root: Path) -> list[str]:
     if not argv:
         return []
 
+    resolved = root.resolve()
+
     def is_root(arg: str) -> bool:
-        return arg == str(root) or Path(arg).expanduser().resolve() == root.resolve()
+        return arg == str(root) or Path(arg).expanduser().resolve() == resolved
 
     shown = ["python", *argv] if argv[0].endswith(".py") else ["pdiff", *argv[1:]]
     for i, arg in enumerate(shown):
