@@ -81,16 +81,18 @@ def workspace_name(rung: Rung) -> str:
     return f"scaling-{rung.name}"
 
 
-def rung_commands(rung: Rung, family: str, report_dir: str) -> list[str]:
+def rung_commands(
+    rung: Rung, family: str, report_dir: str, workspace: str | None = None, jobs: int = 2
+) -> list[str]:
     """The commands that make a rung's report: reproduce, the fidelity runs where the test tasks are held out,
-    and the report into `report_dir`."""
-    workspace = workspace_name(rung)
+    and the report into `report_dir` (workspace: `scaling-<rung>` unless named)."""
+    workspace = workspace or workspace_name(rung)
     sets = "".join(f" --set {item}" for item in rung.overrides)
     methods = ",".join(
         (*RUNG_METHODS, *([STRONGEST_WEIGHT_TUNING[family]] if family in STRONGEST_WEIGHT_TUNING else []))
     )
     scope = f" --methods {methods} --data-kinds expert --no-guidance-ablation"
-    commands = [f"pdiff -w {workspace} reproduce --env {family} --preset {PRESET}{scope} --jobs 2{sets}"]
+    commands = [f"pdiff -w {workspace} reproduce --env {family} --preset {PRESET}{scope} --jobs {jobs}{sets}"]
     if not get_family(family).in_distribution:
         commands.append(f"python scripts/fidelity.py {workspace} --env {family}")
     commands.append(f"pdiff -w {workspace} report --env {family} --out {report_dir}")

@@ -3,6 +3,8 @@ it logged and checkpointed, tune on chosen tasks (training tasks for the fidelit
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,37 @@ def test_each_rung_runs_the_strongest_weight_tuning_method_of_the_first_edition(
             f"--methods prompt-diffuser,prompt-dt,ptdt,full-data,{method} "
             in rung_commands(RUNGS["x4"], family, "d")[0]
         )
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_rung_script(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "run_rung.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def test_the_rung_script_prints_the_paper_rung_of_a_held_out_family_with_its_fidelity_runs():
+    shown = run_rung_script("paper", "--env", FAMILY, "--workspace", "ws", "--jobs", "1", "--dry-run")
+    assert shown.returncode == 0, shown.stderr
+    commands = [line.removeprefix("$ ") for line in shown.stdout.splitlines()]
+    report_dir = f"docs/results/scaling/{FAMILY}/paper"
+    assert commands == rung_commands(RUNGS["paper"], FAMILY, report_dir, "ws", 1)
+    assert "--set pretrain.steps=50000" in commands[0] and "--jobs 1" in commands[0]
+    assert commands[1] == f"python scripts/fidelity.py ws --env {FAMILY}"
+
+
+def test_the_rung_script_stops_at_the_first_failing_command_with_its_exit_code(tmp_path):
+    not_a_workspace = tmp_path / "file"
+    not_a_workspace.write_text("")
+    ran = run_rung_script("x4", "--env", "cheetah-dir", "--workspace", str(not_a_workspace), cwd=tmp_path)
+    assert ran.returncode == 2, ran.stderr
+    reproduce = rung_commands(RUNGS["x4"], "cheetah-dir", "unused", str(not_a_workspace))[0]
+    shown = [line for line in ran.stdout.splitlines() if line.startswith("$ ")]
+    assert shown == [f"$ {reproduce}"]  # the report never ran
+    unknown = run_rung_script("x9", "--env", FAMILY, "--dry-run")
+    assert unknown.returncode == 2 and "rungs: x1, x4, x16, paper" in unknown.stderr
