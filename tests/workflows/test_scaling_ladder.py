@@ -126,7 +126,9 @@ def test_each_rung_runs_the_strongest_weight_tuning_method_of_the_first_edition(
 
     results = Path(__file__).resolve().parents[2] / "docs" / "results"
     for family, method in STRONGEST_WEIGHT_TUNING.items():
-        cells = json.loads((results / f"{family}-study" / "report.json").read_text())["results"]
+        first_edition = results / "earlier" / f"{family}-study"  # once a second edition replaced it
+        study = first_edition if first_edition.exists() else results / f"{family}-study"
+        cells = json.loads((study / "report.json").read_text())["results"]
         means = {
             c["method"]: c["score"]["mean"]
             for c in cells
