@@ -30,6 +30,9 @@ SETTINGS_COMPARED = (
     "tune steps",
     "eval episodes",
 )
+# The first editions' reports (1–2 December 2026) were written before a cell recorded its Prompt-DT's batch;
+# all ran the `study` preset, whose batch was then 1 segment per training task a step.
+UNRECORDED_IN_FIRST_EDITIONS = {"pretrain batch per task": 1}
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,8 @@ def change_of_setting(old: ReportData, new: ReportData) -> str:
         changes.append(f"{len(a.seeds)} → {len(b.seeds)} seeds")
     for key in SETTINGS_COMPARED:
         x, y = a.settings.get(key), b.settings.get(key)
+        if x is None and "pretrain steps" in a.settings:
+            x = UNRECORDED_IN_FIRST_EDITIONS.get(key)
         if x is not None and y is not None and x != y:
             changes.append(f"{key} {x} → {y}")
     return f" ({', '.join(changes)})" if changes else ""

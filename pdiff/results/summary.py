@@ -135,6 +135,9 @@ def budget(result: Result) -> str:
         for stage in ("pretrain", "diffuse", "tune")
         if f"{stage} steps" in result.settings
     ]
+    batch = result.settings.get("pretrain batch per task")
+    if steps and batch and "pretrain steps" in result.settings:  # the Prompt-DT's samples, not only its steps
+        steps[0] += f" × {batch} per task"
     text = " · ".join(steps) + " steps" if steps else "–"
     return text + (f", {result.distinct_rollouts} distinct rollouts" if result.distinct_rollouts else "")
 

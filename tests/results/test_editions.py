@@ -16,6 +16,7 @@ from pdiff.results.editions import (
     EARLIER_DIR,
     EDITIONS_PAGE,
     edition_page,
+    edition_pairs,
     edition_rows,
     edition_table,
     editions_paragraph,
@@ -105,7 +106,9 @@ def test_make_results_sets_a_republished_study_beside_its_first_edition(tmp_path
     assert f"[cheetah-vel-study]({EARLIER_DIR}/cheetah-vel-study/report.md)" in summary
     old, new = first / "report.json", second / "report.json"
     assert (second / EDITIONS_PAGE).read_text() == edition_page(old, new)
-    rows = edition_rows(read_report(old), read_report(new))
+    rows = [  # every study with two editions: the one moved here and any already published
+        row for a, b in edition_pairs(results) for row in edition_rows(read_report(a), read_report(b))
+    ]
     judged = sum(None not in (r.old_verdict, r.new_verdict) for r in rows)
     changed = sum(r.changed for r in rows)
     paragraph = " ".join(readme.read_text().split())

@@ -131,13 +131,14 @@ def test_the_readme_table_states_each_columns_budget():
     families = lines[0].split(" | ")[1:]
     budgets = lines[-1].split(" | ")[1:]
     assert lines[-1].startswith("| *budget")
-    pretrain_steps = {
-        r.family: r.settings["pretrain steps"]
+    pretrain = {  # the steps, and the batch where the runs recorded it (reports before 5 December did not)
+        r.family: (r.settings["pretrain steps"], r.settings.get("pretrain batch per task"))
         for r in read_results(RESULTS)[1].results
         if (r.method, r.data_kind, r.variant) == ("prompt-diffuser", "expert", "project")
     }
     for family, text in zip(families, budgets, strict=True):
-        assert f"pretrain {pretrain_steps[family.rstrip(' |')]} " in text, family
+        steps, batch = pretrain[family.rstrip(" |")]
+        assert f"pretrain {steps}{f' × {batch} per task' if batch else ''} · " in text, family
 
 
 def test_an_earlier_report_is_linked_and_left_out_of_the_tables(tmp_path):
@@ -147,6 +148,7 @@ def test_an_earlier_report_is_linked_and_left_out_of_the_tables(tmp_path):
     moved = copy / "cheetah-dir-study"  # a Table 1 family: its column would show
     assert "| cheetah-dir (ours) |" in render_summary(copy)
     (copy / EARLIER_DIR).mkdir(exist_ok=True)
+    shutil.rmtree(copy / EARLIER_DIR / moved.name, ignore_errors=True)  # a first edition, once republished
     moved.rename(copy / EARLIER_DIR / moved.name)
     summary = render_summary(copy)
     assert f"[{moved.name}]({EARLIER_DIR}/{moved.name}/report.md)" in summary.split("Earlier reports")[1]
