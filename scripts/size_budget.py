@@ -10,8 +10,10 @@ same as JSON.
 Tune runs make one curve per method instead: tune the same method at several `--set steps=N --set
 eval_every=N` (selection on, a fixed budget of N), and each run gives a point, the selection's best held-out
 few-shot loss at N steps (the untuned loss is step 0; the plateau is the best of them, since tuning longer
-can overfit the few shots). A tune run with early stopping also records each candidate's whole held-out
-curve (its summary's `selection.scores[].curve`).
+can overfit the few shots). A single tune run of a method with early stopping (`eval_every` below its
+`steps`, as the `study` preset tunes) makes the same curve by itself: it recorded each candidate's whole
+held-out curve (its summary's `selection.scores[].curve`), and the best of them at each scored step is that
+budget's point.
 """
 
 from __future__ import annotations
@@ -22,7 +24,14 @@ import sys
 from pathlib import Path
 
 from pdiff.errors import PdiffError
-from pdiff.rollouts.budget import Budget, plateau_budget, plot_budgets, read_curve, selection_curve
+from pdiff.rollouts.budget import (
+    Budget,
+    early_stopping_curve,
+    plateau_budget,
+    plot_budgets,
+    read_curve,
+    selection_curve,
+)
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run
 
@@ -57,7 +66,11 @@ def main(argv: list[str]) -> None:
                 )
             )
         for method, method_runs in tuned.items():
-            steps, values = selection_curve(method_runs)
+            steps, values = (  # one run: its own curves; several: one point per budget
+                early_stopping_curve(method_runs[0])
+                if len(method_runs) == 1
+                else selection_curve(method_runs)
+            )
             budgets.append(
                 (
                     f"tune {method}",
@@ -78,6 +91,10 @@ def main(argv: list[str]) -> None:
         print(json.dumps({name: b.to_dict() for name, b in budgets}, indent=2))
     else:
         for name, b in budgets:
+            if b.plateau <= b.start:  # e.g. a tune whose every candidate ends above the untuned loss
+                points = f"{len(b.steps)} points, to step {b.steps[-1]}"
+                print(f"{name}: {b.key} never above its start {b.start:.4g} ({points})")
+                continue
             rising = "  STILL RISING: a lower bound, train longer" if b.still_rising else ""
             print(
                 f"{name}: {b.key} {b.start:.4g} at step {b.steps[0]} -> plateau {b.plateau:.4g} "

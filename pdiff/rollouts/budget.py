@@ -70,6 +70,18 @@ def read_curve(
     return steps, [points[s] for s in steps]
 
 
+def recorded_selection(run: Run) -> dict:
+    """A finished tune run's selection record (pdiff.methods.selection), or a ValueError saying why none."""
+    if run.status is not RunStatus.FINISHED:
+        raise ValueError(
+            f"tune run {run.run_id} is {run.status.value}: only finished runs have a held-out loss"
+        )
+    selection = (run.manifest.get("summary") or {}).get("selection")
+    if not selection or not selection.get("scores"):
+        raise ValueError(f"tune run {run.run_id} ran without the selection protocol: it has no held-out loss")
+    return selection
+
+
 def selection_curve(runs: Sequence[Run]) -> tuple[list[int], list[float]]:
     """Tune's curve: one point per tune run of one method at a different `steps`, the selection protocol's
     best held-out loss (negated: higher is better, as for returns), plus at step 0 the untuned Prompt-DT's
@@ -78,15 +90,7 @@ def selection_curve(runs: Sequence[Run]) -> tuple[list[int], list[float]]:
     differ) or at the same `steps` do not make one curve and are refused."""
     points: dict[int, float] = {}
     for run in runs:
-        if run.status is not RunStatus.FINISHED:
-            raise ValueError(
-                f"tune run {run.run_id} is {run.status.value}: only finished runs have a held-out loss"
-            )
-        selection = (run.manifest.get("summary") or {}).get("selection")
-        if not selection or not selection.get("scores"):
-            raise ValueError(
-                f"tune run {run.run_id} ran without the selection protocol: it has no held-out loss"
-            )
+        selection = recorded_selection(run)
         untuned, steps = -float(selection["heldout_loss_untuned"]), int(run.config["steps"])
         if points.setdefault(0, untuned) != untuned:
             raise ValueError(
@@ -97,6 +101,27 @@ def selection_curve(runs: Sequence[Run]) -> tuple[list[int], list[float]]:
         points[steps] = -min(float(row["heldout_loss"]) for row in selection["scores"])
     steps = sorted(points)
     return steps, [points[s] for s in steps]
+
+
+def early_stopping_curve(run: Run) -> tuple[list[int], list[float]]:
+    """Tune's curve from one run with early stopping: at each scored step the best candidate's held-out loss
+    there (negated; each candidate's curve is its mean over the run's (seed, task) pairs, as the selection
+    recorded it, a candidate stopped early keeping its last score), and the untuned loss at step 0. The same
+    points `selection_curve` gets from one run per budget, read off the curves the selection already drew."""
+    selection = recorded_selection(run)
+    curves = [{int(s): float(v) for s, v in row["curve"]} for row in selection["scores"] if row.get("curve")]
+    if not curves:
+        raise ValueError(
+            f"tune run {run.run_id} recorded no held-out curve (no early stopping): tune at several "
+            "`--set steps=N --set eval_every=N` instead"
+        )
+    steps = sorted(set().union(*curves))
+
+    def loss_at(curve: dict[int, float], step: int) -> float:
+        return curve[max(s for s in curve if s <= step)] if min(curve) <= step else float("inf")
+
+    best = [-min(loss_at(curve, step) for curve in curves) for step in steps]
+    return [0, *steps], [-float(selection["heldout_loss_untuned"]), *best]
 
 
 def centred_average(values: Sequence[float], window: int) -> list[float]:

@@ -10,7 +10,7 @@ from pdiff.config import resolve_config
 from pdiff.envs.metaworld_family import MetaWorldFamily
 from pdiff.methods import lora
 from pdiff.methods.selection import CANDIDATES_PER_METHOD, LR_GRID, at_edge, candidates, grid_for
-from pdiff.rollouts.budget import selection_curve
+from pdiff.rollouts.budget import early_stopping_curve, selection_curve
 from pdiff.stages.tune import TuneConfig, run_tune
 
 pytestmark = pytest.mark.metaworld
@@ -108,3 +108,17 @@ def test_tune_runs_at_several_budgets_make_a_held_out_curve(trained):
         selection_curve([runs[0], runs[0]])
     with pytest.raises(ValueError, match="without the selection protocol"):
         selection_curve([_tune(ws, "lora", steps=1, selection="off")[0]])
+
+
+def test_one_tune_run_with_early_stopping_makes_the_curve_from_its_candidates(trained):
+    ws, _, _ = trained
+    run, summary = _tune(ws, "lora")  # smoke: every step of its 3 scored
+    steps, values = early_stopping_curve(run)
+    selection = summary["selection"]
+    assert steps == [0, 1, 2, 3]
+    assert values[0] == -selection["heldout_loss_untuned"]
+    curves = [dict(row["curve"]) for row in selection["scores"]]
+    assert values[1:] == [-min(curve[step] for curve in curves) for step in (1, 2, 3)]
+    assert max(values[1:]) == -min(row["heldout_loss"] for row in selection["scores"])  # the selection's pick
+    with pytest.raises(ValueError, match="without the selection protocol"):
+        early_stopping_curve(_tune(ws, "lora", steps=1, selection="off")[0])
