@@ -34,6 +34,15 @@ def report(
     env: list[str] = typer.Option(
         [], "--env", "--envs", metavar="FAMILY,…", help="Only these task families."
     ),
+    methods: list[str] = typer.Option(
+        [], "--methods", metavar="METHOD,…", help="Only these methods' cells (e.g. a scaling rung's)."
+    ),
+    data_kinds: list[str] = typer.Option(
+        [],
+        "--data-kinds",
+        metavar="KIND,…",
+        help="Only cells of these few-shot data kinds (expert, medium, random).",
+    ),
     out_dir: Path | None = typer.Option(
         None, "--out", help="Also copy report.md, report.json and figures/ into this directory."
     ),
@@ -104,7 +113,13 @@ def report(
         )
         return
     workspace = opts.open_workspace()
-    flags = {"runs": parse_names(runs), "envs": parse_names(env), "out": str(out_dir) if out_dir else None}
+    flags = {
+        "runs": parse_names(runs),
+        "envs": parse_names(env),
+        "methods": parse_names(methods),
+        "data_kinds": parse_names(data_kinds),
+        "out": str(out_dir) if out_dir else None,
+    }
     run, summary = run_report(
         workspace, stage_config(workspace, "report", None, flags), argv=["pdiff", *sys.argv[1:]]
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from types import ModuleType
 
+from pdiff.errors import UsageError
 from pdiff.methods import adaptor, full_ft, lora, prompt_diffuser, ptdt, real_prompt, soft_prompt
 from pdiff.methods.options import MethodOptions
 
@@ -27,6 +28,20 @@ METHODS: dict[str, ModuleType] = {
 }
 DEFAULT_METHOD = "prompt-diffuser"
 NEEDS_DIFFUSE = {"prompt-diffuser"}
+EVAL_ONLY_METHODS = ("full-data", "random-prompt")  # rows made by eval alone, no tune method
+
+
+def check_methods(methods: list[str], flag: str = "--methods") -> list[str]:
+    """`methods` without repeats, each a tune method or an eval-only row; a UsageError naming the first
+    unknown one (or an empty list) otherwise."""
+    known = [*METHODS, *EVAL_ONLY_METHODS]
+    unknown = [m for m in methods if m not in known]
+    if unknown or not methods:
+        raise UsageError(
+            f"unknown method {unknown[0] if unknown else '(none)'!r} for {flag}",
+            hint=f"choose from {', '.join(known)}",
+        )
+    return list(dict.fromkeys(methods))
 
 
 def trains(method: str | None) -> bool:

@@ -325,7 +325,15 @@ def eval_runs(workspace: Workspace, refs: list[str] | None, envs: list[str] | No
     return runs
 
 
-def gather(workspace: Workspace, refs: list[str] | None = None, envs: list[str] | None = None) -> ReportData:
+def gather(
+    workspace: Workspace,
+    refs: list[str] | None = None,
+    envs: list[str] | None = None,
+    methods: list[str] | None = None,
+    data_kinds: list[str] | None = None,
+) -> ReportData:
+    """The cells of the finished eval runs (`refs`, or all), of the families, methods and few-shot data kinds
+    named (None: all); the newest run of a cell wins."""
     ignored: list[tuple[str, str]] = []
     results: list[Result] = []
     for run in eval_runs(workspace, refs, envs):
@@ -333,11 +341,17 @@ def gather(workspace: Workspace, refs: list[str] | None = None, envs: list[str] 
             ignored.append((run.run_id, f"status {run.display_status()}"))
             continue
         try:
-            results.append(result_of(workspace, run))
+            result = result_of(workspace, run)
         except ArtifactError as exc:
             ignored.append((run.run_id, exc.message))
+            continue
+        if (methods is None or result.method in methods) and (
+            data_kinds is None or result.data_kind in data_kinds
+        ):
+            results.append(result)
     if not results:
-        where = f" for {', '.join(envs)}" if envs else ""
+        named = [*(envs or []), *(methods or []), *(data_kinds or [])]
+        where = f" for {', '.join(named)}" if named else ""
         raise ArtifactError(
             f"no finished eval runs{where} in {workspace.root}",
             hint="run `pdiff eval` (or `pdiff reproduce`) first",

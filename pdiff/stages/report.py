@@ -12,7 +12,10 @@ from pydantic import Field
 
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.envs import get_family
+from pdiff.errors import UsageError
+from pdiff.methods.registry import check_methods
 from pdiff.results import gather, report_payload, write_report
+from pdiff.results.tables import KIND_ORDER
 from pdiff.stages.common import open_run, stage_run
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
@@ -23,6 +26,8 @@ class ReportConfig(StageConfig):
         None, description="Eval runs to report (default: every finished eval run)."
     )
     envs: list[str] | None = Field(None, description="Only these task families.")
+    methods: list[str] | None = Field(None, description="Only these methods' cells (Table 1's rows).")
+    data_kinds: list[str] | None = Field(None, description="Only cells of these few-shot data kinds.")
     out: str | None = Field(
         None, description="Also copy report.md, report.json and the figures into this directory."
     )
@@ -33,7 +38,15 @@ register_stage_config("report", ReportConfig)
 
 def run_report(workspace: Workspace, config: ReportConfig, *, argv: list[str]) -> tuple[Run, dict[str, Any]]:
     envs = [get_family(e).name for e in config.envs] if config.envs else None
-    data = gather(workspace, config.runs, envs)  # nothing to report fails before a run exists
+    methods = check_methods(config.methods) if config.methods else None
+    kinds = config.data_kinds
+    unknown = [kind for kind in kinds or [] if kind not in KIND_ORDER]
+    if unknown:
+        raise UsageError(
+            f"unknown few-shot data kind {unknown[0]!r} for --data-kinds",
+            hint=f"choose from {', '.join(KIND_ORDER)}",
+        )
+    data = gather(workspace, config.runs, envs, methods, kinds)  # nothing to report fails before a run exists
     families = data.families()
     run, config = open_run(
         workspace,

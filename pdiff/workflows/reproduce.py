@@ -19,9 +19,8 @@ from pydantic import Field, field_validator, model_validator
 from pdiff.collection.behaviour import KINDS
 from pdiff.config import StageConfig, register_stage_config, resolve_config
 from pdiff.envs import get_family, ood_variant
-from pdiff.errors import UsageError
 from pdiff.methods.guidance import ABLATION_RULES, GuidanceRule
-from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE
+from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE, check_methods
 from pdiff.methods.zero_shot import ZERO_SHOT_METHODS, ZERO_SHOT_SETTINGS, recorded_setting
 from pdiff.results.paper import PAPER_FAMILIES
 from pdiff.stages.diffuse import DiffuseConfig
@@ -33,7 +32,6 @@ from pdiff.workflows.steps import Step, StepResult
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run
 
-EVAL_ONLY_METHODS = ("full-data", "random-prompt")  # rows made by eval alone, no tune method
 LAMBDA_MARK = "@lambda="  # a variant of the ablation: a rule at a guidance weight of its own
 
 
@@ -126,17 +124,9 @@ class ReproduceConfig(StageConfig):
 register_stage_config("reproduce", ReproduceConfig)
 
 
-def check_methods(methods: list[str] | None) -> list[str]:
-    if methods is None:
-        return [*METHODS, "full-data"]
-    known = [*METHODS, *EVAL_ONLY_METHODS]
-    unknown = [m for m in methods if m not in known]
-    if unknown or not methods:
-        raise UsageError(
-            f"unknown method {unknown[0] if unknown else '(none)'!r} for --methods",
-            hint=f"choose from {', '.join(known)}",
-        )
-    return list(dict.fromkeys(methods))
+def matrix_methods(methods: list[str] | None) -> list[str]:
+    """The methods of the matrix: every tune method and the full-data model unless named."""
+    return [*METHODS, "full-data"] if methods is None else check_methods(methods)
 
 
 def equal_information_match(workspace: Workspace, config: StageConfig, run: Run) -> bool:
@@ -167,7 +157,7 @@ class Matrix:
 def matrix_of(
     config: ReproduceConfig, preset: str | None, workspace: Workspace, tune_overrides: list[str] | None
 ) -> Matrix:
-    methods = check_methods(config.methods)
+    methods = matrix_methods(config.methods)
     seeds = list(config.seeds) if config.seeds else None
     diffuse = resolve_config(DiffuseConfig, "diffuse", workspace=workspace, preset=preset)
     default_rule = diffuse.guidance
