@@ -144,8 +144,9 @@ def budget(result: Result) -> str:
 
 def headline(results_dir: Path) -> str:
     """The README's results table: each method's Table 1 cell (expert few-shot data, the most-run shot count,
-    the protocol's own settings only) per family, with the success rate where the family has one; its last row
-    is each family's budget (that of Prompt Diffuser's cell)."""
+    the protocol's own settings only) per family, with the success rate where the family has one; its last
+    two rows are each family's budget (that of Prompt Diffuser's cell) and the edition of its study, with the
+    seeds of Prompt Diffuser's cell."""
     _, data = read_results(results_dir)
     counts = tables.shot_counts(data, "expert")
     if not counts:
@@ -167,10 +168,16 @@ def headline(results_dir: Path) -> str:
                 text += f" · {100 * result.success.mean:.0f}% success"
             texts.append(text)
         rows.append(f"| {headline_label(method, families)} | " + " | ".join(texts) + " |")
-    budgets = [cells.get(("prompt-diffuser", family)) for family in families]
+    ours = [cells.get(("prompt-diffuser", family)) for family in families]
     rows.append(
-        "| *budget (Prompt Diffuser's cell)* | " + " | ".join(budget(r) if r else "–" for r in budgets) + " |"
+        "| *budget (Prompt Diffuser's cell)* | " + " | ".join(budget(r) if r else "–" for r in ours) + " |"
     )
+    second = {f for _, new in edition_pairs(results_dir) for f in read_report(new).families()}
+    editions = [
+        ("second" if family in second else "first") + (f", {len(r.seeds)} seeds" if r else "")
+        for family, r in zip(families, ours, strict=True)
+    ]
+    rows.append("| *edition of the study* | " + " | ".join(editions) + " |")
     return "\n".join(rows) + "\n"
 
 

@@ -129,8 +129,8 @@ def test_one_cell_in_two_reports_is_refused(tmp_path):
 def test_the_readme_table_states_each_columns_budget():
     lines = headline(RESULTS).splitlines()
     families = lines[0].split(" | ")[1:]
-    budgets = lines[-1].split(" | ")[1:]
-    assert lines[-1].startswith("| *budget")
+    budgets = lines[-2].split(" | ")[1:]
+    assert lines[-2].startswith("| *budget") and lines[-1].startswith("| *edition of the study* | ")
     pretrain = {  # the steps, and the batch where the runs recorded it (reports before 5 December did not)
         r.family: (r.settings["pretrain steps"], r.settings.get("pretrain batch per task"))
         for r in read_results(RESULTS)[1].results
