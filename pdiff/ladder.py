@@ -9,6 +9,7 @@ sets the rungs' reports side by side (pdiff.results.scaling). The rungs' runs: p
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from pdiff.config import load_presets, parse_set
@@ -81,17 +82,20 @@ def workspace_name(rung: Rung) -> str:
     return f"scaling-{rung.name}"
 
 
+def rung_methods(family: str) -> list[str]:
+    """The methods a rung runs on `family`: RUNG_METHODS and its strongest weight-tuning method."""
+    return [*RUNG_METHODS, *([STRONGEST_WEIGHT_TUNING[family]] if family in STRONGEST_WEIGHT_TUNING else [])]
+
+
 def rung_commands(
     rung: Rung, family: str, report_dir: str, workspace: str | None = None, jobs: int = 2
 ) -> list[str]:
     """The commands that make a rung's report: reproduce, the fidelity runs where the test tasks are held out,
     and the report into `report_dir` (workspace: `scaling-<rung>` unless named)."""
-    workspace = workspace or workspace_name(rung)
+    workspace = shlex.quote(workspace or workspace_name(rung))
+    report_dir = shlex.quote(report_dir)
     sets = "".join(f" --set {item}" for item in rung.overrides)
-    methods = ",".join(
-        (*RUNG_METHODS, *([STRONGEST_WEIGHT_TUNING[family]] if family in STRONGEST_WEIGHT_TUNING else []))
-    )
-    scope = f" --methods {methods} --data-kinds expert --no-guidance-ablation"
+    scope = f" --methods {','.join(rung_methods(family))} --data-kinds expert --no-guidance-ablation"
     commands = [f"pdiff -w {workspace} reproduce --env {family} --preset {PRESET}{scope} --jobs {jobs}{sets}"]
     if not get_family(family).in_distribution:
         commands.append(f"python scripts/fidelity.py {workspace} --env {family}")

@@ -2,12 +2,12 @@
 
     python scripts/run_rung.py RUNG --env FAMILY [--workspace DIR] [--jobs N] [--dry-run]
 
-Runs the rung's commands from the repository root, one after another: `pdiff reproduce` with the rung's
-`--set` overrides and the rung's methods, the fidelity runs where the family's test tasks are held out, and
-the report into docs/results/scaling/FAMILY/RUNG (then `make results` redraws the family's page). Every
-command resumes, so after an interruption or a time limit run the same line again and it goes on where it
-stopped. The device is pdiff's `auto`: a GPU where torch sees one. On a machine with a GPU, the rung a 2-core
-CPU cannot reach:
+Runs the rung's commands from the repository root (wherever it is started), one after another:
+`pdiff reproduce` with the rung's `--set` overrides and the rung's methods, the fidelity runs where the
+family's test tasks are held out, and the report into docs/results/scaling/FAMILY/RUNG (then `make results`
+redraws the family's page). Every command resumes, so after an interruption or a time limit run the same
+line again and it goes on where it stopped. The device is pdiff's `auto`: a GPU where torch sees one. On a
+machine with a GPU, the rung a 2-core CPU cannot reach:
 
     python scripts/run_rung.py paper --env cheetah-vel
 
@@ -25,6 +25,7 @@ from pathlib import Path
 from pdiff.errors import PdiffError
 from pdiff.ladder import rung_commands, rung_of
 
+ROOT = Path(__file__).resolve().parents[1]  # the commands' paths are the repository's
 SCALING_DIR = Path("docs/results/scaling")
 
 
@@ -34,7 +35,9 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument("rung", help="x1 | x4 | x16 | paper")
     parser.add_argument("--env", required=True, help="the task family")
-    parser.add_argument("--workspace", help="the rung's workspace (default: scaling-RUNG)")
+    parser.add_argument(
+        "--workspace", help="the rung's workspace, relative to the repository root (default: scaling-RUNG)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="reproduce's parallel steps (default 2)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_args(argv)
@@ -56,7 +59,7 @@ def main(argv: list[str]) -> None:
             if words[0] == "pdiff"
             else [sys.executable, *words[1:]]
         )
-        code = subprocess.run(words, check=False).returncode
+        code = subprocess.run(words, check=False, cwd=ROOT).returncode
         if code:
             sys.exit(code)
 

@@ -35,13 +35,17 @@ def report(
         [], "--env", "--envs", metavar="FAMILY,…", help="Only these task families."
     ),
     methods: list[str] = typer.Option(
-        [], "--methods", metavar="METHOD,…", help="Only these methods' cells (e.g. a scaling rung's)."
+        [],
+        "--methods",
+        metavar="METHOD,…",
+        help="Only these methods' cells, each guidance rule and setting kept (e.g. a scaling rung's).",
     ),
     data_kinds: list[str] = typer.Option(
         [],
         "--data-kinds",
         metavar="KIND,…",
-        help="Only cells of these few-shot data kinds (expert, medium, random).",
+        help="Only cells of these few-shot data kinds: expert, medium, random (zero-shot cells and the "
+        "random-prompt control count as expert).",
     ),
     out_dir: Path | None = typer.Option(
         None, "--out", help="Also copy report.md, report.json and figures/ into this directory."

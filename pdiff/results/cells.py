@@ -333,7 +333,9 @@ def gather(
     data_kinds: list[str] | None = None,
 ) -> ReportData:
     """The cells of the finished eval runs (`refs`, or all), of the families, methods and few-shot data kinds
-    named (None: all); the newest run of a cell wins."""
+    named (None: all); the newest run of a cell wins. A method keeps its cells under every guidance rule and
+    hand-set setting; cells that read no few-shot data (zero-shot, the random-prompt control) count as
+    expert, the data kind they record."""
     ignored: list[tuple[str, str]] = []
     results: list[Result] = []
     for run in eval_runs(workspace, refs, envs):
@@ -345,9 +347,8 @@ def gather(
         except ArtifactError as exc:
             ignored.append((run.run_id, exc.message))
             continue
-        if (methods is None or result.method in methods) and (
-            data_kinds is None or result.data_kind in data_kinds
-        ):
+        method = result.method.partition(" [")[0]  # a cell's hand-set setting label is not its method
+        if (methods is None or method in methods) and (data_kinds is None or result.data_kind in data_kinds):
             results.append(result)
     if not results:
         named = [*(envs or []), *(methods or []), *(data_kinds or [])]

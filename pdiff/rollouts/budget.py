@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pdiff.methods.selection import loss_at
 from pdiff.plots import read_metrics, save_png
 from pdiff.workspace.runs import Run, RunStatus
 
@@ -116,10 +117,6 @@ def early_stopping_curve(run: Run) -> tuple[list[int], list[float]]:
             "`--set steps=N --set eval_every=N` instead"
         )
     steps = sorted(set().union(*curves))
-
-    def loss_at(curve: dict[int, float], step: int) -> float:
-        return curve[max(s for s in curve if s <= step)] if min(curve) <= step else float("inf")
-
     best = [-min(loss_at(curve, step) for curve in curves) for step in steps]
     return [0, *steps], [-float(selection["heldout_loss_untuned"]), *best]
 

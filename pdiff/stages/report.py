@@ -26,8 +26,13 @@ class ReportConfig(StageConfig):
         None, description="Eval runs to report (default: every finished eval run)."
     )
     envs: list[str] | None = Field(None, description="Only these task families.")
-    methods: list[str] | None = Field(None, description="Only these methods' cells (Table 1's rows).")
-    data_kinds: list[str] | None = Field(None, description="Only cells of these few-shot data kinds.")
+    methods: list[str] | None = Field(
+        None, description="Only these methods' cells, in every table (each guidance rule and setting kept)."
+    )
+    data_kinds: list[str] | None = Field(
+        None,
+        description="Only cells of these few-shot data kinds (zero-shot and the control count as expert).",
+    )
     out: str | None = Field(
         None, description="Also copy report.md, report.json and the figures into this directory."
     )
@@ -39,7 +44,7 @@ register_stage_config("report", ReportConfig)
 def run_report(workspace: Workspace, config: ReportConfig, *, argv: list[str]) -> tuple[Run, dict[str, Any]]:
     envs = [get_family(e).name for e in config.envs] if config.envs else None
     methods = check_methods(config.methods) if config.methods else None
-    kinds = config.data_kinds
+    kinds = config.data_kinds or None  # none named: all, as for the families and methods
     unknown = [kind for kind in kinds or [] if kind not in KIND_ORDER]
     if unknown:
         raise UsageError(

@@ -15,6 +15,7 @@ from pdiff.results.cells import ReportData, Result, Score
 from pdiff.results.editions import (
     EARLIER_DIR,
     EDITIONS_PAGE,
+    change_of_setting,
     edition_page,
     edition_pairs,
     edition_rows,
@@ -135,3 +136,25 @@ def test_an_earlier_report_without_a_second_edition_beside_it_makes_no_paragraph
     )
     shutil.copytree(ROOT / "docs" / "results" / "cheetah-dir-study", results / "cheetah-dir-study")
     assert editions_paragraph(results, tmp_path / "README.md") == ""
+
+
+def with_settings(data: ReportData, **changes: object) -> ReportData:
+    """`data` with each cell's recorded settings changed: a key set to None is removed."""
+
+    def change(r: Result) -> Result:
+        settings = {**r.settings, **changes}
+        return replace(r, settings={k: v for k, v in settings.items() if v is not None})
+
+    return replace(data, results=[change(r) for r in data.results])
+
+
+def test_a_first_edition_without_a_recorded_batch_counts_as_the_study_presets_one_per_task():
+    first = read_report(REPORT)  # written before cells recorded the Prompt-DT's batch
+    assert all("pretrain batch per task" not in r.settings for r in first.results)
+    second = with_settings(first, **{"pretrain batch per task": 16})
+    assert change_of_setting(first, second) == " (pretrain batch per task 1 → 16)"
+    assert change_of_setting(first, with_settings(second, **{"pretrain steps": 8000})) == (
+        " (pretrain batch per task 1 → 16, pretrain steps 4000 → 8000)"
+    )
+    unknown_steps = with_settings(first, **{"pretrain steps": None})  # no Prompt-DT recorded: nothing assumed
+    assert change_of_setting(unknown_steps, second) == ""

@@ -22,9 +22,13 @@ def test_report_keeps_only_the_methods_and_data_kinds_named(pretrained):
     for method in ("prompt-dt", "lora"):
         tune, _ = run_smoke(ws, "tune", method=method)
         run_smoke(ws, "eval", tune_run=tune.run_id)
-    assert report_cells(ws) == {("prompt-dt", "expert"), ("lora", "expert")}
-    assert report_cells(ws, methods=["lora"]) == {("lora", "expert")}
-    assert report_cells(ws, methods=["lora", "prompt-dt"], data_kinds=["expert"]) == report_cells(ws)
+    by_hand, _ = run_smoke(ws, "tune", method="lora", lr=1e-3, selection="off")  # a cell of its own, labelled
+    run_smoke(ws, "eval", tune_run=by_hand.run_id)
+    every = report_cells(ws)
+    assert every == {("prompt-dt", "expert"), ("lora", "expert"), ("lora [lr 0.001 by hand]", "expert")}
+    assert report_cells(ws, methods=["lora"]) == every - {("prompt-dt", "expert")}
+    assert report_cells(ws, methods=["lora", "prompt-dt"], data_kinds=["expert"]) == every
+    assert report_cells(ws, data_kinds=[]) == every  # none named: all
     with pytest.raises(ArtifactError, match="no finished eval runs for medium"):
         report_cells(ws, data_kinds=["medium"])
     with pytest.raises(UsageError, match="unknown method 'lora2' for --methods"):

@@ -4,10 +4,13 @@ rising."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
-from pdiff.rollouts.budget import plateau_budget
+from pdiff.rollouts.budget import early_stopping_curve, plateau_budget
+from pdiff.workspace.runs import RunStatus
 
 
 def saturating(steps: np.ndarray, start: float, end: float, scale: float) -> np.ndarray:
@@ -81,3 +84,22 @@ def test_settings_that_cannot_read_a_curve_are_refused():
         with pytest.raises(ValueError):
             plateau_budget(steps, values, **bad)
     assert np.isnan(plateau_budget(steps, values[::-1]).shares()[3])  # a curve that never rose has no shares
+
+
+def test_a_tune_curve_from_one_run_takes_the_best_candidate_at_each_scored_step():
+    """Candidates stopped early keep their last score; one first scored later counts from there."""
+    scores = [
+        {"lr": 1e-3, "heldout_loss": 0.8, "curve": [[10, 0.9], [20, 0.8]]},  # stopped at 20
+        {"lr": 1e-2, "heldout_loss": 0.7, "curve": [[10, 1.0], [20, 0.95], [30, 0.7], [40, 0.85]]},
+        {"lr": 1e-1, "heldout_loss": 0.5, "curve": [[30, 0.5]]},  # scored first at 30
+    ]
+    selection = {"heldout_loss_untuned": 1.2, "scores": scores}
+    run = SimpleNamespace(
+        run_id="r", status=RunStatus.FINISHED, manifest={"summary": {"selection": selection}}
+    )
+    steps, values = early_stopping_curve(run)
+    assert steps == [0, 10, 20, 30, 40]
+    assert values == [-1.2, -0.9, -0.8, -0.5, -0.5]
+    run.status = RunStatus.KILLED
+    with pytest.raises(ValueError, match="only finished runs"):
+        early_stopping_curve(run)

@@ -12,6 +12,7 @@ import pytest
 from pdiff.envs import get_family
 from pdiff.errors import UsageError
 from pdiff.ladder import RUNGS, STRONGEST_WEIGHT_TUNING, implied_samples, rung_commands
+from pdiff.results.editions import EARLIER_DIR
 from pdiff.stages.common import open_run, stage_run
 from pdiff.stages.tune import TuneConfig, tune_tasks
 from pdiff.workflows.pipeline import find_done, resolve_step, split_overrides, stage_config
@@ -126,7 +127,7 @@ def test_each_rung_runs_the_strongest_weight_tuning_method_of_the_first_edition(
 
     results = Path(__file__).resolve().parents[2] / "docs" / "results"
     for family, method in STRONGEST_WEIGHT_TUNING.items():
-        first_edition = results / "earlier" / f"{family}-study"  # once a second edition replaced it
+        first_edition = results / EARLIER_DIR / f"{family}-study"  # once a second edition replaced it
         study = first_edition if first_edition.exists() else results / f"{family}-study"
         cells = json.loads((study / "report.json").read_text())["results"]
         means = {
