@@ -17,7 +17,13 @@ from pdiff.errors import ArtifactError
 from pdiff.results import guidance_rules, runtime, standing, tables
 from pdiff.results.bound import FULL_DATA, in_distribution
 from pdiff.results.cells import ReportData, Result
-from pdiff.results.editions import EARLIER_DIR, edition_pages, edition_pairs, editions_paragraph
+from pdiff.results.editions import (
+    EARLIER_DIR,
+    change_of_setting,
+    edition_pages,
+    edition_pairs,
+    editions_paragraph,
+)
 from pdiff.results.report_json import read_report, restated
 from pdiff.results.scaling import scaling_sentence
 from pdiff.results.setting_table import setting_table
@@ -78,17 +84,24 @@ def earlier_reports(results_dir: Path) -> list[str]:
     """The summary's lines (a blank one, then the links) for the reports under DIR/earlier (listed, not
     tabulated): first editions of a study now republished, then any other; none if none."""
     names = sorted(path.parent.name for path in (results_dir / EARLIER_DIR).glob("*/report.md"))
-    firsts = [old.parent.name for old, _ in edition_pairs(results_dir)]
+    pairs = edition_pairs(results_dir)
+    firsts = [old.parent.name for old, _ in pairs]
 
     def links(chosen: list[str]) -> str:
         return " · ".join(f"[{name}]({EARLIER_DIR}/{name}/report.md)" for name in chosen)
 
     lines = []
     if firsts:
+        why = " · ".join(  # what the second edition changed in Prompt Diffuser's Table 1 cell
+            f"[{old.parent.name}]({EARLIER_DIR}/{old.parent.name}/report.md)"
+            + change_of_setting(read_report(old), read_report(new))
+            for old, new in pairs
+        )
         lines += [
             "",
-            "First editions, superseded by the study's second edition (each study's `editions.md` sets "
-            f"the verdicts of both side by side; not in the tables): {links(firsts)}",
+            "First editions, superseded by the study's second edition under the current protocol (each "
+            "study's `editions.md` sets the verdicts of both side by side; not in the tables), with what "
+            f"changed in Prompt Diffuser's Table 1 cell: {why}",
         ]
     if others := [name for name in names if name not in firsts]:
         lines += [

@@ -104,7 +104,7 @@ def test_make_results_sets_a_republished_study_beside_its_first_edition(tmp_path
 
     summary = (results / "README.md").read_text()
     assert "First editions, superseded" in summary
-    assert f"[cheetah-vel-study]({EARLIER_DIR}/cheetah-vel-study/report.md)" in summary
+    assert f"[cheetah-vel-study]({EARLIER_DIR}/cheetah-vel-study/report.md) (3 → 10 seeds, " in summary
     old, new = first / "report.json", second / "report.json"
     assert (second / EDITIONS_PAGE).read_text() == edition_page(old, new)
     rows = [  # every study with two editions: the one moved here and any already published
