@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pdiff.results.bound import FULL_DATA, compare_results, is_upper_bound
 from pdiff.results.cells import ReportData, Result
-from pdiff.results.tables import CONTROLS, OURS, main_results, setting_name
+from pdiff.results.tables import CONTROLS, KIND_ORDER, METHOD_ORDER, OURS, main_results, ordered, setting_name
 from pdiff.verdicts import RULE, Verdict
 
 RULE_LINE = f"Verdicts by the written rule (docs/protocol.md): {RULE}."
@@ -90,3 +90,28 @@ def ablation_standings(data: ReportData) -> list[str]:
             if grouped[verdict]:
                 lines.append(f"- {where}: {phrase} {'; '.join(grouped[verdict])}.")
     return lines
+
+
+def verdict_grid(data: ReportData, families: list[str], shots: int) -> str:
+    """Prompt Diffuser's verdict against each other method per family, one cell per family with a word per
+    few-shot data kind (expert / medium / random; "–" where either cell is missing): the README's compact
+    form of `standings`, by the same rule."""
+    kinds = KIND_ORDER
+    by_kind = {kind: main_results(data, kind, shots) for kind in kinds}
+    methods = ordered(
+        {m for cells in by_kind.values() for m, f in cells if f in families and m != OURS and "[" not in m},
+        METHOD_ORDER,
+    )
+
+    def word(kind: str, method: str, family: str) -> str:
+        ours, other = by_kind[kind].get((OURS, family)), by_kind[kind].get((method, family))
+        return standing(ours, other)[0] if ours and other else "–"
+
+    rows = [
+        f"| against ({' / '.join(kinds)} few-shot data, {shots} shots) | " + " | ".join(families) + " |",
+        "|" + "---|" * (len(families) + 1),
+    ]
+    for method in methods:
+        cells = [" / ".join(word(kind, method, family) for kind in kinds) for family in families]
+        rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"

@@ -191,7 +191,9 @@ def headline(results_dir: Path) -> str:
         for family, r in zip(families, ours, strict=True)
     ]
     rows.append("| *edition of the study* | " + " | ".join(editions) + " |")
-    return "\n".join(rows) + "\n"
+    grid = standing.verdict_grid(data, families, shots)
+    lead = "\nPrompt Diffuser against each method by the verdict rule, per family and few-shot data kind:\n\n"
+    return "\n".join(rows) + "\n" + lead + grid
 
 
 def headline_label(method: str, families: list[str]) -> str:

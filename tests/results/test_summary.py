@@ -7,6 +7,7 @@ earlier/ is linked, not tabulated."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -129,8 +130,9 @@ def test_one_cell_in_two_reports_is_refused(tmp_path):
 def test_the_readme_table_states_each_columns_budget():
     lines = headline(RESULTS).splitlines()
     families = lines[0].split(" | ")[1:]
-    budgets = lines[-2].split(" | ")[1:]
-    assert lines[-2].startswith("| *budget") and lines[-1].startswith("| *edition of the study* | ")
+    table = lines[: lines.index("")]  # the cells' table, before the verdict grid
+    budgets = table[-2].split(" | ")[1:]
+    assert table[-2].startswith("| *budget") and table[-1].startswith("| *edition of the study* | ")
     pretrain = {  # the steps, and the batch where the runs recorded it (reports before 5 December did not)
         r.family: (r.settings["pretrain steps"], r.settings.get("pretrain batch per task"))
         for r in read_results(RESULTS)[1].results
@@ -153,3 +155,36 @@ def test_an_earlier_report_is_linked_and_left_out_of_the_tables(tmp_path):
     summary = render_summary(copy)
     assert f"[{moved.name}]({EARLIER_DIR}/{moved.name}/report.md)" in summary.split("Earlier reports")[1]
     assert "cheetah-dir (ours)" not in summary and f"[{moved.name}]({moved.name}/" not in summary
+
+
+def test_the_readme_verdict_grid_says_what_the_summary_says_for_every_comparison():
+    """Each behind, level or ahead line of the summary's "Where Prompt Diffuser stands" (Tables 1 and 2, 5
+    shots) is the word the README's grid gives that method, family and data kind."""
+    text = headline(RESULTS)
+    grid = text[text.index("| against (") :].splitlines()
+    families = grid[0].strip("| ").split(" | ")[1:]
+    words = {
+        (row[0], family, kind): word
+        for row in (line.strip("| ").split(" | ") for line in grid[2:])
+        for family, cell in zip(families, row[1:], strict=True)
+        for kind, word in zip(("expert", "medium", "random"), cell.split(" / "), strict=True)
+    }
+    summary = (RESULTS / "README.md").read_text()
+    line = re.compile(r"^- (\S+) \((\w+) few-shot data, 5 shots\): (.*)$", re.MULTILINE)
+    checked = 0
+    for family, kind, rest in line.findall(summary):
+        if family not in families:
+            continue
+        behind = re.match(
+            r"\*\*prompt-diffuser is behind (?:the full-data upper bound|the (\S+) control|(\S+))\*\*", rest
+        )
+        if behind:
+            method = behind.group(1) or behind.group(2) or "full-data"
+            assert words[(method, family, kind)] == "behind", (method, family, kind)
+            checked += 1
+            continue
+        verdict = "level" if " is level with " in rest else "ahead"
+        for method in re.findall(r"(?:with |of |; )([a-z-]+) \(P\(improvement\)", rest):
+            assert words[(method, family, kind)] == verdict, (method, family, kind)
+            checked += 1
+    assert checked >= len(families) * 7  # every method of Table 1 at least
