@@ -20,8 +20,9 @@ from pdiff.verdicts import Comparison
 
 CELL_KEY = ("family", "method", "data_kind", "shots", "variant", "zero_shot", "training_tasks")
 SCORES = ("score", "normalized", "success")
-# Fields that name a run, a moment or the machine, not a number the study measured.
+# Fields that name a run, a moment, the machine or the command, not a number the study measured.
 NOT_MEASURED = {
+    "command",
     "run_id",
     "created_at",
     "compute_s",

@@ -1,4 +1,4 @@
-"""Comparing two reports' cells: equal when only run ids, times and machine details differ; each measured
+"""Comparing two reports' cells: equal when only run ids, times, commands and machine details differ; each measured
 difference named with its largest gap; a tolerance for reports regenerated on another machine."""
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ def test_a_report_renamed_and_retimed_compares_equal_to_itself():
     for result in after["results"]:
         result["run_id"], result["created_at"] = "another-run", "2030-01-01T00:00:00Z"
         result["compute_s"] = {}
+        result["command"] = (
+            "pdiff -w WS reproduce --env FAMILY --data-kinds expert"  # made by another command
+        )
     assert compare_reports(before, after) == []
 
 
