@@ -1,5 +1,5 @@
-"""Comparing two reports' cells: equal when only run ids, times, commands and machine details differ; each measured
-difference named with its largest gap; a tolerance for reports regenerated on another machine."""
+"""Comparing two reports' cells: equal when only run ids, times, commands and machine details differ; each
+measured difference named with its largest gap; a tolerance for reports regenerated on another machine."""
 
 from __future__ import annotations
 
