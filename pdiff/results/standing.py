@@ -64,15 +64,20 @@ def standings(data: ReportData) -> list[str]:
     return lines + ablation_standings(data)
 
 
-def ablation_standings(data: ReportData) -> list[str]:
-    """The guidance ablation in the rule's words: the paper's projection (`project`) against each other rule
-    of Prompt Diffuser on the same family, expert few-shot data."""
+def ablation_cells(data: ReportData) -> dict[tuple[str, int], dict[str, Result]]:
+    """Prompt Diffuser's cells per guidance rule, by (family, shots), expert few-shot data."""
     rules_run: dict[tuple[str, int], dict[str, Result]] = {}
     for r in data.results:
         if r.method == OURS and r.data_kind == "expert" and r.shots > 0 and r.variant:
             rules_run.setdefault((r.family, r.shots), {})[r.variant] = r
+    return rules_run
+
+
+def ablation_standings(data: ReportData) -> list[str]:
+    """The guidance ablation in the rule's words: the paper's projection (`project`) against each other rule
+    of Prompt Diffuser on the same family, expert few-shot data."""
     lines = []
-    for (family, shots), rules in sorted(rules_run.items()):
+    for (family, shots), rules in sorted(ablation_cells(data).items()):
         projection = rules.get("project")
         if projection is None or len(rules) < 2:
             continue
@@ -114,4 +119,24 @@ def verdict_grid(data: ReportData, families: list[str], shots: int) -> str:
     for method in methods:
         cells = [" / ".join(word(kind, method, family) for kind in kinds) for family in families]
         rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def ablation_grid(data: ReportData, families: list[str], shots: int) -> str:
+    """The paper's projection (`project`) against each other guidance rule per family, by the rule; "–"
+    where a family's ablation did not run that rule; "" where no family ran an ablation."""
+    cells = {family: ablation_cells(data).get((family, shots), {}) for family in families}
+    rules = sorted({rule for run in cells.values() for rule in run if "project" in run} - {"project"})
+    if not rules:
+        return ""
+
+    def word(family: str, rule: str) -> str:
+        projection, other = cells[family].get("project"), cells[family].get(rule)
+        return standing(projection, other)[0] if projection and other else "–"
+
+    rows = [
+        f"| `project` against (expert few-shot data, {shots} shots) | " + " | ".join(families) + " |",
+        "|" + "---|" * (len(families) + 1),
+        *(f"| `{rule}` | " + " | ".join(word(family, rule) for family in families) + " |" for rule in rules),
+    ]
     return "\n".join(rows) + "\n"

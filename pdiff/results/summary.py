@@ -191,9 +191,17 @@ def headline(results_dir: Path) -> str:
         for family, r in zip(families, ours, strict=True)
     ]
     rows.append("| *edition of the study* | " + " | ".join(editions) + " |")
-    grid = standing.verdict_grid(data, families, shots)
-    lead = "\nPrompt Diffuser against each method by the verdict rule, per family and few-shot data kind:\n\n"
-    return "\n".join(rows) + "\n" + lead + grid
+    text = "\n".join(rows) + "\n"
+    text += (
+        "\nPrompt Diffuser against each method by the verdict rule, per family and few-shot data kind:\n\n"
+    )
+    text += standing.verdict_grid(data, families, shots)
+    if ablation := standing.ablation_grid(data, families, shots):
+        text += (
+            "\nThe guidance ablation: the paper's projection against each other rule, by the same rule:\n\n"
+        )
+        text += ablation
+    return text
 
 
 def headline_label(method: str, families: list[str]) -> str:

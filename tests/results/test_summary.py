@@ -161,7 +161,7 @@ def test_the_readme_verdict_grid_says_what_the_summary_says_for_every_comparison
     """Each behind, level or ahead line of the summary's "Where Prompt Diffuser stands" (Tables 1 and 2, 5
     shots) is the word the README's grid gives that method, family and data kind."""
     text = headline(RESULTS)
-    grid = text[text.index("| against (") :].splitlines()
+    grid = text[text.index("| against (") :].split("\n\n")[0].splitlines()
     families = grid[0].strip("| ").split(" | ")[1:]
     words = {
         (row[0], family, kind): word
@@ -188,3 +188,23 @@ def test_the_readme_verdict_grid_says_what_the_summary_says_for_every_comparison
             assert words[(method, family, kind)] == verdict, (method, family, kind)
             checked += 1
     assert checked >= len(families) * 7  # every method of Table 1 at least
+
+
+def test_the_readme_ablation_grid_says_what_the_summary_says_for_every_rule():
+    text = headline(RESULTS)
+    grid = text[text.index("| `project` against (") :].split("\n\n")[0].splitlines()
+    families = grid[0].strip("| ").split(" | ")[1:]
+    words = {
+        (row[0].strip("`"), family): word
+        for row in (line.strip("| ").split(" | ") for line in grid[2:] if line.startswith("| `"))
+        for family, word in zip(families, row[1:], strict=True)
+    }
+    summary = (RESULTS / "README.md").read_text()
+    line = re.compile(r"^- (\S+) \(guidance ablation, expert few-shot data, 5 shots\): (.*)$", re.MULTILINE)
+    said = {
+        (rule, family): next(v for v in ("behind", "level", "ahead") if v in verdict)
+        for family, rest in line.findall(summary)
+        for verdict, rules in re.findall(r"`project` is (behind\*\*|level with|ahead of) (.*)", rest)
+        for rule in re.findall(r"`([a-z-]+)` \(P\(improvement\)", rules)
+    }
+    assert said and {key: words[key] for key in said} == said
