@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from pdiff.results.bound import FULL_DATA, compare_results, is_upper_bound
 from pdiff.results.cells import ReportData, Result
-from pdiff.results.tables import CONTROLS, KIND_ORDER, METHOD_ORDER, OURS, main_results, ordered, setting_name
+from pdiff.results.tables import (
+    CONTROLS,
+    KIND_ORDER,
+    METHOD_ORDER,
+    OURS,
+    main_results,
+    ordered,
+    setting_name,
+    settings_in,
+    table3_families,
+)
 from pdiff.verdicts import RULE, Verdict
 
 RULE_LINE = f"Verdicts by the written rule (docs/protocol.md): {RULE}."
@@ -138,5 +148,40 @@ def ablation_grid(data: ReportData, families: list[str], shots: int) -> str:
         f"| `project` against (expert few-shot data, {shots} shots) | " + " | ".join(families) + " |",
         "|" + "---|" * (len(families) + 1),
         *(f"| `{rule}` | " + " | ".join(word(family, rule) for family in families) + " |" for rule in rules),
+    ]
+    return "\n".join(rows) + "\n"
+
+
+def table3_grid(data: ReportData) -> str:
+    """Table 3 in the rule's words: Prompt Diffuser against each method on every family with a Table 3 row,
+    one column per (family, setting): few-shot with expert data, then each zero-shot setting; "" if none."""
+    columns = [
+        (
+            f"{family}, {setting_name(shots, zero_shot)}",
+            family,
+            main_results(data, "expert", shots, zero_shot),
+        )
+        for family in table3_families(data)
+        for shots, zero_shot in settings_in([r for r in data.results if r.family == family])
+    ]
+    columns = [(name, family, cells) for name, family, cells in columns if (OURS, family) in cells]
+    if not columns:
+        return ""
+    methods = ordered(
+        {m for _, family, cells in columns for m, f in cells if f == family and m != OURS and "[" not in m},
+        METHOD_ORDER,
+    )
+
+    def word(method: str, family: str, cells: dict[tuple[str, str], Result]) -> str:
+        other = cells.get((method, family))
+        return standing(cells[(OURS, family)], other)[0] if other else "–"
+
+    rows = [
+        "| against (Table 3) | " + " | ".join(name for name, _, _ in columns) + " |",
+        "|" + "---|" * (len(columns) + 1),
+        *(
+            f"| {method} | " + " | ".join(word(method, family, cells) for _, family, cells in columns) + " |"
+            for method in methods
+        ),
     ]
     return "\n".join(rows) + "\n"

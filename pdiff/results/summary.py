@@ -201,6 +201,8 @@ def headline(results_dir: Path) -> str:
             "\nThe guidance ablation: the paper's projection against each other rule, by the same rule:\n\n"
         )
         text += ablation
+    if table3 := standing.table3_grid(data):
+        text += "\nTable 3, out of distribution and zero-shot, by the same rule:\n\n" + table3
     return text
 
 

@@ -157,54 +157,62 @@ def test_an_earlier_report_is_linked_and_left_out_of_the_tables(tmp_path):
     assert "cheetah-dir (ours)" not in summary and f"[{moved.name}]({moved.name}/" not in summary
 
 
-def test_the_readme_verdict_grid_says_what_the_summary_says_for_every_comparison():
-    """Each behind, level or ahead line of the summary's "Where Prompt Diffuser stands" (Tables 1 and 2, 5
-    shots) is the word the README's grid gives that method, family and data kind."""
-    text = headline(RESULTS)
-    grid = text[text.index("| against (") :].split("\n\n")[0].splitlines()
-    families = grid[0].strip("| ").split(" | ")[1:]
-    words = {
-        (row[0], family, kind): word
-        for row in (line.strip("| ").split(" | ") for line in grid[2:])
-        for family, cell in zip(families, row[1:], strict=True)
-        for kind, word in zip(("expert", "medium", "random"), cell.split(" / "), strict=True)
-    }
+def summary_verdicts() -> dict[tuple[str, str, str], str]:
+    """(family, setting, method) → Prompt Diffuser's verdict, read off the summary's "Where Prompt Diffuser
+    stands" lines (setting: the text in brackets after the family, e.g. "expert few-shot data, 5 shots")."""
     summary = (RESULTS / "README.md").read_text()
-    line = re.compile(r"^- (\S+) \((\w+) few-shot data, 5 shots\): (.*)$", re.MULTILINE)
-    checked = 0
-    for family, kind, rest in line.findall(summary):
-        if family not in families:
-            continue
+    said: dict[tuple[str, str, str], str] = {}
+    for family, setting, rest in re.findall(r"^- (\S+) \((.*?)\): (.*)$", summary, re.MULTILINE):
         behind = re.match(
-            r"\*\*prompt-diffuser is behind (?:the full-data upper bound|the (\S+) control|(\S+))\*\*", rest
+            r"\*\*prompt-diffuser is behind (the full-data upper bound|the (\S+) control|\S+)\*\*", rest
         )
         if behind:
-            method = behind.group(1) or behind.group(2) or "full-data"
-            assert words[(method, family, kind)] == "behind", (method, family, kind)
-            checked += 1
-            continue
-        verdict = "level" if " is level with " in rest else "ahead"
-        for method in re.findall(r"(?:with |of |; )([a-z-]+) \(P\(improvement\)", rest):
-            assert words[(method, family, kind)] == verdict, (method, family, kind)
-            checked += 1
-    assert checked >= len(families) * 7  # every method of Table 1 at least
+            label = behind.group(1)
+            method = "full-data" if "full-data" in label else behind.group(2) or label
+            said[(family, setting, method)] = "behind"
+        elif rest.startswith("prompt-diffuser ("):
+            verdict = "level" if " is level with " in rest else "ahead"
+            for method in re.findall(r"(?:with |of |; )([a-z-]+) \(P\(improvement\)", rest):
+                said[(family, setting, method)] = verdict
+    return said
+
+
+def grid_words(text: str, header: str) -> tuple[list[str], dict[tuple[str, str], str]]:
+    """The columns of the README block's grid whose header starts with `header`, and (row, column) → word."""
+    grid = text[text.index(header) :].split("\n\n")[0].splitlines()
+    columns = grid[0].strip("| ").split(" | ")[1:]
+    rows = [line.strip("| ").split(" | ") for line in grid[2:]]
+    return columns, {(row[0], c): w for row in rows for c, w in zip(columns, row[1:], strict=True)}
+
+
+def test_the_readme_verdict_grid_says_what_the_summary_says_for_every_comparison():
+    """Each behind, level or ahead of the summary's "Where Prompt Diffuser stands" (Tables 1 and 2, 5 shots)
+    is the word the README's grid gives that method, family and data kind, and so for Table 3."""
+    text, said = headline(RESULTS), summary_verdicts()
+    families, cells = grid_words(text, "| against (expert")
+    kinds = ("expert", "medium", "random")
+    words = {
+        (family, f"{kind} few-shot data, 5 shots", method): word
+        for (method, family), cell in cells.items()
+        for kind, word in zip(kinds, cell.split(" / "), strict=True)
+    }
+    shown = {key: verdict for key, verdict in said.items() if key[0] in families}
+    assert len(shown) >= len(families) * 7 and {key: words[key] for key in shown} == shown
+    columns, cells = grid_words(text, "| against (Table 3)")
+    for (family, setting, method), verdict in said.items():
+        column = f"{family}, {'few-shot (5 shots)' if 'few-shot data' in setting else setting}"
+        if column in columns:
+            assert cells[(method, column)] == verdict, (family, setting, method)
 
 
 def test_the_readme_ablation_grid_says_what_the_summary_says_for_every_rule():
-    text = headline(RESULTS)
-    grid = text[text.index("| `project` against (") :].split("\n\n")[0].splitlines()
-    families = grid[0].strip("| ").split(" | ")[1:]
-    words = {
-        (row[0].strip("`"), family): word
-        for row in (line.strip("| ").split(" | ") for line in grid[2:] if line.startswith("| `"))
-        for family, word in zip(families, row[1:], strict=True)
-    }
+    _, cells = grid_words(headline(RESULTS), "| `project` against (")
     summary = (RESULTS / "README.md").read_text()
     line = re.compile(r"^- (\S+) \(guidance ablation, expert few-shot data, 5 shots\): (.*)$", re.MULTILINE)
     said = {
-        (rule, family): next(v for v in ("behind", "level", "ahead") if v in verdict)
+        (f"`{rule}`", family): next(v for v in ("behind", "level", "ahead") if v in verdict)
         for family, rest in line.findall(summary)
         for verdict, rules in re.findall(r"`project` is (behind\*\*|level with|ahead of) (.*)", rest)
         for rule in re.findall(r"`([a-z-]+)` \(P\(improvement\)", rules)
     }
-    assert said and {key: words[key] for key in said} == said
+    assert said and {key: cells[key] for key in said} == said
