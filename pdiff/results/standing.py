@@ -11,6 +11,7 @@ from pdiff.results.tables import (
     KIND_ORDER,
     METHOD_ORDER,
     OURS,
+    Table,
     main_results,
     ordered,
     setting_name,
@@ -111,8 +112,7 @@ def verdict_grid(data: ReportData, families: list[str], shots: int) -> str:
     """Prompt Diffuser's verdict against each other method per family, one cell per family with a word per
     few-shot data kind (expert / medium / random; "–" where either cell is missing): the README's compact
     form of `standings`, by the same rule."""
-    kinds = KIND_ORDER
-    by_kind = {kind: main_results(data, kind, shots) for kind in kinds}
+    by_kind = {kind: main_results(data, kind, shots) for kind in KIND_ORDER}
     methods = ordered(
         {m for cells in by_kind.values() for m, f in cells if f in families and m != OURS and "[" not in m},
         METHOD_ORDER,
@@ -122,20 +122,19 @@ def verdict_grid(data: ReportData, families: list[str], shots: int) -> str:
         ours, other = by_kind[kind].get((OURS, family)), by_kind[kind].get((method, family))
         return standing(ours, other)[0] if ours and other else "–"
 
+    header = [f"against ({' / '.join(KIND_ORDER)} few-shot data, {shots} shots)", *families]
     rows = [
-        f"| against ({' / '.join(kinds)} few-shot data, {shots} shots) | " + " | ".join(families) + " |",
-        "|" + "---|" * (len(families) + 1),
+        [method, *(" / ".join(word(kind, method, family) for kind in KIND_ORDER) for family in families)]
+        for method in methods
     ]
-    for method in methods:
-        cells = [" / ".join(word(kind, method, family) for kind in kinds) for family in families]
-        rows.append(f"| {method} | " + " | ".join(cells) + " |")
-    return "\n".join(rows) + "\n"
+    return Table("", header, rows).body()
 
 
 def ablation_grid(data: ReportData, families: list[str], shots: int) -> str:
     """The paper's projection (`project`) against each other guidance rule per family, by the rule; "–"
     where a family's ablation did not run that rule; "" where no family ran an ablation."""
-    cells = {family: ablation_cells(data).get((family, shots), {}) for family in families}
+    by_family = ablation_cells(data)
+    cells = {family: by_family.get((family, shots), {}) for family in families}
     rules = sorted({rule for run in cells.values() for rule in run if "project" in run} - {"project"})
     if not rules:
         return ""
@@ -144,12 +143,8 @@ def ablation_grid(data: ReportData, families: list[str], shots: int) -> str:
         projection, other = cells[family].get("project"), cells[family].get(rule)
         return standing(projection, other)[0] if projection and other else "–"
 
-    rows = [
-        f"| `project` against (expert few-shot data, {shots} shots) | " + " | ".join(families) + " |",
-        "|" + "---|" * (len(families) + 1),
-        *(f"| `{rule}` | " + " | ".join(word(family, rule) for family in families) + " |" for rule in rules),
-    ]
-    return "\n".join(rows) + "\n"
+    header = [f"`project` against (expert few-shot data, {shots} shots)", *families]
+    return Table("", header, [[f"`{rule}`", *(word(f, rule) for f in families)] for rule in rules]).body()
 
 
 def table3_grid(data: ReportData) -> str:
@@ -176,12 +171,6 @@ def table3_grid(data: ReportData) -> str:
         other = cells.get((method, family))
         return standing(cells[(OURS, family)], other)[0] if other else "–"
 
-    rows = [
-        "| against (Table 3) | " + " | ".join(name for name, _, _ in columns) + " |",
-        "|" + "---|" * (len(columns) + 1),
-        *(
-            f"| {method} | " + " | ".join(word(method, family, cells) for _, family, cells in columns) + " |"
-            for method in methods
-        ),
-    ]
-    return "\n".join(rows) + "\n"
+    header = ["against (Table 3)", *(name for name, _, _ in columns)]
+    rows = [[method, *(word(method, family, cells) for _, family, cells in columns)] for method in methods]
+    return Table("", header, rows).body()

@@ -58,15 +58,14 @@ class Table:
     figure: str | None = None  # the PNG (under figures/) drawn from this table
 
     def markdown(self) -> str:
-        lines = [
-            f"### {self.title}",
-            "",
-            "| " + " | ".join(self.header) + " |",
-            "|" + "|".join("---" for _ in self.header) + "|",
-        ]
-        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
-        lines += [""] + [f"{note}" for note in self.notes if note]
+        lines = [f"### {self.title}", "", self.body().rstrip("\n"), ""]
+        lines += [f"{note}" for note in self.notes if note]
         return "\n".join(lines).rstrip() + "\n"
+
+    def body(self) -> str:
+        """The table alone: header, rule and rows, without title or notes."""
+        lines = ["| " + " | ".join(self.header) + " |", "|" + "|".join("---" for _ in self.header) + "|"]
+        return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in self.rows)]) + "\n"
 
 
 def score_text(result: Result | None, *, detail: bool = False) -> str:
