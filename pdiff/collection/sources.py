@@ -15,9 +15,6 @@ from pdiff.console import log
 from pdiff.envs.base import TaskFamily
 from pdiff.workspace.runs import Run
 
-REFERENCE_EPISODES = 3  # random/expert episodes run for the normalised-score references when not collected
-
-
 def calibrated_medium_noise(
     run: Run, family: TaskFamily, fraction: float, *, horizon: int, seed: int
 ) -> float:
@@ -83,8 +80,10 @@ def episode_plan(
     """(actor, number of episodes) per kind each task runs: the requested kinds, and the expert and random
     ones every task needs for its reference returns."""
     counts = {kind: (prompt_episodes if kind == "prompt-expert" else episodes) for kind in kinds}
+    # The references always average `episodes` episodes (seeded by index, so the same ones), collected or
+    # not: a normalised score must not depend on which kinds a collect wrote.
     for reference in ("expert", "random"):
-        counts.setdefault(reference, REFERENCE_EPISODES)
+        counts.setdefault(reference, episodes)
     if REFERENCE_RANDOM in specs and family.terminates_early:
         counts[REFERENCE_RANDOM] = counts["random"]
     return tuple((specs[kind], counts[kind]) for kind in (*KINDS, REFERENCE_RANDOM) if kind in counts)
