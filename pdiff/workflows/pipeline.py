@@ -5,6 +5,7 @@ and the sequential loop over a plan that `pdiff reproduce` and `pdiff demo` shar
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,9 +14,11 @@ from pydantic import ValidationError
 
 from pdiff.config import StageConfig, resolve_config, stage_models
 from pdiff.console import err
-from pdiff.data.minari_format import dataset_id, latest_version
+from pdiff.data.minari_format import dataset_dir, dataset_id, latest_version
+from pdiff.data.minari_read import read_metadata
 from pdiff.envs import get_family
 from pdiff.errors import UsageError
+from pdiff.rollouts.scoring import reference_returns
 from pdiff.stages import load_stage_configs
 from pdiff.stages.collect import CollectConfig
 from pdiff.stages.common import CADENCE_SETTINGS
@@ -92,9 +95,25 @@ def same_config(
 def finished_match(
     workspace: Workspace, stage: str, family: str | None, matches: Callable[[Run], bool]
 ) -> Run | None:
-    """The newest FINISHED run of `stage` that `matches`, or None."""
+    """The newest FINISHED run of `stage` that `matches`, or None. An eval counts only if it scored against
+    the reference returns the datasets hold now."""
     done = [r for r in list_runs(workspace, stage, family) if r.status is RunStatus.FINISHED and matches(r)]
+    if stage == "eval":
+        done = [r for r in done if scored_against_current_references(workspace, r)]
     return done[-1] if done else None
+
+
+def scored_against_current_references(workspace: Workspace, run: Run) -> bool:
+    """Whether an eval's normalised scores used the reference returns its tasks' expert datasets hold now: a
+    collect that measured them again (a newer version with the same episodes) leaves the raw returns as they
+    were and the normalised scores stale."""
+    results = json.loads((run.dir / "eval" / "results.json").read_text())
+    family = get_family(results["family"])
+    return all(
+        reference_returns(workspace.datasets_dir, family, int(task))
+        == (scores["ref_random_return"], scores["ref_expert_return"])
+        for task, scores in results.get("per_task", {}).items()
+    )
 
 
 def interrupted_match(
@@ -113,7 +132,9 @@ def interrupted_match(
 
 
 def pretrain_datasets_match(workspace: Workspace, config: StageConfig, run: Run) -> bool:
-    """A finished pretrain counts only if it read the datasets that are the latest now."""
+    """A finished pretrain counts only if it read the data that is the latest now, by content: a newer
+    version with the same episodes (collected again for its reference returns, say) changes nothing it
+    learnt."""
     assert isinstance(config, PretrainConfig)  # a pretrain step's
     family = get_family(config.env)
     wanted = set()
@@ -122,8 +143,9 @@ def pretrain_datasets_match(workspace: Workspace, config: StageConfig, run: Run)
             version = latest_version(workspace.datasets_dir, family.name, task, kind)
             if version is None:
                 return False
-            wanted.add(dataset_id(family.name, task, kind, version))
-    return {i["ref"] for i in run.manifest.get("inputs", []) if i["kind"] == "dataset"} == wanted
+            ident = dataset_id(family.name, task, kind, version)
+            wanted.add(read_metadata(dataset_dir(workspace.datasets_dir, ident))["pdiff"]["content_sha256"])
+    return {i["sha256"] for i in run.manifest.get("inputs", []) if i["kind"] == "dataset"} == wanted
 
 
 def split_overrides(overrides: list[str]) -> dict[str, list[str]]:

@@ -12,6 +12,7 @@ from support.killing import checkpoint_at, file_exists, kill_at
 from typer.testing import CliRunner
 
 from pdiff.cli import app
+from pdiff.collection.sources import episode_plan
 from pdiff.results.scaling import write_scaling
 from pdiff.workflows.scaling import run_fidelity
 from pdiff.workspace.root import Workspace
@@ -96,6 +97,29 @@ def test_a_second_reproduce_starts_nothing(reproduced):
     # zero_shot_source is read only at shots=0: setting it leaves the few-shot cells as they are
     none = invoke(ws, "--json", *MATRIX, "--set", "tune.zero_shot_source=none", "--dry-run")
     assert {s["state"] for s in json.loads(none.stdout)["steps"]} == {"reused"}
+
+
+def test_expert_data_measured_again_reruns_the_evals_only(reproduced, monkeypatch):
+    """The expert data collected again (a new version, the same episodes) by a collect that measured the
+    random reference on one episode, as a Table-1-only collect once did: the Prompt-DTs, diffusion models
+    and tunes stand (their data is unchanged), every eval runs again against the new references, and its
+    raw returns are those it had."""
+    ws, first, _ = reproduced
+
+    def one_random_episode(*args, **kwargs) -> tuple:
+        return tuple((spec, 1 if spec.kind == "random" else n) for spec, n in episode_plan(*args, **kwargs))
+
+    monkeypatch.setattr("pdiff.stages.collect.episode_plan", one_random_episode)
+    invoke(ws, "collect", "--env", FAMILY, "--preset", "smoke", "--kinds", "expert")
+    monkeypatch.undo()
+    again = json.loads(invoke(ws, "--json", *MATRIX).stdout)
+    ran = {s["step"] for s in again["steps"] if s["state"] == "ran"}
+    evals = {s["step"] for s in again["steps"] if s["step"].startswith("eval:")}
+    assert evals and ran == evals | {"report"}
+    before = {s["step"]: s["summary"] for s in first["steps"] if s["step"] in evals}
+    for step in (s for s in again["steps"] if s["step"] in evals):
+        assert step["summary"]["by_seed_task"]["return"] == before[step["step"]]["by_seed_task"]["return"]
+        assert step["summary"]["normalized_mean"] != before[step["step"]]["normalized_mean"]
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(reproduced):
