@@ -15,6 +15,7 @@ from pdiff.console import log
 from pdiff.envs.base import TaskFamily
 from pdiff.workspace.runs import Run
 
+
 def calibrated_medium_noise(
     run: Run, family: TaskFamily, fraction: float, *, horizon: int, seed: int
 ) -> float:

@@ -107,8 +107,11 @@ def scored_against_current_references(workspace: Workspace, run: Run) -> bool:
     """Whether an eval's normalised scores used the reference returns its tasks' expert datasets hold now: a
     collect that measured them again (a newer version with the same episodes) leaves the raw returns as they
     were and the normalised scores stale."""
-    results = json.loads((run.dir / "eval" / "results.json").read_text())
-    family = get_family(results["family"])
+    try:
+        results = json.loads((run.dir / "eval" / "results.json").read_text())
+        family = get_family(results["family"])
+    except (OSError, ValueError, KeyError):  # unreadable results: evaluate again rather than trust them
+        return False
     return all(
         reference_returns(workspace.datasets_dir, family, int(task))
         == (scores["ref_random_return"], scores["ref_expert_return"])

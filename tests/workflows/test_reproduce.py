@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from pdiff.cli import app
 from pdiff.collection.sources import episode_plan
 from pdiff.results.scaling import write_scaling
+from pdiff.workflows.pipeline import scored_against_current_references
 from pdiff.workflows.scaling import run_fidelity
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, find_run, list_runs
@@ -120,6 +121,15 @@ def test_expert_data_measured_again_reruns_the_evals_only(reproduced, monkeypatc
     for step in (s for s in again["steps"] if s["step"] in evals):
         assert step["summary"]["by_seed_task"]["return"] == before[step["step"]]["by_seed_task"]["return"]
         assert step["summary"]["normalized_mean"] != before[step["step"]]["normalized_mean"]
+
+
+def test_an_eval_whose_results_cannot_be_read_is_not_reused(reproduced):
+    ws, _, _ = reproduced
+    evals = list_runs(ws, "eval", FAMILY)
+    assert evals and all(scored_against_current_references(ws, run) for run in evals)
+    results = evals[0].dir / "eval" / "results.json"
+    results.write_text(results.read_text()[:40])  # cut short
+    assert not scored_against_current_references(ws, evals[0])
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(reproduced):
