@@ -9,11 +9,10 @@ from pdiff.results.cells import ReportData, Result
 from pdiff.results.tables import (
     CONTROLS,
     KIND_ORDER,
-    METHOD_ORDER,
     OURS,
     Table,
     main_results,
-    ordered,
+    protocol_methods,
     setting_name,
     settings_in,
     table3_families,
@@ -113,10 +112,7 @@ def verdict_grid(data: ReportData, families: list[str], shots: int) -> str:
     few-shot data kind (expert / medium / random; "–" where either cell is missing): the README's compact
     form of `standings`, by the same rule."""
     by_kind = {kind: main_results(data, kind, shots) for kind in KIND_ORDER}
-    methods = ordered(
-        {m for cells in by_kind.values() for m, f in cells if f in families and m != OURS and "[" not in m},
-        METHOD_ORDER,
-    )
+    methods = [m for m in protocol_methods((k for c in by_kind.values() for k in c), families) if m != OURS]
 
     def word(kind: str, method: str, family: str) -> str:
         ours, other = by_kind[kind].get((OURS, family)), by_kind[kind].get((method, family))
@@ -162,10 +158,8 @@ def table3_grid(data: ReportData) -> str:
     columns = [(name, family, cells) for name, family, cells in columns if (OURS, family) in cells]
     if not columns:
         return ""
-    methods = ordered(
-        {m for _, family, cells in columns for m, f in cells if f == family and m != OURS and "[" not in m},
-        METHOD_ORDER,
-    )
+    own = [(m, f) for _, family, cells in columns for m, f in cells if f == family]
+    methods = [m for m in protocol_methods(own, {f for _, f in own}) if m != OURS]
 
     def word(method: str, family: str, cells: dict[tuple[str, str], Result]) -> str:
         other = cells.get((method, family))

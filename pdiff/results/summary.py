@@ -167,7 +167,7 @@ def headline(results_dir: Path) -> str:
     shots = max(counts, key=lambda n: sum(r.shots == n for r in data.results))
     cells = tables.main_results(data, "expert", shots)
     families = tables.ordered({f for _, f in cells if not tables.is_ood(f)}, tables.FAMILY_ORDER)
-    methods = tables.ordered({m for m, f in cells if f in families and "[" not in m}, tables.METHOD_ORDER)
+    methods = tables.protocol_methods(cells, families)
     rows = [
         f"| method (expert few-shot data, {shots} shots) | " + " | ".join(families) + " |",
         "|" + "---|" * (len(families) + 1),

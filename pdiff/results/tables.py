@@ -5,6 +5,7 @@ stands against each method is `pdiff.results.standing`'s; the Setting table and 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +40,13 @@ def ordered(values: set[str] | list[str], order: tuple[str, ...]) -> list[str]:
     """Known names in the paper's order first, then any others alphabetically (new methods are rows too)."""
     unique = set(values)
     return [v for v in order if v in unique] + sorted(unique - set(order))
+
+
+def protocol_methods(cells: Iterable[tuple[str, str]], families: Iterable[str]) -> list[str]:
+    """The methods with a (method, family) cell in `families`, in the paper's order, leaving out runs with
+    hand-set settings (labelled "method [setting]"): the rows of a table of the protocol's cells."""
+    wanted = set(families)
+    return ordered({m for m, f in cells if f in wanted and "[" not in m}, METHOD_ORDER)
 
 
 def is_ood(family: str) -> bool:
