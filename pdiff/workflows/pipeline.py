@@ -98,9 +98,11 @@ def finished_match(
     """The newest FINISHED run of `stage` that `matches`, or None. An eval counts only if it scored against
     the reference returns the datasets hold now."""
     done = [r for r in list_runs(workspace, stage, family) if r.status is RunStatus.FINISHED and matches(r)]
-    if stage == "eval":
-        done = [r for r in done if scored_against_current_references(workspace, r)]
-    return done[-1] if done else None
+    # newest first, so that an eval's results are read only until one is current
+    current = (
+        r for r in reversed(done) if stage != "eval" or scored_against_current_references(workspace, r)
+    )
+    return next(current, None)
 
 
 def scored_against_current_references(workspace: Workspace, run: Run) -> bool:
