@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,18 @@ if TYPE_CHECKING:
     import gymnasium
 
 TaskParams = dict[str, float | list[float]]
+
+
+def render_kwargs(
+    render_mode: str | None, camera_name: str | None, render_size: tuple[int, int] | None
+) -> dict[str, Any]:
+    """The keyword arguments a MuJoCo env's constructor takes for rendering; unset ones keep its defaults."""
+    kwargs: dict[str, Any] = {"render_mode": render_mode}
+    if camera_name is not None:
+        kwargs["camera_name"] = camera_name
+    if render_size is not None:
+        kwargs["width"], kwargs["height"] = render_size
+    return kwargs
 
 
 @dataclass(frozen=True)

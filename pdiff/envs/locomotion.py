@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pdiff.envs.base import TaskFamily, TaskParams, complement
+from pdiff.envs.base import TaskFamily, TaskParams, complement, render_kwargs
 
 if TYPE_CHECKING:
     import gymnasium
@@ -78,34 +78,43 @@ CHEETAH_VEL_STEP = 0.075  # v_goal = 0.075 * (i + 1), i.e. linspace(0.075, 3.0, 
 CHEETAH_DIRECTIONS = (1.0, -1.0)  # task 0 runs forward, task 1 backward
 
 
-def _render_kwargs(render_mode: str | None, camera_name: str | None, render_size: tuple[int, int] | None):
-    kwargs: dict[str, Any] = {"render_mode": render_mode}
-    if camera_name is not None:
-        kwargs["camera_name"] = camera_name
-    if render_size is not None:
-        kwargs["width"], kwargs["height"] = render_size
-    return kwargs
-
-
 def _time_limited(env: gymnasium.Env, horizon: int) -> gymnasium.Env:
     from gymnasium.wrappers import TimeLimit
 
     return TimeLimit(env, max_episode_steps=horizon)
 
 
-def _make_half_cheetah_task(
-    *, goal_vel: float | None, direction: float | None, horizon: int, **render: Any
-) -> gymnasium.Env:
-    from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+@dataclass(frozen=True)
+class _HalfCheetahFamily(TaskFamily):
+    """HalfCheetah-v5 with a 0.05 control cost, its reward rebuilt for a goal velocity or a direction."""
 
-    from pdiff.envs.wrappers import HalfCheetahTaskEnv
+    def cheetah_goal(self, task_id: int) -> dict[str, float | None]:
+        """`goal_vel` and `direction` of task `task_id`, one of them None."""
+        raise NotImplementedError(f"{type(self).__name__} does not define cheetah_goal")
 
-    bare = HalfCheetahEnv(ctrl_cost_weight=CHEETAH_CTRL_COST, **render)
-    return _time_limited(HalfCheetahTaskEnv(bare, goal_vel=goal_vel, direction=direction), horizon)
+    def make_env(
+        self,
+        task_id: int,
+        *,
+        horizon: int | None = None,
+        render_mode: str | None = None,
+        terminate_when_unhealthy: bool = True,
+        camera_name: str | None = None,
+        render_size: tuple[int, int] | None = None,
+    ) -> gymnasium.Env:
+        from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+
+        from pdiff.envs.wrappers import HalfCheetahTaskEnv
+
+        bare = HalfCheetahEnv(
+            ctrl_cost_weight=CHEETAH_CTRL_COST, **render_kwargs(render_mode, camera_name, render_size)
+        )
+        task = HalfCheetahTaskEnv(bare, **self.cheetah_goal(task_id))
+        return _time_limited(task, self.resolve_horizon(horizon))
 
 
 @dataclass(frozen=True)
-class CheetahVelFamily(TaskFamily):
+class CheetahVelFamily(_HalfCheetahFamily):
     """HalfCheetah running at a target velocity: r = −|v − v_goal| − 0.05‖a‖²."""
 
     def goal_vel(self, task_id: int) -> float:
@@ -117,30 +126,16 @@ class CheetahVelFamily(TaskFamily):
     def task_condition(self, task_id: int) -> np.ndarray:
         return np.array([self.goal_vel(task_id) / 3.0], dtype=np.float32)
 
+    def cheetah_goal(self, task_id: int) -> dict[str, float | None]:
+        return {"goal_vel": self.goal_vel(task_id), "direction": None}
+
     @property
     def description(self) -> str:
         return f"{self.simulator}: run at v_goal = 0.075·(i+1) m/s, reward −|v − v_goal| − 0.05‖a‖²"
 
-    def make_env(
-        self,
-        task_id: int,
-        *,
-        horizon: int | None = None,
-        render_mode: str | None = None,
-        terminate_when_unhealthy: bool = True,
-        camera_name: str | None = None,
-        render_size: tuple[int, int] | None = None,
-    ) -> gymnasium.Env:
-        return _make_half_cheetah_task(
-            goal_vel=self.goal_vel(task_id),
-            direction=None,
-            horizon=self.resolve_horizon(horizon),
-            **_render_kwargs(render_mode, camera_name, render_size),
-        )
-
 
 @dataclass(frozen=True)
-class CheetahDirFamily(TaskFamily):
+class CheetahDirFamily(_HalfCheetahFamily):
     """HalfCheetah running forward (task 0) or backward (task 1): r = d·v − 0.05‖a‖²."""
 
     def direction(self, task_id: int) -> float:
@@ -152,26 +147,12 @@ class CheetahDirFamily(TaskFamily):
     def task_condition(self, task_id: int) -> np.ndarray:
         return np.array([self.direction(task_id)], dtype=np.float32)
 
+    def cheetah_goal(self, task_id: int) -> dict[str, float | None]:
+        return {"goal_vel": None, "direction": self.direction(task_id)}
+
     @property
     def description(self) -> str:
         return f"{self.simulator}: run forward (d=+1) or backward (d=−1), reward d·v − 0.05‖a‖²"
-
-    def make_env(
-        self,
-        task_id: int,
-        *,
-        horizon: int | None = None,
-        render_mode: str | None = None,
-        terminate_when_unhealthy: bool = True,
-        camera_name: str | None = None,
-        render_size: tuple[int, int] | None = None,
-    ) -> gymnasium.Env:
-        return _make_half_cheetah_task(
-            goal_vel=None,
-            direction=self.direction(task_id),
-            horizon=self.resolve_horizon(horizon),
-            **_render_kwargs(render_mode, camera_name, render_size),
-        )
 
 
 @dataclass(frozen=True)
@@ -225,7 +206,7 @@ class AntDirFamily(TaskFamily):
             healthy_z_range=(0.2, 1.0),
             contact_force_range=(-1.0, 1.0),
             reset_noise_scale=0.1,
-            **_render_kwargs(render_mode, camera_name, render_size),
+            **render_kwargs(render_mode, camera_name, render_size),
         )
         return _time_limited(AntDirEnv(bare, goal_angle=angle), self.resolve_horizon(horizon))
 

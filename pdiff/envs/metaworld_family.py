@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pdiff.envs.base import TaskFamily, TaskParams, complement
+from pdiff.envs.base import TaskFamily, TaskParams, complement, render_kwargs
 from pdiff.envs.metaworld_goals import check_live_goal, frozen_goal
 from pdiff.envs.metaworld_ml1 import ML1_SEED, ml1_benchmark
 
@@ -96,10 +96,9 @@ class MetaWorldFamily(TaskFamily):
         """The bare Meta-World env (float64 obs, 500-step limit) with the task set and its goal checked."""
         task_id = self.check_task_id(task_id)
         benchmark = ml1_benchmark(self.task)
-        kwargs: dict[str, Any] = {"render_mode": render_mode, "camera_name": camera_name}
-        if render_size is not None:
-            kwargs["width"], kwargs["height"] = render_size
-        raw = benchmark.train_classes[f"{self.task}-v3"](**kwargs)
+        raw = benchmark.train_classes[f"{self.task}-v3"](
+            **render_kwargs(render_mode, camera_name, render_size)
+        )
         raw.set_task(benchmark.train_tasks[task_id])
         raw.reset()  # the goal is placed at reset
         check_live_goal(self.task, task_id, np.asarray(raw._target_pos))
