@@ -1,19 +1,26 @@
 """Two editions of one study side by side: each cell and Prompt Diffuser's verdict against it, as the written
 rule gives them on each edition's own per-seed scores, and which verdicts changed.
 
-Both editions are judged by today's rule and estimator (`pdiff.verdicts`, `pdiff.stats`), so a changed verdict
-comes from the data (more seeds, another protocol), not from a change of words. `make results` writes the
-comparison of every published study that has two editions and the README's paragraph on them.
+Both editions are judged by today's rule and estimator (`pdiff.verdicts`, `pdiff.stats`) and on the second
+edition's reference returns (a first edition may have measured the random policy on fewer episodes), so a
+changed verdict comes from the data (more seeds, another protocol), not from a change of words or of scale.
+`make results` writes the comparison of every published study that has two editions and the README's
+paragraph on them.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
+from pdiff.envs import get_family
+from pdiff.errors import PdiffError
 from pdiff.results.cells import ReportData, Result
 from pdiff.results.report_json import read_report
+from pdiff.results.score import Score
 from pdiff.results.standing import RULE_LINE, standing
 from pdiff.results.tables import OURS, Table, main_results, setting_name, shot_counts
 
@@ -60,9 +67,85 @@ def _verdict(cells: dict[tuple[str, str], Result], family: str, method: str) -> 
     return standing(ours, other)[0]
 
 
+# raw return → normalised score of one test task, 100·(return − random)/(expert − random): (slope, intercept)
+Scale = tuple[float, float]
+
+
+def reference_scales(data: ReportData) -> dict[tuple[str, int], Scale]:
+    """(family, test-task column) → the map its cells' normalised scores used, read off their (seeds ×
+    tasks) raw and normalised scores; a column whose cells disagree (scored on other references) is left
+    out."""
+    points: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for r in data.results:
+        if r.training_tasks is None and r.normalized and r.normalized.by_seed_task and r.score.by_seed_task:
+            raw, normalized = np.array(r.score.by_seed_task), np.array(r.normalized.by_seed_task)
+            for column in range(raw.shape[1]):
+                points.setdefault((r.family, column), []).extend(
+                    zip(raw[:, column], normalized[:, column], strict=True)
+                )
+    scales = {}
+    for key, pairs in points.items():
+        (low, at_low), (high, at_high) = min(pairs), max(pairs)
+        if high > low:
+            slope = (at_high - at_low) / (high - low)
+            if all(abs(slope * x + at_low - slope * low - y) < 1e-6 * max(1.0, abs(y)) for x, y in pairs):
+                scales[key] = (slope, at_low - slope * low)
+    return scales
+
+
+def _task_name(family: str, column: int) -> str:
+    try:
+        return f"task {get_family(family).test_tasks[column]}"
+    except (PdiffError, IndexError):
+        return f"test task {column + 1}"
+
+
+def _references(scale: Scale) -> tuple[float, float]:
+    slope, intercept = scale
+    return -intercept / slope, (100 - intercept) / slope  # the returns scored 0 and 100
+
+
+def on_references(old: ReportData, new: ReportData) -> tuple[ReportData, list[str]]:
+    """`old` with its normalised scores recomputed on `new`'s reference returns for every family whose
+    references differ, and a line per such family that says how."""
+    before, after = reference_scales(old), reference_scales(new)
+    moved = sorted(
+        key for key in before.keys() & after.keys() if not np.allclose(before[key], after[key], rtol=1e-9)
+    )
+    families = {family for family, _ in moved}
+
+    def rescaled(r: Result) -> Result:
+        if r.family not in families or r.normalized is None or not r.score.by_seed_task:
+            return r
+        raw = np.array(r.score.by_seed_task)
+        columns = [after.get((r.family, j)) for j in range(raw.shape[1])]
+        if any(scale is None for scale in columns):
+            return r
+        normalized = np.column_stack([a * raw[:, j] + b for j, (a, b) in enumerate(columns)])
+        return replace(r, normalized=Score.of(normalized))
+
+    lines = []
+    for family in sorted(families):
+        changes = []
+        for f, column in moved:
+            if f == family:
+                (random_old, expert_old), (random_new, expert_new) = (
+                    _references(scales[(f, column)]) for scales in (before, after)
+                )
+                changes.append(
+                    f"{_task_name(family, column)}: random {random_old:.1f} → {random_new:.1f}, "
+                    f"expert {expert_old:.1f} → {expert_new:.1f}"
+                )
+        lines.append(
+            f"{family}: the first edition re-scored on the second's reference returns ({'; '.join(changes)})."
+        )
+    return replace(old, results=[rescaled(r) for r in old.results]), lines
+
+
 def edition_rows(old: ReportData, new: ReportData) -> list[EditionRow]:
     """One row per method of each group (family, data kind, shots) both editions ran, Prompt Diffuser's own
-    row first."""
+    row first; `old` judged on `new`'s reference returns (`on_references`)."""
+    old = on_references(old, new)[0]
     rows = []
     for family, kind, shots, zero_shot in sorted(_groups(old) & _groups(new), key=str):
         old_cells, new_cells = (main_results(d, kind, shots, zero_shot) for d in (old, new))
@@ -89,7 +172,7 @@ def _cell(result: Result | None) -> str:
     return "—" if result is None else f"{result.score.with_interval().text()} ({len(result.seeds)} seeds)"
 
 
-def edition_table(rows: list[EditionRow]) -> Table:
+def edition_table(rows: list[EditionRow], rescored: list[str] | None = None) -> Table:
     header = ["setting", "method", "first edition", "verdict", "second edition", "verdict", "changed"]
     body = [
         [
@@ -106,7 +189,9 @@ def edition_table(rows: list[EditionRow]) -> Table:
     changed = sum(r.changed for r in rows)
     judged = sum(None not in (r.old_verdict, r.new_verdict) for r in rows)
     notes = [
-        f"Both editions judged by today's estimator and rule. {RULE_LINE}",
+        f"Both editions judged by today's estimator and rule, on the second edition's reference returns. "
+        f"{RULE_LINE}",
+        *(rescored or []),
         f"{changed} of {judged} verdicts judged in both editions changed.",
     ]
     return Table("Prompt Diffuser's verdicts, first and second edition", header, body, notes)
@@ -114,7 +199,8 @@ def edition_table(rows: list[EditionRow]) -> Table:
 
 def edition_page(first: Path, second: Path) -> str:
     """The page `scripts/compare_editions.py FIRST SECOND` prints: the table and the command that made it."""
-    table = edition_table(edition_rows(read_report(first), read_report(second))).markdown()
+    old, new = read_report(first), read_report(second)
+    table = edition_table(edition_rows(old, new), on_references(old, new)[1]).markdown()
     return f"{table}\nMade by `python scripts/compare_editions.py {first} {second}`.\n"
 
 
@@ -176,7 +262,8 @@ def editions_paragraph(results_dir: Path, page: Path) -> str:
         "both changed"
         + (f": {moves}" if moves else "")
         + ". Both editions are judged by today's estimator and "
-        "rule, so a change comes from the data (the seeds, the protocol, the budgets), not from the words. "
+        "rule on the second edition's reference returns, so a change comes from the data (the seeds, the "
+        "protocol, the budgets), not from the words or the scale. "
         f"Per study, with what changed in Prompt Diffuser's Table 1 cell: {links}.\n"
     )
 

@@ -8,6 +8,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from published_pages import CELL, PROBABILITY, ROOT, paragraph_citing
 
@@ -21,6 +22,8 @@ from pdiff.results.editions import (
     edition_rows,
     edition_table,
     editions_paragraph,
+    on_references,
+    reference_scales,
 )
 from pdiff.results.report_json import read_report
 from pdiff.results.summary import README_BEGIN, README_END, write_summary
@@ -62,6 +65,43 @@ def test_a_verdict_that_moves_is_marked_changed():
     assert moved and all(r.new_verdict == "ahead" for r in moved)
     assert any(r.old_verdict == "level" for r in moved)
     assert f"{len(moved)} of " in edition_table(rows).markdown()
+
+
+def rescored(data: ReportData, random_shift: float) -> ReportData:
+    """`data` as if its random reference on every test task had been `random_shift` higher."""
+    scales = reference_scales(data)
+
+    def shifted(r: Result) -> Result:
+        if r.normalized is None or not r.score.by_seed_task:
+            return r
+        raw = np.array(r.score.by_seed_task)
+        columns = []
+        for j in range(raw.shape[1]):
+            slope, intercept = scales[(r.family, j)]
+            random, expert = -intercept / slope, (100 - intercept) / slope
+            columns.append(100 * (raw[:, j] - random - random_shift) / (expert - random - random_shift))
+        return replace(r, normalized=Score.of(np.column_stack(columns)))
+
+    return replace(data, results=[shifted(r) for r in data.results])
+
+
+def test_a_first_edition_on_other_references_is_judged_on_the_seconds():
+    """Normalised scores on another random reference (a first edition measured it on fewer episodes) are
+    re-scored on the second edition's before judging: the verdicts are those of the same data on one scale,
+    and the page says which references moved."""
+    data = read_report(REPORT)
+    near = rescored(data, random_shift=100.0)  # a random reference closer to the expert: gaps grow 2-5 times
+    own_scale = [r.new_verdict for r in edition_rows(near, near)]
+    assert own_scale != [r.new_verdict for r in edition_rows(data, data)]  # the scale alone moves verdicts
+
+    back, lines = on_references(near, data)
+    for before, after in zip(data.results, back.results, strict=True):
+        np.testing.assert_allclose(after.normalized.by_seed_task, before.normalized.by_seed_task, atol=1e-9)
+    assert len(lines) == 1 and lines[0].startswith("cheetah-vel: the first edition re-scored")
+    assert "task 2: random -36.5 → -136.5" in lines[0]
+    rows = edition_rows(near, data)
+    assert [r.old_verdict for r in rows] == [r.new_verdict for r in rows]  # same data, one scale
+    assert on_references(data, data) == (data, [])
 
 
 RERUN = Path("docs/results/protocol-rerun/cheetah-vel")
