@@ -286,7 +286,8 @@ def published_rungs(results_dir: Path) -> dict[Path, list[Path]]:
 
 def scaling_sentence(results_dir: Path, page: Path) -> str:
     """The README's sentence on the scaling study (linked from `page`): per family, Prompt Diffuser against
-    the real prompt (prompt-dt) at each rung; "" while results_dir/scaling holds no rung."""
+    the real prompt (prompt-dt) at each rung, by the verdict rule with its interval; "" while
+    results_dir/scaling holds no rung."""
     parts = []
     for family_dir, directories in published_rungs(results_dir).items():
         rungs = read_rungs(directories)
@@ -295,10 +296,12 @@ def scaling_sentence(results_dir: Path, page: Path) -> str:
         for rung in rungs:
             cells = rung_cells(rung, family, shots)
             ours, real = cells.get(OURS), cells.get(REAL_PROMPT)
-            verdicts.append(
-                f"{standing(ours, real)[0] if ours and real else 'not run'} at {rung.rung.name} "
-                f"({rung.samples:,} samples)"
-            )
+            samples = f"{rung.samples:,} samples"
+            if ours and real:
+                verdict, evidence = standing(ours, real)
+                verdicts.append(f"{verdict} at {rung.rung.name} ({samples}; {evidence})")
+            else:
+                verdicts.append(f"not run at {rung.rung.name} ({samples})")
         link = os.path.relpath(family_dir / "README.md", page.parent)
         parts.append(f"on {family} ([the study]({link})) it is {', '.join(verdicts)}")
     if not parts:
