@@ -105,27 +105,28 @@ def _references(scale: Scale) -> tuple[float, float]:
     return -intercept / slope, (100 - intercept) / slope  # the returns scored 0 and 100
 
 
+def _column_counts(data: ReportData, family: str) -> set[int]:
+    return {
+        len(r.score.by_seed_task[0])
+        for r in data.results
+        if r.family == family and r.training_tasks is None and r.score.by_seed_task
+    }
+
+
 def on_references(old: ReportData, new: ReportData) -> tuple[ReportData, list[str]]:
     """`old` with its normalised scores recomputed on `new`'s reference returns for every family whose
-    references differ, and a line per such family that says how."""
+    references differ, and a line per such family that says how. A family is re-scored only where every
+    cell of both editions covers the same test tasks and each has a reference in `new`; otherwise the line
+    says it keeps its own scale."""
     before, after = reference_scales(old), reference_scales(new)
     moved = sorted(
         key for key in before.keys() & after.keys() if not np.allclose(before[key], after[key], rtol=1e-9)
     )
-    families = {family for family, _ in moved}
-
-    def rescaled(r: Result) -> Result:
-        if r.family not in families or r.normalized is None or not r.score.by_seed_task:
-            return r
-        raw = np.array(r.score.by_seed_task)
-        columns = [after.get((r.family, j)) for j in range(raw.shape[1])]
-        if any(scale is None for scale in columns):
-            return r
-        normalized = np.column_stack([a * raw[:, j] + b for j, (a, b) in enumerate(columns)])
-        return replace(r, normalized=Score.of(normalized))
-
-    lines = []
-    for family in sorted(families):
+    rescored: set[str] = set()
+    lines: list[str] = []
+    for family in sorted({family for family, _ in moved}):
+        counts = _column_counts(old, family) | _column_counts(new, family)
+        columns = next(iter(counts)) if len(counts) == 1 else 0
         changes = []
         for f, column in moved:
             if f == family:
@@ -136,9 +137,26 @@ def on_references(old: ReportData, new: ReportData) -> tuple[ReportData, list[st
                     f"{_task_name(family, column)}: random {random_old:.1f} → {random_new:.1f}, "
                     f"expert {expert_old:.1f} → {expert_new:.1f}"
                 )
-        lines.append(
-            f"{family}: the first edition re-scored on the second's reference returns ({'; '.join(changes)})."
-        )
+        if columns and all((family, j) in after for j in range(columns)):
+            rescored.add(family)
+            lines.append(
+                f"{family}: the first edition re-scored on the second's reference returns "
+                f"({'; '.join(changes)})."
+            )
+        else:
+            lines.append(
+                f"{family}: the editions' reference returns differ ({'; '.join(changes)}), but not every "
+                "cell covers the same test tasks, so the first edition keeps its own scale."
+            )
+
+    def rescaled(r: Result) -> Result:
+        if r.family not in rescored or r.normalized is None or not r.score.by_seed_task:
+            return r
+        raw = np.array(r.score.by_seed_task)
+        scales = [after[(r.family, j)] for j in range(raw.shape[1])]
+        normalized = np.column_stack([a * raw[:, j] + b for j, (a, b) in enumerate(scales)])
+        return replace(r, normalized=Score.of(normalized))
+
     return replace(old, results=[rescaled(r) for r in old.results]), lines
 
 

@@ -104,7 +104,31 @@ def test_a_first_edition_on_other_references_is_judged_on_the_seconds():
     assert on_references(data, data) == (data, [])
 
 
+def test_a_family_whose_cells_cover_other_tasks_keeps_its_scale_and_says_so():
+    data = read_report(REPORT)
+    near = rescored(data, random_shift=100.0)
+    ours = next(r for r in data.results if r.method == OURS)
+    two_tasks = replace(  # an eval over two of the five test tasks (`eval --tasks`)
+        ours,
+        run_id="two-tasks",
+        score=Score.of(np.array(ours.score.by_seed_task)[:, :2]),
+        normalized=Score.of(np.array(ours.normalized.by_seed_task)[:, :2]),
+    )
+    kept, lines = on_references(near, replace(data, results=[*data.results, two_tasks]))
+    assert kept == near
+    assert len(lines) == 1 and "the first edition keeps its own scale" in lines[0]
+
+
 RERUN = Path("docs/results/protocol-rerun/cheetah-vel")
+
+
+def test_editions_on_the_same_references_are_not_re_scored():
+    """Two real editions measured on the same references: nothing re-scored, no line (float noise in the
+    fitted scales is not a difference)."""
+    first, second = read_report(ROOT / FIRST / "report.json"), read_report(ROOT / RERUN / "report.json")
+    assert on_references(first, second) == (first, [])
+
+
 FIRST = Path("docs/results/cheetah-vel-study")
 
 
