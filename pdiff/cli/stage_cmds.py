@@ -255,7 +255,7 @@ def eval_cmd(
         out.print(line)
 
     emit(opts, json_flag, {"run_id": run.run_id, **summary}, render)
-    next_step(f"pdiff show {run.run_id}")
+    next_step(f"pdiff report   (or: pdiff show {run.run_id})")
 
 
 @app.command()

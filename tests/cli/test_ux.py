@@ -189,8 +189,11 @@ def test_pasted_next_commands_run_from_another_directory(reach_ws, tmp_path):
     assert f"-w {reach_ws.root.resolve()}" in evaluate and "--preset smoke" in evaluate
     evaluated = pdiff(*pasted(evaluate), cwd=elsewhere)
     assert evaluated.returncode == 0, evaluated.stderr
-    show = next(line for line in evaluated.stderr.splitlines() if line.startswith("next: "))
-    shown = pdiff(*pasted(show.removeprefix("next: ")), cwd=elsewhere)
+    suggestion = next(line for line in evaluated.stderr.splitlines() if line.startswith("next: "))
+    report, show = suggestion.removeprefix("next: ").removesuffix(")").split("   (or: ")
+    reported = pdiff(*pasted(report), cwd=elsewhere)
+    assert reported.returncode == 0 and f"{reach_ws.root.resolve()}/runs/report/" in reported.stderr
+    shown = pdiff(*pasted(show), cwd=elsewhere)
     assert shown.returncode == 0 and "eval prompt-dt on metaworld-reach" in shown.stdout
 
 
