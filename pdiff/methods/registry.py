@@ -29,6 +29,11 @@ METHODS: dict[str, ModuleType] = {
 DEFAULT_METHOD = "prompt-diffuser"
 NEEDS_DIFFUSE = {"prompt-diffuser"}
 EVAL_ONLY_METHODS = ("full-data", "random-prompt")  # rows made by eval alone, no tune method
+_EVAL_ONLY_HOW = {
+    "full-data": "a Prompt-DT trained on the test tasks too: `pdiff pretrain --include-test-tasks`, then "
+    "`pdiff eval --pretrain RUN`",
+    "random-prompt": "the control: `pdiff eval --pretrain RUN --prompt random`",
+}
 
 
 def check_methods(methods: list[str], flag: str = "--methods") -> list[str]:
@@ -42,6 +47,12 @@ def check_methods(methods: list[str], flag: str = "--methods") -> list[str]:
             hint=f"choose from {', '.join(known)}",
         )
     return list(dict.fromkeys(methods))
+
+
+def check_tune_method(method: str | None) -> None:
+    """A UsageError saying how a report row that no tune run makes (full-data, the random prompt) is made."""
+    if method in EVAL_ONLY_METHODS:
+        raise UsageError(f"{method} is not a tuning method", hint=f"it is {_EVAL_ONLY_HOW[method]}")
 
 
 def trains(method: str | None) -> bool:

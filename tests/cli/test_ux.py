@@ -46,6 +46,8 @@ def pasted(line: str) -> list[str]:
         (["ls", "--datasets", "--env", "chetah-vel"], "did you mean 'cheetah-vel'"),
         (["tune", "--method", "loraa"], "did you mean 'lora'"),
         (["eval", "--prompt", "fewshoot"], "did you mean 'fewshot'"),
+        (["tune", "--method", "full-data"], "pretrain --include-test-tasks"),  # a report row, not a method
+        (["tune", "--method", "random-prompt"], "--prompt random"),
     ],
 )
 def test_typos_are_usage_errors_with_a_suggestion(tmp_path, args, suggestion):
