@@ -16,7 +16,7 @@ from pdiff.cli.app import app, options
 from pdiff.cli.flags import PRESET, parse_ids, parse_names
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
 from pdiff.cli.render import headline
-from pdiff.console import err, out
+from pdiff.console import err, next_step, out
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import ABLATION_RULES
 
@@ -138,6 +138,10 @@ def report(
         highlight=False,
         soft_wrap=True,
     )
+    if out_dir is None:  # a copy beside the repository's other reports is how one is published
+        next_step("pdiff report --out docs/results/NAME   (report.md, report.json and figures copied there)")
+    else:  # the summary over every published report, as `make results` writes it for docs/results
+        next_step(f"pdiff report --summary {out_dir.parent}   (every report there side by side)")
 
 
 def _score(score: dict[str, Any] | None, scale: float = 1.0, unit: str = "") -> str:

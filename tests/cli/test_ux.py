@@ -195,6 +195,7 @@ def test_pasted_next_commands_run_from_another_directory(reach_ws, tmp_path):
     report, show = suggestion.removeprefix("next: ").removesuffix(")").split("   (or: ")
     reported = pdiff(*pasted(report), cwd=elsewhere)
     assert reported.returncode == 0 and f"{reach_ws.root.resolve()}/runs/report/" in reported.stderr
+    assert f"next: pdiff -w {reach_ws.root.resolve()} report --out " in reported.stderr  # how to publish it
     shown = pdiff(*pasted(show), cwd=elsewhere)
     assert shown.returncode == 0 and "eval prompt-dt on metaworld-reach" in shown.stdout
 
