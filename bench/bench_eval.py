@@ -240,7 +240,8 @@ def _step_costs(family, policy, prompts, tasks, episodes, pool) -> tuple[dict[in
             min(timed_calls(calls, model.act, *inputs, None, batch_cache) for _ in range(3)) / batch
         )
     batch = len(episode_rows)
-    lease = pool.lease(family, episode_rows, family.horizon, [False] * batch)  # 65 timed steps stay inside it
+    # the 60 timed steps stay inside the episodes' horizon
+    lease = pool.lease(family, episode_rows, family.horizon, [False] * batch)
     try:
         lease.reset(list(range(batch)))
         actions = np.random.default_rng(0).uniform(-1, 1, (batch, family.act_dim)).astype(np.float32)

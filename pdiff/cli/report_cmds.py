@@ -140,8 +140,10 @@ def report(
     )
     if out_dir is None:  # a copy beside the repository's other reports is how one is published
         next_step("pdiff report --out docs/results/NAME   (report.md, report.json and figures copied there)")
-    else:  # the summary over every published report, as `make results` writes it for docs/results
-        next_step(f"pdiff report --summary {out_dir.parent}   (every report there side by side)")
+    elif out_dir.resolve().parent == Path("docs/results").resolve():
+        next_step("make results   (docs/results/README.md and the README's results block, with it)")
+    else:
+        next_step("pdiff ls --stage report")
 
 
 def _score(score: dict[str, Any] | None, scale: float = 1.0, unit: str = "") -> str:
