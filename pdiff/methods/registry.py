@@ -49,8 +49,15 @@ def check_methods(methods: list[str], flag: str = "--methods") -> list[str]:
     return list(dict.fromkeys(methods))
 
 
+def not_a_tune_method(method: object) -> str | None:
+    """How a report row that no tune run makes (full-data, the random prompt) is made; None for others."""
+    if not isinstance(method, str) or method not in _EVAL_ONLY_HOW:
+        return None
+    return f"{method} is not a tuning method: it is {_EVAL_ONLY_HOW[method]}"
+
+
 def check_tune_method(method: str | None) -> None:
-    """A UsageError saying how a report row that no tune run makes (full-data, the random prompt) is made."""
+    """A UsageError for `--method` naming a report row that no tune run makes (`not_a_tune_method`)."""
     if method in EVAL_ONLY_METHODS:
         raise UsageError(f"{method} is not a tuning method", hint=f"it is {_EVAL_ONLY_HOW[method]}")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pdiff.compute import ComputeConfig
 from pdiff.methods.options import MethodOptions, nest_flat_options
-from pdiff.methods.registry import DEFAULT_METHOD, METHODS, options_model
+from pdiff.methods.registry import DEFAULT_METHOD, METHODS, not_a_tune_method, options_model
 from pdiff.methods.selection import grid_for
 from pdiff.methods.zero_shot import SETTING_TEXT, ZeroShotSetting
 
@@ -108,6 +108,14 @@ class SharedTuneConfig(ComputeConfig):
     def _nested_options(cls, data: Any) -> Any:
         """Configs recorded before each method had its own section held its options as flat settings."""
         return nest_flat_options(data) if isinstance(data, dict) else data
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _tune_method(cls, value: Any) -> Any:
+        """`method: full-data` from a config file or `--set` says how that row is made, as `--method` does."""
+        if explanation := not_a_tune_method(value):
+            raise ValueError(explanation)
+        return value
 
     def options(self) -> MethodOptions:
         """The tuned method's own options (its section; a method without one has none to set)."""

@@ -48,6 +48,7 @@ def pasted(line: str) -> list[str]:
         (["eval", "--prompt", "fewshoot"], "did you mean 'fewshot'"),
         (["tune", "--method", "full-data"], "pretrain --include-test-tasks"),  # a report row, not a method
         (["tune", "--method", "random-prompt"], "--prompt random"),
+        (["tune", "--set", "method=full-data"], "pretrain --include-test-tasks"),  # any route to the setting
     ],
 )
 def test_typos_are_usage_errors_with_a_suggestion(tmp_path, args, suggestion):
