@@ -29,7 +29,7 @@ from pdiff.config import parse_set, resolve_config
 from pdiff.console import err, log, next_step, out
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import rules_text
-from pdiff.methods.registry import DEFAULT_METHOD, METHODS, check_tune_method, others_options
+from pdiff.methods.registry import DEFAULT_METHOD, METHODS, others_options
 
 
 def _preset(preset: str | None) -> str:
@@ -352,7 +352,6 @@ def tune(
         raise UsageError(f"--shots {shots} must be 0 (zero-shot) or more", hint="use e.g. --shots 5")
     if seed is not None and seeds is not None:
         raise UsageError("give --seed or --seeds, not both", hint="--seeds 0,1,2 runs several seeds")
-    check_tune_method(method)
     upstream_stage = "diffuse" if method in (None, "prompt-diffuser") else "pretrain"
     upstream = None if diffuse_run or pretrain_run else upstream_family(ctx, upstream_stage)
     flags = {

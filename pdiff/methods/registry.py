@@ -56,12 +56,6 @@ def not_a_tune_method(method: object) -> str | None:
     return f"{method} is not a tuning method: it is {_EVAL_ONLY_HOW[method]}"
 
 
-def check_tune_method(method: str | None) -> None:
-    """A UsageError for `--method` naming a report row that no tune run makes (`not_a_tune_method`)."""
-    if method in EVAL_ONLY_METHODS:
-        raise UsageError(f"{method} is not a tuning method", hint=f"it is {_EVAL_ONLY_HOW[method]}")
-
-
 def trains(method: str | None) -> bool:
     """Whether `method` is a tuning method that trains anything (full-data, a pretrain, is none)."""
     return method in METHODS and METHODS[method].DEFAULT_LR is not None

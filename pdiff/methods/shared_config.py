@@ -112,7 +112,7 @@ class SharedTuneConfig(ComputeConfig):
     @field_validator("method", mode="before")
     @classmethod
     def _tune_method(cls, value: Any) -> Any:
-        """`method: full-data` from a config file or `--set` says how that row is made, as `--method` does."""
+        """`method: full-data` (from `--method`, `--set` or a config file) says how that row is made."""
         if explanation := not_a_tune_method(value):
             raise ValueError(explanation)
         return value
