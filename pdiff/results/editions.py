@@ -163,7 +163,10 @@ def on_references(old: ReportData, new: ReportData) -> tuple[ReportData, list[st
 def edition_rows(old: ReportData, new: ReportData) -> list[EditionRow]:
     """One row per method of each group (family, data kind, shots) both editions ran, Prompt Diffuser's own
     row first; `old` judged on `new`'s reference returns (`on_references`)."""
-    old = on_references(old, new)[0]
+    return _rows(on_references(old, new)[0], new)
+
+
+def _rows(old: ReportData, new: ReportData) -> list[EditionRow]:
     rows = []
     for family, kind, shots, zero_shot in sorted(_groups(old) & _groups(new), key=str):
         old_cells, new_cells = (main_results(d, kind, shots, zero_shot) for d in (old, new))
@@ -217,8 +220,9 @@ def edition_table(rows: list[EditionRow], rescored: list[str] | None = None) -> 
 
 def edition_page(first: Path, second: Path) -> str:
     """The page `scripts/compare_editions.py FIRST SECOND` prints: the table and the command that made it."""
-    old, new = read_report(first), read_report(second)
-    table = edition_table(edition_rows(old, new), on_references(old, new)[1]).markdown()
+    new = read_report(second)
+    old, rescored = on_references(read_report(first), new)
+    table = edition_table(_rows(old, new), rescored).markdown()
     return f"{table}\nMade by `python scripts/compare_editions.py {first} {second}`.\n"
 
 
