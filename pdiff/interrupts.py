@@ -6,6 +6,10 @@ it to `sys.unraisablehook`, which prints "Exception ignored in ...", and the run
 (python/cpython#95959). `notice_dropped_ctrl_c` wraps that hook to note a dropped KeyboardInterrupt;
 `raise_if_dropped` raises it again, at every progress update (`StageProgress.update`) and as a run ends
 (`running`), so such a run stops early and is marked KILLED, never FINISHED.
+
+CPython also remembers a KeyboardInterrupt that escaped an `exec()` of a string (a dataclass or namedtuple
+being built during a lazy import, say) even after it was caught; under `python -m pdiff` it then ends the
+process by SIGINT instead of with our exit code 130. `forget_caught_ctrl_c` clears that note as pdiff exits.
 """
 
 from __future__ import annotations
@@ -36,3 +40,9 @@ def raise_if_dropped() -> None:
     if _dropped_ctrl_c and threading.current_thread() is threading.main_thread():
         _dropped_ctrl_c = False
         raise KeyboardInterrupt
+
+
+def forget_caught_ctrl_c() -> None:
+    """Clear CPython's note of a KeyboardInterrupt that left an `exec()` of a string: every such `exec` resets
+    it, and `python -m` would otherwise turn our exit code into death by SIGINT."""
+    exec("pass")  # noqa: S102 - a constant string, run for its side effect on that note

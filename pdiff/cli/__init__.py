@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pdiff.cli import demo_cmd, inspect_cmds, report_cmds, stage_cmds, sweep_cmd  # noqa: F401 - registers commands
 from pdiff.cli.app import app
-from pdiff.interrupts import notice_dropped_ctrl_c
+from pdiff.interrupts import forget_caught_ctrl_c, notice_dropped_ctrl_c
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
     notice_dropped_ctrl_c()
-    app()
+    try:
+        app()
+    finally:  # the exit code is ours (130 after Ctrl-C), whatever CPython noted on the way
+        forget_caught_ctrl_c()
