@@ -9,9 +9,11 @@ hence the same result as one process up to floating-point reduction order. Stage
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -54,8 +56,7 @@ class DistInfo:
 
 def init_distributed(device: torch.device) -> DistInfo:
     """Join the torchrun process group when launched by torchrun; a no-op otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if not launched_by_torchrun():
         return DistInfo()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
@@ -132,3 +133,23 @@ def shutdown(info: DistInfo) -> None:
         with contextlib.suppress(RuntimeError):
             dist.barrier()
         dist.destroy_process_group()
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def exit_rank(code: int | str | None) -> NoReturn:
+    """End a torchrun rank now, skipping the interpreter's finalization.
+
+    torch keeps a reference to the gloo process group after `destroy_process_group` (seen after a DDP
+    pretrain and after a diffuse run), so its threads still run when Python finalizes, and tearing them down
+    then can abort the rank ("terminate called without an active exception", exit -6) after its work is
+    saved, failing the whole torchrun. Runs close their files as they end; what is left here is flushing.
+    """
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
