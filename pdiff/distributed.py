@@ -142,14 +142,16 @@ def launched_by_torchrun() -> bool:
 def exit_rank(code: int | str | None) -> NoReturn:
     """End a torchrun rank now, skipping the interpreter's finalization.
 
-    torch keeps a reference to the gloo process group after `destroy_process_group` (seen after a DDP
-    pretrain and after a diffuse run), so its threads still run when Python finalizes, and tearing them down
-    then can abort the rank ("terminate called without an active exception", exit -6) after its work is
-    saved, failing the whole torchrun. Runs close their files as they end; what is left here is flushing.
+    The gloo group's threads can outlive `destroy_process_group`: something still holds the group (torch's
+    DDP does, even once its wrapper is gone; a diffuse run shows the same), so they still run when Python
+    finalizes, and tearing them down then can abort the rank ("terminate called without an active
+    exception", exit -6) after its work is saved, failing the whole torchrun. Runs close their files as they
+    end; what is left here is flushing, which must not stop us reaching `os._exit` (a closed pipe).
     """
-    if isinstance(code, str):
-        print(code, file=sys.stderr)
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):
+        if isinstance(code, str):
+            print(code, file=sys.stderr)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
     os._exit(code if isinstance(code, int) else 0 if code is None else 1)
