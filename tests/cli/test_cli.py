@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from support.cli import pdiff_process, runner
+from support.killing import stale_run
 
 from pdiff import __version__
 from pdiff.cli import app
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import create_run, running
-
-runner = CliRunner()
-
-
-def pdiff(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pdiff", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def invoke(*args: str):
@@ -60,7 +46,7 @@ def test_workspace_from_env_var(isolated_workspace):
 
 def test_missing_workspace_is_one_line_and_exit_2(tmp_path):
     missing = tmp_path / "nowhere"
-    result = pdiff("-w", str(missing), "ls")
+    result = pdiff_process("-w", str(missing), "ls")
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -70,8 +56,8 @@ def test_missing_workspace_is_one_line_and_exit_2(tmp_path):
 
 
 def test_unknown_command_and_flag_are_usage_errors():
-    assert pdiff("bogus").returncode == 2
-    assert pdiff("ls", "--bogus").returncode == 2
+    assert pdiff_process("bogus").returncode == 2
+    assert pdiff_process("ls", "--bogus").returncode == 2
 
 
 def test_show_unknown_run(tmp_path):
@@ -80,26 +66,15 @@ def test_show_unknown_run(tmp_path):
     assert result.exit_code == 2 and "no run 'nope'" in result.stderr
 
 
-KILLED = """
-import os, signal, sys
-from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import create_run
-run = create_run(Workspace.open(sys.argv[1]), "pretrain", config={}, argv=["pdiff"], seed=0, \
-family="cheetah-vel")
-os.kill(os.getpid(), signal.SIGKILL)
-"""
-
-
 def test_status_shows_a_sigkilled_run_as_stale_and_gc_removes_it(tmp_path):
     ws, _ = Workspace.init(tmp_path / "w")
-    child = subprocess.run([sys.executable, "-c", KILLED, str(ws.root)])
-    assert child.returncode == -signal.SIGKILL
+    stale_run(ws, "pretrain", "cheetah-vel")
     with running(create_run(ws, "collect", config={}, argv=[], seed=0, family="cheetah-vel")):
         pass
     report = json.loads(invoke("-w", str(ws.root), "--json", "status").stdout)
     assert report["counts"] == {"STALE": 1, "FINISHED": 1}
     assert "--resume" in report["attention"][0]["advice"]
-    result = pdiff("-w", str(ws.root), "gc")  # no terminal to ask on: refuses rather than deleting
+    result = pdiff_process("-w", str(ws.root), "gc")  # no terminal to ask on: refuses rather than deleting
     assert result.returncode == 2 and "--yes" in result.stderr
     assert invoke("-w", str(ws.root), "gc", "--dry-run").exit_code == 0
     assert len(list((ws.root / "runs" / "pretrain").iterdir())) == 1
@@ -118,7 +93,7 @@ def test_verify_reports_a_tampered_output(tmp_path):
     with open(run.dir / "weights.bin", "r+b") as handle:
         handle.seek(10)
         handle.write(b"\x01")
-    result = pdiff("-w", str(ws.root), "verify")
+    result = pdiff_process("-w", str(ws.root), "verify")
     assert result.returncode == 1 and "MISMATCH" in result.stdout and "weights.bin" in result.stdout
 
 
@@ -131,7 +106,7 @@ def test_envs_lists_families_and_rejects_unknown():
     assert vel["test_tasks"] == [2, 7, 15, 23, 26] and (vel["obs_dim"], vel["act_dim"]) == (20, 6)
     in_distribution = [row["name"] for row in json.loads(result.stdout) if row["in_distribution"]]
     assert in_distribution == ["cheetah-dir"]  # its test tasks are its training tasks
-    bad = pdiff("envs", "cheetah-velocity")
+    bad = pdiff_process("envs", "cheetah-velocity")
     assert bad.returncode == 2 and "cheetah-vel" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -162,10 +137,10 @@ def test_config_show_and_bad_settings(tmp_path):
 @pytest.mark.slow
 def test_doctor_on_a_fresh_workspace(tmp_path):
     Workspace.init(tmp_path / "w")
-    result = pdiff("-w", str(tmp_path / "w"), "--json", "doctor")
+    result = pdiff_process("-w", str(tmp_path / "w"), "--json", "doctor")
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert result.returncode == 0, result.stdout
     assert checks["torch"]["status"] == "ok" and checks["mujoco"]["status"] == "ok"
     assert checks["workspace"]["status"] == "ok" and checks["rendering"]["status"] in ("ok", "warn")
-    missing = pdiff("-w", str(tmp_path / "none"), "--json", "doctor")
+    missing = pdiff_process("-w", str(tmp_path / "none"), "--json", "doctor")
     assert any("pdiff init" in c["fix"] for c in json.loads(missing.stdout))

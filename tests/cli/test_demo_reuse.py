@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import pytest
-from support.cli import pdiff_json
+from support.cli import workspace_json
 
 pytestmark = pytest.mark.metaworld
 
 
-def _pdiff(ws, *args: str) -> dict | list:
-    return pdiff_json("-w", str(ws.root), *args)
-
-
 def test_demo_reuses_only_runs_of_its_own_method_and_settings(reach_ws):
-    first = {row["step"]: row for row in _pdiff(reach_ws, "demo", "--preset", "smoke")}
+    first = {row["step"]: row for row in workspace_json(reach_ws, "demo", "--preset", "smoke")}
     # What a user tries next in the demo workspace: other methods, and a control with more seeds.
     for method in ("lora", "soft-prompt"):
-        tuned = _pdiff(reach_ws, "tune", "--method", method, "--preset", "smoke")
-        _pdiff(reach_ws, "eval", "--tune", tuned["run_id"], "--preset", "smoke")
-    _pdiff(reach_ws, "eval", "--prompt", "random", "--seeds", "0,1", "--preset", "smoke")
+        tuned = workspace_json(reach_ws, "tune", "--method", method, "--preset", "smoke")
+        workspace_json(reach_ws, "eval", "--tune", tuned["run_id"], "--preset", "smoke")
+    workspace_json(reach_ws, "eval", "--prompt", "random", "--seeds", "0,1", "--preset", "smoke")
 
-    again = {row["step"]: row for row in _pdiff(reach_ws, "demo", "--preset", "smoke")}
+    again = {row["step"]: row for row in workspace_json(reach_ws, "demo", "--preset", "smoke")}
     assert {row["state"] for row in again.values()} == {"reused"}
     for step, row in again.items():
         if step != "report":  # same evaluations, so the same report run
@@ -32,13 +28,13 @@ def test_demo_reuses_only_runs_of_its_own_method_and_settings(reach_ws):
 
 def test_demo_after_other_methods_runs_its_own_evaluation(reach_ws):
     """The sequence of the report: lora and soft-prompt tuned first, then demo; it must not pick them up."""
-    _pdiff(reach_ws, "pretrain", "--env", "metaworld-reach", "--preset", "smoke")
+    workspace_json(reach_ws, "pretrain", "--env", "metaworld-reach", "--preset", "smoke")
     for method in ("lora", "soft-prompt"):
-        tuned = _pdiff(reach_ws, "tune", "--method", method, "--preset", "smoke")
-        _pdiff(reach_ws, "eval", "--tune", tuned["run_id"], "--preset", "smoke")
-    _pdiff(reach_ws, "eval", "--prompt", "random", "--seeds", "0,1", "--preset", "smoke")
+        tuned = workspace_json(reach_ws, "tune", "--method", method, "--preset", "smoke")
+        workspace_json(reach_ws, "eval", "--tune", tuned["run_id"], "--preset", "smoke")
+    workspace_json(reach_ws, "eval", "--prompt", "random", "--seeds", "0,1", "--preset", "smoke")
 
-    steps = {row["step"]: row for row in _pdiff(reach_ws, "demo", "--preset", "smoke")}
+    steps = {row["step"]: row for row in workspace_json(reach_ws, "demo", "--preset", "smoke")}
     assert steps["pretrain"]["state"] == "reused"  # same preset, same datasets
     for step in ("eval random prompt (control)", "diffuse", "tune prompt-diffuser", "eval prompt-diffuser"):
         assert steps[step]["state"] == "ran", step

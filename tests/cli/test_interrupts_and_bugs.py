@@ -4,12 +4,12 @@ with one line and a resumable run; an unexpected exception is one `internal erro
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 
 import pytest
+from support.cli import pdiff_process
 from support.killing import kill_at, metrics_rows
 from support.stages import FAMILY
 
@@ -28,28 +28,21 @@ def test_ctrl_c_exits_130_with_one_line_and_leaves_a_resumable_run(reach_ws):
     assert run.status is RunStatus.KILLED and not run.is_stale()
 
 
-def _pdiff(root, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pdiff", "-w", str(root), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PDIFF_WORKSPACE": str(root)},
-    )
-
-
 def test_an_unexpected_exception_is_one_internal_error_line(tmp_path):
     """A run manifest edited by hand (valid schema and status, no config) trips `pdiff show`: a bug, not a
     crash."""
-    _pdiff(tmp_path / "ws", "init", str(tmp_path / "ws"))
+    pdiff_process("init", str(tmp_path / "ws"))
     run_dir = tmp_path / "ws" / "runs" / "pretrain" / "20260101-000000-edited"
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps({"schema": 1, "status": "FINISHED"}))
-    done = _pdiff(tmp_path / "ws", "show", run_dir.name)
+    done = pdiff_process("-w", str(tmp_path / "ws"), "show", run_dir.name)
     assert done.returncode == 1, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 2 and "Traceback" not in done.stderr, done.stderr
     assert lines[0].startswith("error: internal error: ") and lines[1].startswith("hint: re-run with -v")
-    verbose = _pdiff(tmp_path / "ws", "-v", "show", run_dir.name)  # -v: the traceback, then the same line
+    verbose = pdiff_process(
+        "-w", str(tmp_path / "ws"), "-v", "show", run_dir.name
+    )  # -v: the traceback, then the same line
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr and lines[0] in verbose.stderr
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import typer
 from support.cli import pdiff_json
+from support.killing import stale_run
 
 from pdiff.cli import app
 
@@ -86,6 +87,8 @@ def problems(fields: list[Field], output: Any) -> list[str]:
         if f.path[-1] != "[]" and not f.optional:
             holders = [n for n in reach(output, parent) if isinstance(n, dict)]
             found += [f"{name}: missing" for n in holders if f.path[-1] not in n][:1]
+            if not holders and "[]" in parent:  # an empty array would leave its elements' fields unchecked
+                found.append(f"{name}: never present (no element to check it on)")
         for value in reach(output, f.path):
             if f.types is not None and not _typed(value, f.types):
                 found.append(f"{name}: {type(value).__name__} {value!r:.60}, documented {sorted(f.types)}")
@@ -119,6 +122,7 @@ def test_every_json_output_matches_docs_json_md(reach_ws, tmp_path):
     outputs["ls"] = pdiff_json(*ws, "ls")
     outputs["ls --datasets"] = pdiff_json(*ws, "ls", "--datasets")
     outputs["show"] = pdiff_json(*ws, "show", outputs["eval"]["run_id"])
+    stale_run(reach_ws, "pretrain", "metaworld-reach")  # something for status and gc to list
     outputs["status"] = pdiff_json(*ws, "status")
     outputs["verify"] = pdiff_json(*ws, "verify")
     outputs["gc"] = pdiff_json(*ws, "gc", "--dry-run")

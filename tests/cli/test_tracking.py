@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
+from support.cli import runner
 
 from pdiff.cli import app
 from pdiff.tracking import TENSORBOARD_DIR
@@ -16,7 +16,6 @@ event_accumulator = pytest.importorskip(
     reason="the `tensorboard` extra is not installed (pip install -e '.[tensorboard]'; the dev extra has it)",
 )
 plugin_data_pb2 = pytest.importorskip("tensorboard.plugins.hparams.plugin_data_pb2")
-runner = CliRunner()
 
 
 def read_back(directory):

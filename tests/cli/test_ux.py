@@ -4,31 +4,18 @@ suggested commands run when pasted from another directory, help shows real place
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import signal
-import subprocess
-import sys
 
 import pytest
 import typer
-from support.killing import kill_at, metrics_rows
-from typer.testing import CliRunner
+from support.cli import pdiff_process, runner
+from support.killing import kill_at, metrics_rows, stale_run
 
 from pdiff.cli import app
 from pdiff.workflows.pipeline import stage_config
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import create_run
-
-runner = CliRunner()
-
-
-def pdiff(*args: str, cwd: os.PathLike | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PDIFF_WORKSPACE"}  # only what the command line says
-    return subprocess.run(
-        [sys.executable, "-m", "pdiff", *args], capture_output=True, text=True, cwd=cwd, env=env
-    )
 
 
 def pasted(line: str) -> list[str]:
@@ -165,39 +152,32 @@ def test_tune_in_an_empty_workspace_says_what_to_run_first(tmp_path):
 
 def test_status_fixes_carry_the_workspace(tmp_path):
     ws, _ = Workspace.init(tmp_path / "w")
-    killer = (
-        "import os, signal, sys\n"
-        "from pdiff.workspace.root import Workspace\n"
-        "from pdiff.workspace.runs import create_run\n"
-        "create_run(Workspace.open(sys.argv[1]), 'pretrain', config={}, argv=['pdiff'], seed=0, "
-        "family='cheetah-vel')\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n"
-    )
-    assert subprocess.run([sys.executable, "-c", killer, str(ws.root)]).returncode == -signal.SIGKILL
-    advice = json.loads(pdiff("-w", str(ws.root), "--json", "status").stdout)["attention"][0]["advice"]
+    stale_run(ws, "pretrain", "cheetah-vel")
+    advice = json.loads(pdiff_process("-w", str(ws.root), "--json", "status").stdout)["attention"][0][
+        "advice"
+    ]
     assert f"pdiff -w {ws.root.resolve()} pretrain --resume" in advice
-    assert create_run  # the library call the killed process made
 
 
 @pytest.mark.metaworld
 def test_pasted_next_commands_run_from_another_directory(reach_ws, tmp_path):
     here, elsewhere = reach_ws.root.parent, tmp_path / "elsewhere"
     elsewhere.mkdir()
-    trained = pdiff(
+    trained = pdiff_process(
         "-w", reach_ws.root.name, "pretrain", "--env", "metaworld-reach", "--preset", "smoke", cwd=here
     )
     assert trained.returncode == 0, trained.stderr
     suggestion = next(line for line in trained.stderr.splitlines() if line.startswith("next: "))
     evaluate = suggestion.removeprefix("next: ").split("   (or: ")[0]
     assert f"-w {reach_ws.root.resolve()}" in evaluate and "--preset smoke" in evaluate
-    evaluated = pdiff(*pasted(evaluate), cwd=elsewhere)
+    evaluated = pdiff_process(*pasted(evaluate), cwd=elsewhere)
     assert evaluated.returncode == 0, evaluated.stderr
     suggestion = next(line for line in evaluated.stderr.splitlines() if line.startswith("next: "))
     report, show = suggestion.removeprefix("next: ").removesuffix(")").split("   (or: ")
-    reported = pdiff(*pasted(report), cwd=elsewhere)
+    reported = pdiff_process(*pasted(report), cwd=elsewhere)
     assert reported.returncode == 0 and f"{reach_ws.root.resolve()}/runs/report/" in reported.stderr
     assert f"next: pdiff -w {reach_ws.root.resolve()} report --out " in reported.stderr  # how to publish it
-    shown = pdiff(*pasted(show), cwd=elsewhere)
+    shown = pdiff_process(*pasted(show), cwd=elsewhere)
     assert shown.returncode == 0 and "eval prompt-dt on metaworld-reach" in shown.stdout
 
 

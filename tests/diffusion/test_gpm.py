@@ -20,8 +20,7 @@ from diffusion_cases import (
     small_denoiser,
     written_gradient,
 )
-from support.cli import one_line_error
-from typer.testing import CliRunner
+from support.cli import one_line_error, runner
 
 from pdiff.cli import app
 from pdiff.methods.gradient_basis import GradientBasis, orthonormal_basis
@@ -191,7 +190,7 @@ def test_guidance_defaults_are_the_papers_and_project() -> None:
 )
 def test_bad_gpm_settings_exit_2_naming_the_allowed_range(tmp_path, setting: str, needle: str) -> None:
     ws, _ = Workspace.init(tmp_path / "ws")
-    result = CliRunner().invoke(
+    result = runner.invoke(
         app, ["-w", str(ws.root), "diffuse", "--env", "cheetah-vel", "--preset", "smoke", "--set", setting]
     )
     assert result.exit_code == 2, result.output

@@ -48,15 +48,18 @@ def test_cheetah_reward_and_observation_follow_the_formula(name, task_id):
 
 def test_cheetah_velocity_tasks_differ_only_in_the_goal():
     family = get_family("cheetah-vel")
-    rewards = []
+    steps = []
     for task_id in (0, 39):
         env = family.make_env(task_id)
         env.reset(seed=0)
-        _, reward, *_ = env.step(np.zeros(6))
-        rewards.append(reward)
+        obs, reward, _, _, info = env.step(np.full(6, 0.5))
+        steps.append((obs, reward, info["x_velocity"], family.task_params(task_id)["goal_vel"]))
         env.close()
-    # Same seed and action, so the same velocity v: the rewards differ by |v − 0.075| − |v − 3.0|.
-    assert rewards[0] != rewards[1]
+    (obs_a, reward_a, v, goal_a), (obs_b, reward_b, v_b, goal_b) = steps
+    # same seed and action, so the same state and velocity v: only -|v - goal| differs
+    np.testing.assert_array_equal(obs_a, obs_b)
+    assert v == v_b and goal_a != goal_b
+    assert reward_a - reward_b == pytest.approx(abs(v - goal_b) - abs(v - goal_a), abs=1e-9)
 
 
 @pytest.mark.parametrize(("horizon", "steps"), [(None, 200), (3, 3)])

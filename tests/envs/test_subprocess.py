@@ -16,11 +16,22 @@ from pdiff.envs import get_family
 def test_factories_pickle_and_build_the_same_env():
     for name, task_id in [("cheetah-vel", 2), ("cheetah-dir", 1), ("ant-dir", 6)]:
         family = get_family(name)
-        factory = pickle.loads(pickle.dumps(functools.partial(family.make_env, task_id, horizon=7)))
-        env = factory()
-        obs, _ = env.reset(seed=0)
-        assert obs.shape == (family.obs_dim,) and env.action_space.shape == (family.act_dim,)
-        env.close()
+        factory = functools.partial(family.make_env, task_id, horizon=7)
+        pickled, direct = pickle.loads(pickle.dumps(factory))(), factory()
+        assert pickled.action_space.shape == (family.act_dim,)
+        actions = np.random.default_rng(task_id).uniform(-1.0, 1.0, size=(7, family.act_dim))
+        first = [env.reset(seed=0)[0] for env in (pickled, direct)]
+        assert first[0].shape == (family.obs_dim,)
+        np.testing.assert_array_equal(*first)
+        for step, action in enumerate(actions):  # same task and horizon: equal steps, truncated at the 7th
+            (obs_p, reward_p, done_p, cut_p, _), (obs_d, reward_d, done_d, cut_d, _) = (
+                env.step(action) for env in (pickled, direct)
+            )
+            np.testing.assert_array_equal(obs_p, obs_d)
+            assert (reward_p, done_p, cut_p) == (reward_d, done_d, cut_d)
+            assert cut_p == (step == 6) or done_p
+        pickled.close()
+        direct.close()
 
 
 @pytest.mark.mujoco

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from support.cli import runner
 
 from pdiff.cli import app
 from pdiff.config import describe, resolve_config
@@ -109,7 +109,6 @@ def test_a_config_recorded_with_flat_options_loads_into_the_sections_and_matches
 
 
 def test_config_show_lists_the_shared_settings_and_one_methods_options():
-    runner = CliRunner()
     shown = runner.invoke(app, ["--json", "config", "show", "tune", "--method", "lora"])
     assert shown.exit_code == 0, shown.output
     keys = [row["key"] for row in json.loads(shown.stdout)]

@@ -3,22 +3,13 @@ rank-based update improves its score (online PTDT: test_ptdt_online.py)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from test_methods import CPU, CPU_FP32, REACH
+from method_suite import ptdt_context
 
-from pdiff.config import resolve_config
-from pdiff.data.fewshot import load_fewshot
-from pdiff.envs import get_family
 from pdiff.methods import adaptor, lora, ptdt, soft_prompt
-from pdiff.methods.base import TaskContext
-from pdiff.methods.context import method_settings
 from pdiff.methods.finetuning import tunable_copy
 from pdiff.models.prompt_dt import PromptDT, PromptDTConfig
-from pdiff.rollouts.rollout import load_policy
-from pdiff.stages.common import checkpoint_of
-from pdiff.stages.tune import TuneConfig
 
 
 def _example(config: PromptDTConfig) -> dict[str, torch.Tensor]:
@@ -74,33 +65,12 @@ def test_soft_prompt_replaces_the_prompt_embedding():
         assert torch.equal(tuned(**inputs, prompt=prompt), frozen(**inputs, prompt_embeddings=embeddings))
 
 
-def _ptdt_context(ws, pretrain, **flags) -> TaskContext:  # noqa: ANN001
-    family = get_family(REACH)
-    task = family.test_tasks[1]
-    config = resolve_config(
-        TuneConfig, "tune", workspace=ws, preset="smoke", flags={"env": REACH, "method": "ptdt", **flags}
-    )
-    policy, _ = load_policy(checkpoint_of(pretrain), CPU)
-    fewshot = load_fewshot(ws.datasets_dir, family.name, [task], config.data_kind, config.shots)
-    return TaskContext(
-        seed=0,
-        task=task,
-        policy=policy,
-        fewshot=policy.segment_sampler(fewshot),
-        fewshot_prompts=policy.prompt_bank(fewshot),
-        rng=np.random.default_rng(5),
-        device=CPU,
-        out_dir=ws.root,
-        settings=method_settings(config, family, None, CPU_FP32),
-    )
-
-
 @pytest.mark.metaworld
 def test_ptdt_offline_lowers_the_action_error_with_a_usable_step(trained):
     ws, pretrain, _ = trained
     # η = 1e-4 (the reference default) barely moves a normalised prompt; a larger step shows the estimator
     # works
-    context = _ptdt_context(
+    context = ptdt_context(
         ws, pretrain, steps=8, lr=0.05, batch_size=16, selection="off", ptdt={"lr_decay": 1.0, "sigma": 0.3}
     )
     result = ptdt.tune_task(context)

@@ -9,61 +9,40 @@ import numpy as np
 import pytest
 import torch
 from method_suite import (
+    CPU,
+    REACH,
     actions_of,
     assert_frozen_parts_equal,
     assert_prompt_equal,
     assert_result_shape,
     expected_tunable_parameters,
+    task_context,
 )
-from typer.testing import CliRunner
+from support.cli import runner
 
 from pdiff.cli import app
-from pdiff.compute import Compute
-from pdiff.config import resolve_config
-from pdiff.data.fewshot import load_fewshot
 from pdiff.data.prompts_file import read_prompts, write_prompts
 from pdiff.envs import get_family
-from pdiff.methods.base import TaskContext
-from pdiff.methods.context import method_settings
 from pdiff.methods.finetuning import load_tuned, save_tuned, trainable, tuned_path
 from pdiff.methods.options import MethodOptions
-from pdiff.methods.registry import METHODS, NEEDS_DIFFUSE, changes_weights, option_sections
+from pdiff.methods.registry import METHODS, changes_weights, option_sections, trains
 from pdiff.models.checkpoint import weights_sha256
 from pdiff.rollouts.rollout import load_policy
 from pdiff.stages.common import checkpoint_of
 from pdiff.stages.tune import TuneConfig
 
 pytestmark = pytest.mark.metaworld
-REACH = "metaworld-reach"
-CPU = torch.device("cpu")
-CPU_FP32 = Compute("cpu", 1, "fp32", "tests", "")  # how tune computes, for method_settings
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_method_tunes_saves_and_loads_as_eval_does(trained, method, tmp_path):
     ws, pretrain, diffuse = trained
-    family = get_family(REACH)
-    task = family.test_tasks[0]
-    config = resolve_config(
-        TuneConfig, "tune", workspace=ws, preset="smoke", flags={"env": REACH, "method": method, "steps": 2}
+    task = get_family(REACH).test_tasks[0]
+    context, config = task_context(
+        ws, pretrain, method, task, diffuse=diffuse, out_dir=tmp_path / "out", steps=2
     )
-    policy, _ = load_policy(checkpoint_of(pretrain), CPU)
+    policy, sampler, bank = context.policy, context.fewshot, context.fewshot_prompts
     frozen_sha = weights_sha256(policy.model)
-    fewshot = load_fewshot(ws.datasets_dir, family.name, [task], config.data_kind, config.shots)
-    sampler, bank = policy.segment_sampler(fewshot), policy.prompt_bank(fewshot)
-    diffusion = checkpoint_of(diffuse) if method in NEEDS_DIFFUSE else None
-    settings = method_settings(config, family, diffusion, CPU_FP32)
-    context = TaskContext(
-        seed=0,
-        task=task,
-        policy=policy,
-        fewshot=sampler,
-        fewshot_prompts=bank,
-        rng=np.random.default_rng(0),
-        device=CPU,
-        out_dir=tmp_path / "out",
-        settings=settings,
-    )
 
     result = METHODS[method].tune_task(context)
 
@@ -85,6 +64,14 @@ def test_method_tunes_saves_and_loads_as_eval_does(trained, method, tmp_path):
     inputs = sampler.sample(np.random.default_rng(1), [task] * 3, 1)
     if not changes_weights(method):
         assert result.model is None
+        # a method that trains its prompt ends away from every real few-shot prompt; prompt-dt uses one
+        real = bank.all_for_task(task)
+        same = [
+            np.array_equal(prompt.states[0], real.states[row])
+            and np.array_equal(prompt.actions[0], real.actions[row])
+            for row in range(len(real))
+        ]
+        assert any(same) != trains(method), same
         return
     tuned_names = set(trainable(result.model))
     assert sum(p.numel() for p in trainable(result.model).values()) == result.tunable_parameters
@@ -102,7 +89,7 @@ def test_method_tunes_saves_and_loads_as_eval_does(trained, method, tmp_path):
 def test_lora_tune_then_eval_through_the_cli(trained):
     ws, pretrain, _ = trained
     base = ["-w", str(ws.root), "--json"]
-    tuned = CliRunner().invoke(
+    tuned = runner.invoke(
         app,
         [
             *base,
@@ -126,15 +113,15 @@ def test_lora_tune_then_eval_through_the_cli(trained):
     manifest = json.loads((run_dir / "run.json").read_text())
     recorded = {o["path"] for o in manifest["outputs"] if o["kind"] == "tuned_weights"}
     assert recorded == {f"tuned/seed-0/task-{t:02d}.safetensors" for t in get_family(REACH).test_tasks}
-    evaluated = CliRunner().invoke(app, [*base, "eval", "--tune", payload["run_id"], "--preset", "smoke"])
+    evaluated = runner.invoke(app, [*base, "eval", "--tune", payload["run_id"], "--preset", "smoke"])
     assert evaluated.exit_code == 0, evaluated.output
     result = json.loads(evaluated.stdout)
     assert result["method"] == "lora" and set(result["per_task"]) == {"11", "17", "25", "36", "41"}
 
     (run_dir / "tuned" / "seed-0" / "task-11.safetensors").write_bytes(b"not safetensors")
-    corrupt = CliRunner().invoke(app, [*base, "verify"])
+    corrupt = runner.invoke(app, [*base, "verify"])
     assert corrupt.exit_code != 0 and "task-11.safetensors" in corrupt.output
-    failed = CliRunner().invoke(app, [*base, "eval", "--tune", payload["run_id"], "--preset", "smoke"])
+    failed = runner.invoke(app, [*base, "eval", "--tune", payload["run_id"], "--preset", "smoke"])
     assert failed.exit_code == 2 and "task-11.safetensors is corrupt" in failed.output
 
 

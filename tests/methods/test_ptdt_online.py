@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_method_parts import _ptdt_context
+from method_suite import ptdt_context
 
 from pdiff.methods import ptdt
 from pdiff.rollouts.rollout import rollout
@@ -16,9 +16,7 @@ pytestmark = pytest.mark.metaworld
 
 def test_each_score_is_that_candidates_own_simulator_return(trained):
     ws, pretrain, _ = trained
-    context = _ptdt_context(
-        ws, pretrain, ptdt={"online": True, "horizon": 8, "perturb": "states-actions-rtg"}
-    )
+    context = ptdt_context(ws, pretrain, ptdt={"online": True, "horizon": 8, "perturb": "states-actions-rtg"})
     family, fields = context.settings.family, ptdt.FIELDS["states-actions-rtg"]
     base = context.fewshot_prompts.for_task(context.task, context.rng)
     x = ptdt.flatten(base, fields)
@@ -51,7 +49,7 @@ def test_the_update_moves_from_the_worse_candidate_to_the_better(trained):
         "perturb": "states-actions-rtg",
         "sigma": 1.0,
     }
-    context = _ptdt_context(ws, pretrain, steps=1, lr=0.5, selection="off", ptdt=options)
+    context = ptdt_context(ws, pretrain, steps=1, lr=0.5, selection="off", ptdt=options)
     seed_state = context.rng.bit_generator.state
     result = ptdt.tune_task(context)
     assert result.tunable_parameters == 5 * (39 + 4 + 1)

@@ -8,6 +8,7 @@ import pytest
 
 from pdiff.config import resolve_config
 from pdiff.envs.metaworld_family import MetaWorldFamily
+from pdiff.errors import UsageError
 from pdiff.methods import lora
 from pdiff.methods.selection import CANDIDATES_PER_METHOD, LR_GRID, at_edge, candidates, grid_for
 from pdiff.rollouts.budget import early_stopping_curve, selection_curve
@@ -17,10 +18,11 @@ pytestmark = pytest.mark.metaworld
 REACH = "metaworld-reach"
 
 
-def _tune(ws, method: str, **flags):  # noqa: ANN001, ANN202
-    config = resolve_config(
-        TuneConfig, "tune", workspace=ws, preset="smoke", flags={"env": REACH, "method": method, **flags}
-    )
+def _tune(trained, method: str, **flags):  # noqa: ANN001, ANN202
+    """Tune the fixture's own Prompt-DT (other tests add Prompt-DTs to the shared workspace)."""
+    ws, pretrain, _ = trained
+    flags = {"env": REACH, "method": method, "pretrain_run": pretrain.run_id, **flags}
+    config = resolve_config(TuneConfig, "tune", workspace=ws, preset="smoke", flags=flags)
     return run_tune(ws, config, argv=["pdiff", "tune"])
 
 
@@ -43,7 +45,7 @@ def test_selection_builds_no_simulator_and_records_its_choice(trained, monkeypat
             budgets.append((context.after_step is not None, context.settings.steps)) or tune_task(context)
         ),
     )
-    run, summary = _tune(ws, "lora")
+    run, summary = _tune(trained, "lora")
     assert built == []
     selection = summary["selection"]
     assert selection["protocol"] == "holdout-last-episode"
@@ -64,7 +66,7 @@ def test_selection_builds_no_simulator_and_records_its_choice(trained, monkeypat
 
 def test_ptdt_chosen_setting_moves_the_prompt_and_lowers_the_heldout_loss(trained):
     ws, _, _ = trained
-    _, summary = _tune(ws, "ptdt", steps=20)
+    _, summary = _tune(trained, "ptdt", steps=20)
     selection = summary["selection"]
     assert len(selection["scores"]) == len(candidates(grid_for("ptdt"))) == CANDIDATES_PER_METHOD
     assert set(selection["chosen"]) == {"lr", "ptdt_lr_decay"}
@@ -78,7 +80,7 @@ def test_ptdt_chosen_setting_moves_the_prompt_and_lowers_the_heldout_loss(traine
 
 def test_a_fixed_learning_rate_needs_selection_off(trained):
     ws, _, _ = trained
-    with pytest.raises(Exception, match="selection=off"):
+    with pytest.raises(UsageError, match="selection=off"):
         resolve_config(
             TuneConfig,
             "tune",
@@ -98,7 +100,7 @@ def test_a_fixed_learning_rate_needs_selection_off(trained):
 
 def test_tune_runs_at_several_budgets_make_a_held_out_curve(trained):
     ws, _, _ = trained
-    runs = [_tune(ws, "lora", steps=steps)[0] for steps in (1, 3)]
+    runs = [_tune(trained, "lora", steps=steps)[0] for steps in (1, 3)]
     steps, values = selection_curve(runs)
     assert steps == [0, 1, 3]
     selections = [run.manifest["summary"]["selection"] for run in runs]
@@ -107,12 +109,12 @@ def test_tune_runs_at_several_budgets_make_a_held_out_curve(trained):
     with pytest.raises(ValueError, match="two tune runs at steps=1"):
         selection_curve([runs[0], runs[0]])
     with pytest.raises(ValueError, match="without the selection protocol"):
-        selection_curve([_tune(ws, "lora", steps=1, selection="off")[0]])
+        selection_curve([_tune(trained, "lora", steps=1, selection="off")[0]])
 
 
 def test_one_tune_run_with_early_stopping_makes_the_curve_from_its_candidates(trained):
     ws, _, _ = trained
-    run, summary = _tune(ws, "lora")  # smoke: every step of its 3 scored
+    run, summary = _tune(trained, "lora")  # smoke: every step of its 3 scored
     steps, values = early_stopping_curve(run)
     selection = summary["selection"]
     assert steps == [0, 1, 2, 3]
@@ -121,4 +123,4 @@ def test_one_tune_run_with_early_stopping_makes_the_curve_from_its_candidates(tr
     assert values[1:] == [-min(curve[step] for curve in curves) for step in (1, 2, 3)]
     assert max(values[1:]) == -min(row["heldout_loss"] for row in selection["scores"])  # the selection's pick
     with pytest.raises(ValueError, match="without the selection protocol"):
-        early_stopping_curve(_tune(ws, "lora", steps=1, selection="off")[0])
+        early_stopping_curve(_tune(trained, "lora", steps=1, selection="off")[0])

@@ -6,17 +6,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from reliability_tools import FAMILY, Pipeline, cli
+from reliability_tools import FAMILY, Pipeline, copy_pipeline
+from support.cli import workspace_json
 
 from pdiff.workspace.root import Workspace
 
 
 def _run(ws: Workspace, *args: str) -> str:
-    result = cli(ws, "--json", *args, "--preset", "smoke")
-    assert result.exit_code == 0, result.output
-    import json
-
-    return json.loads(result.stdout)["run_id"]
+    return workspace_json(ws, *args, "--preset", "smoke")["run_id"]
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +31,4 @@ def pipeline_template(collected_template, tmp_path_factory) -> tuple[Path, dict[
 @pytest.fixture
 def pipeline(pipeline_template, tmp_path) -> Pipeline:
     """A private copy of the finished smoke pipeline (tests add runs to it and damage its files)."""
-    template, ids = pipeline_template
-    root = tmp_path / "pipeline-ws"
-    shutil.copytree(template, root)
-    return Pipeline(Workspace.open(root), **ids)
+    return copy_pipeline(pipeline_template, tmp_path / "pipeline-ws")

@@ -4,22 +4,17 @@ Killing a real process at a chosen point is tests/support/killing.py (shared wit
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.cli import one_line_error  # noqa: F401 - the reliability tests import it from here
-from typer.testing import CliRunner
+from support.cli import (
+    one_line_error,  # noqa: F401 - the reliability tests import it from here
+)
 
-from pdiff.cli import app
 from pdiff.workspace.root import Workspace
 
 FAMILY = "metaworld-reach"
-runner = CliRunner()
-
-
-def cli(ws: Workspace | Path, *args: str):  # noqa: ANN201 - click's Result
-    root = ws.root if isinstance(ws, Workspace) else ws
-    return runner.invoke(app, ["-w", str(root), *args])
 
 
 @dataclass
@@ -31,6 +26,13 @@ class Pipeline:
     diffuse: str
     tune: str
     eval: str
+
+
+def copy_pipeline(pipeline_template: tuple[Path, dict[str, str]], root: Path) -> Pipeline:
+    """The finished smoke pipeline copied to `root`."""
+    template, ids = pipeline_template
+    shutil.copytree(template, root)
+    return Pipeline(Workspace.open(root), **ids)
 
 
 def flip_byte(path: Path, fraction: float) -> None:

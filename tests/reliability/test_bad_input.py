@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_tools import FAMILY, Pipeline, cli, one_line_error
+from reliability_tools import FAMILY, Pipeline, copy_pipeline, one_line_error
+from support.cli import in_workspace
 
 from pdiff.envs import get_family
 from pdiff.training.state import CheckpointStore
@@ -139,15 +140,9 @@ def bad_arguments(draw, p, fault: str) -> tuple[list[str], str]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def shared_pipeline(pipeline_template, tmp_path_factory):
-    import shutil
-
-    from pdiff.workspace.root import Workspace
-
-    template, ids = pipeline_template
-    root = tmp_path_factory.mktemp("bad-input") / "ws"
-    shutil.copytree(template, root)
-    return Pipeline(Workspace.open(root), **ids)
+def shared_pipeline(pipeline_template, tmp_path_factory) -> Pipeline:
+    """One copy for the tests here that only read it."""
+    return copy_pipeline(pipeline_template, tmp_path_factory.mktemp("bad-input") / "ws")
 
 
 def test_bad_arguments_give_one_line_and_exit_2(shared_pipeline):
@@ -161,7 +156,11 @@ def test_bad_arguments_give_one_line_and_exit_2(shared_pipeline):
         if argv[0] != "-w":
             argv = [*argv, "--preset", "smoke"] if "--preset" not in argv else argv
         seen.append((fault, tuple(argv)))
-        result = cli(shared_pipeline.ws, *argv) if argv[0] != "-w" else cli(Path(argv[1]), *argv[2:])
+        result = (
+            in_workspace(shared_pipeline.ws, *argv)
+            if argv[0] != "-w"
+            else in_workspace(Path(argv[1]), *argv[2:])
+        )
         assert result.exit_code == 2, (argv, result.output)
         assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), argv
         if needle == "Error":  # Click's own usage error: its box names the option
@@ -198,7 +197,7 @@ def test_full_disk_is_one_line_and_resumable(reach_ws):
     assert "disk full while writing" in line and "--resume" in done.stderr
     (run,) = list_runs(reach_ws, "pretrain")
     assert run.display_status() in ("FAILED", "STALE")
-    assert cli(reach_ws, "pretrain", "--resume", run.run_id).exit_code == 0
+    assert in_workspace(reach_ws, "pretrain", "--resume", run.run_id).exit_code == 0
 
 
 def _read_only_mount(path: Path) -> list[str]:
@@ -237,7 +236,7 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(pipeline, stage):
         "tune": ["--diffuse", pipeline.diffuse],
     }[stage]
     extra = ["--set", "selection=off"] if stage == "tune" else ["--set", "checkpoint_every=1"]
-    result = cli(pipeline.ws, stage, *args, "--preset", "smoke", "--set", "lr=1e30", *extra)
+    result = in_workspace(pipeline.ws, stage, *args, "--preset", "smoke", "--set", "lr=1e30", *extra)
     assert result.exit_code == 1, result.output
     line = one_line_error(result.stderr)
     assert f"{stage} loss became non-finite at step" in line
@@ -248,4 +247,4 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(pipeline, stage):
         kept = store.latest()
         assert kept is not None and str(kept) in line
         store.verify(kept)  # intact
-    assert cli(pipeline.ws, "verify").exit_code == 0
+    assert in_workspace(pipeline.ws, "verify").exit_code == 0

@@ -9,7 +9,8 @@ import sys
 import time
 
 import pytest
-from reliability_tools import FAMILY, cli, one_line_error
+from reliability_tools import FAMILY, one_line_error
+from support.cli import in_workspace, pdiff_process, pdiff_started
 from support.killing import checkpoint_at, kill_at
 
 from pdiff.results.inventory import leftovers, verify_workspace
@@ -19,21 +20,10 @@ from pdiff.workspace.runs import RunStatus, list_runs, lock_is_held
 pytestmark = pytest.mark.metaworld
 
 
-def _start(ws: Workspace, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PDIFF_WORKSPACE": str(ws.root)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "pdiff", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def test_two_collects_of_one_family_take_separate_versions(tmp_path):
     ws, _ = Workspace.init(tmp_path / "ws")
     args = ["collect", "--env", FAMILY, "--preset", "smoke", "--tasks", "0,11", "--kinds", "expert,random"]
-    first, second = _start(ws, *args), _start(ws, *args)
+    first, second = pdiff_started(*args, workspace=ws), pdiff_started(*args, workspace=ws)
     for child in (first, second):
         assert child.wait(timeout=300) == 0, child.stderr.read()
     assert [r.status for r in list_runs(ws, "collect")] == [RunStatus.FINISHED] * 2
@@ -46,11 +36,16 @@ def test_two_collects_of_one_family_take_separate_versions(tmp_path):
 @pytest.mark.full_matrix  # four processes at once: 30 s on 2 cores
 def test_two_tunes_and_a_collect_beside_a_pretrain(pipeline):
     ws = pipeline.ws
-    children = [_start(ws, "tune", "--diffuse", pipeline.diffuse, "--preset", "smoke") for _ in range(2)]
+    children = [
+        pdiff_started("tune", "--diffuse", pipeline.diffuse, "--preset", "smoke", workspace=ws)
+        for _ in range(2)
+    ]
     children.append(
-        _start(ws, "collect", "--env", FAMILY, "--preset", "smoke", "--tasks", "0", "--kinds", "expert")
+        pdiff_started(
+            "collect", "--env", FAMILY, "--preset", "smoke", "--tasks", "0", "--kinds", "expert", workspace=ws
+        )
     )
-    children.append(_start(ws, "pretrain", "--env", FAMILY, "--preset", "smoke"))
+    children.append(pdiff_started("pretrain", "--env", FAMILY, "--preset", "smoke", workspace=ws))
     for child in children:
         assert child.wait(timeout=300) == 0, child.stderr.read()
     tunes = [r for r in list_runs(ws, "tune") if r.run_id != pipeline.tune]
@@ -63,13 +58,13 @@ def test_the_loser_of_a_run_lock_fails_with_a_clear_message(pipeline):
     kill = kill_at(
         ws, "pretrain", ["--env", FAMILY, "--preset", "smoke", "--set", "steps=400"], checkpoint_at(10)
     )
-    owner = _start(ws, "pretrain", "--resume", kill.run_id)
+    owner = pdiff_started("pretrain", "--resume", kill.run_id, workspace=ws)
     run_dir = ws.stage_dir("pretrain") / kill.run_id
     deadline = time.monotonic() + 120
     while not lock_is_held(run_dir) and owner.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert lock_is_held(run_dir), "the resuming process never took the run lock"
-    loser = cli(ws, "pretrain", "--resume", kill.run_id)
+    loser = in_workspace(ws, "pretrain", "--resume", kill.run_id)
     assert owner.poll() is None, owner.communicate()[1]
     assert loser.exit_code == 1
     assert "being written by another pdiff process" in one_line_error(loser.stderr)
@@ -88,10 +83,7 @@ def test_gc_leaves_the_temporary_files_of_a_live_writer(tmp_path):
     dead.mkdir()
     assert leftovers(ws) == [dead]
     # and `pdiff gc` itself, a process of its own, deletes the dead writer's files and spares the live one's
-    env = {**os.environ, "PDIFF_WORKSPACE": str(ws.root)}
-    gc = subprocess.run(
-        [sys.executable, "-m", "pdiff", "gc", "--yes"], env=env, capture_output=True, text=True
-    )
+    gc = pdiff_process("gc", "--yes", workspace=ws)
     assert gc.returncode == 0, gc.stderr
     assert "deleted 1 item(s)" in gc.stdout and live.name not in gc.stdout
     assert live.is_dir() and not dead.exists()

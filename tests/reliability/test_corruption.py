@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reliability_tools import FAMILY, cli, flip_byte, one_line_error, truncate
+from reliability_tools import FAMILY, flip_byte, one_line_error, truncate
+from support.cli import in_workspace
 from support.killing import checkpoint_at, kill_at
 
 from pdiff.training.state import LATEST
@@ -96,13 +97,13 @@ def test_corruption_is_caught(pipeline, artifact, damage):
     path = locate(pipeline)
     DAMAGE[damage](path)
 
-    verified = cli(pipeline.ws, "verify")
+    verified = in_workspace(pipeline.ws, "verify")
     assert verified.exit_code == 1, verified.output
     problems = [line for line in verified.stdout.splitlines() if line.startswith("MISMATCH")]
     assert problems and any(path.name in line and "pdiff " in line for line in problems), verified.stdout
 
     if loader is not None:
-        loaded = cli(pipeline.ws, *loader(pipeline), "--preset", "smoke")
+        loaded = in_workspace(pipeline.ws, *loader(pipeline), "--preset", "smoke")
         assert loaded.exit_code == 2, loaded.output
         assert needle in one_line_error(loaded.stderr)
         assert "hint:" in loaded.stderr
@@ -128,11 +129,11 @@ def test_corrupt_resume_state_is_refused(pipeline, name, damage):
     checkpoints = pipeline.ws.root / "runs" / "pretrain" / kill.run_id / "checkpoints"
     path = checkpoints / name if name == LATEST else sorted(checkpoints.glob(f"0*/{name}"))[-1]
     DAMAGE[damage](path)
-    resumed = cli(pipeline.ws, "pretrain", "--resume", kill.run_id)
+    resumed = in_workspace(pipeline.ws, "pretrain", "--resume", kill.run_id)
     assert resumed.exit_code == 2, resumed.output
     assert path.name in one_line_error(resumed.stderr)
     if name != LATEST:
-        verified = cli(pipeline.ws, "verify")
+        verified = in_workspace(pipeline.ws, "verify")
         assert verified.exit_code == 1 and path.name in verified.stdout
 
 

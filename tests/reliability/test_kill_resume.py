@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 import pytest
-from reliability_tools import FAMILY, cli, one_line_error
+from reliability_tools import FAMILY, one_line_error
 from safetensors.torch import load_file
+from support.cli import in_workspace
 from support.killing import (
     after,
     checkpoint_at,
@@ -110,7 +111,7 @@ def result_of(ws: Workspace, stage: str, run_id: str) -> object:
 @pytest.fixture(scope="module")
 def collect_reference(tmp_path_factory) -> object:
     ws, _ = Workspace.init(tmp_path_factory.mktemp("collect-ref") / "ws")
-    result = cli(ws, "--json", "collect", *COLLECT_ARGS)
+    result = in_workspace(ws, "--json", "collect", *COLLECT_ARGS)
     assert result.exit_code == 0, result.output
     return result_of(ws, "collect", json.loads(result.stdout)["run_id"])
 
@@ -136,18 +137,18 @@ def test_sigkill_then_resume(stage, predicate, request, tmp_path):
 
     # marked unfinished: stale in the manifest and in `pdiff status`
     assert load_run(ws, stage, kill.run_id).is_stale()
-    status = json.loads(cli(ws, "--json", "status").stdout)
+    status = json.loads(in_workspace(ws, "--json", "status").stdout)
     assert any(r["run_id"] == kill.run_id and r["status"] == "STALE" for r in status["attention"])
     # refused by name downstream
     if stage in DOWNSTREAM:
-        later = cli(ws, *DOWNSTREAM[stage], kill.run_id, "--preset", "smoke")
+        later = in_workspace(ws, *DOWNSTREAM[stage], kill.run_id, "--preset", "smoke")
         assert later.exit_code == 2
         line = one_line_error(later.stderr)
         assert kill.run_id in line and "STALE" in line
     # nothing complete before the kill is damaged (datasets, recorded outputs, every checkpoint)
     assert verify_workspace(ws)["problems"] == []
 
-    resumed = cli(ws, stage, "--resume", kill.run_id)
+    resumed = in_workspace(ws, stage, "--resume", kill.run_id)
     assert resumed.exit_code == 0, resumed.output
     assert result_of(ws, stage, kill.run_id) == reference
     assert verify_workspace(ws)["problems"] == []
@@ -164,12 +165,12 @@ def test_a_resume_refuses_inputs_changed_since_the_kill(reach_ws):
     kill = kill_at(
         reach_ws, "pretrain", ["--env", FAMILY, "--preset", "smoke", "--steps", "40"], checkpoint_at(10)
     )
-    again = cli(
+    again = in_workspace(
         reach_ws, "collect", "--env", FAMILY, "--preset", "smoke", "--tasks", "0", "--kinds", "expert"
     )
     assert again.exit_code == 0, again.output
     assert (reach_ws.datasets_dir / "pdiff" / FAMILY / "task-00" / "expert-v1").is_dir()
-    resumed = cli(reach_ws, "pretrain", "--resume", kill.run_id)
+    resumed = in_workspace(reach_ws, "pretrain", "--resume", kill.run_id)
     assert resumed.exit_code == 2, resumed.output
     line = one_line_error(resumed.stderr)
     assert f"run {kill.run_id} started on other dataset inputs" in line and "task-00/expert" in line, line
@@ -191,6 +192,21 @@ def tuned_tensors(run_dir: Path) -> dict[str, bytes]:
     }
 
 
+def counted_tunes(monkeypatch: pytest.MonkeyPatch, method: str) -> list[int]:
+    """A list that grows by one each time `method` tunes (a selection trial or an adaptation)."""
+    calls: list[int] = []
+    real = METHODS[method].tune_task
+    monkeypatch.setattr(METHODS[method], "tune_task", lambda context: calls.append(1) or real(context))
+    return calls
+
+
+def every_tune(ws: Workspace, run_id: str) -> int:
+    """How many tunes a tune run makes from scratch: every candidate's trial and the adaptation, per job."""
+    config = load_run(ws, "tune", run_id).config
+    jobs = len(config["seeds"]) * len(get_family(FAMILY).test_tasks)
+    return len(candidates(grid_for(config["method"]))) * jobs + jobs
+
+
 @pytest.mark.parametrize(
     ("method", "point"),
     [
@@ -208,20 +224,16 @@ def test_a_killed_tune_resumes_from_what_it_had_finished(method, point, pipeline
         ["--diffuse", pipeline.diffuse] if method == "prompt-diffuser" else ["--pretrain", pipeline.pretrain]
     )
     args = [*args, "--method", method, "--preset", "smoke"]
-    uninterrupted = json.loads(cli(ws, "--json", "tune", *args).stdout)["run_id"]
+    uninterrupted = json.loads(in_workspace(ws, "--json", "tune", *args).stdout)["run_id"]
     kill = kill_at(ws, "tune", args, point)
     trials = finished_trials(kill.run_dir)
     adaptations = len(list((kill.run_dir / "progress").glob("seed-*-task-*.h5")))
     assert trials > 0
 
-    calls = []  # every trial and adaptation tuned after the resume
-    real = METHODS[method].tune_task
-    monkeypatch.setattr(METHODS[method], "tune_task", lambda context: calls.append(1) or real(context))
-    resumed = cli(ws, "tune", "--resume", kill.run_id)
+    calls = counted_tunes(monkeypatch, method)  # every trial and adaptation tuned after the resume
+    resumed = in_workspace(ws, "tune", "--resume", kill.run_id)
     assert resumed.exit_code == 0, resumed.output
-    config = load_run(ws, "tune", kill.run_id).config
-    jobs = len(config["seeds"]) * len(get_family(FAMILY).test_tasks)
-    assert len(calls) == len(candidates(grid_for(method))) * jobs + jobs - trials - adaptations
+    assert len(calls) == every_tune(ws, kill.run_id) - trials - adaptations
     log = (kill.run_dir / "log.txt").read_text()
     assert f"resuming: {trials} selection trials and {adaptations} adaptations were finished before" in log
     assert result_of(ws, "tune", kill.run_id) == result_of(ws, "tune", uninterrupted)
@@ -229,13 +241,13 @@ def test_a_killed_tune_resumes_from_what_it_had_finished(method, point, pipeline
     assert not (kill.run_dir / "progress").exists()  # dropped once the run's outputs and summary are written
 
 
-def test_a_killed_tune_keeps_nothing_when_its_fewshot_data_changed(pipeline):
+def test_a_killed_tune_keeps_nothing_when_its_fewshot_data_changed(pipeline, monkeypatch):
     """A test task's few-shot dataset re-collected (a new version) between the kill and the resume: the
     finished trials were computed from the old data, so the resumed run tunes everything again."""
     args = ["--diffuse", pipeline.diffuse, "--preset", "smoke"]
     kill = kill_at(pipeline.ws, "tune", args, lambda run_dir: finished_trials(run_dir) > 0)
     task = get_family(FAMILY).test_tasks[0]
-    again = cli(
+    again = in_workspace(
         pipeline.ws,
         "collect",
         "--env",
@@ -248,8 +260,10 @@ def test_a_killed_tune_keeps_nothing_when_its_fewshot_data_changed(pipeline):
         "expert",
     )
     assert again.exit_code == 0, again.output
-    resumed = cli(pipeline.ws, "tune", "--resume", kill.run_id)
+    calls = counted_tunes(monkeypatch, load_run(pipeline.ws, "tune", kill.run_id).config["method"])
+    resumed = in_workspace(pipeline.ws, "tune", "--resume", kill.run_id)
     assert resumed.exit_code == 0, resumed.output
+    assert len(calls) == every_tune(pipeline.ws, kill.run_id)
     log = (kill.run_dir / "log.txt").read_text()
     assert "the few-shot data or device changed since the kill; tuning starts again" in log
     assert "selection trials and" not in log.split("tuning starts again")[-1]  # nothing kept after that

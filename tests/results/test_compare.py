@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import numpy as np
+from published_pages import ROOT
 from report_rows import data, scored
 
 from pdiff.results.compare import cell_moves, compare_reports, moves_text
 
-ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = sorted((ROOT / "docs" / "results").glob("*/report.json"))
 
 

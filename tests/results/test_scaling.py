@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from report_rows import data, pretrained, publish, scored
-from typer.testing import CliRunner
+from support.cli import runner
 
 from pdiff.cli import app
 from pdiff.errors import ArtifactError, UsageError
@@ -23,7 +23,6 @@ from pdiff.results.scaling import FIGURE, SCALING_DIR, scaling_sentence, write_s
 from pdiff.results.standing import standing
 from pdiff.results.summary import README_BEGIN, README_END, write_summary
 
-runner = CliRunner()
 SEEDS = range(10)
 
 

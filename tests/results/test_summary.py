@@ -12,7 +12,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from published_pages import ROOT
+from support.cli import runner
 
 from pdiff.cli import app
 from pdiff.errors import ArtifactError
@@ -34,9 +35,7 @@ from pdiff.results.summary import (
     render_summary,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 RESULTS, README, STUDY = ROOT / "docs" / "results", ROOT / "README.md", ROOT / "docs" / "study.md"
-runner = CliRunner()
 
 
 def stale_copy(page: Path, begin_line: str, end_line: str, copy: Path) -> str:
@@ -199,10 +198,13 @@ def test_the_readme_verdict_grid_says_what_the_summary_says_for_every_comparison
     shown = {key: verdict for key, verdict in said.items() if key[0] in families}
     assert len(shown) >= len(families) * 7 and {key: words[key] for key in shown} == shown
     columns, cells = grid_words(text, "| against (Table 3)")
+    judged = set()
     for (family, setting, method), verdict in said.items():
         column = f"{family}, {'few-shot (5 shots)' if 'few-shot data' in setting else setting}"
         if column in columns:
             assert cells[(method, column)] == verdict, (family, setting, method)
+            judged.add(column)
+    assert columns and judged == set(columns), "a Table 3 column of the README matches no summary verdict"
 
 
 def test_the_readme_ablation_grid_says_what_the_summary_says_for_every_rule():

@@ -7,17 +7,16 @@ import json
 import h5py
 import numpy as np
 import pytest
+from support.cli import runner
 from support.killing import checkpoint_at, kill_at
 from support.stages import FAMILY, run_smoke
 from support.weights import assert_same_weights, latest_weights
-from typer.testing import CliRunner
 
 from pdiff.cli import app
 from pdiff.models.checkpoint import weights_sha256
 from pdiff.workspace.runs import RunStatus, load_run
 
 pytestmark = pytest.mark.metaworld
-runner = CliRunner()
 
 
 def _diffuse(ws, **flags):
@@ -43,9 +42,13 @@ def test_each_guidance_rule_trains(pretrained, rule):
     ws, _ = pretrained
     run, summary = _diffuse(ws, guidance=rule, steps=3)
     assert run.status is RunStatus.FINISHED and run.config["guidance"] == rule
+    removed = summary["guidance_removed_share_median"]
     if rule == "none":
         assert summary["final_loss_plm"] is None  # the L_DM-only ablation never runs the PLM
-        assert summary["guidance_removed_share_median"] is None  # no g_PLM to remove anything from
+        assert removed is None  # no g_PLM to remove anything from
+    else:  # a rule that fell back to `project` would remove a share of g_PLM here
+        assert summary["final_loss_plm"] is not None
+        assert removed == 0.0 if rule in ("plm-only", "sum") else 0.0 <= removed <= 1.0
     if rule == "gpm":  # tuning follows the diffuse run's rule, with a basis of its own per task
         tuned, _ = run_smoke(ws, "tune", diffuse_run=run.run_id)
         assert tuned.status is RunStatus.FINISHED

@@ -8,10 +8,11 @@ import csv
 import json
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from support.cli import runner
 
 from pdiff.cli import app
 from pdiff.config import resolve_config
@@ -43,6 +44,13 @@ def _prompts(count: int, task: int) -> Segments:
         mask=ones,
         tasks=np.full(count, task),
     )
+
+
+def distinct_rollouts(episodes_csv: Path) -> tuple[int, list[dict]]:
+    """Rollouts that differ (task, return, length) in a run's episodes.csv, and its rows."""
+    with open(episodes_csv) as handle:
+        rows = list(csv.DictReader(handle))
+    return len({(r["task"], float(r["return"]), int(r["length"])) for r in rows}), rows
 
 
 def test_plan_rolls_every_prompt_for_each_reset():
@@ -90,12 +98,11 @@ def test_metaworld_eval_runs_each_fewshot_prompt_once_and_counts_distinct_rollou
     )
     run, summary = run_eval(reach_ws, config, argv=["pdiff", "eval"])
     shots, tasks = config.shots, get_family(REACH).test_tasks
-    with open(run.dir / "eval" / "episodes.csv") as handle:
-        rows = list(csv.DictReader(handle))
+    distinct, rows = distinct_rollouts(run.dir / "eval" / "episodes.csv")
     assert len(rows) == len(config.seeds) * len(tasks) * shots  # `episodes` repeats nothing here
     assert sorted({int(r["episode"]) for r in rows}) == list(range(shots))
     assert summary["episodes_per_task"] == shots
-    assert 1 <= summary["distinct_rollouts"] <= len(rows)
+    assert summary["distinct_rollouts"] == distinct
     assert np.array(summary["by_seed_task"]["return"]).shape == (len(config.seeds), len(tasks))
 
 
@@ -104,7 +111,7 @@ def test_every_cell_of_a_smoke_reach_matrix_stands_on_equal_rollouts(collected_t
     root = tmp_path / "ws"
     shutil.copytree(collected_template, root)
     methods = [*METHODS, "full-data", "random-prompt"]
-    result = CliRunner().invoke(
+    result = runner.invoke(
         app,
         [
             "-w",
@@ -129,11 +136,11 @@ def test_every_cell_of_a_smoke_reach_matrix_stands_on_equal_rollouts(collected_t
     assert sorted(evals) == sorted(methods)
     shots, seeds, tasks = 2, [0, 1], get_family(REACH).test_tasks  # the smoke preset's shots
     for method, step in evals.items():
-        run = find_run(ws, step["run_id"], "eval")
-        with open(run.dir / "eval" / "episodes.csv") as handle:
-            counts = Counter((int(r["seed"]), int(r["task"])) for r in csv.DictReader(handle))
+        distinct, rows = distinct_rollouts(find_run(ws, step["run_id"], "eval").dir / "eval" / "episodes.csv")
+        counts = Counter((int(r["seed"]), int(r["task"])) for r in rows)
         assert counts == {(seed, task): shots for seed in seeds for task in tasks}, method
-        assert step["summary"]["episodes_per_task"] == shots and step["summary"]["distinct_rollouts"] >= 1
+        assert step["summary"]["episodes_per_task"] == shots
+        assert step["summary"]["distinct_rollouts"] == distinct, method
 
     def stored(method: str) -> dict:
         tuned = find_run(ws, find_run(ws, evals[method]["run_id"], "eval").config["tune_run"], "tune")

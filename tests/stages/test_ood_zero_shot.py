@@ -10,9 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.cli import pdiff_json
+from support.cli import runner, workspace_json
 from support.stages import run_smoke
-from typer.testing import CliRunner
 
 from pdiff.cli.app import app
 from pdiff.data.loader import load_family_data
@@ -27,11 +26,6 @@ from pdiff.workspace.runs import find_run, list_runs
 pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
 
 OOD = "cheetah-vel-ood"
-runner = CliRunner()
-
-
-def cli(root: Path, *args: str) -> dict:
-    return pdiff_json("-w", str(root), *args)
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +35,10 @@ def ood_template(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     stage)."""
     root = tmp_path_factory.mktemp("ood") / "ws"
     Workspace.init(root)
-    teacher = cli(
+    teacher = workspace_json(
         root, "collect", "--preset", "smoke", "--env", "cheetah-vel", "--tasks", "0", "--kinds", "expert"
     )
-    collected = cli(
+    collected = workspace_json(
         root, "collect", "--preset", "smoke", "--env", OOD, "--kinds", "expert,random,prompt-expert"
     )
     ws = Workspace.open(root)
@@ -117,7 +111,7 @@ def tails(ws: Workspace, task: int, field: str) -> list[list[float]]:
 def zero_shot_tune(root: str, method: str, setting: str) -> tuple[dict, set[str]]:
     """A smoke `tune --shots 0` of `method` under `setting`: its JSON payload and the datasets the run
     read."""
-    payload = cli(
+    payload = workspace_json(
         root,
         "tune",
         "--env",
@@ -166,7 +160,9 @@ def test_zero_shot_nearest_gives_both_methods_the_nearest_training_tasks_episode
             assert any(rtg == pytest.approx(real, rel=1e-4) for real in tails(ws, nearest, "returns_to_go"))
             if method == "prompt-dt":  # a real prompt of that task; prompt-diffuser generates its own
                 assert any(np.allclose(prompt.actions[0], real) for real in tails(ws, nearest, "actions"))
-        evaluated = cli(root, "eval", "--tune", payload["run_id"], "--preset", "smoke", "--device", "cpu")
+        evaluated = workspace_json(
+            root, "eval", "--tune", payload["run_id"], "--preset", "smoke", "--device", "cpu"
+        )
         assert evaluated["shots"] == 0 and evaluated["method"] == method
     assert records["prompt-diffuser"] == records["prompt-dt"]  # the same source episodes for both
     sources = records["prompt-dt"]["sources"]
@@ -191,11 +187,15 @@ def test_zero_shot_none_reads_every_training_task_alike_for_both_methods(ood_ws)
 def test_report_has_table3_with_few_shot_and_zero_shot_rows(ood_ws):
     ws, _ = ood_ws
     root = str(ws.root)
-    tuned = [cli(root, "tune", "--env", OOD, "--method", "prompt-dt", "--shots", "2", "--preset", "smoke")]
+    tuned = [
+        workspace_json(
+            root, "tune", "--env", OOD, "--method", "prompt-dt", "--shots", "2", "--preset", "smoke"
+        )
+    ]
     tuned += [zero_shot_tune(root, "prompt-dt", setting)[0] for setting in ZERO_SHOT_SETTINGS]
     for payload in tuned:
-        cli(root, "eval", "--tune", payload["run_id"], "--preset", "smoke", "--device", "cpu")
-    report = cli(root, "report")
+        workspace_json(root, "eval", "--tune", payload["run_id"], "--preset", "smoke", "--device", "cpu")
+    report = workspace_json(root, "report")
     text = (ws.root / report["report"]).read_text()
     table = text.split("### Table 3: out-of-distribution tasks and zero-shot prompts")[1].split("###")[0]
     for setting in ("few-shot (2 shots)", "zero-shot, nearest", "zero-shot, none"):  # each its own rows

@@ -7,17 +7,16 @@ import json
 
 import numpy as np
 import pytest
+from support.cli import runner
 from support.distributed import newest_finished, run_torchrun
 from support.killing import checkpoint_at, kill_at
 from support.stages import FAMILY, run_smoke
 from support.weights import assert_same_weights, latest_weights
-from typer.testing import CliRunner
 
 from pdiff.cli import app
 from pdiff.workspace.runs import RunStatus, load_run
 
 pytestmark = pytest.mark.metaworld
-runner = CliRunner()
 
 
 def _pretrain(ws, **flags):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from support.cli import runner
 
 from pdiff.cli.app import app
 from pdiff.collection.behaviour import REFERENCE_RANDOM, PolicySpec, build_policy, episode_seed, run_episode
@@ -25,7 +25,7 @@ def collect_ant_dir(root: Path, kinds: str) -> Workspace:
     workspace, _ = Workspace.init(root)
     args = ["-w", str(root), "--json", "collect", "--preset", "smoke", "--env", "ant-dir"]
     args += ["--tasks", str(TASK), "--kinds", kinds, "--episodes", str(EPISODES), "--seed", str(SEED)]
-    result = CliRunner().invoke(app, [*args, "--set", f"horizon={HORIZON}"])
+    result = runner.invoke(app, [*args, "--set", f"horizon={HORIZON}"])
     assert result.exit_code == 0, result.output
     return workspace
 

@@ -146,3 +146,27 @@ def kill_at(
         f"{run_dir.name} had finished before the kill: nothing to resume: {detail}"
     )
     return Kill(run_dir.name, run_dir, checkpoint_step(run_dir), child.returncode, stderr.decode())
+
+
+_CREATE_THEN_DIE = """
+import json, os, signal, sys, time
+from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import create_run
+ws, stage, family, config, then = sys.argv[1:]
+run = create_run(Workspace.open(ws), stage, config=json.loads(config), argv=["pdiff"], seed=0, family=family)
+print(run.run_id, flush=True)
+exec(then)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def stale_run(ws: Workspace, stage: str, family: str, config: dict | None = None, *, then: str = "") -> str:
+    """Open a run in a child process that then runs the Python code `then` (with `run` and `time` in scope)
+    and SIGKILLs itself: a run left RUNNING by a process that is gone, as after a crash. Its id."""
+    child = subprocess.run(
+        [sys.executable, "-c", _CREATE_THEN_DIE, str(ws.root), stage, family, json.dumps(config or {}), then],
+        capture_output=True,
+        text=True,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    return child.stdout.strip()

@@ -107,7 +107,9 @@ def test_interrupted_run_resumes_to_the_same_result(straight_run, tmp_path):
     straight_evals = {
         r["update"]: r["mean_return"] for r in read_metrics(straight_run.out_dir) if r["kind"] == "eval"
     }
-    assert all(evals[u] == straight_evals[u] for u in evals.keys() & straight_evals.keys())
+    # it evaluates every 25 updates, the straight run every 50: each of the straight run's evaluations recurs
+    assert straight_evals and straight_evals.keys() <= evals.keys()
+    assert all(evals[u] == straight_evals[u] for u in straight_evals)
 
 
 def test_ant_dir_resume_matches_uninterrupted(tmp_path):

@@ -66,12 +66,29 @@ def test_an_unknown_precision_is_a_usage_error_naming_the_allowed_values(stage, 
 
 
 @pytest.mark.metaworld
-def test_stages_record_their_threads_and_precision_and_run_in_bf16(reach_ws):
+def test_stages_record_their_threads_and_precision_and_run_in_bf16(reach_ws, monkeypatch):
     from support.stages import run_smoke
+
+    from pdiff.models.checkpoint import weights_sha256
+    from pdiff.rollouts.rollout import load_policy
+    from pdiff.stages import common
+
+    def trained_weights(run) -> str:  # noqa: ANN001
+        return weights_sha256(load_policy(common.checkpoint_of(run), "cpu")[0].model)
 
     pretrain, _ = run_smoke(reach_ws, "pretrain", precision="bf16")
     assert pretrain.manifest["compute"]["precision"] == "bf16"
     assert pretrain.manifest["compute"]["threads"] == 1
+    # the same seed and data in fp32 trains other weights: the bf16 run computed in bf16
+    assert trained_weights(pretrain) != trained_weights(run_smoke(reach_ws, "pretrain", precision="fp32")[0])
+    precisions = []
+
+    def recorded(module: torch.nn.Module, chosen: compute.Compute) -> torch.nn.Module:
+        precisions.append(chosen.precision)
+        return compute.use_precision(module, chosen)
+
+    monkeypatch.setattr(common, "use_precision", recorded)
     evaluated, summary = run_smoke(reach_ws, "eval", precision="bf16", pretrain_run=pretrain.run_id)
+    assert precisions and set(precisions) == {"bf16"}  # the policy eval rolled out
     assert evaluated.manifest["compute"]["precision"] == "bf16" and summary["return_mean"] > 0
     assert json.loads((evaluated.dir / "run.json").read_text())["compute"]["device"] == "cpu"

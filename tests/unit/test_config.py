@@ -6,7 +6,7 @@ import logging
 
 import pytest
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pdiff.config import StageConfig, parse_set, resolve_config
 from pdiff.errors import UsageError
@@ -87,7 +87,7 @@ def test_wrong_types_and_bad_syntax(ws, tmp_path):
 
 def test_resolved_config_is_frozen(ws):
     resolved = _resolve(ws)
-    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
+    with pytest.raises(ValidationError, match="frozen"):
         resolved.steps = 5  # type: ignore[misc]
 
 

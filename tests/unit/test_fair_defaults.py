@@ -16,43 +16,37 @@ from pdiff.stages.diffuse import DiffuseConfig
 from pdiff.stages.pretrain import PretrainConfig
 from pdiff.stages.tune import TuneConfig
 from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import create_run, latest_finished, running
+from pdiff.workspace.runs import Run, create_run, latest_finished, running
+
+
+def finished(ws: Workspace, stage: str, **config: object) -> Run:
+    """A FINISHED cheetah-vel run record of `stage` with `config` (nothing trained)."""
+    run = create_run(ws, stage, config=config, argv=["pdiff", stage], seed=0, family="cheetah-vel")
+    with running(run):
+        pass
+    return run
 
 
 def test_latest_pretrain_never_picks_a_full_data_run(tmp_path):
     ws, _ = Workspace.init(tmp_path / "w")
-
-    def pretrain(**config):  # noqa: ANN003, ANN202
-        run = create_run(
-            ws, "pretrain", config=config, argv=["pdiff", "pretrain"], seed=0, family="cheetah-vel"
-        )
-        with running(run):
-            pass
-        return run
-
-    full = pretrain(include_test_tasks=True)
+    full = finished(ws, "pretrain", include_test_tasks=True)
     with pytest.raises(ArtifactError, match="1 full-data run"):
         latest_finished(ws, "pretrain", "cheetah-vel")
-    plain = pretrain(include_test_tasks=False)
-    pretrain(include_test_tasks=True)  # newer, but it has seen the test tasks
+    plain = finished(ws, "pretrain", include_test_tasks=False)
+    finished(ws, "pretrain", include_test_tasks=True)  # newer, but it has seen the test tasks
     assert latest_finished(ws, "pretrain", "cheetah-vel").run_id == plain.run_id != full.run_id
 
 
 def test_runs_built_on_a_full_data_pretrain_are_not_implicit_inputs_either(tmp_path):
     ws, _ = Workspace.init(tmp_path / "w")
-
-    def finished(stage, **config):  # noqa: ANN001, ANN003, ANN202
-        run = create_run(ws, stage, config=config, argv=["pdiff", stage], seed=0, family="cheetah-vel")
-        with running(run):
-            pass
-        return run
-
     plain, full = (
-        finished("pretrain", include_test_tasks=False),
-        finished("pretrain", include_test_tasks=True),
+        finished(ws, "pretrain", include_test_tasks=False),
+        finished(ws, "pretrain", include_test_tasks=True),
     )
-    guided = finished("diffuse", pretrain_run=plain.run_id)
-    finished("diffuse", pretrain_run=full.run_id)  # newer, trained through a model that saw the test tasks
+    guided = finished(ws, "diffuse", pretrain_run=plain.run_id)
+    finished(
+        ws, "diffuse", pretrain_run=full.run_id
+    )  # newer, trained through a model that saw the test tasks
     assert latest_finished(ws, "diffuse", "cheetah-vel").run_id == guided.run_id
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 from support.interrupts import DropsCtrlC, noticing_dropped_ctrl_c
+from support.killing import stale_run
 
 from pdiff.errors import ArtifactError, PdiffError, UsageError
 from pdiff.results.cells import active_seconds
@@ -116,21 +114,8 @@ def test_latest_finished_per_family(ws):
     unfinished.release()
 
 
-KILLED_CHILD = """
-import os, signal, sys
-from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import create_run
-ws = Workspace.open(sys.argv[1])
-run = create_run(ws, "collect", config={"k": 1}, argv=["pdiff"], seed=0, family="metaworld-reach")
-print(run.run_id, flush=True)
-os.kill(os.getpid(), signal.SIGKILL)
-"""
-
-
 def test_sigkilled_run_is_stale_refused_and_resumable(ws):
-    child = subprocess.run([sys.executable, "-c", KILLED_CHILD, str(ws.root)], capture_output=True, text=True)
-    assert child.returncode == -signal.SIGKILL
-    run_id = child.stdout.strip()
+    run_id = stale_run(ws, "collect", "metaworld-reach", {"k": 1})
     run = load_run(ws, "collect", run_id)
     assert run.status is RunStatus.RUNNING and run.is_stale() and run.display_status() == "STALE"
     with pytest.raises(ArtifactError, match="STALE"):
@@ -155,25 +140,15 @@ def test_sigkilled_run_is_stale_refused_and_resumable(ws):
     assert os.path.exists(ws.root / "runs" / "collect" / run_id / "argv.txt")
 
 
-KILLED_AFTER_WRITING = """
-import os, signal, sys, time
-from pdiff.workspace.root import Workspace
-from pdiff.workspace.runs import create_run
-run = create_run(Workspace.open(sys.argv[1]), "tune", config={"k": 1}, argv=["pdiff"], seed=0, \
-family="metaworld-reach")
-print(run.run_id, flush=True)
+WRITE_PROGRESS = """
 time.sleep(2.5)  # working: a tune writes its progress records, not its manifest
 (run.dir / "progress").mkdir()
 (run.dir / "progress" / "trials.jsonl").write_text("{}")
-os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
 def test_a_resume_counts_a_run_as_stopped_at_its_last_write_of_any_file(ws):
-    child = subprocess.run(
-        [sys.executable, "-c", KILLED_AFTER_WRITING, str(ws.root)], capture_output=True, text=True
-    )
-    run = load_run(ws, "tune", child.stdout.strip())
+    run = load_run(ws, "tune", stale_run(ws, "tune", "metaworld-reach", {"k": 1}, then=WRITE_PROGRESS))
     written = (run.dir / "progress" / "trials.jsonl").stat().st_mtime
     time.sleep(1.5)
     resumed = reopen_for_resume(ws, "tune", run.run_id)

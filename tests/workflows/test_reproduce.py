@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.cli import runner, succeeded
 from support.killing import checkpoint_at, file_exists, kill_at
-from typer.testing import CliRunner
 
 from pdiff.cli import app
 from pdiff.collection.sources import episode_plan
@@ -20,7 +20,6 @@ from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import RunStatus, find_run, list_runs
 
 pytestmark = pytest.mark.metaworld
-runner = CliRunner()
 FAMILY = "metaworld-reach"
 MATRIX = [
     "reproduce",
@@ -33,18 +32,12 @@ MATRIX = [
 ]
 
 
-def invoke(ws: Workspace, *args: str):
-    result = runner.invoke(app, ["-w", str(ws.root), *args])
-    assert result.exit_code == 0, result.output
-    return result
-
-
 @pytest.fixture(scope="module")
 def reproduced_template(collected_template, tmp_path_factory):
     """One reproduce run for this module: (workspace root, its JSON output, its stderr)."""
     root = tmp_path_factory.mktemp("reproduce") / "ws"
     shutil.copytree(collected_template, root)
-    result = invoke(Workspace.open(root), "--json", *MATRIX)
+    result = succeeded(Workspace.open(root), "--json", *MATRIX)
     return root, result.stdout, result.stderr
 
 
@@ -92,11 +85,11 @@ def test_reproduce_runs_the_matrix_and_reports_it(reproduced):
 def test_a_second_reproduce_starts_nothing(reproduced):
     ws, first, _ = reproduced
     before = all_run_ids(ws)
-    again = json.loads(invoke(ws, "--json", *MATRIX).stdout)
+    again = json.loads(succeeded(ws, "--json", *MATRIX).stdout)
     assert {s["state"] for s in again["steps"]} == {"reused"}
     assert all_run_ids(ws) == before and again["report"] == first["report"]
     # zero_shot_source is read only at shots=0: setting it leaves the few-shot cells as they are
-    none = invoke(ws, "--json", *MATRIX, "--set", "tune.zero_shot_source=none", "--dry-run")
+    none = succeeded(ws, "--json", *MATRIX, "--set", "tune.zero_shot_source=none", "--dry-run")
     assert {s["state"] for s in json.loads(none.stdout)["steps"]} == {"reused"}
 
 
@@ -111,9 +104,9 @@ def test_expert_data_measured_again_reruns_the_evals_only(reproduced, monkeypatc
         return tuple((spec, 1 if spec.kind == "random" else n) for spec, n in episode_plan(*args, **kwargs))
 
     monkeypatch.setattr("pdiff.stages.collect.episode_plan", one_random_episode)
-    invoke(ws, "collect", "--env", FAMILY, "--preset", "smoke", "--kinds", "expert")
+    succeeded(ws, "collect", "--env", FAMILY, "--preset", "smoke", "--kinds", "expert")
     monkeypatch.undo()
-    again = json.loads(invoke(ws, "--json", *MATRIX).stdout)
+    again = json.loads(succeeded(ws, "--json", *MATRIX).stdout)
     ran = {s["step"] for s in again["steps"] if s["state"] == "ran"}
     evals = {s["step"] for s in again["steps"] if s["step"].startswith("eval:")}
     assert evals and ran == evals | {"report"}
@@ -135,7 +128,7 @@ def test_an_eval_whose_results_cannot_be_read_is_not_reused(reproduced):
 def test_dry_run_prints_the_plan_and_creates_nothing(reproduced):
     ws, _, _ = reproduced
     before = all_run_ids(ws)
-    result = invoke(ws, "--json", *MATRIX[:-1], "prompt-dt,random-prompt", "--dry-run")
+    result = succeeded(ws, "--json", *MATRIX[:-1], "prompt-dt,random-prompt", "--dry-run")
     states = {s["step"]: s["state"] for s in json.loads(result.stdout)["steps"]}
     assert states[f"eval:random-prompt:{FAMILY}"] == "planned" and states[f"pretrain:{FAMILY}"] == "reused"
     assert "run: pdiff eval --env metaworld-reach --pretrain" in result.stderr
@@ -167,9 +160,11 @@ def test_report_picks_the_newest_run_of_a_cell_and_copies_out(reproduced, tmp_pa
     ws, payload, _ = reproduced
     ids = {s["step"]: s["run_id"] for s in payload["steps"]}
     tune = ids[f"tune:{FAMILY}:prompt-dt:expert"]
-    newer = json.loads(invoke(ws, "--json", "eval", "--tune", tune).stdout)["run_id"]
+    newer = json.loads(succeeded(ws, "--json", "eval", "--tune", tune).stdout)["run_id"]
     older = ids[f"eval:tune:{FAMILY}:prompt-dt:expert"]
-    result = invoke(ws, "--json", "report", "--runs", older, "--runs", newer, "--out", str(tmp_path / "out"))
+    result = succeeded(
+        ws, "--json", "report", "--runs", older, "--runs", newer, "--out", str(tmp_path / "out")
+    )
     data = json.loads(result.stdout)["data"]
     assert [r["run_id"] for r in data["results"]] == [newer]
     assert data["superseded"] == [{"run": older, "used": newer}]
@@ -189,7 +184,7 @@ def test_fidelity_runs_on_training_tasks_are_reported_apart_from_the_test_cells(
         assert evaluated.manifest["summary"]["tasks_kind"] == "training"
     assert {s.state for s in run_fidelity(ws, FAMILY, None, ["pdiff-test"])} == {"reused"}
     out = tmp_path / "x1"
-    invoke(ws, "report", "--env", FAMILY, "--out", str(out))
+    succeeded(ws, "report", "--env", FAMILY, "--out", str(out))
     report = json.loads((out / "report.json").read_text())
     tested = {s["run_id"] for s in payload["steps"] if s["step"].startswith("eval:")}
     assert {r["run_id"] for r in report["results"]} == tested and not report["superseded"]
@@ -217,7 +212,7 @@ def test_an_interrupted_reproduce_resumes_the_killed_step(reproduced):
     killed = kill_at(ws, "reproduce", args[1:], checkpoint_at(10), watch="pretrain")
     assert killed.step is not None and killed.step < 150
     assert find_run(ws, killed.run_id, "pretrain").is_stale()
-    result = invoke(ws, "--json", *args)
+    result = succeeded(ws, "--json", *args)
     steps = {s["step"]: s for s in json.loads(result.stdout)["steps"]}
     assert steps[f"pretrain:{FAMILY}"]["state"] == "resumed"
     assert steps[f"pretrain:{FAMILY}"]["run_id"] == killed.run_id
@@ -233,7 +228,7 @@ def test_an_interrupted_reproduce_resumes_a_killed_tune_from_what_it_had_finishe
     args = [*MATRIX[:-1], "prompt-diffuser", "--set", "tune.steps=4"]  # a new tune on the finished models
     killed = kill_at(ws, "reproduce", args[1:], file_exists("progress/seed-*-task-*.h5"), watch="tune")
     adaptations = len(list((killed.run_dir / "progress").glob("seed-*-task-*.h5")))
-    result = invoke(ws, "--json", *args)
+    result = succeeded(ws, "--json", *args)
     steps = {s["step"]: s for s in json.loads(result.stdout)["steps"]}
     tune = next(s for key, s in steps.items() if key.startswith("tune:"))
     assert tune["state"] == "resumed" and tune["run_id"] == killed.run_id
@@ -254,7 +249,7 @@ def test_jobs_run_the_same_matrix_in_parallel(reproduced_template, collected_tem
     root = tmp_path / "ws"
     shutil.copytree(collected_template, root)
     ws = Workspace.open(root)
-    result = invoke(ws, "--json", *MATRIX, "--jobs", "2")
+    result = succeeded(ws, "--json", *MATRIX, "--jobs", "2")
     parallel = json.loads(result.stdout)
     assert {s["state"] for s in parallel["steps"]} == {"reused", "ran"} and Path(parallel["report"]).is_file()
     assert "done in" in result.stderr  # the parallel scheduler ran them
@@ -265,7 +260,7 @@ def test_jobs_run_the_same_matrix_in_parallel(reproduced_template, collected_tem
     for key, summary in summaries(parallel).items():
         assert summary["by_seed_task"] == first[key]["by_seed_task"], key
     assert {r.manifest["compute"]["threads"] for r in list_runs(ws, "pretrain")} == {1}
-    again = json.loads(invoke(ws, "--json", *MATRIX).stdout)
+    again = json.loads(succeeded(ws, "--json", *MATRIX).stdout)
     assert {s["state"] for s in again["steps"]} == {"reused"}
 
 
@@ -304,7 +299,7 @@ def test_a_step_whose_process_is_killed_fails_the_matrix_and_resumes(collected_t
     assert find_run(ws, killed.run_id, "pretrain").is_stale()
     steps = {
         s["step"]: s
-        for s in json.loads(invoke(ws, "--json", *MATRIX[:-1], "prompt-dt", *args[-4:]).stdout)["steps"]
+        for s in json.loads(succeeded(ws, "--json", *MATRIX[:-1], "prompt-dt", *args[-4:]).stdout)["steps"]
     }
     assert (
         steps[f"pretrain:{FAMILY}"]["state"] == "resumed"

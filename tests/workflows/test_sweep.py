@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
+from support.cli import runner
 
 from pdiff.cli import app
 from pdiff.workspace.runs import list_runs
 
-runner = CliRunner()
 FAMILY = "metaworld-reach"
 
 
