@@ -10,15 +10,25 @@ from pdiff.workspace.atomic import atomic_write_bytes
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """Every complete JSON line (a torn last line from a kill is skipped)."""
-    rows = []
+    """Every complete JSON line (a torn line from a kill is skipped), in the order logged, except that a
+    resumed run's rows replace what the killed run had logged past the checkpoint it resumed from: where a
+    phase's `step` goes back, that phase's earlier rows at or after it are dropped, so curves never step
+    backwards."""
+    rows: list[dict] = []
     if not path.is_file():
         return rows
+    last_step: dict[object, float] = {}  # per phase (None: rows without one)
     for line in path.read_text().splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except ValueError:
             continue
+        phase, step = row.get("phase"), row.get("step")
+        if isinstance(step, int | float) and not isinstance(step, bool):
+            if phase in last_step and step <= last_step[phase]:
+                rows = [r for r in rows if r.get("phase") != phase or not r.get("step", -1) >= step]
+            last_step[phase] = step
+        rows.append(row)
     return rows
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pdiff import plots
 from pdiff.envs import TaskFamily
 from pdiff.errors import ArtifactError
 from pdiff.teachers.policy import save_policy
@@ -181,14 +182,5 @@ def prune_checkpoints(out_dir: Path, *, keep: int) -> None:
 
 
 def read_metrics(out_dir: str | Path) -> list[dict]:
-    """The records of `metrics.jsonl`; a torn last line (a run killed mid-write) is skipped."""
-    path = Path(out_dir, "metrics.jsonl")
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    """The records of the teacher's `metrics.jsonl`; a torn last line (a run killed mid-write) is skipped."""
+    return plots.read_metrics(Path(out_dir, "metrics.jsonl"))

@@ -126,10 +126,13 @@ class Run:
             return str(path.resolve().relative_to(self.workspace.root.resolve()).as_posix())
 
     def log_metrics(self, row: dict[str, Any]) -> None:
-        """Append one JSON line to metrics.jsonl (append-only; a torn last line is skipped by readers)."""
-        with open(self.dir / "metrics.jsonl", "a", encoding="utf-8") as handle:
+        """Append one JSON line to metrics.jsonl (append-only; a torn last line is skipped by readers, and
+        the rows a resumed run logs again replace the killed run's: `pdiff.plots.read_metrics`)."""
+        with open(self.dir / "metrics.jsonl", "a+b") as handle:
             row = {"time": time.time(), **row}
-            handle.write(json.dumps(row, allow_nan=True) + "\n")
+            torn = handle.tell() > 0 and os.pread(handle.fileno(), 1, handle.tell() - 1) != b"\n"
+            # a line a kill left unfinished is ended first, so it cannot swallow this row
+            handle.write((b"\n" if torn else b"") + (json.dumps(row, allow_nan=True) + "\n").encode())
             handle.flush()
             os.fsync(handle.fileno())
         if self.tracker is None:  # the same numbers as TensorBoard scalars, when tensorboard is installed

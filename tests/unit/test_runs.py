@@ -11,6 +11,7 @@ from support.interrupts import DropsCtrlC, noticing_dropped_ctrl_c
 from support.killing import stale_run
 
 from pdiff.errors import ArtifactError, PdiffError, UsageError
+from pdiff.plots import read_metrics
 from pdiff.results.cells import active_seconds
 from pdiff.workspace.root import Workspace, parse_utc, utc_stamp
 from pdiff.workspace.runs import (
@@ -173,3 +174,23 @@ def test_missing_workspace_is_a_usage_error(tmp_path):
     (tmp_path / "plain").mkdir()
     with pytest.raises(UsageError, match="not a pdiff workspace"):
         Workspace.open(tmp_path / "plain")
+
+
+def test_metrics_of_a_resumed_run_read_as_one_pass_and_a_torn_line_swallows_nothing(ws):
+    run = _new(ws)
+    for step in (10, 20, 30):
+        run.log_metrics({"step": step, "phase": "train", "loss": float(step)})
+    run.log_metrics({"step": 20, "phase": "curve", "train_task_return": 1.0})
+    with open(run.dir / "metrics.jsonl", "a") as handle:  # killed in the middle of a line
+        handle.write('{"step": 40, "phase": "tr')
+    for step in (30, 40):  # resumed from its checkpoint at step 20: step 30 is logged again
+        run.log_metrics({"step": step, "phase": "train", "loss": -float(step)})
+    run.release()
+    rows = read_metrics(run.dir / "metrics.jsonl")
+    assert [(r["phase"], r["step"], r.get("loss")) for r in rows] == [
+        ("train", 10, 10.0),
+        ("train", 20, 20.0),
+        ("curve", 20, None),
+        ("train", 30, -30.0),
+        ("train", 40, -40.0),
+    ]
