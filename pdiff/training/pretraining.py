@@ -232,5 +232,6 @@ def pretrain_prompt_dt(
     return {
         "steps": step,
         "final_loss": global_loss if settings.steps else None,
-        "checkpoint": store.latest_dir(),
+        # other ranks may get here before rank 0 has written the checkpoint; only rank 0 records it
+        "checkpoint": store.latest_dir() if info.is_main else None,
     }
