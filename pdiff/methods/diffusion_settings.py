@@ -33,7 +33,9 @@ class DiffusionSettings(BaseModel):
     beta_max: float = Field(10.0, gt=0, description="VP schedule b_max.")
     hidden: int = Field(256, ge=8, description="Denoiser MLP width.")
     layers: int = Field(3, ge=1, description="Denoiser hidden layers.")
-    time_embed: int = Field(16, ge=2, description="Sinusoidal diffusion-step embedding size.")
+    time_embed: int = Field(
+        16, ge=4, multiple_of=2, description="Sinusoidal diffusion-step embedding size (even, at least 4)."
+    )
     prediction: Prediction = Field(
         "x0",
         description="What the denoiser predicts: x0 (the prompt) or epsilon (the noise, DDPM's usual L_DM).",

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import pytest
 import torch
 from diffusion_cases import COND_DIM, X_DIM, small_denoiser
 from support.model_suite import assert_save_load_identical
 
+from pdiff.methods.diffusion_settings import DiffusionSettings
 from pdiff.models.denoiser import Denoiser, DenoiserConfig, count_parameters
 
 
@@ -84,3 +88,18 @@ def test_save_load_gives_identical_outputs(tmp_path) -> None:
         model_config={"architecture": model.config.to_dict()},
     )
     assert isinstance(loaded, Denoiser) and loaded.config == model.config
+
+
+def test_the_diffuse_settings_accept_exactly_the_embedding_sizes_the_network_builds() -> None:
+    """A size the network refuses is a usage error when the settings are read, not a failed run."""
+
+    def accepted(build: Callable[..., object], **settings: int) -> bool:
+        try:
+            build(**settings)
+        except ValueError:  # pydantic's ValidationError is one
+            return False
+        return True
+
+    network = partial(DenoiserConfig, 220, 10)
+    for size in range(0, 40):
+        assert accepted(DiffusionSettings, time_embed=size) == accepted(network, time_embed=size), size
