@@ -39,12 +39,17 @@ def parse_ids(text: str | None, flag: str = "--tasks") -> list[int] | None:
         for part in filter(None, (p.strip() for p in text.split(","))):
             if "-" in part:
                 low, high = (int(x) for x in part.split("-", 1))
+                if high < low:
+                    raise ValueError(part)
                 ids.extend(range(low, high + 1))
             else:
                 ids.append(int(part))
+        if not ids:
+            raise ValueError(text)
     except ValueError:
         raise UsageError(
-            f"{flag} {text!r} is not a list of integer ids", hint=f"write e.g. {flag} 0,3,5-7"
+            f"{flag} {text!r} is not a list of integer ids (ranges low-high)",
+            hint=f"write e.g. {flag} 0,3,5-7",
         ) from None
     return ids
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from support.cli import pdiff_process, runner
+from support.cli import one_line_error, pdiff_process, runner
 from support.killing import stale_run
 
 from pdiff import __version__
@@ -131,6 +131,9 @@ def test_config_show_and_bad_settings(tmp_path):
     assert bad_env.exit_code == 2 and "metaworld-reach" in bad_env.stderr
     bad_task = invoke("-w", str(tmp_path / "w"), "collect", "--env", "cheetah-dir", "--tasks", "0,7")
     assert bad_task.exit_code == 2 and "7" in bad_task.stderr
+    for no_ids in ("1-0", ","):  # a reversed range or nothing at all names no task
+        empty = invoke("-w", str(tmp_path / "w"), "collect", "--env", "cheetah-dir", "--tasks", no_ids)
+        assert empty.exit_code == 2 and f"--tasks {no_ids!r}" in one_line_error(empty.stderr), empty.output
     assert not list(Path(tmp_path / "w" / "runs").iterdir())  # nothing was started for bad input
 
 
