@@ -7,6 +7,7 @@ learn its definition (the test fails until it does).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from pdiff.data.batches import Segments
 from pdiff.data.fewshot import load_fewshot
 from pdiff.envs import get_family
 from pdiff.methods.base import TaskContext, TaskResult
-from pdiff.methods.context import method_settings
+from pdiff.methods.context import method_settings, task_context
 from pdiff.methods.registry import NEEDS_DIFFUSE, trains
 from pdiff.models.prompt_dt import PromptDT, PromptDTConfig
 from pdiff.rollouts.rollout import load_policy
@@ -34,7 +35,7 @@ CPU = torch.device("cpu")
 CPU_FP32 = Compute("cpu", 1, "fp32", "tests", "")  # how tune computes, for method_settings
 
 
-def task_context(
+def tune_context(
     ws: Workspace,
     pretrain: Run,
     method: str,
@@ -46,7 +47,7 @@ def task_context(
     **flags: Any,  # noqa: ANN401 - tune settings as on the command line
 ) -> tuple[TaskContext, TuneConfig]:
     """What `pdiff tune --method METHOD` hands the method for seed 0 and `task` at the smoke preset on
-    reach, and the tune config it comes from."""
+    reach, and the tune config it comes from; its draws come from `rng_seed`, so tests can pin them."""
     family = get_family(REACH)
     config = resolve_config(
         TuneConfig, "tune", workspace=ws, preset="smoke", flags={"env": REACH, "method": method, **flags}
@@ -54,23 +55,14 @@ def task_context(
     policy, _ = load_policy(checkpoint_of(pretrain), CPU)
     fewshot = load_fewshot(ws.datasets_dir, family.name, [task], config.data_kind, config.shots)
     diffusion = checkpoint_of(diffuse) if diffuse is not None and method in NEEDS_DIFFUSE else None
-    context = TaskContext(
-        seed=0,
-        task=task,
-        policy=policy,
-        fewshot=policy.segment_sampler(fewshot),
-        fewshot_prompts=policy.prompt_bank(fewshot),
-        rng=np.random.default_rng(rng_seed),
-        device=CPU,
-        out_dir=out_dir or ws.root,
-        settings=method_settings(config, family, diffusion, CPU_FP32),
-    )
-    return context, config
+    settings = method_settings(config, family, diffusion, CPU_FP32)
+    context = task_context(policy, fewshot, 0, task, settings, CPU, out_dir or ws.root)
+    return dataclasses.replace(context, rng=np.random.default_rng(rng_seed)), config
 
 
 def ptdt_context(ws: Workspace, pretrain: Run, **flags: Any) -> TaskContext:  # noqa: ANN401
     """ptdt's context on reach's second test task (the PTDT tests' common ground)."""
-    return task_context(ws, pretrain, "ptdt", get_family(REACH).test_tasks[1], rng_seed=5, **flags)[0]
+    return tune_context(ws, pretrain, "ptdt", get_family(REACH).test_tasks[1], rng_seed=5, **flags)[0]
 
 
 # (in, out) features of the block linears LoRA can wrap, for embed width E.

@@ -16,7 +16,7 @@ from method_suite import (
     assert_prompt_equal,
     assert_result_shape,
     expected_tunable_parameters,
-    task_context,
+    tune_context,
 )
 from support.cli import runner
 
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.metaworld
 def test_method_tunes_saves_and_loads_as_eval_does(trained, method, tmp_path):
     ws, pretrain, diffuse = trained
     task = get_family(REACH).test_tasks[0]
-    context, config = task_context(
+    context, config = tune_context(
         ws, pretrain, method, task, diffuse=diffuse, out_dir=tmp_path / "out", steps=2
     )
     policy, sampler, bank = context.policy, context.fewshot, context.fewshot_prompts
