@@ -5,9 +5,10 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.table import Table
 
 from pdiff.cli.app import app, options
@@ -30,6 +31,8 @@ from pdiff.console import err, log, next_step, out
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import rules_text
 from pdiff.methods.registry import DEFAULT_METHOD, METHODS, others_options
+
+C = TypeVar("C", bound=BaseModel)
 
 
 def _preset(preset: str | None) -> str:
@@ -102,13 +105,17 @@ def _print_summary(title: str, run_id: str, summary: dict[str, Any]) -> None:
     out.print(table)
 
 
-def upstream_family(ctx: typer.Context, stage: str) -> str | None:
-    """The family of the newest finished run of `stage`, so that `pdiff pretrain` follows `pdiff collect`."""
+def with_upstream_family(ctx: typer.Context, cfg: C, stage: str, resume: str | None, *runs: str | None) -> C:
+    """`cfg` with the family of the newest finished `stage` run where no layer (flag, --set, --config) named
+    a family or an input run, so that `pdiff pretrain` follows `pdiff collect`: the guess is the lowest layer,
+    never one that overrides what the user wrote. A resumed run keeps its recorded config instead."""
     from pdiff.workspace.runs import RunStatus, list_runs
 
+    if resume or "env" in cfg.model_fields_set or any(runs):
+        return cfg
     workspace = options(ctx).open_workspace()
     finished = [r for r in list_runs(workspace, stage) if r.status is RunStatus.FINISHED]
-    return finished[-1].family if finished else None
+    return cfg.model_copy(update={"env": finished[-1].family}) if finished else cfg
 
 
 @app.command()
@@ -141,7 +148,7 @@ def pretrain(
     opts = options(ctx)
     workspace = opts.open_workspace()
     flags = {
-        "env": env or (None if resume or config or overrides else upstream_family(ctx, "collect")),
+        "env": env,
         "steps": steps,
         "data_kind": data_kind,
         "include_test_tasks": include_test_tasks,
@@ -157,6 +164,7 @@ def pretrain(
         overrides=overrides,
         flags=flags,
     )
+    cfg = with_upstream_family(ctx, cfg, "collect", resume)
     run, summary = run_pretrain(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return
@@ -205,9 +213,8 @@ def eval_cmd(
             f"--shots {shots} must be at least 1",
             hint="use e.g. --shots 5; zero-shot prompts come from `pdiff tune --shots 0`",
         )
-    upstream = None if pretrain_run or tune_run else upstream_family(ctx, "pretrain")
     flags = {
-        "env": env or upstream,
+        "env": env,
         "pretrain_run": pretrain_run,
         "tune_run": tune_run,
         "prompt": prompt,
@@ -228,6 +235,7 @@ def eval_cmd(
         overrides=overrides,
         flags=flags,
     )
+    cfg = with_upstream_family(ctx, cfg, "pretrain", resume, cfg.pretrain_run, cfg.tune_run)
     if not (cfg.env or cfg.pretrain_run or cfg.tune_run or resume):
         raise UsageError(
             f"nothing to evaluate: no finished pretrain run in {workspace.root}",
@@ -287,9 +295,8 @@ def diffuse(
 
     opts = options(ctx)
     workspace = opts.open_workspace()
-    upstream = None if pretrain_run or resume else upstream_family(ctx, "pretrain")
     flags = {
-        "env": env or upstream,
+        "env": env,
         "pretrain_run": pretrain_run,
         "guidance": guidance,
         "lam": lam,
@@ -307,6 +314,7 @@ def diffuse(
         overrides=overrides,
         flags=flags,
     )
+    cfg = with_upstream_family(ctx, cfg, "pretrain", resume, cfg.pretrain_run)
     run, summary = run_diffuse(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return
@@ -352,10 +360,8 @@ def tune(
         raise UsageError(f"--shots {shots} must be 0 (zero-shot) or more", hint="use e.g. --shots 5")
     if seed is not None and seeds is not None:
         raise UsageError("give --seed or --seeds, not both", hint="--seeds 0,1,2 runs several seeds")
-    upstream_stage = "diffuse" if method in (None, "prompt-diffuser") else "pretrain"
-    upstream = None if diffuse_run or pretrain_run else upstream_family(ctx, upstream_stage)
     flags = {
-        "env": env or upstream,
+        "env": env,
         "shots": shots,
         "method": method,
         "data_kind": data_kind,
@@ -373,6 +379,8 @@ def tune(
         overrides=overrides,
         flags=flags,
     )
+    upstream_stage = "diffuse" if cfg.method == "prompt-diffuser" else "pretrain"
+    cfg = with_upstream_family(ctx, cfg, upstream_stage, resume, cfg.diffuse_run, cfg.pretrain_run)
     for key in others_options(cfg.method, [parse_set(item)[0] for item in overrides]):
         log.warning("--set %s is an option of another method than %s: ignored", key, cfg.method)
     if not (cfg.env or cfg.diffuse_run or cfg.pretrain_run or resume):

@@ -16,6 +16,7 @@ from support.killing import kill_at, metrics_rows, stale_run
 from pdiff.cli import app
 from pdiff.workflows.pipeline import stage_config
 from pdiff.workspace.root import Workspace
+from pdiff.workspace.runs import find_run
 
 
 def pasted(line: str) -> list[str]:
@@ -190,3 +191,32 @@ def test_ctrl_c_names_the_run_and_its_resume_command_in_the_log_too(reach_ws):
     assert resume in kill.stderr.splitlines()[-2], kill.stderr  # on a line of its own, to copy
     log = (kill.run_dir / "log.txt").read_text()
     assert f"interrupted: pretrain run {kill.run_id} stopped (KILLED)" in log and resume in log
+
+
+@pytest.mark.metaworld
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["eval", "--set", "env=cheetah-vel"],
+        ["diffuse", "--set", "env=cheetah-vel"],
+        ["tune", "--method", "prompt-dt", "--set", "env=cheetah-vel"],
+    ],
+)
+def test_the_family_of_the_latest_run_never_overrides_one_the_user_set(pretrained, command):
+    # the workspace's newest pretrain is on reach: `--set env=` names another family, which has no runs
+    ws, _ = pretrained
+    result = runner.invoke(app, ["-w", str(ws.root), *command, "--preset", "smoke"])
+    assert result.exit_code == 2, result.output
+    assert "no finished pretrain run for cheetah-vel" in result.stderr
+
+
+@pytest.mark.metaworld
+def test_a_stage_without_a_family_follows_the_latest_upstream_run(pretrained, tmp_path):
+    ws, run = pretrained
+    config = tmp_path / "eval.yaml"
+    config.write_text("eval:\n  episodes: 1\n")
+    result = runner.invoke(
+        app, ["-w", str(ws.root), "--json", "eval", "--config", str(config), "--preset", "smoke"]
+    )
+    assert result.exit_code == 0, result.output
+    assert find_run(ws, json.loads(result.stdout)["run_id"]).family == run.family
