@@ -191,6 +191,9 @@ def eval_cmd(
     shots: int | None = SHOTS,
     data_kind: str | None = DATA_KIND,
     seeds: str | None = SEEDS,
+    tasks: str | None = typer.Option(
+        None, "--tasks", help="Task ids, e.g. 0,3 (default: the test tasks, or the tune run's)."
+    ),
     episodes: int | None = typer.Option(None, "--episodes", help="Episodes per task per seed."),
     device: str | None = DEVICE,
     video: int | None = typer.Option(None, "--video", help="GIFs of the first N episodes per task."),
@@ -213,6 +216,13 @@ def eval_cmd(
             f"--shots {shots} must be at least 1",
             hint="use e.g. --shots 5; zero-shot prompts come from `pdiff tune --shots 0`",
         )
+    chosen = {"--prompt": prompt, "--shots": shots, "--data-kind": data_kind, "--seeds": seeds}
+    if tune_run and (clash := [flag for flag, value in chosen.items() if value is not None]):
+        raise UsageError(
+            f"{clash[0]} cannot go with --tune: a tune run's prompts come with its own seeds, shots and "
+            "few-shot data",
+            hint=f"pdiff eval --tune {tune_run} (`pdiff show {tune_run}` lists them), or tune again",
+        )
     flags = {
         "env": env,
         "pretrain_run": pretrain_run,
@@ -221,6 +231,7 @@ def eval_cmd(
         "shots": shots,
         "data_kind": data_kind,
         "seeds": parse_ids(seeds, "--seeds"),
+        "tasks": parse_ids(tasks),
         "episodes": episodes,
         "device": device,
         "video": video,

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 
 from pdiff.compute import ComputeConfig, setup_compute
 from pdiff.config import register_stage_config
+from pdiff.console import log
 from pdiff.data.fewshot import tasks_kind
 from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
@@ -59,8 +60,8 @@ class EvalConfig(ComputeConfig):
     tune_run: str | None = Field(None, description="Tune run whose prompts to evaluate.")
     prompt: Literal["auto", "fewshot", "random"] = Field(
         "auto",
-        description="auto: the latest tune run's prompts if one exists, else few-shot; fewshot: the "
-        "prompt-dt baseline; random: noise (control).",
+        description="auto: the prompts of the latest tune run with these `shots` and `data_kind` if one "
+        "exists, else few-shot; fewshot: the prompt-dt baseline; random: noise (control).",
     )
     shots: int = Field(
         5,
@@ -197,16 +198,28 @@ def resolve_sources(workspace: Workspace, config: EvalConfig) -> tuple[dict[int,
             [
                 r
                 for r in list_runs(workspace, "tune", family)
-                if r.status is RunStatus.FINISHED and not uses_full_data(workspace, r)
+                if r.status is RunStatus.FINISHED
+                and not uses_full_data(workspace, r)
+                and (r.config.get("shots"), r.config.get("data_kind")) == (config.shots, config.data_kind)
             ]
             if config.prompt == "auto"
             else []
         )
         if not tuned_runs:
+            if config.prompt == "auto":
+                log.info(
+                    "prompt auto: no finished %s tune run with %d %s shots: the few-shot prompt (prompt-dt)",
+                    family,
+                    config.shots,
+                    config.data_kind,
+                )
             return dict.fromkeys(
                 config.seeds, require_finished(latest_finished(workspace, "pretrain", family))
             ), None
         tuned = tuned_runs[-1]
+        log.info(
+            "prompt auto: the latest tune run with these shots, %s (%s)", tuned.run_id, tuned.config["method"]
+        )
     seeds = tuned.config["seeds"]
     refs = tuned.config.get("pretrain_runs") or [tuned.config["pretrain_run"]] * len(seeds)
     return {
@@ -238,10 +251,11 @@ def run_eval(
         "pretrain_run": source.run_id,
         "pretrain_runs": [r.run_id for r in sources.values()] if per_seed else None,
     }
+    tasks = list(dict.fromkeys(map(family.check_task_id, config.tasks))) if config.tasks else None
     if tuned is not None:
         # a tune run's tasks (training tasks for a fidelity measurement) are the ones it has prompts for
         tuned_tasks = tuned.config.get("tasks") or list(family.test_tasks)
-        if missing := [t for t in config.tasks or [] if t not in tuned_tasks]:
+        if missing := [t for t in tasks or [] if t not in tuned_tasks]:
             raise UsageError(
                 f"--tasks: tune run {tuned.run_id} has no prompt for task {missing[0]}",
                 hint=f"its tasks: {', '.join(map(str, tuned_tasks))}",
@@ -250,7 +264,7 @@ def run_eval(
             tune_run=tuned.run_id,
             prompt="auto",
             seeds=tuned.config["seeds"],
-            tasks=config.tasks or tuned.config.get("tasks"),
+            tasks=tasks or tuned.config.get("tasks"),
             shots=tuned.config["shots"],
             data_kind=tuned.config["data_kind"],
         )
@@ -259,8 +273,10 @@ def run_eval(
             "eval --shots 0 needs a zero-shot tune run to evaluate",
             hint="pdiff tune --shots 0 --method prompt-diffuser|prompt-dt, then pdiff eval --tune RUN",
         )
-    elif config.prompt == "auto":
-        update["prompt"] = "fewshot"
+    else:
+        update["tasks"] = tasks
+        if config.prompt == "auto":
+            update["prompt"] = "fewshot"
     config = config.model_copy(update=update)
     method = method_name(config, tuned, source)
     run, config = open_run(

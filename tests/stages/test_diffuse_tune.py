@@ -71,10 +71,16 @@ def test_tune_then_eval_through_the_cli(pretrained):
         assert sorted(handle["seed-0"]) == ["task-11", "task-17", "task-25", "task-36", "task-41"]
         assert handle["seed-0/task-11/states"].shape == (2, 5, 39)  # Meta-World: one prompt per shot
     assert (run_dir / "tuned" / "seed-0" / "task-11.safetensors").is_file()
-    evaluated = runner.invoke(app, [*base, "--json", "eval", "--device", "cpu"])
+    evaluated = runner.invoke(app, [*base, "--json", "eval", "--shots", "2", "--device", "cpu"])
     assert evaluated.exit_code == 0, evaluated.output
     result = json.loads(evaluated.stdout)
     assert result["method"] == "prompt-diffuser" and set(result["per_task"]) == {"11", "17", "25", "36", "41"}
+    # auto takes only a tune run with the shots and data kind asked for; --tune brings its own
+    other = runner.invoke(app, [*base, "--json", "eval", "--shots", "1", "--tasks", "17,11,17"])
+    assert other.exit_code == 0, other.output
+    assert json.loads(other.stdout)["method"] == "prompt-dt" and json.loads(other.stdout)["tasks"] == [17, 11]
+    clash = runner.invoke(app, [*base, "eval", "--tune", payload["run_id"], "--data-kind", "random"])
+    assert clash.exit_code == 2 and "--data-kind cannot go with --tune" in clash.stderr
     baseline = runner.invoke(app, [*base, "--json", "tune", "--method", "prompt-dt", "--shots", "2"])
     assert baseline.exit_code == 0 and json.loads(baseline.stdout)["tunable_parameters"] == 0
 
