@@ -47,10 +47,12 @@ def open_run(
 ) -> tuple[Run, C]:
     """A new locked run, or the unfinished run `resume` locked again with its own recorded config."""
     if resume:
+        # its recorded config is read before the run is locked again: one that no longer validates is an
+        # error that leaves the run as it was
+        recorded = type(config).model_validate(find_run(workspace, resume, stage).manifest["config"])
         run = reopen_for_resume(workspace, stage, resume)
         if stage in REDONE_ON_RESUME:  # the others log the checkpoint or the tasks they continue from
             log.info("resuming %s run %s: %s", stage, run.run_id, REDONE_ON_RESUME[stage])
-        recorded = type(config).model_validate(run.manifest["config"])
         if recorded != config:
             log.info("resuming %s with its recorded config (new settings are ignored)", run.run_id)
         return run, recorded

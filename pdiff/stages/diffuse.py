@@ -151,10 +151,11 @@ def run_diffuse(
 
     with distributed_run(config, open_diffuse) as ranks:
         run, config = ranks.run, ranks.config
-        source = resolve_pretrain(workspace, config)
         if run is None:
+            source = resolve_pretrain(workspace, config)
             return None, train(None, ranks.dir, workspace, config, source, ranks.info)
-        with stage_run(run):
+        with stage_run(run):  # a Prompt-DT gone since the run opened (a resume) fails the run
+            source = resolve_pretrain(workspace, config)
             run.record_input("pretrain", source.run_id, None)
             summary = train(run, run.dir, workspace, config, source, ranks.info)
             curves = ["loss_dm", "loss_plm", "cosine", "removed_share", "train_task_return"]

@@ -233,10 +233,11 @@ def run_tune(
 
     with distributed_run(config, open_tune) as ranks:
         run, config = ranks.run, ranks.config
-        pretrain, diffuse = resolve_inputs(workspace, config)
         if run is None:
+            pretrain, diffuse = resolve_inputs(workspace, config)
             return None, tune(None, workspace, config, pretrain, diffuse, ranks.info, ranks.dir)
-        with stage_run(run):
+        with stage_run(run):  # an input gone since the run opened fails the run, not leaves it running
+            pretrain, diffuse = resolve_inputs(workspace, config)
             record_runs(run, "pretrain", pretrain.values())
             if diffuse:
                 record_runs(run, "diffuse", diffuse.values())

@@ -23,8 +23,10 @@ from support.killing import (
     kill_at,
     metrics_rows,
     recorded_outputs,
+    stale_run,
     started,
 )
+from support.stages import smoke_config
 
 from pdiff.data.prompts_file import read_prompts
 from pdiff.envs import get_family
@@ -176,6 +178,24 @@ def test_a_resume_refuses_inputs_changed_since_the_kill(reach_ws):
     assert f"run {kill.run_id} started on other dataset inputs" in line and "task-00/expert" in line, line
     assert "pretrain` run instead of resuming this one" in resumed.stderr  # the hint: start a new run
     assert checkpoint_step(kill.run_dir) == kill.step  # refused before training: its checkpoint untouched
+
+
+def test_a_resume_whose_input_is_gone_fails_the_run(pretrained):
+    """A diffuse run killed, then its Prompt-DT removed: the resume fails the run (FAILED, exit 2) instead of
+    leaving it locked and RUNNING for the next command to find stale."""
+    ws, _ = pretrained
+    config = smoke_config(ws, "diffuse", pretrain_run="20260101-000000-gone-000000").model_dump(mode="json")
+    run_id = stale_run(ws, "diffuse", FAMILY, config)
+    resumed = in_workspace(ws, "diffuse", "--resume", run_id)
+    assert resumed.exit_code == 2 and "20260101-000000-gone-000000" in one_line_error(resumed.stderr)
+    assert load_run(ws, "diffuse", run_id).status is RunStatus.FAILED
+
+
+def test_a_resume_whose_recorded_config_is_invalid_leaves_the_run_as_it_was(reach_ws):
+    run_id = stale_run(reach_ws, "pretrain", FAMILY, {"env": FAMILY, "steps": -1})
+    resumed = in_workspace(reach_ws, "pretrain", "--resume", run_id)
+    assert resumed.exit_code != 0
+    assert load_run(reach_ws, "pretrain", run_id).manifest["resumes"] == []  # never reopened
 
 
 def finished_trials(run_dir: Path) -> int:
