@@ -34,6 +34,7 @@ RESULT_NEUTRAL = {
     "collect": frozenset({"workers"}),
     "eval": frozenset({"workers"}),
     "pretrain": CADENCE_SETTINGS,
+    "diffuse": CADENCE_SETTINGS,
 }
 # Flags named otherwise on the command line (the others: --<key with dashes>).
 FLAG_NAMES = {

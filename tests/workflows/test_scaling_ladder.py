@@ -40,11 +40,16 @@ def test_every_rung_is_a_valid_set_family_of_reproduce(tmp_path, name):
             assert getattr(config, key) == int(value)
 
 
-def finished_pretrain(ws: Workspace, killed: bool = False, **settings: int) -> str:
-    """A FINISHED (or KILLED) pretrain run record of the smoke config with `settings` changed (nothing
+# The settings that make each training stage's config (a diffuse run names its Prompt-DT), and a budget.
+INPUTS = {"pretrain": {"env": FAMILY}, "diffuse": {"env": FAMILY, "pretrain_run": "a-pretrain-run"}}
+BUDGETS = {"pretrain": {"batch_per_task": 4}, "diffuse": {"steps": 7}}
+
+
+def finished_run(ws: Workspace, stage: str, killed: bool = False, **settings: int) -> str:
+    """A FINISHED (or KILLED) run record of `stage`'s smoke config with `settings` changed (nothing
     trained)."""
-    config = stage_config(ws, "pretrain", "smoke", {"env": FAMILY, **settings})
-    run, _ = open_run(ws, "pretrain", config, argv=["pdiff", "pretrain"], family=FAMILY, seed=0)
+    config = stage_config(ws, stage, "smoke", {**INPUTS[stage], **settings})
+    run, _ = open_run(ws, stage, config, argv=["pdiff", stage], family=FAMILY, seed=0)
     if killed:  # as a Ctrl-C leaves it
         run.end_badly(RunStatus.KILLED, "interrupted")
         run.release()
@@ -54,22 +59,24 @@ def finished_pretrain(ws: Workspace, killed: bool = False, **settings: int) -> s
     return run.run_id
 
 
-def test_reproduce_reuses_a_pretrain_that_differs_only_in_logging_and_checkpointing(tmp_path):
+@pytest.mark.parametrize("stage", ["pretrain", "diffuse"])
+def test_reproduce_reuses_a_run_that_differs_only_in_logging_and_checkpointing(tmp_path, stage):
     ws, _ = Workspace.init(tmp_path / "ws")
-    cadence = finished_pretrain(ws, log_every=7, checkpoint_every=3, keep_checkpoints=5)
-    step = Step(f"pretrain:{FAMILY}", "pretrain", FAMILY, {"env": FAMILY})
-    wanted = stage_config(ws, "pretrain", "smoke", {"env": FAMILY})
+    cadence = finished_run(ws, stage, log_every=7, checkpoint_every=3, keep_checkpoints=5)
+    step = Step(f"{stage}:{FAMILY}", stage, FAMILY, INPUTS[stage])
+    wanted = stage_config(ws, stage, "smoke", INPUTS[stage])
     assert find_done(ws, step, wanted).run_id == cadence
-    for changed in ({"batch_per_task": 4}, {"curve_every": 5}):  # a budget; a curve the reused run never drew
-        assert find_done(ws, step, stage_config(ws, "pretrain", "smoke", {"env": FAMILY, **changed})) is None
+    for changed in (BUDGETS[stage], {"curve_every": 5}):  # a budget; a curve the reused run never drew
+        assert find_done(ws, step, stage_config(ws, stage, "smoke", {**INPUTS[stage], **changed})) is None
 
 
-def test_reproduce_resumes_a_killed_pretrain_that_differs_only_in_logging_and_checkpointing(tmp_path):
+@pytest.mark.parametrize("stage", ["pretrain", "diffuse"])
+def test_reproduce_resumes_a_killed_run_that_differs_only_in_logging_and_checkpointing(tmp_path, stage):
     ws, _ = Workspace.init(tmp_path / "ws")
-    killed = finished_pretrain(ws, killed=True, log_every=7, checkpoint_every=3)
-    step = Step(f"pretrain:{FAMILY}", "pretrain", FAMILY, {"env": FAMILY})
+    killed = finished_run(ws, stage, killed=True, log_every=7, checkpoint_every=3)
+    step = Step(f"{stage}:{FAMILY}", stage, FAMILY, INPUTS[stage])
     assert resolve_step(ws, step, "smoke", {}, {}, {}).stale.run_id == killed
-    other_budget = Step(f"pretrain:{FAMILY}", "pretrain", FAMILY, {"env": FAMILY, "batch_per_task": 4})
+    other_budget = Step(f"{stage}:{FAMILY}", stage, FAMILY, {**INPUTS[stage], **BUDGETS[stage]})
     assert resolve_step(ws, other_budget, "smoke", {}, {}, {}).stale is None
 
 
