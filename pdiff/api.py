@@ -179,7 +179,5 @@ def generate_prompts(
     }
     config = resolve_config(TuneConfig, "tune", workspace=workspace, preset=None, flags=flags)
     settings = method_settings(config, env, checkpoint_of(diffuse), Compute("cpu", None, "fp32", "api", ""))
-    scratch = (
-        workspace.root / ".cache" / "api"
-    )  # where a method may keep per-task weights (this one keeps none)
+    scratch = workspace.root / ".cache" / "api"  # where tune_task saves the fine-tuned denoiser
     return tune_task(task_context(policy, episodes, seed, task, settings, policy.device, scratch)).prompt

@@ -61,6 +61,12 @@ class TaskContext:
             )
         return self.settings.options
 
+    @property
+    def torch_seed(self) -> int:
+        """The (seed, task) job's seed for torch's global generator (new parameters' init, dropout, the
+        diffusion noise), apart from `rng`'s draws."""
+        return self.seed * 1000 + self.task
+
     def stop_after(self, step: int, current: Callable[[], TaskResult]) -> bool:
         """Whether tuning stops after `step` (never outside a selection trial)."""
         return self.after_step is not None and self.after_step(step, current)

@@ -99,7 +99,7 @@ def tune_weights(
     """The whole per-task recipe: draw the task's few-shot prompt, attach, (initialise), fine-tune."""
     settings = context.settings
     prompt = context.fewshot_prompts.for_task(context.task, context.rng)
-    torch.manual_seed(context.seed * 1000 + context.task)  # new parameters' init and dropout
+    torch.manual_seed(context.torch_seed)  # new parameters' init and dropout
     model = tunable_copy(context.policy.model, attach, options)
     if initialise is not None:
         initialise(model, prompt)

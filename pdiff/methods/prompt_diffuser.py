@@ -327,7 +327,7 @@ def trial_result(
     alone."""
     fixed = np.random.default_rng([context.seed, context.task])
     condition = context.fewshot_prompts.for_task(context.task, fixed)
-    noise_seed = context.seed * 1000 + context.task
+    noise_seed = context.torch_seed
     generate = fixed_noise_prompts(denoiser, schedule, codec, context.device, noise_seed)
     return TaskResult(prompt=generate(condition), tunable_parameters=0)
 
@@ -338,7 +338,7 @@ def tune_task(context: TaskContext) -> TaskResult:
     settings, tuning = context.settings, context.options(Tuning)
     denoiser = tuning.denoiser_factory()
     schedule, codec = tuning.schedule, tuning.codec
-    torch.manual_seed(context.seed * 1000 + context.task)
+    torch.manual_seed(context.torch_seed)
     if context.zero_shot is not None:  # nothing is tuned
         condition = context.zero_shot.condition(context.task, context.rng)
         prompt = generate_prompts(denoiser, schedule, codec, condition, context.device)
@@ -384,7 +384,8 @@ def tune_task(context: TaskContext) -> TaskResult:
             )
             if context.stop_after(step, lambda: trial_result(context, denoiser, schedule, codec)):
                 break
-        metrics = {"loss_dm": losses.loss_dm, "loss_plm": losses.loss_plm or float("nan")}
+        loss_plm = float("nan") if losses.loss_plm is None else losses.loss_plm  # None: not computed (none)
+        metrics = {"loss_dm": losses.loss_dm, "loss_plm": loss_plm}
         save_weights(
             denoiser, context.out_dir / f"seed-{context.seed}" / f"task-{context.task:02d}.safetensors"
         )
@@ -395,5 +396,6 @@ def tune_task(context: TaskContext) -> TaskResult:
     # How far the generated states are from the real few-shot prompt they were conditioned on (RMS in the
     # Prompt-DT's normalised state units): compare with the distance between real prompts of different tasks.
     metrics["prompt_state_rms"] = float(np.sqrt(np.mean((prompt.states - condition.states) ** 2)))
-    trainable = sum(p.numel() for p in denoiser.parameters())
+    tuned = tuning.adapt == "finetune"  # condition-only changes no weight
+    trainable = sum(p.numel() for p in denoiser.parameters()) if tuned else 0
     return TaskResult(prompt=prompt, tunable_parameters=trainable, metrics=metrics)

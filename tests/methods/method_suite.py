@@ -90,7 +90,9 @@ def expected_tunable_parameters(
         return h * per_step
     if method == "full-ft":
         return plm_parameters
-    if method == "prompt-diffuser":  # the whole denoiser is fine-tuned
+    if method == "prompt-diffuser":  # the whole denoiser is fine-tuned, or nothing (condition-only)
+        if options.adapt == "condition-only":
+            return 0
         with safe_open(denoiser_file, framework="pt") as handle:
             return sum(_numel(handle, key) for key in handle.keys())  # noqa: SIM118
     raise AssertionError(

@@ -34,12 +34,19 @@ from pdiff.stages.tune import TuneConfig
 pytestmark = pytest.mark.metaworld
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
-def test_method_tunes_saves_and_loads_as_eval_does(trained, method, tmp_path):
+CONDITION_ONLY = ("prompt-diffuser", {"prompt-diffuser.adapt": "condition-only"})
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [*((m, {}) for m in sorted(METHODS)), CONDITION_ONLY],
+    ids=[*sorted(METHODS), "prompt-diffuser-condition-only"],
+)
+def test_method_tunes_saves_and_loads_as_eval_does(trained, method, options, tmp_path):
     ws, pretrain, diffuse = trained
     task = get_family(REACH).test_tasks[0]
     context, config = tune_context(
-        ws, pretrain, method, task, diffuse=diffuse, out_dir=tmp_path / "out", steps=2
+        ws, pretrain, method, task, diffuse=diffuse, out_dir=tmp_path / "out", steps=2, **options
     )
     policy, sampler, bank = context.policy, context.fewshot, context.fewshot_prompts
     frozen_sha = weights_sha256(policy.model)
