@@ -15,7 +15,6 @@ from pdiff.compute import Compute
 from pdiff.console import StageProgress
 from pdiff.data.loader import FamilyData
 from pdiff.envs.base import TaskFamily
-from pdiff.methods import prompt_diffuser
 from pdiff.methods.base import TaskContext, TuneSettings
 from pdiff.methods.diffusion_settings import load_tuning
 from pdiff.methods.registry import METHODS
@@ -99,9 +98,7 @@ def choose_settings(
     """The selection protocol's choice of settings and steps (None when it is off, nothing is trained, or one
     shot leaves nothing to hold out); `known` and `record` reuse and keep finished trials (see `select`).
     Under torchrun every rank selects alike, so all reach the same choice."""
-    options = config.options()
-    conditions_only = isinstance(options, prompt_diffuser.Options) and options.adapt == "condition-only"
-    trains = config.steps > 0 and not conditions_only
+    trains = config.steps > 0 and config.options().trains()
     # zero-shot `nearest` tunes on the nearest training task's episodes as on that many few-shot ones
     episodes = [len(d.task_episodes(t)) for d in fewshot.values() for t in d.tasks()]
     shots = config.shots or min(episodes, default=0)

@@ -19,6 +19,11 @@ class MethodOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def trains(self) -> bool:
+        """Whether a method that can train does under these options (the selection has nothing to choose
+        where it does not)."""
+        return True
+
 
 # Flat tune setting of an older pdiff → (method, option). Only these names ever existed: new options go in
 # their method's section from the start.

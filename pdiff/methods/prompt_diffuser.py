@@ -72,6 +72,9 @@ class Options(MethodOptions):
     )
     lam: float | None = Field(None, ge=0, description="λ while tuning (default: the diffuse run's).")
 
+    def trains(self) -> bool:
+        return self.adapt == "finetune"
+
 
 @dataclass
 class StepLosses:

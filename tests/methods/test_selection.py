@@ -124,3 +124,10 @@ def test_one_tune_run_with_early_stopping_makes_the_curve_from_its_candidates(tr
     assert max(values[1:]) == -min(row["heldout_loss"] for row in selection["scores"])  # the selection's pick
     with pytest.raises(ValueError, match="without the selection protocol"):
         early_stopping_curve(_tune(trained, "lora", steps=1, selection="off")[0])
+
+
+def test_options_under_which_a_method_trains_nothing_leave_nothing_to_select(trained):
+    _, summary = _tune(trained, "prompt-diffuser", **{"prompt-diffuser.adapt": "condition-only"})
+    assert summary.get("selection") is None and summary["tunable_parameters"] == 0
+    _, tuned = _tune(trained, "prompt-diffuser")
+    assert tuned["selection"]["chosen"] and tuned["tunable_parameters"] > 0
