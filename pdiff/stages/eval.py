@@ -12,8 +12,6 @@ and records the run.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
@@ -27,12 +25,13 @@ from pdiff.envs import get_family
 from pdiff.errors import UsageError
 from pdiff.methods.finetuning import load_tuned, tuned_path
 from pdiff.methods.registry import METHODS, changes_weights
+from pdiff.rollouts.episode_files import write_episodes, write_videos
 from pdiff.rollouts.prompt_sources import prompts_per_task, seed_prompts
-from pdiff.rollouts.rollout import EpisodeResult, FrozenPolicy
+from pdiff.rollouts.rollout import FrozenPolicy
 from pdiff.rollouts.scoring import reference_returns, summarise
 from pdiff.rollouts.seed_rollouts import TunedModel, roll_out_seeds
 from pdiff.stages.common import load_policies, open_run, record_runs, runs_per_seed, stage_run
-from pdiff.workspace.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from pdiff.workspace.atomic import atomic_write_json
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import (
     Run,
@@ -126,7 +125,9 @@ def evaluate(
         workers=config.workers,
     )
     references = {t: reference_returns(workspace.datasets_dir, family, t) for t in tasks}
-    write_outputs(run, config, episodes, seed_of)
+    run.record_output(write_episodes(run.dir / "eval", episodes, seed_of), "eval_episodes")
+    for video in write_videos(run.dir / "eval" / "videos", episodes) if config.video else []:
+        run.record_output(video, "video")
     return {
         **summarise(config.seeds, tasks, episodes, seed_of, references),
         "prompt": config.prompt,
@@ -146,39 +147,6 @@ def tuned_model(tuned: Run | None, policies: dict[int, FrozenPolicy]) -> TunedMo
     return lambda seed, task: load_tuned(
         policies[seed].model, tuned_path(tuned_dir, seed, task), method, METHODS[method].attach
     )
-
-
-def write_outputs(run: Run, config: EvalConfig, episodes: list[EpisodeResult], seed_of: list[int]) -> None:
-    """`eval/episodes.csv`, one row per episode, and the GIFs `video` asks for."""
-    out = run.dir / "eval"
-    out.mkdir(exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["seed", "task", "episode", "reset_seed", "return", "length", "success"])
-    for e, seed in zip(episodes, seed_of, strict=True):
-        writer.writerow(
-            [
-                seed,
-                e.task,
-                e.episode,
-                e.seed,
-                f"{e.episode_return:.6f}",
-                e.length,
-                "" if e.success is None else int(e.success),
-            ]
-        )
-    atomic_write_text(out / "episodes.csv", buffer.getvalue())
-    run.record_output(out / "episodes.csv", "eval_episodes")
-    if config.video:
-        import imageio.v2 as imageio
-
-        for e in episodes:
-            if e.frames:
-                gif = io.BytesIO()
-                imageio.mimsave(gif, e.frames[::2], format="GIF", duration=50, loop=0)
-                path = out / "videos" / f"task-{e.task:02d}-episode-{e.episode}.gif"
-                atomic_write_bytes(path, gif.getvalue())
-                run.record_output(path, "video")
 
 
 def resolve_sources(workspace: Workspace, config: EvalConfig) -> tuple[dict[int, Run], Run | None]:
