@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import yaml
 
-from pdiff.compute import Compute, ComputeConfig, use_precision
+from pdiff.compute import Compute, ComputeConfig, setup_compute, use_precision
 from pdiff.config import StageConfig
 from pdiff.console import attach_run_log, detach_run_log, err, log, pasteable
 from pdiff.distributed import DistInfo, broadcast, init_distributed, resolve_device, shutdown
@@ -24,6 +24,7 @@ from pdiff.workspace.runs import Run, create_run, find_run, reopen_for_resume, r
 from pdiff.workspace.verification import verified_output
 
 if TYPE_CHECKING:
+    from pdiff.data.loader import FamilyData
     from pdiff.rollouts.rollout import FrozenPolicy
 
 C = TypeVar("C", bound=StageConfig)
@@ -60,6 +61,17 @@ def open_run(
     run = create_run(workspace, stage, config=dumped, argv=argv, seed=seed, family=family, slug=slug)
     atomic_write_text(run.dir / "config.yaml", yaml.safe_dump({stage: dumped}, sort_keys=True))
     return run, config
+
+
+def run_compute(
+    config: ComputeConfig, workspace: Workspace, run: Run | None, info: DistInfo | None = None
+) -> Compute:
+    """This process's device, threads and precision for `run` (a resumed run keeps those it recorded; under
+    torchrun every rank takes rank 0's), recorded in its manifest (rank 0, the one with the run)."""
+    compute = setup_compute(config, workspace.root, run.manifest.get("compute") if run else None, info)
+    if run is not None:
+        run.manifest["compute"] = compute.record()
+    return compute
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,14 @@ def record_runs(run: Run, kind: str, sources: Iterable[Run]) -> None:
     the one it started on, so recording them one at a time would refuse its own inputs."""
     run_ids = dict.fromkeys(source.run_id for source in sources)
     run.record_inputs(kind, [(run_id, None) for run_id in run_ids])
+
+
+def record_datasets(run: Run | None, *read: FamilyData) -> None:
+    """Record the datasets a run trains on, with their content hashes (all in one write, as `record_runs`);
+    nothing on the ranks without the run."""
+    if run is not None:
+        pairs = [(i, h) for d in read for i, h in zip(d.dataset_ids, d.content_sha256, strict=True)]
+        run.record_inputs("dataset", pairs)
 
 
 def checkpoint_of(run: Run) -> Path:

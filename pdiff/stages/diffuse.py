@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from pdiff.compute import ComputeConfig, setup_compute
+from pdiff.compute import ComputeConfig
 from pdiff.config import register_stage_config
 from pdiff.data.loader import load_family_data
 from pdiff.distributed import DistInfo
@@ -20,7 +20,15 @@ from pdiff.methods.gradient_basis import GpmSettings
 from pdiff.methods.guidance import GuidanceRule
 from pdiff.methods.prompt_diffuser import train_denoiser
 from pdiff.rollouts.rollout import load_policy
-from pdiff.stages.common import checkpoint_of, distributed_run, open_run, record_trained, stage_run
+from pdiff.stages.common import (
+    checkpoint_of,
+    distributed_run,
+    open_run,
+    record_datasets,
+    record_trained,
+    run_compute,
+    stage_run,
+)
 from pdiff.training.state import CheckpointStore
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import Run, find_run, latest_finished, require_finished
@@ -91,9 +99,7 @@ def train(
 ) -> dict[str, Any]:
     """Train in `run_dir` (rank 0: `run`, the others None), recording compute and datasets in the run."""
     family = get_family(config.env or "")
-    compute = setup_compute(config, workspace.root, run.manifest.get("compute") if run else None, info)
-    if run is not None:
-        run.manifest["compute"] = compute.record()
+    compute = run_compute(config, workspace, run, info)
     policy, plm_config = load_policy(checkpoint_of(source), compute.torch_device)
     tasks = list(plm_config["train_tasks"])
     data = load_family_data(workspace.datasets_dir, family.name, config.data_kind, tasks)
@@ -101,11 +107,8 @@ def train(
     curve_data = None
     if config.curve_every and info.is_main:
         curve_data = load_family_data(workspace.datasets_dir, family.name, CURVE_KIND, tasks)
-    if run is not None:  # what the generator saw: the Prompt-DT's training tasks only (checked by tests)
-        read = [data] if curve_data is None else [data, curve_data]
-        run.record_inputs(
-            "dataset", [(i, h) for d in read for i, h in zip(d.dataset_ids, d.content_sha256, strict=True)]
-        )
+    # what the generator saw: the Prompt-DT's training tasks only (checked by tests)
+    record_datasets(run, *([data] if curve_data is None else [data, curve_data]))
     store = CheckpointStore(run_dir / "checkpoints", keep=config.keep_checkpoints)
     summary = train_denoiser(
         config,

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from pdiff.compute import ComputeConfig, setup_compute
+from pdiff.compute import ComputeConfig
 from pdiff.config import register_stage_config
 from pdiff.console import log
 from pdiff.data.fewshot import tasks_kind
@@ -30,7 +30,7 @@ from pdiff.rollouts.prompt_sources import prompts_per_task, seed_prompts
 from pdiff.rollouts.rollout import FrozenPolicy
 from pdiff.rollouts.scoring import reference_returns, summarise
 from pdiff.rollouts.seed_rollouts import TunedModel, roll_out_seeds
-from pdiff.stages.common import load_policies, open_run, record_runs, runs_per_seed, stage_run
+from pdiff.stages.common import load_policies, open_run, record_runs, run_compute, runs_per_seed, stage_run
 from pdiff.workspace.atomic import atomic_write_json
 from pdiff.workspace.root import Workspace
 from pdiff.workspace.runs import (
@@ -100,8 +100,7 @@ def evaluate(
     workspace: Workspace, run: Run, config: EvalConfig, sources: dict[int, Run], tuned: Run | None
 ) -> dict[str, Any]:
     family = get_family(config.env or sources[config.seeds[0]].family or "")
-    compute = setup_compute(config, workspace.root, run.manifest.get("compute"))
-    run.manifest["compute"] = compute.record()
+    compute = run_compute(config, workspace, run)
     policies = load_policies(sources, compute.torch_device, family.name, compute)
     tasks = config.tasks or list(family.test_tasks)
     horizon = family.resolve_horizon(config.horizon, max_horizon=getattr(family, "max_horizon", None))

@@ -10,13 +10,20 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from pdiff.compute import ComputeConfig, setup_compute
+from pdiff.compute import ComputeConfig
 from pdiff.config import register_stage_config
 from pdiff.distributed import DistInfo
 from pdiff.envs import get_family
 from pdiff.rollouts.curve import TrainingTaskCurve
 from pdiff.rollouts.rollout import FrozenPolicy
-from pdiff.stages.common import distributed_run, open_run, record_trained, stage_run
+from pdiff.stages.common import (
+    distributed_run,
+    open_run,
+    record_datasets,
+    record_trained,
+    run_compute,
+    stage_run,
+)
 from pdiff.training.pretraining import (
     ModelSettings,
     load_pretraining_data,
@@ -80,19 +87,9 @@ def train(
 ) -> dict[str, Any]:
     """Pretrain in `run_dir` (rank 0: `run`, the others None), recording compute and datasets in the run."""
     family = get_family(config.env)
-    compute = setup_compute(config, workspace.root, run.manifest.get("compute") if run else None, info)
-    if run is not None:
-        run.manifest["compute"] = compute.record()
+    compute = run_compute(config, workspace, run, info)
     data, prompts = load_pretraining_data(workspace.datasets_dir, family, config)
-    if run is not None:
-        run.record_inputs(
-            "dataset",
-            zip(
-                data.dataset_ids + prompts.dataset_ids,
-                data.content_sha256 + prompts.content_sha256,
-                strict=True,
-            ),
-        )
+    record_datasets(run, data, prompts)
     pretraining = prepare_pretraining(config, family, data, prompts, compute)
     measure_curve = None
     if config.curve_every and info.is_main:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field, create_model
 
-from pdiff.compute import setup_compute
 from pdiff.config import register_stage_config
 from pdiff.data.fewshot import fewshot_record, load_fewshot, tasks_kind
 from pdiff.distributed import DistInfo
@@ -36,6 +35,7 @@ from pdiff.stages.common import (
     load_policies,
     open_run,
     record_runs,
+    run_compute,
     runs_per_seed,
     stage_run,
 )
@@ -138,9 +138,7 @@ def tune(
     run_dir = run.dir if run is not None else run_dir
     assert run_dir is not None
     family = get_family(config.env or "")
-    compute = setup_compute(config, workspace.root, run.manifest.get("compute") if run else None, info)
-    if run is not None:
-        run.manifest["compute"] = compute.record()
+    compute = run_compute(config, workspace, run, info)
     policies = load_policies(pretrain, compute.torch_device, family.name, compute)
     tasks = tune_tasks(config, family)
     prompt_dts = {seed: source.run_id for seed, source in pretrain.items()}
