@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from typing import TypeVarTuple
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -30,13 +32,15 @@ import numpy as np
 import torch
 from common import Figure, machine_line, table, write_json
 
-from pdiff.envs import get_family
+from pdiff.envs import TaskFamily, get_family
 from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig
 from pdiff.rollouts.rollout import FrozenPolicy, rollout
 from pdiff.rollouts.simulators import EnvPool
 
+Ts = TypeVarTuple("Ts")
 
-def random_prompt(family, config: PromptDTConfig, count: int) -> Prompt:
+
+def random_prompt(family: TaskFamily, config: PromptDTConfig, count: int) -> Prompt:
     g = torch.Generator().manual_seed(0)
     h = config.prompt_len
     return Prompt(
@@ -48,14 +52,24 @@ def random_prompt(family, config: PromptDTConfig, count: int) -> Prompt:
     )
 
 
-def batched(family, policy, prompts, tasks, episodes, horizon, pool) -> int:
+def batched(
+    family: TaskFamily,
+    policy: FrozenPolicy,
+    prompts: Prompt,
+    tasks: list[int],
+    episodes: int,
+    horizon: int,
+    pool: EnvPool,
+) -> int:
     seeds = [[1000 * t + e for e in range(episodes)] for t in tasks]
     results = rollout(family, policy, prompts, tasks, seeds, horizon=horizon, pool=pool)
     return sum(r.length for r in results)
 
 
 @torch.no_grad()
-def one_at_a_time(family, policy, prompts, tasks, episodes, horizon) -> int:
+def one_at_a_time(
+    family: TaskFamily, policy: FrozenPolicy, prompts: Prompt, tasks: list[int], episodes: int, horizon: int
+) -> int:
     """The reference's evaluation loop: batch 1, padded K-step context, prompt recomputed every step."""
     model, k = policy.model, policy.context_len
     mean, std = torch.as_tensor(policy.state_mean), torch.as_tensor(policy.state_std)
@@ -91,7 +105,7 @@ def one_at_a_time(family, policy, prompts, tasks, episodes, horizon) -> int:
     return steps
 
 
-def bare(family, tasks, episodes, horizon) -> int:
+def bare(family: TaskFamily, tasks: list[int], episodes: int, horizon: int) -> int:
     steps = 0
     rng = np.random.default_rng(0)
     for task in tasks:
@@ -108,7 +122,7 @@ def bare(family, tasks, episodes, horizon) -> int:
     return steps
 
 
-def timed(fn, *args) -> float:
+def timed(fn: Callable[[*Ts], int], *args: *Ts) -> float:
     start = time.perf_counter()
     steps = fn(*args)
     return steps / (time.perf_counter() - start)
@@ -208,7 +222,9 @@ def main() -> None:
 
 
 @torch.no_grad()
-def step_costs(family, policy, prompts, tasks, episodes, pool) -> tuple[dict[int, float], float]:
+def step_costs(
+    family: TaskFamily, policy: FrozenPolicy, prompts: Prompt, tasks: list[int], episodes: int, pool: EnvPool
+) -> tuple[dict[int, float], float]:
     """Seconds per episode-step of the model call at the batch sizes the batched loop can use (full K window,
     up to its own size) and of the simulator step, all episodes of the loop stepped in this process: the
     work of one core, so the model is timed on one thread (its cost on more threads is the same work)."""
@@ -220,7 +236,9 @@ def step_costs(family, policy, prompts, tasks, episodes, pool) -> tuple[dict[int
         torch.set_num_threads(threads)
 
 
-def _step_costs(family, policy, prompts, tasks, episodes, pool) -> tuple[dict[int, float], float]:
+def _step_costs(
+    family: TaskFamily, policy: FrozenPolicy, prompts: Prompt, tasks: list[int], episodes: int, pool: EnvPool
+) -> tuple[dict[int, float], float]:
     model, k = policy.model, policy.context_len
     cache = model.encode_prompt(prompts)
     episode_rows = [task for task in tasks for _ in range(episodes)]
@@ -251,7 +269,15 @@ def _step_costs(family, policy, prompts, tasks, episodes, pool) -> tuple[dict[in
     return per_step, step / batch
 
 
-def components(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
+def components(
+    family: TaskFamily,
+    policy: FrozenPolicy,
+    prompts: Prompt,
+    tasks: list[int],
+    episodes: int,
+    horizon: int,
+    pool: EnvPool,
+) -> None:
     """Per episode-step: the model call at several batch sizes, the simulator step, the batched loop."""
     print(machine_line())
     per_step, sim = step_costs(family, policy, prompts, tasks, episodes, pool)
@@ -273,7 +299,7 @@ def components(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
     )
 
 
-def timed_calls(calls: int, fn, *args) -> float:
+def timed_calls(calls: int, fn: Callable[[*Ts], object], *args: *Ts) -> float:
     """Seconds per call of fn(*args), over `calls` calls."""
     start = time.perf_counter()
     for _ in range(calls):
@@ -281,7 +307,15 @@ def timed_calls(calls: int, fn, *args) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def profile(family, policy, prompts, tasks, episodes, horizon, pool) -> None:
+def profile(
+    family: TaskFamily,
+    policy: FrozenPolicy,
+    prompts: Prompt,
+    tasks: list[int],
+    episodes: int,
+    horizon: int,
+    pool: EnvPool,
+) -> None:
     """Where the batched loop's time goes: the model's operators, and the loop as a whole."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile

@@ -82,7 +82,7 @@ def read_report(path: str | os.PathLike[str]) -> ReportData:
     return _read_report(Path(path))
 
 
-def as_frame(records: list[dict[str, Any]]) -> Any:  # noqa: ANN401 - a pandas DataFrame
+def as_frame(records: list[dict[str, Any]]) -> Any:  # a pandas DataFrame
     """`records` (from `runs` or `results`) as a pandas DataFrame, nested fields flattened with dots."""
     try:
         import pandas

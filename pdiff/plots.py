@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pdiff.workspace.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def read_metrics(path: Path) -> list[dict]:
@@ -95,7 +99,7 @@ def plot_curves(
     return save_png(fig, out)
 
 
-def save_png(fig, out: Path) -> Path:  # noqa: ANN001 - a matplotlib Figure (imported lazily)
+def save_png(fig: Figure, out: Path) -> Path:  # matplotlib is imported lazily
     """Write a figure atomically as PNG and close it."""
     import io
 

@@ -52,7 +52,7 @@ def collected_template(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def reach_ws(collected_template, tmp_path):  # noqa: ANN201 - a pdiff Workspace
+def reach_ws(collected_template, tmp_path):  # a pdiff Workspace
     """A private copy of the collected workspace (tests write runs into it)."""
     from pdiff.workspace.root import Workspace
 
@@ -62,7 +62,7 @@ def reach_ws(collected_template, tmp_path):  # noqa: ANN201 - a pdiff Workspace
 
 
 @pytest.fixture
-def pretrained(reach_ws):  # noqa: ANN201 - (Workspace, the pretrain Run)
+def pretrained(reach_ws):  # (Workspace, the pretrain Run)
     """A private reach workspace with one finished smoke pretrain run."""
     from support.stages import run_smoke
 

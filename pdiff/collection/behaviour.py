@@ -9,12 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pdiff.data.minari_format import Episode
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
+
+if TYPE_CHECKING:
+    import gymnasium
 
 KINDS = ("expert", "medium", "random", "prompt-expert")
 # Uniform actions under evaluation's early termination: only measured, for the normalised score's low end,
@@ -85,7 +89,7 @@ def build_policy(spec: PolicySpec, family: TaskFamily, task_id: int) -> Policy:
     return noisy
 
 
-def run_episode(env, policy: Policy, seed: int) -> Episode:  # noqa: ANN001 - any gymnasium env
+def run_episode(env: gymnasium.Env, policy: Policy, seed: int) -> Episode:  # any gymnasium env
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
     observations, actions, rewards, terms, truncs, success = [obs], [], [], [], [], []

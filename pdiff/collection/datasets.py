@@ -4,7 +4,7 @@ the next free version, recorded in the run as it lands, and the worker processes
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -155,7 +155,9 @@ def task_spaces(
     return spaces  # type: ignore[return-value]
 
 
-def run_jobs(jobs: list[TaskJob], workers: int):  # noqa: ANN202 - yields (task, episodes)
+def run_jobs(
+    jobs: list[TaskJob], workers: int
+) -> Iterator[tuple[int, dict[str, list[Episode]]]]:  # yields (task, {kind: episodes})
     if workers <= 1 or len(jobs) <= 1:
         for job in jobs:
             yield collect_task(job)

@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium import spaces
+from gymnasium.core import RenderFrame
 
 
 def _float32_box(dim: int) -> spaces.Box:
@@ -23,7 +24,9 @@ class HalfCheetahTaskEnv(gymnasium.Wrapper):
     v = info["x_velocity"] = Δqpos[0]/dt and info["reward_ctrl"] = −ctrl_cost_weight·‖a‖² come from v5.
     """
 
-    def __init__(self, env: gymnasium.Env, *, goal_vel: float | None = None, direction: float | None = None):
+    def __init__(
+        self, env: gymnasium.Env, *, goal_vel: float | None = None, direction: float | None = None
+    ) -> None:
         if (goal_vel is None) == (direction is None):
             raise ValueError("give exactly one of goal_vel and direction")
         super().__init__(env)
@@ -38,11 +41,13 @@ class HalfCheetahTaskEnv(gymnasium.Wrapper):
         data = self._data
         return np.concatenate((data.qpos[1:], data.qvel, data.xpos[self._torso])).astype(np.float32)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         _, info = self.env.reset(seed=seed, options=options)
         return self._observation(), info
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         _, _, terminated, truncated, info = self.env.step(action)
         velocity = float(info["x_velocity"])
         if self.goal_vel is not None:
@@ -62,17 +67,19 @@ class AntDirEnv(gymnasium.Wrapper):
     only changes the last step of an episode that ends by falling).
     """
 
-    def __init__(self, env: gymnasium.Env, *, goal_angle: float):
+    def __init__(self, env: gymnasium.Env, *, goal_angle: float) -> None:
         super().__init__(env)
         self.goal_angle = goal_angle
         self._goal_direction = (float(np.cos(goal_angle)), float(np.sin(goal_angle)))
         self.observation_space = _float32_box(27)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         return obs.astype(np.float32), info
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, _, terminated, truncated, info = self.env.step(action)
         cos_g, sin_g = self._goal_direction
         forward = cos_g * float(info["x_velocity"]) + sin_g * float(info["y_velocity"])
@@ -92,7 +99,7 @@ class MetaWorldTaskEnv(gymnasium.Wrapper):
     Reward, `info["success"]` and the rest of the info are the env's own.
     """
 
-    def __init__(self, env: gymnasium.Env, *, camera_name: str | None = None):
+    def __init__(self, env: gymnasium.Env, *, camera_name: str | None = None) -> None:
         super().__init__(env)
         raw_space = env.observation_space
         self.observation_space = spaces.Box(
@@ -100,15 +107,17 @@ class MetaWorldTaskEnv(gymnasium.Wrapper):
         )
         self._flip_frames = camera_name in _FLIPPED_CAMERAS
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
         return obs.astype(np.float32), info
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         return obs.astype(np.float32), float(reward), terminated, truncated, info
 
-    def render(self):
+    def render(self) -> RenderFrame | list[RenderFrame] | None:
         frame = self.env.render()
         if self._flip_frames and isinstance(frame, np.ndarray):
             return np.ascontiguousarray(frame[::-1])

@@ -31,7 +31,7 @@ def autocast_method(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run an Autocast module's method under its `autocast()` (the model's inner passes, once each)."""
 
     @functools.wraps(method)
-    def wrapped(self: Autocast, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    def wrapped(self: Autocast, *args: Any, **kwargs: Any) -> Any:
         with self.autocast():
             return method(self, *args, **kwargs)
 

@@ -24,7 +24,15 @@ class ShardedPLM(torch.nn.Module):
         super().__init__()
         self.plm, self.info = plm, info
 
-    def forward(self, states, actions, returns_to_go, timesteps, mask, prompt: Prompt):  # noqa: ANN001, ANN201
+    def forward(
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        returns_to_go: torch.Tensor,
+        timesteps: torch.Tensor,
+        mask: torch.Tensor,
+        prompt: Prompt,
+    ) -> torch.Tensor:
         rows = torch.arange(states.shape[0], device=states.device)[self.info.shard(states.shape[0])]
         prompt_rows = rows if prompt.rows is None else prompt.rows[rows]
         local = self.plm(

@@ -4,6 +4,7 @@ pretrain and diffuse runs behind the numbers."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -32,7 +33,7 @@ CURVE_KEYS = {
 }
 
 
-def _pyplot():  # noqa: ANN202 - matplotlib's module
+def _pyplot() -> ModuleType:  # matplotlib's pyplot module
     import matplotlib
 
     matplotlib.use("Agg")

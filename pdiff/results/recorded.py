@@ -19,7 +19,7 @@ def compute_settings(runs: list[Run | None]) -> dict[str, str]:
     }
 
 
-def value_text(value: Any) -> str:  # noqa: ANN401
+def value_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 

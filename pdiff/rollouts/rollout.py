@@ -20,7 +20,7 @@ from pdiff.data.loader import FamilyData
 from pdiff.envs.base import TaskFamily
 from pdiff.models.checkpoint import load_inference
 from pdiff.models.prompt_dt import Prompt, PromptDT, PromptDTConfig
-from pdiff.rollouts.simulators import EnvPool
+from pdiff.rollouts.simulators import EnvPool, Lease
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,16 @@ def rollout(
             lender.close()
 
 
-def _run(family, policy, prompts, lease, rows, results, horizon, on_step) -> list[EpisodeResult]:  # noqa: ANN001
+def _run(
+    family: TaskFamily,
+    policy: FrozenPolicy,
+    prompts: Prompt,
+    lease: Lease,
+    rows: list[tuple[int, int, int, int]],  # (prompt row, task, episode, seed)
+    results: list[EpisodeResult],
+    horizon: int,
+    on_step: Callable[[int], None] | None,
+) -> list[EpisodeResult]:
     # Histories live in numpy (cheap per-row writes); each step copies only the live rows' K-step window
     # into one tensor per input. The arithmetic is float32 throughout, as the model reads it.
     n, device = len(rows), policy.device

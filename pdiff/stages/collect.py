@@ -77,7 +77,7 @@ class CollectConfig(StageConfig):
 
     @model_validator(mode="before")
     @classmethod
-    def _medium_noise_is_metaworld_only(cls, data: Any) -> Any:  # noqa: ANN401 - pydantic's raw input
+    def _medium_noise_is_metaworld_only(cls, data: Any) -> Any:  # pydantic's raw input
         # A SAC teacher's snapshot makes the MuJoCo medium kind: the noise means nothing there, and a run
         # recorded with the old default (3.0) must still match today's config.
         if isinstance(data, dict) and not str(data.get("env", "metaworld-")).startswith("metaworld-"):

@@ -26,7 +26,7 @@ _HOME = {
 __all__ = sorted(_HOME)
 
 
-def __getattr__(name: str) -> Any:  # noqa: ANN401 - whichever object is asked for
+def __getattr__(name: str) -> Any:  # whichever object is asked for
     if name not in _HOME:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)

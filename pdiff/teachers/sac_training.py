@@ -134,7 +134,14 @@ def train_teacher(
 
 
 class _Trainer:
-    def __init__(self, family, config: SACConfig, out_dir: Path, seed: int, on_progress) -> None:
+    def __init__(
+        self,
+        family: TaskFamily,
+        config: SACConfig,
+        out_dir: Path,
+        seed: int,
+        on_progress: Callable[[dict], None] | None,
+    ) -> None:
         self.family, self.config, self.out_dir, self.seed = family, config, out_dir, seed
         self.on_progress = on_progress
         self.input_dim = family.obs_dim + family.task_condition(0).shape[0]

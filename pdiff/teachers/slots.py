@@ -3,6 +3,8 @@ with the task's condition appended to the observation (what the task-conditioned
 
 from __future__ import annotations
 
+from typing import Any, SupportsFloat
+
 import gymnasium
 import numpy as np
 
@@ -29,7 +31,9 @@ class RandomTaskEnv(gymnasium.Env):
         self._env: gymnasium.Env | None = None
         self._condition = np.zeros(condition_dim, dtype=np.float32)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         task_id = int(self.np_random.integers(self.family.num_tasks))
         if task_id != self.task_id or self._env is None:
@@ -43,7 +47,7 @@ class RandomTaskEnv(gymnasium.Env):
             obs, *_ = self._env.step(action)
         return self._with_condition(obs), {**info, "task_id": task_id}
 
-    def step(self, action):
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self._env.step(action)
         return self._with_condition(obs), reward, terminated, truncated, info
 

@@ -43,7 +43,14 @@ class ReplayBuffer:
         self.position = 0
         self.size = 0
 
-    def add(self, obs, actions, rewards, next_obs, terminated) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+    ) -> None:
         for row in range(len(obs)):
             i = self.position
             self.obs[i], self.actions[i], self.rewards[i] = obs[row], actions[row], rewards[row]

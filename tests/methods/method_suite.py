@@ -44,7 +44,7 @@ def tune_context(
     diffuse: Run | None = None,
     rng_seed: int = 0,
     out_dir: Path | None = None,
-    **flags: Any,  # noqa: ANN401 - tune settings as on the command line
+    **flags: Any,  # tune settings as on the command line
 ) -> tuple[TaskContext, TuneConfig]:
     """What `pdiff tune --method METHOD` hands the method for seed 0 and `task` at the smoke preset on
     reach, and the tune config it comes from; its draws come from `rng_seed`, so tests can pin them."""
@@ -60,7 +60,7 @@ def tune_context(
     return dataclasses.replace(context, rng=np.random.default_rng(rng_seed)), config
 
 
-def ptdt_context(ws: Workspace, pretrain: Run, **flags: Any) -> TaskContext:  # noqa: ANN401
+def ptdt_context(ws: Workspace, pretrain: Run, **flags: Any) -> TaskContext:
     """ptdt's context on reach's second test task (the PTDT tests' common ground)."""
     return tune_context(ws, pretrain, "ptdt", get_family(REACH).test_tasks[1], rng_seed=5, **flags)[0]
 
@@ -100,7 +100,7 @@ def expected_tunable_parameters(
     )
 
 
-def _numel(handle, key: str) -> int:  # noqa: ANN001
+def _numel(handle, key: str) -> int:
     return int(np.prod(handle.get_slice(key).get_shape()))
 
 

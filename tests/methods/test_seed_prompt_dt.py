@@ -111,7 +111,7 @@ def test_a_tune_on_several_prompt_dts_resumes_after_a_failure(trained, second_se
     real = METHODS["prompt-dt"].tune_task
     calls = []
 
-    def failing_on_the_second(context):  # noqa: ANN001, ANN202
+    def failing_on_the_second(context):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("killed mid-way")
@@ -133,7 +133,7 @@ def test_an_eval_on_several_prompt_dts_resumes_after_a_failure(trained, second_s
     other_pretrain, _ = second_seed
     prompt_dts = [pretrain.run_id, other_pretrain.run_id]
 
-    def failing(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def failing(*args, **kwargs):
         raise RuntimeError("killed mid-way")
 
     monkeypatch.setattr(eval_stage, "evaluate", failing)

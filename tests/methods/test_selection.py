@@ -18,7 +18,7 @@ pytestmark = pytest.mark.metaworld
 REACH = "metaworld-reach"
 
 
-def _tune(trained, method: str, **flags):  # noqa: ANN001, ANN202
+def _tune(trained, method: str, **flags):
     """Tune the fixture's own Prompt-DT (other tests add Prompt-DTs to the shared workspace)."""
     ws, pretrain, _ = trained
     flags = {"env": REACH, "method": method, "pretrain_run": pretrain.run_id, **flags}
@@ -31,7 +31,7 @@ def test_selection_builds_no_simulator_and_records_its_choice(trained, monkeypat
     built: list[int] = []
     make_env = MetaWorldFamily.make_env
 
-    def counting(self, task_id, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def counting(self, task_id, **kwargs):
         built.append(task_id)
         return make_env(self, task_id, **kwargs)
 

@@ -16,7 +16,7 @@ from pdiff.models.prompt_dt import PromptDT, PromptDTConfig, action_loss
 LOSS_TOLERANCE = 0.05
 
 
-def train(model: torch.nn.Module, loss_of, precision: str, steps: int) -> tuple[float, float]:  # noqa: ANN001
+def train(model: torch.nn.Module, loss_of, precision: str, steps: int) -> tuple[float, float]:
     """(first loss, mean of the last 30) of `steps` Adam steps in `precision`; step i's loss is
     loss_of(model, i), so both precisions see the same batches and noise."""
     use_precision(model, Compute("cpu", 1, precision, "test", ""))

@@ -60,7 +60,7 @@ def _not_a_family(name: str) -> bool:
 
 
 @st.composite
-def bad_arguments(draw, p, fault: str) -> tuple[list[str], str]:  # noqa: ANN001
+def bad_arguments(draw, p, fault: str) -> tuple[list[str], str]:
     """(argv after `-w WS`, a string the error line must contain) for one kind of fault."""
     stage = draw(st.sampled_from(STAGES))
     if fault == "family":
@@ -177,7 +177,7 @@ def test_bad_arguments_give_one_line_and_exit_2(shared_pipeline):
     assert len(seen) >= 200 and {fault for fault, _ in seen} == set(FAULTS)
 
 
-def _limited_file_size(limit: int):  # noqa: ANN202 - a preexec_fn
+def _limited_file_size(limit: int):  # a preexec_fn
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))

@@ -22,7 +22,7 @@ COMPARISONS = [
 @pytest.mark.parametrize(("pages", "reports", "doc", "cells", "probabilities"), COMPARISONS)
 def test_each_comparison_page_is_what_the_script_writes_and_its_doc_quotes_it(
     monkeypatch, pages, reports, doc, cells, probabilities
-):  # noqa: ANN001
+):
     monkeypatch.chdir(ROOT)
     before, after = (pages / name / "report.json" for name in reports)
     page = moves_page(cell_moves(read_report(before), read_report(after)), before, after)

@@ -26,10 +26,10 @@ from pdiff.workflows.pipeline import same_config
 pytestmark = pytest.mark.metaworld
 
 
-def _spy(monkeypatch, module, name):  # noqa: ANN001, ANN202 - (the calls' arguments, recorded)
+def _spy(monkeypatch, module, name):  # (the calls' arguments, recorded)
     calls, real = [], getattr(module, name)
 
-    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def spy(*args, **kwargs):
         calls.append((args, kwargs))
         return real(*args, **kwargs)
 
@@ -37,7 +37,7 @@ def _spy(monkeypatch, module, name):  # noqa: ANN001, ANN202 - (the calls' argum
     return calls
 
 
-def _rows(run, phase):  # noqa: ANN001, ANN202
+def _rows(run, phase):
     rows = [json.loads(line) for line in (run.dir / "metrics.jsonl").read_text().splitlines()]
     return [r for r in rows if r["phase"] == phase]
 

@@ -12,7 +12,7 @@ from pdiff.stages.report import ReportConfig, run_report
 pytestmark = pytest.mark.metaworld
 
 
-def report_cells(ws, **filters) -> set[tuple[str, str]]:  # noqa: ANN001
+def report_cells(ws, **filters) -> set[tuple[str, str]]:
     _, summary = run_report(ws, ReportConfig(**filters), argv=["pdiff", "report"])
     return {(r["method"], r["data_kind"]) for r in summary["data"]["results"]}
 

@@ -35,7 +35,7 @@ def succeeded(workspace: Workspace | Path, *args: str) -> Result:
     return result
 
 
-def workspace_json(workspace: Workspace | Path, *args: str) -> Any:  # noqa: ANN401 - what the command prints
+def workspace_json(workspace: Workspace | Path, *args: str) -> Any:  # what the command prints
     """`pdiff -w WORKSPACE --json ARGS`, as `pdiff_json`."""
     return pdiff_json("-w", _root(workspace), *args)
 
@@ -76,7 +76,7 @@ def pdiff_started(*args: str, workspace: Workspace | Path) -> subprocess.Popen[s
     )
 
 
-def pdiff_json(*args: str) -> Any:  # noqa: ANN401 - whatever the command prints
+def pdiff_json(*args: str) -> Any:  # whatever the command prints
     """`pdiff --json ARGS`: exit status 0 asserted (the output in the message otherwise), stdout parsed."""
     result = runner.invoke(app, ["--json", *args])
     assert result.exit_code == 0, (args, result.output)

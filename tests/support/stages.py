@@ -21,13 +21,13 @@ _STAGES = {
 }
 
 
-def smoke_config(ws: Workspace, stage: str, **flags: Any) -> Any:  # noqa: ANN401 - the stage's config model
+def smoke_config(ws: Workspace, stage: str, **flags: Any) -> Any:  # the stage's config model
     """The stage's config at the smoke preset on reach, `flags` as if given on the command line."""
     config_class, _ = _STAGES[stage]
     return resolve_config(config_class, stage, workspace=ws, preset="smoke", flags={"env": FAMILY, **flags})
 
 
-def run_smoke(ws: Workspace, stage: str, **flags: Any) -> tuple[Run, dict]:  # noqa: ANN401
+def run_smoke(ws: Workspace, stage: str, **flags: Any) -> tuple[Run, dict]:
     """Run one stage to the end; (its run, its summary)."""
     _, run = _STAGES[stage]
     return run(ws, smoke_config(ws, stage, **flags), argv=["pdiff", stage])

@@ -17,7 +17,7 @@ def test_auto_takes_bf16_only_where_native_and_measured_faster(tmp_path, monkeyp
     cache = tmp_path / "precision.json"
     measured = []
 
-    def measure(device, repeats=6):  # noqa: ANN001, ANN202
+    def measure(device, repeats=6):
         measured.append(device)
         return speedup
 
@@ -73,7 +73,7 @@ def test_stages_record_their_threads_and_precision_and_run_in_bf16(reach_ws, mon
     from pdiff.rollouts.rollout import load_policy
     from pdiff.stages import common
 
-    def trained_weights(run) -> str:  # noqa: ANN001
+    def trained_weights(run) -> str:
         return weights_sha256(load_policy(common.checkpoint_of(run), "cpu")[0].model)
 
     pretrain, _ = run_smoke(reach_ws, "pretrain", precision="bf16")
