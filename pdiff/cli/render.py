@@ -6,14 +6,16 @@
 from __future__ import annotations
 
 import difflib
+import shlex
 from collections.abc import Iterable
 from typing import Any
 
 from rich.table import Table
 
-from pdiff.console import out
+from pdiff.console import err, out
 from pdiff.errors import UsageError
 from pdiff.results.inventory import headline
+from pdiff.workspace.root import Workspace
 
 __all__ = ["choice", "compact", "headline", "key_values", "number"]
 
@@ -85,3 +87,20 @@ def results_table_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str
             )
         )
     return rows
+
+
+def run_summary(title: str, run_id: str, summary: dict[str, Any]) -> None:
+    """A finished stage's summary, one metric a row."""
+    table = Table("metric", "value", title=f"{title}  ({run_id})")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    out.print(table)
+
+
+def tracking_hint(workspace: Workspace) -> None:
+    """Where a training stage's curves can be browsed (TensorBoard, when installed)."""
+    from pdiff.tracking import available
+
+    if available():
+        runs = shlex.quote(str(workspace.runs_dir.resolve()))
+        err.print(f"curves: tensorboard --logdir {runs}", highlight=False, soft_wrap=True, markup=False)

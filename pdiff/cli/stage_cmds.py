@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -25,9 +24,9 @@ from pdiff.cli.flags import (
     set_option,
 )
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
-from pdiff.cli.render import results_table_rows
+from pdiff.cli.render import results_table_rows, run_summary, tracking_hint
 from pdiff.config import parse_set, resolve_config
-from pdiff.console import err, log, next_step, out
+from pdiff.console import log, next_step, out
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import rules_text
 from pdiff.methods.registry import DEFAULT_METHOD, METHODS, others_options
@@ -38,15 +37,6 @@ C = TypeVar("C", bound=BaseModel)
 def _preset(preset: str | None) -> str:
     """The ` --preset NAME` the user chose, for the commands suggested next."""
     return f" --preset {preset}" if preset else ""
-
-
-def _tracking_hint(workspace: Any) -> None:
-    """Where a training stage's curves can be browsed (TensorBoard, when installed)."""
-    from pdiff.tracking import available
-
-    if available():
-        runs = shlex.quote(str(workspace.runs_dir.resolve()))
-        err.print(f"curves: tensorboard --logdir {runs}", highlight=False, soft_wrap=True, markup=False)
 
 
 @app.command()
@@ -94,15 +84,8 @@ def collect(
     )
     run, summary = run_collect(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
-    emit(opts, json_flag, payload, lambda: _print_summary(f"collect {run.family}", run.run_id, summary))
+    emit(opts, json_flag, payload, lambda: run_summary(f"collect {run.family}", run.run_id, summary))
     next_step(f"pdiff pretrain --env {run.family}{_preset(preset)}")
-
-
-def _print_summary(title: str, run_id: str, summary: dict[str, Any]) -> None:
-    table = Table("metric", "value", title=f"{title}  ({run_id})")
-    for key, value in summary.items():
-        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    out.print(table)
 
 
 def with_upstream_family(ctx: typer.Context, cfg: C, stage: str, resume: str | None, *runs: str | None) -> C:
@@ -169,12 +152,12 @@ def pretrain(
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
-    emit(opts, json_flag, payload, lambda: _print_summary(f"pretrain {run.family}", run.run_id, summary))
+    emit(opts, json_flag, payload, lambda: run_summary(f"pretrain {run.family}", run.run_id, summary))
     next_step(
         f"pdiff eval --pretrain {run.run_id}{_preset(preset)}   "
         f"(or: pdiff diffuse --env {run.family}{_preset(preset)})"
     )
-    _tracking_hint(workspace)
+    tracking_hint(workspace)
 
 
 @app.command("eval")
@@ -330,9 +313,9 @@ def diffuse(
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return
     payload = {"run_id": run.run_id, "status": run.status.value, "summary": summary}
-    emit(opts, json_flag, payload, lambda: _print_summary(f"diffuse {run.family}", run.run_id, summary))
+    emit(opts, json_flag, payload, lambda: run_summary(f"diffuse {run.family}", run.run_id, summary))
     next_step(f"pdiff tune --diffuse {run.run_id}{_preset(preset)}")
-    _tracking_hint(workspace)
+    tracking_hint(workspace)
 
 
 @app.command()
@@ -408,6 +391,6 @@ def tune(
         opts,
         json_flag,
         {"run_id": run.run_id, **summary},
-        lambda: _print_summary(f"tune {run.family}", run.run_id, shown),
+        lambda: run_summary(f"tune {run.family}", run.run_id, shown),
     )
     next_step(f"pdiff eval --tune {run.run_id}{_preset(preset)}")
