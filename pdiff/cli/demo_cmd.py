@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.table import Table
 
 from pdiff.cli.app import app, options
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
-from pdiff.cli.render import headline
-from pdiff.console import err, next_step, out
+from pdiff.cli.render import steps_table
+from pdiff.console import err, next_step
 
 
 @app.command()
@@ -31,13 +30,8 @@ def demo(
     results = run_demo(workspace, env, preset, ["pdiff", *sys.argv[1:]])
     payload = [r.__dict__ for r in results]
 
-    def render() -> None:
-        table = Table("step", "state", "run", "result", title=f"demo: {env} ({preset}) in {workspace.root}")
-        for r in results:
-            table.add_row(r.step, r.state, r.run_id or "", headline(r.summary or {}))
-        out.print(table)
-
-    emit(opts, json_flag, payload, render)
+    title = f"demo: {env} ({preset}) in {workspace.root}"
+    emit(opts, json_flag, payload, lambda: steps_table(title, results))
     for r in results:
         if r.step == "report" and r.summary:
             err.print(f"report: {workspace.root / r.summary['report']}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import shlex
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -16,6 +16,9 @@ from pdiff.console import err, out
 from pdiff.errors import UsageError
 from pdiff.results.inventory import headline
 from pdiff.workspace.root import Workspace
+
+if TYPE_CHECKING:
+    from pdiff.workflows.steps import StepResult
 
 __all__ = ["choice", "compact", "headline", "key_values", "number"]
 
@@ -104,3 +107,11 @@ def tracking_hint(workspace: Workspace) -> None:
     if available():
         runs = shlex.quote(str(workspace.runs_dir.resolve()))
         err.print(f"curves: tensorboard --logdir {runs}", highlight=False, soft_wrap=True, markup=False)
+
+
+def steps_table(title: str, results: Iterable[StepResult]) -> None:
+    """What a pipeline command did per step (reproduce, demo): its state, run and headline."""
+    table = Table("step", "state", "run", "result", title=title)
+    for r in results:
+        table.add_row(r.step, r.state, r.run_id or "", headline(r.summary or {}))
+    out.print(table)

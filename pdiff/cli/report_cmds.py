@@ -15,7 +15,7 @@ from rich.table import Table
 from pdiff.cli.app import app, options
 from pdiff.cli.flags import PRESET, parse_ids, parse_names
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
-from pdiff.cli.render import headline
+from pdiff.cli.render import steps_table
 from pdiff.console import err, next_step, out
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import ABLATION_RULES
@@ -270,14 +270,8 @@ def reproduce(
     )
     path = report_run.dir / "report.md" if report_run is not None else None
 
-    def render() -> None:
-        table = Table("step", "state", "run", "result", title=f"reproduce in {shown}")
-        for r in results:
-            table.add_row(r.step, r.state, r.run_id or "", headline(r.summary or {}))
-        out.print(table)
-
     payload = {"steps": [r.__dict__ for r in results], "report": str(path) if path else None}
-    emit(opts, json_flag, payload, render)
+    emit(opts, json_flag, payload, lambda: steps_table(f"reproduce in {shown}", results))
     counts = {
         state: sum(r.state == state for r in results) for state in ("ran", "resumed", "reused", "planned")
     }
