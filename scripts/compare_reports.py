@@ -1,6 +1,6 @@
 """Compare the cells of two report.json files (run ids, times and machine details aside).
 
-    python scripts/compare_reports.py BEFORE/report.json AFTER/report.json [--tolerance 0]
+    python scripts/compare_reports.py BEFORE/report.json AFTER/report.json [--tolerance 0] [--common]
     python scripts/compare_reports.py BEFORE/report.json AFTER/report.json --moves [--out PAGE.md]
 
 Prints each measured field that differs and exits 1 if any does, 0 if the cells are equal (within the
@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from pdiff.results.compare import cell_moves, compare_reports, moves_page, moves_text
+from pdiff.results.compare import cell_moves, cell_name, compare_reports, moves_page, moves_text
 from pdiff.results.report_json import read_report
 from pdiff.workspace.atomic import atomic_write_text
 
@@ -37,6 +37,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--moves", action="store_true", help="whether each cell moved beyond its seeds' spread"
     )
+    parser.add_argument(
+        "--common", action="store_true", help="compare only the cells both reports hold (one is a part)"
+    )
     parser.add_argument("--out", type=Path, help="with --moves: also write the list as a markdown page here")
     args = parser.parse_args(argv)
     if args.moves:
@@ -46,14 +49,15 @@ def main(argv: list[str]) -> int:
             atomic_write_text(args.out, moves_page(moves, args.before, args.after))
         return 0 if all(move.verdict == "level" for move in moves) else 1
     before, after = (json.loads(path.read_text()) for path in (args.before, args.after))
-    differences = compare_reports(before, after, args.tolerance)
+    differences = compare_reports(before, after, args.tolerance, args.common)
     for difference in differences:
         print(difference.line())
     gaps = [d.gap for d in differences if d.gap is not None]
-    cells = len(before["results"])
+    names = [{cell_name(r) for r in report["results"]} for report in (before, after)]
     verdict = "equal" if not differences else f"{len(differences)} differences"
+    both = f" ({len(names[0] & names[1])} in both, compared)" if args.common else ""
     print(
-        f"{cells} cells before, {len(after['results'])} after: {verdict}"
+        f"{len(names[0])} cells before, {len(names[1])} after{both}: {verdict}"
         + (f", largest gap {max(gaps):.6g}" if gaps else "")
     )
     return 1 if differences else 0

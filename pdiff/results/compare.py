@@ -84,16 +84,20 @@ def _differs(before: Any, after: Any, tolerance: float) -> tuple[bool, float | N
 
 
 def compare_reports(
-    before: dict[str, Any], after: dict[str, Any], tolerance: float = 0.0
+    before: dict[str, Any], after: dict[str, Any], tolerance: float = 0.0, common: bool = False
 ) -> list[Difference]:
-    """Every measured field that differs between the two reports' cells (by more than `tolerance`)."""
+    """Every measured field that differs between the two reports' cells (by more than `tolerance`); a cell
+    only one report holds is a difference too, unless `common` (a report of part of a study, such as its
+    Table 1 regenerated elsewhere, against the whole)."""
     cells = [{cell_name(r): r for r in report["results"]} for report in (before, after)]
-    differences = [
-        Difference(name, "cell", "present", "missing", None) for name in cells[0] if name not in cells[1]
-    ]
-    differences += [
-        Difference(name, "cell", "missing", "present", None) for name in cells[1] if name not in cells[0]
-    ]
+    differences = []
+    if not common:
+        differences += [
+            Difference(name, "cell", "present", "missing", None) for name in cells[0] if name not in cells[1]
+        ]
+        differences += [
+            Difference(name, "cell", "missing", "present", None) for name in cells[1] if name not in cells[0]
+        ]
     for name in sorted(cells[0].keys() & cells[1].keys()):
         old, new = cells[0][name], cells[1][name]
         for field in sorted((old.keys() | new.keys()) - NOT_MEASURED):

@@ -49,6 +49,10 @@ def test_a_missing_cell_is_a_difference():
     differences = compare_reports(before, after)
     assert [(d.field, d.before, d.after) for d in differences] == [("cell", "present", "missing")]
     assert dropped["method"] in differences[0].cell
+    # a part of the study (Table 1 regenerated elsewhere) against the whole: only the cells both hold
+    assert compare_reports(before, after, common=True) == []
+    after["results"][0]["score"]["mean"] += 1.0
+    assert [d.field for d in compare_reports(before, after, common=True)] == ["score.mean"]
 
 
 def test_a_cell_moved_within_its_seeds_spread_is_level_and_one_moved_far_is_not():
