@@ -38,7 +38,9 @@ def main(argv: list[str]) -> int:
         "--moves", action="store_true", help="whether each cell moved beyond its seeds' spread"
     )
     parser.add_argument(
-        "--common", action="store_true", help="compare only the cells both reports hold (one is a part)"
+        "--common",
+        action="store_true",
+        help="compare only the cells both reports hold (one is a part; --moves always does)",
     )
     parser.add_argument("--out", type=Path, help="with --moves: also write the list as a markdown page here")
     args = parser.parse_args(argv)
@@ -60,6 +62,9 @@ def main(argv: list[str]) -> int:
         f"{len(names[0])} cells before, {len(names[1])} after{both}: {verdict}"
         + (f", largest gap {max(gaps):.6g}" if gaps else "")
     )
+    if args.common and not names[0] & names[1]:
+        print("no cell is in both reports: nothing was compared", file=sys.stderr)
+        return 1
     return 1 if differences else 0
 
 

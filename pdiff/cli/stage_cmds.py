@@ -88,7 +88,9 @@ def collect(
     next_step(f"pdiff pretrain --env {run.family}{_preset(preset)}")
 
 
-def with_upstream_family(ctx: typer.Context, cfg: C, stage: str, resume: str | None, *runs: str | None) -> C:
+def with_upstream_family(
+    ctx: typer.Context, cfg: C, stage: str, resume: str | None, *runs: str | list[str] | None
+) -> C:
     """`cfg` with the family of the newest finished `stage` run where no layer (flag, --set, --config) named
     a family or an input run, so that `pdiff pretrain` follows `pdiff collect`: the guess is the lowest layer,
     never one that overrides what the user wrote. A resumed run keeps its recorded config instead."""
@@ -169,7 +171,8 @@ def eval_cmd(
     prompt: str | None = typer.Option(
         None,
         "--prompt",
-        help="auto (latest tune run, else few-shot) | fewshot (prompt-dt) | random (control).",
+        help="auto (the latest tune run with these shots and data kind, else few-shot) | fewshot "
+        "(prompt-dt) | random (control).",
     ),
     shots: int | None = SHOTS,
     data_kind: str | None = DATA_KIND,
@@ -229,7 +232,9 @@ def eval_cmd(
         overrides=overrides,
         flags=flags,
     )
-    cfg = with_upstream_family(ctx, cfg, "pretrain", resume, cfg.pretrain_run, cfg.tune_run)
+    cfg = with_upstream_family(
+        ctx, cfg, "pretrain", resume, cfg.pretrain_run, cfg.pretrain_runs, cfg.tune_run
+    )
     if not (cfg.env or cfg.pretrain_run or cfg.tune_run or resume):
         raise UsageError(
             f"nothing to evaluate: no finished pretrain run in {workspace.root}",
@@ -374,7 +379,16 @@ def tune(
         flags=flags,
     )
     upstream_stage = "diffuse" if cfg.method == "prompt-diffuser" else "pretrain"
-    cfg = with_upstream_family(ctx, cfg, upstream_stage, resume, cfg.diffuse_run, cfg.pretrain_run)
+    cfg = with_upstream_family(
+        ctx,
+        cfg,
+        upstream_stage,
+        resume,
+        cfg.diffuse_run,
+        cfg.diffuse_runs,
+        cfg.pretrain_run,
+        cfg.pretrain_runs,
+    )
     for key in others_options(cfg.method, [parse_set(item)[0] for item in overrides]):
         log.warning("--set %s is an option of another method than %s: ignored", key, cfg.method)
     if not (cfg.env or cfg.diffuse_run or cfg.pretrain_run or resume):

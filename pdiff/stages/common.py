@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import yaml
+from pydantic import ValidationError
 
 from pdiff.compute import Compute, ComputeConfig, setup_compute, use_precision
 from pdiff.config import StageConfig
@@ -50,7 +51,14 @@ def open_run(
     if resume:
         # its recorded config is read before the run is locked again: one that no longer validates is an
         # error that leaves the run as it was
-        recorded = type(config).model_validate(find_run(workspace, resume, stage).manifest["config"])
+        try:
+            recorded = type(config).model_validate(find_run(workspace, resume, stage).manifest["config"])
+        except ValidationError as exc:
+            raise UsageError(
+                f"{stage} run {resume}'s recorded config is not valid for this pdiff: "
+                f"{exc.errors()[0]['msg']} ({'.'.join(map(str, exc.errors()[0]['loc']))})",
+                hint=f"start a new `pdiff {stage}` run instead of resuming this one",
+            ) from None
         run = reopen_for_resume(workspace, stage, resume)
         if stage in REDONE_ON_RESUME:  # the others log the checkpoint or the tasks they continue from
             log.info("resuming %s run %s: %s", stage, run.run_id, REDONE_ON_RESUME[stage])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pdiff.compute import ComputeConfig
 from pdiff.config import register_stage_config
@@ -83,6 +83,11 @@ class EvalConfig(ComputeConfig):
     workers: int = Field(
         1, ge=1, description="Processes stepping the simulators (1: this one); results do not depend on it."
     )
+
+    @field_validator("tasks")
+    @classmethod
+    def _each_task_once(cls, tasks: list[int] | None) -> list[int] | None:
+        return list(dict.fromkeys(tasks)) if tasks is not None else None
 
     @model_validator(mode="after")
     def _one_prompt_dt_per_seed(self) -> EvalConfig:
@@ -218,7 +223,7 @@ def run_eval(
         "pretrain_run": source.run_id,
         "pretrain_runs": [r.run_id for r in sources.values()] if per_seed else None,
     }
-    tasks = list(dict.fromkeys(map(family.check_task_id, config.tasks))) if config.tasks else None
+    tasks = [family.check_task_id(t) for t in config.tasks] if config.tasks else None
     if tuned is not None:
         # a tune run's tasks (training tasks for a fidelity measurement) are the ones it has prompts for
         tuned_tasks = tuned.config.get("tasks") or list(family.test_tasks)

@@ -56,7 +56,10 @@ def tune_context(
     fewshot = load_fewshot(ws.datasets_dir, family.name, [task], config.data_kind, config.shots)
     diffusion = checkpoint_of(diffuse) if diffuse is not None and method in NEEDS_DIFFUSE else None
     settings = method_settings(config, family, diffusion, CPU_FP32)
-    context = task_context(policy, fewshot, 0, task, settings, CPU, out_dir or ws.root)
+    per_episode = config.shots > 0 and not family.resets_vary  # as tune decides (pdiff.methods.adaptations)
+    context = task_context(
+        policy, fewshot, 0, task, settings, CPU, out_dir or ws.root, prompt_per_episode=per_episode
+    )
     return dataclasses.replace(context, rng=np.random.default_rng(rng_seed)), config
 
 
@@ -106,9 +109,10 @@ def _numel(handle, key: str) -> int:
 
 @torch.no_grad()
 def actions_of(model: PromptDT, inputs: Segments, prompt: Segments) -> torch.Tensor:
-    """Eval-mode action predictions of `model` on fixed segments with a one-row prompt."""
+    """Eval-mode action predictions of `model` on fixed segments with the prompt's first row."""
     model.eval()
     batch = inputs.to_torch()
+    prompt = prompt.take(np.arange(1))
     return model(
         batch["states"],
         batch["actions"],
@@ -136,7 +140,9 @@ def assert_prompt_equal(a: Segments, b: Segments) -> None:
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
 
 
-def assert_result_shape(result: TaskResult, arch: PromptDTConfig) -> None:
-    assert result.prompt.states.shape == (1, arch.prompt_len, arch.state_dim)
-    assert result.prompt.actions.shape == (1, arch.prompt_len, arch.act_dim)
+def assert_result_shape(result: TaskResult, arch: PromptDTConfig, rows: tuple[int, ...] = (1,)) -> None:
+    """A prompt of one row, or one per few-shot episode where `rows` allows it (prompt_per_episode)."""
+    assert result.prompt.states.shape[0] in rows
+    assert result.prompt.states.shape[1:] == (arch.prompt_len, arch.state_dim)
+    assert result.prompt.actions.shape == (result.prompt.states.shape[0], arch.prompt_len, arch.act_dim)
     assert all(np.isfinite(v) for v in result.metrics.values()), result.metrics

@@ -57,7 +57,7 @@ def test_method_tunes_saves_and_loads_as_eval_does(trained, method, options, tmp
     assert weights_sha256(policy.model) == frozen_sha
     assert weights_sha256(load_policy(checkpoint_of(pretrain), CPU)[0].model) == frozen_sha
     arch = policy.model.config
-    assert_result_shape(result, arch)
+    assert_result_shape(result, arch, rows=(1, config.shots))  # Meta-World: a prompt per shot
     plm_parameters = sum(p.numel() for p in policy.model.parameters())
     denoiser = str(checkpoint_of(diffuse) / "model.safetensors")
     assert result.tunable_parameters == expected_tunable_parameters(

@@ -194,7 +194,7 @@ def test_a_resume_whose_input_is_gone_fails_the_run(pretrained):
 def test_a_resume_whose_recorded_config_is_invalid_leaves_the_run_as_it_was(reach_ws):
     run_id = stale_run(reach_ws, "pretrain", FAMILY, {"env": FAMILY, "steps": -1})
     resumed = in_workspace(reach_ws, "pretrain", "--resume", run_id)
-    assert resumed.exit_code != 0
+    assert resumed.exit_code == 2 and "recorded config is not valid" in one_line_error(resumed.stderr)
     assert load_run(reach_ws, "pretrain", run_id).manifest["resumes"] == []  # never reopened
 
 

@@ -150,3 +150,8 @@ def test_every_cell_of_a_smoke_reach_matrix_stands_on_equal_rollouts(collected_t
     for method in METHODS:
         assert {len(p) for p in stored(method).values()} == {1 if method == "ptdt" else shots}, method
     assert evals["ptdt"]["summary"]["distinct_rollouts"] <= len(seeds) * len(tasks)
+
+
+def test_an_eval_config_names_each_task_once_so_the_one_a_run_records_matches_the_one_computed():
+    # reproduce and scripts/fidelity.py compare a finished eval's recorded config with the one they compute
+    assert EvalConfig(tasks=[0, 0, 10]).tasks == [0, 10] == EvalConfig(tasks=[0, 10]).tasks
