@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -207,8 +206,7 @@ def gc(
         if not yes and not sys.stdin.isatty():
             raise UsageError("gc needs confirmation but stdin is not a terminal", hint="pass --yes to delete")
         if yes or typer.confirm(f"Delete these {len(targets)} item(s)?", default=False, err=True):
-            for target in (workspace.root / t for t in targets):
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
+            inventory.delete([workspace.root / t for t in targets])
             deleted = True
     payload = {"targets": targets, "deleted": deleted, "dry_run": dry_run}
     if not targets:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +204,9 @@ def garbage(workspace: Workspace) -> list[Path]:
     """What `pdiff gc` offers to delete: failed, killed, stale and corrupt runs, and leftovers."""
     runs = [r.dir for r in list_runs(workspace) if r.display_status() in ("FAILED", "KILLED", "STALE")]
     return sorted(set(runs) | set(_unreadable_runs(workspace)) | set(leftovers(workspace)))
+
+
+def delete(paths: list[Path]) -> None:
+    """Remove what `garbage` listed (run directories and leftover files)."""
+    for path in paths:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
