@@ -22,6 +22,7 @@ from pdiff.data.minari_format import (
     latest_version,
     next_version,
     write_dataset,
+    write_namespace_metadata,
 )
 from pdiff.data.minari_read import read_metadata, verify_dataset
 from pdiff.envs.base import TaskFamily
@@ -174,3 +175,34 @@ def _worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def write_family_metadata(datasets_root: Path, family: TaskFamily) -> None:
+    """The family's namespace metadata: its simulator, task split and every task's parameters."""
+    metadata = {
+        "family": family.name,
+        "simulator": family.simulator,
+        "num_tasks": family.num_tasks,
+        "train_tasks": list(family.train_tasks),
+        "test_tasks": list(family.test_tasks),
+        "task_params": {str(t): family.task_params(t) for t in range(family.num_tasks)},
+    }
+    write_namespace_metadata(datasets_root, family.name, metadata)
+
+
+def collect_summary(run: Run) -> dict[str, Any]:
+    """Mean return and success per kind over every dataset this run wrote (as recorded in run.json)."""
+    datasets = [o for o in run.manifest["outputs"] if o["kind"] == "dataset"]
+    summary: dict[str, Any] = {"datasets": len(datasets)}
+    teacher = run.manifest["summary"].get("teacher")
+    if teacher:
+        for key in ("expert_eval_return", "medium_eval_return", "random_return", "updates"):
+            summary[f"teacher/{key}"] = teacher[key]
+    for kind in dict.fromkeys(o["dataset_kind"] for o in datasets):
+        of_kind = [o for o in datasets if o["dataset_kind"] == kind]
+        summary[f"{kind}/return_mean"] = float(np.mean([o["return_mean"] for o in of_kind]))
+        success = [o["success_rate"] for o in of_kind if o["success_rate"] is not None]
+        if success:
+            summary[f"{kind}/success_rate"] = float(np.mean(success))
+            summary[f"{kind}/min_task_success_rate"] = float(np.min(success))
+    return summary

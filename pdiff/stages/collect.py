@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from pdiff.collection.behaviour import KINDS, TaskJob
-from pdiff.collection.datasets import run_jobs, task_spaces, write_task_datasets, written_pairs
+from pdiff.collection.datasets import (
+    collect_summary,
+    run_jobs,
+    task_spaces,
+    write_family_metadata,
+    write_task_datasets,
+    written_pairs,
+)
 from pdiff.collection.sources import calibrated_medium_noise, episode_plan, policy_lineage, policy_specs
 from pdiff.collection.teacher import TeacherSettings, ensure_teacher, needs_teacher, shipped_provenance
 from pdiff.config import StageConfig, register_stage_config
 from pdiff.console import StageProgress, log
-from pdiff.data.minari_format import (
-    write_namespace_metadata,
-)
 from pdiff.envs import get_family
 from pdiff.envs.base import TaskFamily
 from pdiff.stages.common import open_run, stage_run
@@ -149,18 +152,7 @@ def collect(
         prompt_noise=config.prompt_noise,
         medium_noise=medium_noise(run, family, config, horizon),
     )
-    write_namespace_metadata(
-        workspace.datasets_dir,
-        family.name,
-        {
-            "family": family.name,
-            "simulator": family.simulator,
-            "num_tasks": family.num_tasks,
-            "train_tasks": list(family.train_tasks),
-            "test_tasks": list(family.test_tasks),
-            "task_params": {str(t): family.task_params(t) for t in range(family.num_tasks)},
-        },
-    )
+    write_family_metadata(workspace.datasets_dir, family)
     done = written_pairs(run)
     pending = [t for t in tasks if any((t, k) not in done for k in config.kinds)]
     if len(pending) < len(tasks):
@@ -182,25 +174,7 @@ def collect(
                 workspace, run, family, task, episodes, kinds=config.kinds, seed=config.seed, **writing
             )
             bar.update(1, task=task)
-    return summarise(run)
-
-
-def summarise(run: Run) -> dict[str, Any]:
-    """Mean return and success per kind over every dataset this run wrote (as recorded in run.json)."""
-    datasets = [o for o in run.manifest["outputs"] if o["kind"] == "dataset"]
-    summary: dict[str, Any] = {"datasets": len(datasets)}
-    teacher = run.manifest["summary"].get("teacher")
-    if teacher:
-        for key in ("expert_eval_return", "medium_eval_return", "random_return", "updates"):
-            summary[f"teacher/{key}"] = teacher[key]
-    for kind in dict.fromkeys(o["dataset_kind"] for o in datasets):
-        of_kind = [o for o in datasets if o["dataset_kind"] == kind]
-        summary[f"{kind}/return_mean"] = float(np.mean([o["return_mean"] for o in of_kind]))
-        success = [o["success_rate"] for o in of_kind if o["success_rate"] is not None]
-        if success:
-            summary[f"{kind}/success_rate"] = float(np.mean(success))
-            summary[f"{kind}/min_task_success_rate"] = float(np.min(success))
-    return summary
+    return collect_summary(run)
 
 
 def run_collect(
