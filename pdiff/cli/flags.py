@@ -1,13 +1,19 @@
-"""The options several commands share (`--preset`, `--config`, `--set`, `--resume`, …) and the one parsing of
-list values (`--tasks 0,3,5-7`, `--env a,b --env c`)."""
+"""The options several commands share (`--preset`, `--config`, `--set`, `--resume`, …), the one parsing of
+list values (`--tasks 0,3,5-7`, `--env a,b --env c`) and the default `--env` (the latest upstream run's)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
+from pydantic import BaseModel
 
 from pdiff.errors import UsageError
+
+if TYPE_CHECKING:
+    from pdiff.workspace.root import Workspace
+
+C = TypeVar("C", bound=BaseModel)
 
 PRESET = typer.Option(
     None, "--preset", help="smoke | quick | study | paper (default: the workspace's default_preset)."
@@ -61,3 +67,17 @@ def parse_names(text: str | list[str] | None) -> list[str] | None:
         return None
     items = [text] if isinstance(text, str) else text
     return [p.strip() for item in items for p in item.split(",") if p.strip()]
+
+
+def with_upstream_family(
+    workspace: Workspace, cfg: C, stage: str, resume: str | None, *runs: str | list[str] | None
+) -> C:
+    """`cfg` with the family of the newest finished `stage` run where no layer (flag, --set, --config) named
+    a family or an input run, so that `pdiff pretrain` follows `pdiff collect`: the guess is the lowest layer,
+    never one that overrides what the user wrote. A resumed run keeps its recorded config instead."""
+    from pdiff.workspace.runs import RunStatus, list_runs
+
+    if resume or "env" in cfg.model_fields_set or any(runs):
+        return cfg
+    finished = [r for r in list_runs(workspace, stage) if r.status is RunStatus.FINISHED]
+    return cfg.model_copy(update={"env": finished[-1].family}) if finished else cfg

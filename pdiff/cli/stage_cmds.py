@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TypeVar
 
 import typer
-from pydantic import BaseModel
 from rich.table import Table
 
 from pdiff.cli.app import app, options
@@ -22,6 +20,7 @@ from pdiff.cli.flags import (
     parse_ids,
     parse_names,
     set_option,
+    with_upstream_family,
 )
 from pdiff.cli.inspect_cmds import JSON_OPTION, emit
 from pdiff.cli.render import results_table_rows, run_summary, tracking_hint
@@ -30,8 +29,6 @@ from pdiff.console import log, next_step, out
 from pdiff.errors import UsageError
 from pdiff.methods.guidance import rules_text
 from pdiff.methods.registry import DEFAULT_METHOD, METHODS, others_options
-
-C = TypeVar("C", bound=BaseModel)
 
 
 def _preset(preset: str | None) -> str:
@@ -88,21 +85,6 @@ def collect(
     next_step(f"pdiff pretrain --env {run.family}{_preset(preset)}")
 
 
-def with_upstream_family(
-    ctx: typer.Context, cfg: C, stage: str, resume: str | None, *runs: str | list[str] | None
-) -> C:
-    """`cfg` with the family of the newest finished `stage` run where no layer (flag, --set, --config) named
-    a family or an input run, so that `pdiff pretrain` follows `pdiff collect`: the guess is the lowest layer,
-    never one that overrides what the user wrote. A resumed run keeps its recorded config instead."""
-    from pdiff.workspace.runs import RunStatus, list_runs
-
-    if resume or "env" in cfg.model_fields_set or any(runs):
-        return cfg
-    workspace = options(ctx).open_workspace()
-    finished = [r for r in list_runs(workspace, stage) if r.status is RunStatus.FINISHED]
-    return cfg.model_copy(update={"env": finished[-1].family}) if finished else cfg
-
-
 @app.command()
 def pretrain(
     ctx: typer.Context,
@@ -149,7 +131,7 @@ def pretrain(
         overrides=overrides,
         flags=flags,
     )
-    cfg = with_upstream_family(ctx, cfg, "collect", resume)
+    cfg = with_upstream_family(workspace, cfg, "collect", resume)
     run, summary = run_pretrain(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return
@@ -233,7 +215,7 @@ def eval_cmd(
         flags=flags,
     )
     cfg = with_upstream_family(
-        ctx, cfg, "pretrain", resume, cfg.pretrain_run, cfg.pretrain_runs, cfg.tune_run
+        workspace, cfg, "pretrain", resume, cfg.pretrain_run, cfg.pretrain_runs, cfg.tune_run
     )
     if not (cfg.env or cfg.pretrain_run or cfg.tune_run or resume):
         raise UsageError(
@@ -313,7 +295,7 @@ def diffuse(
         overrides=overrides,
         flags=flags,
     )
-    cfg = with_upstream_family(ctx, cfg, "pretrain", resume, cfg.pretrain_run)
+    cfg = with_upstream_family(workspace, cfg, "pretrain", resume, cfg.pretrain_run)
     run, summary = run_diffuse(workspace, cfg, argv=["pdiff", *sys.argv[1:]], resume=resume)
     if run is None:  # a non-zero torchrun rank: rank 0 reports
         return
@@ -380,7 +362,7 @@ def tune(
     )
     upstream_stage = "diffuse" if cfg.method == "prompt-diffuser" else "pretrain"
     cfg = with_upstream_family(
-        ctx,
+        workspace,
         cfg,
         upstream_stage,
         resume,

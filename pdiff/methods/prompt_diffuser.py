@@ -330,8 +330,7 @@ def trial_result(
     alone."""
     fixed = np.random.default_rng([context.seed, context.task])
     condition = context.fewshot_prompts.for_task(context.task, fixed)
-    noise_seed = context.torch_seed
-    generate = fixed_noise_prompts(denoiser, schedule, codec, context.device, noise_seed)
+    generate = fixed_noise_prompts(denoiser, schedule, codec, context.device, context.torch_seed)
     return TaskResult(prompt=generate(condition), tunable_parameters=0)
 
 
@@ -387,8 +386,8 @@ def tune_task(context: TaskContext) -> TaskResult:
             )
             if context.stop_after(step, lambda: trial_result(context, denoiser, schedule, codec)):
                 break
-        loss_plm = float("nan") if losses.loss_plm is None else losses.loss_plm  # None: not computed (none)
-        metrics = {"loss_dm": losses.loss_dm, "loss_plm": loss_plm}
+        plm = np.nan if losses.loss_plm is None else losses.loss_plm  # None: not computed (rule none)
+        metrics = {"loss_dm": losses.loss_dm, "loss_plm": plm}
         save_weights(
             denoiser, context.out_dir / f"seed-{context.seed}" / f"task-{context.task:02d}.safetensors"
         )
@@ -399,6 +398,5 @@ def tune_task(context: TaskContext) -> TaskResult:
     # How far the generated states are from the real few-shot prompt they were conditioned on (RMS in the
     # Prompt-DT's normalised state units): compare with the distance between real prompts of different tasks.
     metrics["prompt_state_rms"] = float(np.sqrt(np.mean((prompt.states - condition.states) ** 2)))
-    tuned = tuning.adapt == "finetune"  # condition-only changes no weight
-    trainable = sum(p.numel() for p in denoiser.parameters()) if tuned else 0
+    trainable = sum(p.numel() for p in denoiser.parameters()) if tuning.adapt == "finetune" else 0
     return TaskResult(prompt=prompt, tunable_parameters=trainable, metrics=metrics)
