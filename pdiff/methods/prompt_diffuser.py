@@ -386,8 +386,8 @@ def tune_task(context: TaskContext) -> TaskResult:
             )
             if context.stop_after(step, lambda: trial_result(context, denoiser, schedule, codec)):
                 break
-        plm = np.nan if losses.loss_plm is None else losses.loss_plm  # None: not computed (rule none)
-        metrics = {"loss_dm": losses.loss_dm, "loss_plm": plm}
+        loss_plm = np.nan if losses.loss_plm is None else losses.loss_plm  # None: not computed (rule none)
+        metrics = {"loss_dm": losses.loss_dm, "loss_plm": loss_plm}
         save_weights(
             denoiser, context.out_dir / f"seed-{context.seed}" / f"task-{context.task:02d}.safetensors"
         )
