@@ -25,7 +25,7 @@ from pdiff.results.editions import (
     editions_paragraph,
 )
 from pdiff.results.report_json import read_report, restated
-from pdiff.results.scaling import scaling_sentence
+from pdiff.results.scaling import published_rungs, scaling_sentence
 from pdiff.results.setting_table import setting_table
 from pdiff.workspace.atomic import atomic_write_text
 
@@ -112,6 +112,19 @@ def earlier_reports(results_dir: Path) -> list[str]:
     return lines
 
 
+def scaling_links(results_dir: Path) -> list[str]:
+    """The summary's lines (a blank one, then the links) for the scaling study's pages, one per family; none
+    while results_dir/scaling holds no rung."""
+    pages = [family_dir.relative_to(results_dir).as_posix() for family_dir in published_rungs(results_dir)]
+    if not pages:
+        return []
+    links = " · ".join(f"[{page.rsplit('/', 1)[-1]}]({page}/README.md)" for page in pages)
+    return [
+        "",
+        f"The scaling study (every method against the Prompt-DT's pretraining budget), per family: {links}",
+    ]
+
+
 def render_summary(results_dir: Path) -> str:
     """The summary's Markdown, from the report.json files under `results_dir` alone."""
     files, merged = read_results(results_dir)
@@ -127,6 +140,7 @@ def render_summary(results_dir: Path) -> str:
         "",
         "Reports: " + " · ".join(f"[{f.parent.name}]({f.parent.name}/report.md)" for f in files),
         *earlier_reports(results_dir),
+        *scaling_links(results_dir),
         "",
         "## Where Prompt Diffuser stands",
         "",

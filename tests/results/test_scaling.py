@@ -197,6 +197,7 @@ def test_the_readme_gets_a_sentence_only_when_rungs_are_published(tmp_path):
     readme.write_text(f"# pdiff\n{README_BEGIN}\nold\n{README_END}\n")
     write_summary(results, readme)
     assert "Scaling" not in readme.read_text() and scaling_sentence(results, readme) == ""
+    assert "scaling" not in (results / "README.md").read_text()
     publish(results / SCALING_DIR / "cheetah-dir" / "x1", rung(40.0, 60.0, batch=1))
     publish(results / SCALING_DIR / "cheetah-dir" / "x4", rung(75.0, 60.0, batch=4))
     publish(results / SCALING_DIR / "cheetah-vel" / "x1", rung(70.0, 65.0, batch=1, family="cheetah-vel"))
@@ -210,3 +211,6 @@ def test_the_readme_gets_a_sentence_only_when_rungs_are_published(tmp_path):
     )
     assert re.search(sentence, readme.read_text().replace("\n", " "))
     assert not (results / SCALING_DIR / "cheetah-dir" / "README.md").exists()  # `make results` writes it
+    summary = (results / "README.md").read_text()
+    pages = "[cheetah-dir](scaling/cheetah-dir/README.md) · [cheetah-vel](scaling/cheetah-vel/README.md)"
+    assert f"per family: {pages}" in summary
