@@ -115,10 +115,12 @@ def earlier_reports(results_dir: Path) -> list[str]:
 def scaling_links(results_dir: Path) -> list[str]:
     """The summary's lines (a blank one, then the links) for the scaling study's pages, one per family; none
     while results_dir/scaling holds no rung."""
-    pages = [family_dir.relative_to(results_dir).as_posix() for family_dir in published_rungs(results_dir)]
+    pages = published_rungs(results_dir)
     if not pages:
         return []
-    links = " · ".join(f"[{page.rsplit('/', 1)[-1]}]({page}/README.md)" for page in pages)
+    links = " · ".join(
+        f"[{page.name}]({page.relative_to(results_dir).as_posix()}/README.md)" for page in pages
+    )
     return [
         "",
         f"The scaling study (every method against the Prompt-DT's pretraining budget), per family: {links}",
